@@ -1,0 +1,45 @@
+# 粤政图 — everything a fresh machine needs, installed by the project itself.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench data venv chromium clean help
+
+help:
+	@echo "make run    - the dashboard on http://127.0.0.1:8050 (bundled data, SQLite, no server)"
+	@echo "make test   - the whole test suite (installs what it needs first)"
+	@echo "make bench  - benchmarks -> BENCHMARKS.md and bench/results.json"
+	@echo "make data   - rebuild data/ from ../shared/data (reproducible, seeded)"
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Browser tests drive Debian's chromium; `playwright install` cannot download here.
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then \
+	  echo "installing Debian chromium for the browser tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	    || echo "WARNING: could not install chromium; browser tests will be skipped"; \
+	fi
+
+run: venv
+	$(BIN)/yzt serve
+
+test: venv chromium
+	$(BIN)/python -m pytest -n 2 tests
+
+bench: venv
+	$(BIN)/python -m bench
+
+data: venv
+	$(BIN)/yzt data build --shared ../shared/data
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

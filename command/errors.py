@@ -1,0 +1,46 @@
+"""The error tree of ``command``. ``str(err)`` is the one line shown to the user.
+
+    CommandError(ValueError)
+    ├── ScenarioError         a drill scenario refused whole: names the file, event (index, line) and field
+    ├── AlertError            a warning that may not be built or sent (no confirmation, invalid CAP, Exercise->live)
+    │   └── CapValidationError    the CAP XML fails the XSD; names the first failing element and line
+    ├── CapIngestError        an incoming CAP file refused (malformed, entities, schema)
+    ├── ChannelError          a channel misconfigured (unknown kind, missing url/key)
+    ├── SessionError          an action on an incident/session that does not exist or is closed
+    └── StoreError            the database is unusable (path, schema version)
+
+Delivery failures of a channel at run time are not exceptions for the user: the outbox records them,
+retries, and dead-letters after the last try.
+"""
+
+
+class CommandError(ValueError):
+    """Base of every refusal raised by ``command``."""
+
+
+class ScenarioError(CommandError):
+    pass
+
+
+class AlertError(CommandError):
+    pass
+
+
+class CapValidationError(AlertError):
+    pass
+
+
+class CapIngestError(CommandError):
+    pass
+
+
+class ChannelError(CommandError):
+    pass
+
+
+class SessionError(CommandError):
+    pass
+
+
+class StoreError(CommandError):
+    pass

@@ -1,0 +1,1 @@
+"""What happened and where: the incident model, coordinate systems, geocoding and grading."""

@@ -1,0 +1,114 @@
+"""Guangdong's admin units: province/city/district polygons (WGS84), the admin-unit table, census 2020.
+
+Loaded lazily, once per process and data directory; nothing is read at import.
+
+    from incidents import admin
+    admin.districts()          # GeoDataFrame: district_adcode, district_name, city_adcode, city_name,
+                               #   short_name, population (2020 census, NaN where the census has no row),
+                               #   area_km2 (EPSG:4547), geometry (WGS84)
+    admin.cities(), admin.province()
+    admin.units()              # DataFrame of guangdong_admin_units.csv, adcode as str
+    admin.locate_point(pt)     # (district row or None) by point in polygon
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+from shapely import Point as ShapelyPoint
+
+from settings import get_settings
+
+WGS84 = "EPSG:4326"
+METRIC = "EPSG:4547"  # CGCS2000 / 3-degree Gauss-Kruger CM 114E: metres, covers Guangdong
+GUANGDONG_ADCODE = "440000"
+
+BOUNDARY_FILES = {
+    "province": "boundaries/guangdong_province_amap_wgs84.geojson",
+    "city": "boundaries/guangdong_city_amap_wgs84.geojson",
+    "district": "boundaries/guangdong_district_amap_wgs84.geojson",
+}
+CENSUS_FILE = "population/guangdong_census2020_county.csv"
+UNITS_FILE = "gazetteer/guangdong_admin_units.csv"
+
+
+def data_dir() -> Path:
+    return get_settings().data_dir
+
+
+@functools.lru_cache(maxsize=4)
+def _read_boundaries(level: str, root: Path) -> gpd.GeoDataFrame:
+    gdf = gpd.read_file(root / BOUNDARY_FILES[level], engine="pyogrio")
+    gdf = gdf.set_crs(WGS84, allow_override=True)
+    for col in ("province_adcode", "city_adcode", "district_adcode"):
+        if col in gdf:
+            gdf[col] = gdf[col].astype("Int64").astype(str)
+    return gdf
+
+
+@functools.lru_cache(maxsize=2)
+def census(root: Path | None = None) -> pd.DataFrame:
+    """2020 census by adcode (province, city, county rows)."""
+    root = root or data_dir()
+    df = pd.read_csv(root / CENSUS_FILE, dtype={"adcode": str})
+    return df.set_index("adcode", drop=False)
+
+
+@functools.lru_cache(maxsize=2)
+def districts(root: Path | None = None) -> gpd.GeoDataFrame:
+    root = root or data_dir()
+    gdf = _read_boundaries("district", root).copy()
+    pop = census(root)["population"]
+    gdf["population"] = gdf["district_adcode"].map(pop).astype(float)
+    gdf["area_km2"] = gdf.to_crs(METRIC).area / 1e6
+    return gdf[["district_adcode", "district_name", "short_name", "city_adcode", "city_name",
+                "population", "area_km2", "geometry"]]
+
+
+@functools.lru_cache(maxsize=2)
+def cities(root: Path | None = None) -> gpd.GeoDataFrame:
+    root = root or data_dir()
+    gdf = _read_boundaries("city", root).copy()
+    gdf["population"] = gdf["city_adcode"].map(census(root)["population"]).astype(float)
+    return gdf[["city_adcode", "city_name", "short_name", "population", "geometry"]]
+
+
+@functools.lru_cache(maxsize=2)
+def province(root: Path | None = None) -> gpd.GeoDataFrame:
+    root = root or data_dir()
+    return _read_boundaries("province", root)
+
+
+@functools.lru_cache(maxsize=2)
+def province_shape(root: Path | None = None):
+    """The province outline as one shapely geometry (WGS84), prepared for fast point tests."""
+    import shapely
+    geom = province(root).geometry.union_all()
+    shapely.prepare(geom)
+    return geom
+
+
+@functools.lru_cache(maxsize=2)
+def units(root: Path | None = None) -> pd.DataFrame:
+    root = root or data_dir()
+    df = pd.read_csv(root / UNITS_FILE, dtype={"adcode": str})
+    df["city_adcode"] = df["city_adcode"].astype("Int64").astype(str).replace("<NA>", None)
+    return df
+
+
+def in_guangdong(lon: float, lat: float) -> bool:
+    """True when the WGS84 point lies inside Guangdong's outline."""
+    return bool(province_shape().covers(ShapelyPoint(lon, lat)))
+
+
+def locate_point(lon: float, lat: float) -> pd.Series | None:
+    """The district row whose polygon covers the WGS84 point, or None outside Guangdong."""
+    gdf = districts()
+    idx = gdf.sindex.query(ShapelyPoint(lon, lat), predicate="covered_by")
+    if len(idx) == 0:
+        return None
+    # 澳门大学横琴校区 (440499) lies inside 香洲区's outline: prefer the smallest unit that covers the point.
+    rows = gdf.iloc[idx].sort_values("area_km2")
+    return rows.iloc[0]
