@@ -70,6 +70,11 @@ class Settings(BaseModel):
     var_dir: Path = Field(default=ROOT / "var", description="runtime state, written by the product")
     database: Path | None = Field(default=None, description="SQLite file; default var_dir/yzt.db")
     tianditu_key: str | None = None
+    tianditu_geocoder_url: str = "https://api.tianditu.gov.cn/geocoder"
+    conference_url_template: str = Field(
+        default="https://meeting.example.invalid/yzt/{room}",
+        description="join link of the group's video conference; {room} is filled in. Set to your bridge.")
+    conference_dial: str | None = Field(default=None, description="phone bridge number, e.g. 020-12345678")
     geocoder_timeout_s: float = Field(default=3.0, gt=0)
     basemap_url: str | None = None
     channels: list[ChannelConfig] = Field(default_factory=_default_channels)
@@ -103,6 +108,7 @@ _ENV = {
     "YZT_DATABASE": "database",
     "YZT_TIANDITU_KEY": "tianditu_key",
     "YZT_BASEMAP_URL": "basemap_url",
+    "YZT_TIANDITU_GEOCODER_URL": "tianditu_geocoder_url",
 }
 
 

@@ -69,6 +69,9 @@ class Location:
     district_name: str | None = None
     city_name: str | None = None
     input_point: Point | None = None   # the point as given, in its own datum, when located from one
+    matched_level: str | None = None   # the finest name recognised (may be finer than `precision`,
+                                       # e.g. a community matched but only its district has coordinates)
+    notes: tuple[str, ...] = ()        # honest remarks: "road not in the road data", "online geocoder down"
 
     def __post_init__(self) -> None:
         if self.point.crs != "wgs84":
@@ -90,6 +93,10 @@ class Location:
             "source": self.source,
             "candidates": [c.as_dict() for c in self.candidates],
         }
+        if self.matched_level:
+            d["matched_level"] = self.matched_level
+        if self.notes:
+            d["notes"] = list(self.notes)
         if self.input_point is not None:
             d["input"] = self.input_point.as_dict()
         return d
