@@ -1,0 +1,200 @@
+"""How the CLI speaks: JSON or readable text on stdout, one clear line on stderr for a refusal.
+
+``run_guarded`` is the only place a command's errors are turned into exit statuses:
+0 success, 2 refused input (the package error trees, settings, usage), 1 anything else (the traceback
+goes to ``var/yzt-error.log``, never to the user's screen).
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from command.errors import CommandError
+from incidents.errors import IncidentError
+from layers.errors import LayerError
+from settings import SettingsError, get_settings
+
+REFUSALS = (IncidentError, LayerError, CommandError, SettingsError)
+
+
+def _say(msg: str) -> None:
+    sys.stderr.write(f"yzt: {msg}\n")
+
+
+def _log_internal(exc: BaseException) -> Path | None:
+    try:
+        var = get_settings().var_dir
+        var.mkdir(parents=True, exist_ok=True)
+        path = var / "yzt-error.log"
+        with path.open("a", encoding="utf-8") as f:
+            f.write(f"--- {dt.datetime.now().isoformat()} {' '.join(sys.argv)}\n")
+            f.write("".join(traceback.format_exception(exc)))
+        return path
+    except Exception:  # logging must never hide the original failure
+        return None
+
+
+def run_guarded(command: click.Command, argv: list[str] | None) -> int:
+    try:
+        rv = command.main(args=argv, prog_name="yzt", standalone_mode=False)
+    except click.exceptions.UsageError as e:
+        _say(e.format_message().replace("\n", " "))
+        return 2
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.exceptions.Abort:
+        _say("aborted")
+        return 130
+    except REFUSALS as e:
+        _say(str(e).splitlines()[0] if str(e) else type(e).__name__)
+        return 2
+    except KeyboardInterrupt:
+        _say("interrupted")
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as e:  # noqa: BLE001 - the one place an unexpected failure is reported
+        log = _log_internal(e)
+        where = f" (details in {log})" if log else ""
+        _say(f"internal error: {type(e).__name__}: {str(e)[:200]}{where}")
+        return 1
+    return rv if isinstance(rv, int) else 0
+
+
+def read_text_file(path: Path) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise CommandError(f"{path}: no such file") from None
+    except UnicodeDecodeError as e:
+        raise CommandError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    except OSError as e:
+        raise CommandError(f"{path}: cannot be read ({e.strerror})") from None
+
+
+def _default(o: Any) -> Any:
+    if dataclasses.is_dataclass(o):
+        return asdict(o)
+    if hasattr(o, "model_dump"):
+        return o.model_dump()
+    if isinstance(o, (dt.datetime, dt.date)):
+        return o.isoformat()
+    if isinstance(o, Path):
+        return str(o)
+    if hasattr(o, "item"):  # numpy scalars
+        return o.item()
+    if isinstance(o, (set, tuple)):
+        return list(o)
+    return str(o)
+
+
+def asdict(obj: Any) -> dict:
+    if hasattr(obj, "as_dict"):
+        return obj.as_dict()
+    if dataclasses.is_dataclass(obj):
+        return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump()
+    return dict(obj)
+
+
+def to_json(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, default=_default)
+
+
+def emit(obj: Any, as_json: bool, text: Callable[[Any], str]) -> None:
+    if as_json:
+        sys.stdout.write(to_json(obj) + "\n")
+    else:
+        sys.stdout.write(text(obj).rstrip("\n") + "\n")
+
+
+# ------------------------------------------------------------------------------------------ text views
+def _cell(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:,.1f}" if abs(v) >= 100 else f"{v:.6g}"
+    if v is None:
+        return ""
+    return str(v)
+
+
+def table(rows: list[dict], columns: list[str] | None = None) -> str:
+    """A plain aligned table (wide East Asian characters counted as two columns)."""
+    if not rows:
+        return "(none)"
+    import unicodedata
+
+    def width(s: str) -> int:
+        return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in s)
+
+    cols = columns or list(rows[0].keys())
+    cells = [[_cell(r.get(c)) for c in cols] for r in rows]
+    widths = [max(width(c), *(width(row[i]) for row in cells)) for i, c in enumerate(cols)]
+
+    def line(vals: list[str]) -> str:
+        return "  ".join(v + " " * (w - width(v)) for v, w in zip(vals, widths)).rstrip()
+
+    return "\n".join([line(cols), line(["-" * w for w in widths])] + [line(r) for r in cells])
+
+
+def kv(d: dict, keys: list[str] | None = None) -> str:
+    keys = keys or [k for k, v in d.items() if not isinstance(v, (list, dict))]
+    return "\n".join(f"{k}: {_cell(d.get(k))}" for k in keys)
+
+
+def location_text(d: dict) -> str:
+    s = kv(d, ["matched", "precision", "matched_level", "lon", "lat", "crs", "district_name",
+               "district_adcode", "city_name", "confidence", "source"])
+    for note in d.get("notes", []):
+        s += f"\nnote: {note}"
+    if len(d.get("candidates", [])) > 1:
+        s += "\ncandidates:\n" + table(d["candidates"], ["name", "precision", "district_adcode", "score"])
+    return s
+
+
+def grade_text(d: dict) -> str:
+    r = d["rule"]
+    return (f"{d['name']} ({d['level']}) {d['colour']}色  CAP severity {d['cap_severity']}\n"
+            f"rule: {r['law']} {r['article']} — {r['criterion']}")
+
+
+def nearby_text(d: dict) -> str:
+    tag = "  [synthetic demo layer — not real records]" if d.get("synthetic") else ""
+    cols = ["id", "name", "distance_m", "lon", "lat"]
+    if d["items"] and "drive_time_s" in d["items"][0]:
+        cols += ["drive_time_s", "drive_time_method"]
+    return f"{d['layer']}{tag}\n" + table(d["items"], cols)
+
+
+def layer_info_dict(info: Any) -> dict:
+    d = asdict(info)
+    return {k: d.get(k) for k in ("name", "rows", "source", "synthetic", "crs", "licence", "description")
+            if k in d}
+
+
+def drill_text(d: dict) -> str:
+    lines = [f"drill: {d['scenario']} ({d['status']})"]
+    for key, inc in d["incidents"].items():
+        loc = inc["location"]
+        lines.append(f"incident {key}: {loc.get('matched')} [{loc.get('precision')}] -> level {inc['level']}; "
+                     f"{len(inc['group']['members'])} in the group; {len(inc['alerts'])} alerts")
+    lines.append(f"deliveries: live {d['deliveries']['live']}, exercise {d['deliveries']['exercise']}")
+    for c in d.get("checks", []):
+        mark = "PASS" if c["passed"] else "FAIL"
+        lines.append(f"{mark} {c['incident']}.{c['field']}: expected {c['expected']}, got {c['actual']}")
+    return "\n".join(lines)
+
+
+def demo_text(d: dict) -> str:
+    parts = [f"sample incident: {d['address']} ({d['type']})",
+             location_text(d["location"]), "", grade_text(d["grade"])]
+    for layer, items in d["nearby"].items():
+        parts += ["", nearby_text({"layer": layer, "synthetic": d["synthetic"].get(layer), "items": items})]
+    return "\n".join(parts)
