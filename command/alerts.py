@@ -1,0 +1,357 @@
+"""The warned area of a public warning: default radius rules, the officer's radius or polygon, land clipping.
+
+    from command.alerts import warning_radius_m, build_area
+    warning_radius_m("gas_explosion", "III")        # (800.0, "gas_explosion level III: 800 m circle (ERG ...)")
+    area = build_area(point, type="gas_explosion", level="III")            # the rule's circle
+    area = build_area(point, radius_m=1200, type="fire", level="IV")       # the officer's radius wins
+    area = build_area(point, polygon=[(23.13, 113.31), ..., (23.13, 113.31)], type="flood", level="II")
+    area.circle        # (lat, lon, radius_km) as CAP writes it, the requested radius
+    area.polygon       # [(lat, lon), ...] closed ring: the officer's, the clipped area, or the district
+    area.population, area.admin_units   # people and districts inside the land part of the area
+
+Rules are data (``data/alerting/warning_rules.yaml``, reasons in ``data/alerting/README.md``). The area is
+kept to the hazard: too-wide targeting is the most reported failure of public alerting (US WEA lessons),
+so a circle is never widened to whole districts; only area-wide hazards (flood, typhoon) default to them.
+Every distance is measured in EPSG:4547. Refusals raise ``AlertError`` with one clear line.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import numpy as np
+import shapely
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pyproj import Transformer
+from shapely.geometry import MultiPolygon, Polygon
+from shapely.geometry import Point as ShapelyPoint
+
+from command.errors import AlertError
+from incidents import admin
+from incidents.model import LEVELS, Point
+from settings import get_settings
+
+RULES_FILE = "alerting/warning_rules.yaml"
+MAX_CAP_VERTICES = 100
+CLIP_KEEP_SHARE = 0.9      # below this share of the requested area left on land, CAP also gets the polygon
+ResponseType = Literal["Shelter", "Evacuate", "Prepare", "Execute", "Avoid", "Monitor", "Assess",
+                       "AllClear", "None"]
+
+
+class TypeRule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    area: Literal["circle", "districts"]
+    radius_m: dict[Literal["I", "II", "III", "IV"], float] | None = None
+    response: list[ResponseType]
+    note_zh: str = ""
+    note_en: str = ""
+    basis: str
+
+
+class IngestRule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    type: str
+    keywords: list[str]
+    categories: list[str] = []
+
+
+class WarningRules(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    format: Literal[1]
+    max_radius_m: float
+    types: dict[str, TypeRule]
+    default: TypeRule
+    ingest: list[IngestRule] = []
+
+
+@dataclass(frozen=True)
+class AlertArea:
+    """Where a warning applies. ``geometry_wgs84`` is the land part in Guangdong; CAP gets circle/polygon."""
+
+    circle: tuple[float, float, float] | None          # (lat, lon, radius_km), the requested radius
+    polygon: list[tuple[float, float]] | None          # closed ring of (lat, lon), <= ~100 vertices
+    geometry_wgs84: Any                                # shapely geometry, clipped to Guangdong's land
+    admin_units: list[dict] = field(default_factory=list)   # [{adcode, name, population}]
+    population: int = 0
+    radius_m: float | None = None
+    reason: str = ""
+    population_method: str = ""
+    land_share: float = 1.0                            # land part / requested area (1.0 = nothing clipped)
+
+    @property
+    def area_desc(self) -> str:
+        return "、".join(u["name"] for u in self.admin_units) or "广东省"
+
+    def as_dict(self) -> dict:
+        d: dict[str, Any] = {}
+        if self.circle:
+            lat, lon, r = self.circle
+            d["circle"] = f"{lat:.5f},{lon:.5f} {r:g}"
+        if self.polygon:
+            d["polygon"] = " ".join(f"{la:.5f},{lo:.5f}" for la, lo in self.polygon)
+        return {"area": d, "population": self.population, "radius_m": self.radius_m,
+                "admin_units": [u["adcode"] for u in self.admin_units], "reason": self.reason,
+                "land_share": round(self.land_share, 3)}
+
+
+# ---------------------------------------------------------------- rules
+
+
+@functools.lru_cache(maxsize=4)
+def _load_rules(path: Path) -> WarningRules:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise AlertError(f"warning rules {path}: file not found") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise AlertError(f"warning rules {path}{f' line {mark.line + 1}' if mark else ''}: not valid YAML") from None
+    try:
+        rules = WarningRules.model_validate(raw)
+    except ValidationError as e:
+        first = e.errors()[0]
+        raise AlertError(f"warning rules {path}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    for key, rule in [*rules.types.items(), ("default", rules.default)]:
+        if rule.area == "circle" and (not rule.radius_m or set(rule.radius_m) != set(LEVELS)):
+            raise AlertError(f"warning rules {path}: {key}: a circle rule needs radius_m for I, II, III and IV")
+    return rules
+
+
+def rules() -> WarningRules:
+    """The warning rules of the configured data directory (cached)."""
+    return _load_rules(get_settings().data_dir / RULES_FILE)
+
+
+def rule_for(type: str) -> tuple[TypeRule, bool]:
+    """(rule, is_default): the type's own rule, or the default rule for a type with none."""
+    r = rules()
+    if type in r.types:
+        return r.types[type], False
+    return r.default, True
+
+
+def response_types(type: str) -> list[str]:
+    """CAP responseType values for a warning about this type (a Cancel sends AllClear instead)."""
+    return list(rule_for(type)[0].response)
+
+
+def _check_level(level: str) -> None:
+    if level not in LEVELS:
+        raise AlertError(f"level {level!r} is not one of I, II, III, IV")
+
+
+def warning_radius_m(type: str, level: str) -> tuple[float | None, str]:
+    """The default radius (metres) for a type and level and why; None for area-wide (district) types."""
+    _check_level(level)
+    rule, is_default = rule_for(type)
+    note = f"; {rule.note_zh}" if rule.note_zh else ""
+    if rule.area == "districts":
+        return None, f"{type} level {level}: whole district(s) at the incident ({rule.basis}){note}"
+    radius = float(rule.radius_m[level])
+    which = f"no rule for {type!r}, default" if is_default else type
+    return radius, f"{which} level {level}: {radius:g} m circle ({rule.basis}){note}"
+
+
+# ---------------------------------------------------------------- geometry helpers
+
+
+@functools.lru_cache(maxsize=4)
+def _transformer(src: str, dst: str) -> Transformer:
+    return Transformer.from_crs(src, dst, always_xy=True)
+
+
+def _reproject(geom, src: str, dst: str):
+    t = _transformer(src, dst)
+    return shapely.transform(geom, lambda xy: np.column_stack(t.transform(xy[:, 0], xy[:, 1])))
+
+
+def to_metric(geom):
+    """A WGS84 shapely geometry in EPSG:4547 metres."""
+    return _reproject(geom, admin.WGS84, admin.METRIC)
+
+
+def to_wgs84(geom):
+    return _reproject(geom, admin.METRIC, admin.WGS84)
+
+
+def _circle(point: Point, radius_m: float):
+    """The WGS84 circle, built in EPSG:4547 (layers.population.circle_wgs84 when it is there)."""
+    try:
+        from layers.population import circle_wgs84
+    except ImportError:  # the population module is being written: same construction, private
+        centre = to_metric(ShapelyPoint(point.lon, point.lat))
+        return to_wgs84(centre.buffer(radius_m, quad_segs=32))
+    return circle_wgs84(point, radius_m)
+
+
+def _population(area_wgs84) -> tuple[int, list[dict], str]:
+    """(total, [{adcode, name, population}], method) inside the area."""
+    try:
+        from layers.population import population_within
+    except ImportError:
+        return _population_by_district_share(area_wgs84)
+    est = population_within(area_wgs84)
+    units = [{"adcode": str(u["adcode"]), "name": u["name"], "population": int(u["population"])}
+             for u in est.units]
+    return int(est.total), units, est.method
+
+
+def _population_by_district_share(area_wgs84) -> tuple[int, list[dict], str]:
+    # Stand-in until layers.population lands: census 2020 spread evenly over each district's area.
+    d = admin.districts()
+    rows = d.iloc[d.sindex.query(area_wgs84, predicate="intersects")]
+    area_m = to_metric(area_wgs84)
+    units = []
+    for row in rows.itertuples():
+        share = area_m.intersection(to_metric(row.geometry)).area / (row.area_km2 * 1e6)
+        pop = 0 if math.isnan(row.population) else round(row.population * min(share, 1.0))
+        if share > 0:
+            units.append({"adcode": row.district_adcode, "name": row.district_name, "population": pop})
+    units.sort(key=lambda u: -u["population"])
+    return sum(u["population"] for u in units), units, "census2020_district_area_share"
+
+
+def cap_ring(geom_wgs84, max_vertices: int = MAX_CAP_VERTICES) -> list[tuple[float, float]]:
+    """The largest part's outline as a closed (lat, lon) ring of <= max_vertices, covering the part."""
+    m = to_metric(geom_wgs84)
+    parts = list(m.geoms) if isinstance(m, MultiPolygon) else [m]
+    part = Polygon(max(parts, key=lambda p: p.area).exterior)
+    ring = part
+    for tol in (0, 5, 10, 25, 50, 100, 160, 250, 500, 1000, 2000, 5000, 10000):
+        # Buffer then simplify by the same tolerance: the simplified ring still covers the part.
+        ring = part if tol == 0 else part.buffer(tol, quad_segs=2).simplify(tol)
+        if isinstance(ring, Polygon) and len(ring.exterior.coords) <= max_vertices:
+            break
+    coords = np.asarray(to_wgs84(ring).exterior.coords)
+    out: list[tuple[float, float]] = []
+    for lon, lat in coords:
+        p = (round(float(lat), 5), round(float(lon), 5))
+        if not out or out[-1] != p:
+            out.append(p)
+    if out[0] != out[-1]:
+        out.append(out[0])
+    return out
+
+
+def parse_polygon(polygon: Any) -> Polygon:
+    """An officer's polygon -> shapely Polygon (x=lon, y=lat). Accepts (lat, lon) pairs, a CAP string
+    "lat,lon lat,lon ...", or a shapely Polygon in WGS84. Refuses open, short, swapped or invalid rings."""
+    if isinstance(polygon, Polygon):
+        return _check_ring([(y, x) for x, y in polygon.exterior.coords])
+    if isinstance(polygon, str):
+        pairs = []
+        for i, tok in enumerate(polygon.split(), 1):
+            try:
+                lat_s, lon_s = tok.split(",")
+                pairs.append((float(lat_s), float(lon_s)))
+            except ValueError:
+                raise AlertError(f"polygon point {i} {tok!r}: expected 'lat,lon'") from None
+        return _check_ring(pairs)
+    try:
+        pairs = [(float(a), float(b)) for a, b in polygon]
+    except (TypeError, ValueError):
+        raise AlertError("polygon: expected a list of (lat, lon) pairs") from None
+    return _check_ring(pairs)
+
+
+def _check_ring(pairs: Sequence[tuple[float, float]]) -> Polygon:
+    if len(pairs) < 4:
+        raise AlertError(f"polygon has {len(pairs)} points: a closed ring needs at least 4 (first = last)")
+    for i, (lat, lon) in enumerate(pairs, 1):
+        if not (math.isfinite(lat) and math.isfinite(lon)):
+            raise AlertError(f"polygon point {i} ({lat}, {lon}) is not a finite number")
+        if abs(lat) > 90 and abs(lon) <= 90:
+            raise AlertError(f"polygon point {i} ({lat}, {lon}) looks like lon,lat: polygons are lat,lon")
+        if abs(lat) > 90 or abs(lon) > 180:
+            raise AlertError(f"polygon point {i} ({lat}, {lon}) is out of range")
+    if tuple(pairs[0]) != tuple(pairs[-1]):
+        raise AlertError(f"polygon is not closed: first point {tuple(pairs[0])} differs from last "
+                         f"{tuple(pairs[-1])}")
+    poly = Polygon([(lon, lat) for lat, lon in pairs])
+    if not poly.is_valid:
+        why = shapely.is_valid_reason(poly)
+        if why.startswith("Self-intersection"):
+            x, y = why[why.index("[") + 1:why.index("]")].split()[:2]
+            raise AlertError(f"polygon crosses itself near {float(y):.5f},{float(x):.5f} (lat,lon): "
+                             "draw it without crossing edges")
+        raise AlertError(f"polygon is not a valid area: {why}")
+    if poly.area == 0:
+        raise AlertError("polygon encloses no area")
+    return poly
+
+
+# ---------------------------------------------------------------- the area
+
+
+def _as_wgs84(point: Point) -> Point:
+    if point.crs == "wgs84":
+        return point
+    from incidents.coords import to_wgs84 as convert
+    return convert(point)
+
+
+def _check_radius(radius_m: Any, max_m: float) -> float:
+    if isinstance(radius_m, bool) or not isinstance(radius_m, (int, float)) or not math.isfinite(radius_m):
+        raise AlertError(f"radius {radius_m!r} is not a number of metres")
+    if radius_m <= 0:
+        raise AlertError(f"radius {radius_m:g} m: must be more than 0 m")
+    if radius_m > max_m:
+        raise AlertError(f"radius {radius_m:g} m is more than {max_m / 1000:g} km: warn by district or "
+                         "draw a polygon of the hazard instead")
+    return float(radius_m)
+
+
+def _districts_at(p: Point, type: str):
+    row = admin.locate_point(p.lon, p.lat)
+    if row is None:
+        raise AlertError(f"{p.lat:.5f},{p.lon:.5f} is not on Guangdong's land: the default area of {type} is "
+                         "its district, so give a radius or a polygon")
+    return row
+
+
+def build_area(point: Point, *, radius_m: float | None = None, polygon: Any = None, type: str,
+               level: str) -> AlertArea:
+    """The warned area around an incident: the officer's radius or polygon, else the type/level rule;
+    clipped to Guangdong's land, with its population and districts. Raises AlertError."""
+    _check_level(level)
+    rs = rules()
+    p = _as_wgs84(point)
+    if radius_m is not None and polygon is not None:
+        raise AlertError("give a radius or a polygon for the warning area, not both")
+    requested_polygon = None
+    if polygon is not None:
+        requested = parse_polygon(polygon)
+        if to_metric(requested).area > math.pi * rs.max_radius_m ** 2:
+            raise AlertError(f"polygon covers more than a {rs.max_radius_m / 1000:g} km circle: keep the "
+                             "warning to the hazard, or warn by district")
+        requested_polygon = [(round(y, 6), round(x, 6)) for x, y in requested.exterior.coords]
+        radius, reason = None, f"officer's polygon ({len(requested_polygon) - 1} vertices)"
+    elif radius_m is not None:
+        radius = _check_radius(radius_m, rs.max_radius_m)
+        requested, reason = _circle(p, radius), f"officer's radius {radius:g} m"
+    else:
+        radius, reason = warning_radius_m(type, level)
+        if radius is None:
+            row = _districts_at(p, type)
+            requested = row.geometry
+            requested_polygon = cap_ring(requested)
+            reason = f"{reason}: {row.district_name}"
+        else:
+            requested = _circle(p, radius)
+    land = requested.intersection(admin.province_shape())
+    if land.is_empty or land.area == 0:
+        raise AlertError(f"the warning area around {p.lat:.5f},{p.lon:.5f} has no land in Guangdong")
+    land_share = min(1.0, to_metric(land).area / to_metric(requested).area)
+    cap_polygon = requested_polygon
+    if land_share < CLIP_KEEP_SHARE:
+        cap_polygon = cap_ring(land)
+        reason = f"{reason}; {100 * (1 - land_share):.0f}% was sea or outside Guangdong and is left out"
+    total, units, method = _population(land)
+    circle = (round(p.lat, 6), round(p.lon, 6), round(radius / 1000, 3)) if radius is not None else None
+    return AlertArea(circle=circle, polygon=cap_polygon, geometry_wgs84=land, admin_units=units,
+                     population=total, radius_m=radius, reason=reason, population_method=method,
+                     land_share=land_share)
