@@ -1,0 +1,230 @@
+"""Broadcast channels: what every channel shares (the alert it carries, its errors, HTTP mapping, rate limits).
+
+A channel is a small object built from a ``ChannelConfig`` by a factory that a plugin returns from the
+``yzt_channel_kinds`` hook (see ``command/hookspecs.py``)::
+
+    class MyChannel(BaseChannel):
+        kind = "my"
+        def send(self, alert: OutgoingAlert, *, idempotency_key: str) -> str:
+            ...            # returns a receipt; raises RetryableError or PermanentError
+
+    @hookimpl
+    def yzt_channel_kinds():
+        return {"my": MyChannel}          # factory(cfg, *, client, settings) -> channel
+
+Channels never decide about drills: ``command.plugins.channel`` wraps every channel in ``GuardedChannel``, which
+refuses an Exercise on a live channel and an Actual on an exercise one, whatever the channel class does.
+Delivery errors are not user errors (they are recorded by the outbox and retried), so they are not part of
+``command.errors``; configuration mistakes are, and raise ``ChannelError`` at construction.
+"""
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any, Protocol
+
+import httpx
+
+from command.errors import AlertError, ChannelError
+
+STATUSES = ("Actual", "Exercise")
+EXERCISE_TAG = "【演练 EXERCISE】"
+
+
+@dataclass(frozen=True)
+class OutgoingAlert:
+    """One alert as handed to the outbox: the CAP XML plus short texts for chat robots and SMS."""
+
+    identifier: str
+    incident_id: str
+    status: str  # "Actual" | "Exercise"
+    msg_type: str  # "Alert" | "Update" | "Cancel"
+    cap_xml: str
+    headline_zh: str = ""
+    text_zh: str = ""
+    area_desc: str = ""
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise AlertError(f"alert {self.identifier}: status {self.status!r} cannot be broadcast "
+                             f"(only {' or '.join(STATUSES)})")
+        if not self.identifier or not self.cap_xml.strip():
+            raise AlertError(f"alert {self.identifier!r}: identifier and CAP XML are both required")
+
+    @property
+    def is_exercise(self) -> bool:
+        return self.status == "Exercise"
+
+    def title(self) -> str:
+        """The headline, tagged as an exercise when it is one, so no reader can take a drill for real."""
+        head = self.headline_zh or self.identifier
+        return f"{EXERCISE_TAG}{head}" if self.is_exercise else head
+
+    def as_dict(self) -> dict[str, str]:
+        return {k: getattr(self, k) for k in ("identifier", "incident_id", "status", "msg_type", "headline_zh",
+                                              "text_zh", "area_desc", "cap_xml")}
+
+
+class DeliveryError(Exception):
+    """A send did not succeed. ``retry_after`` (seconds) is the receiver's own hint, when it gave one."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RetryableError(DeliveryError):
+    """Worth trying again later (network, timeout, 5xx, 408/429, a robot's rate limit)."""
+
+
+class PermanentError(DeliveryError):
+    """Trying again cannot help (4xx, a robot refusing the key or the content): dead-lettered at once."""
+
+
+class Channel(Protocol):
+    name: str
+    kind: str
+    mode: str
+    default_rate_per_minute: int | None
+
+    def send(self, alert: OutgoingAlert, *, idempotency_key: str) -> str: ...
+
+
+ChannelFactory = Callable[..., Channel]
+
+
+def idempotency_key(identifier: str, channel: str) -> str:
+    """sha256(identifier + channel): the same alert on the same channel always carries the same key."""
+    return hashlib.sha256(f"{identifier}\n{channel}".encode()).hexdigest()
+
+
+class BaseChannel:
+    """Common construction: keeps the config, the HTTP client and the settings; reads options."""
+
+    kind = "base"
+    default_rate_per_minute: int | None = None
+
+    def __init__(self, cfg: Any, *, client: httpx.Client | None = None, settings: Any = None) -> None:
+        self.cfg = cfg
+        self.name: str = cfg.name
+        self.mode: str = cfg.mode
+        self.options: dict[str, Any] = cfg.options
+        self.client = client if client is not None else httpx.Client(timeout=10.0)
+        self.settings = settings
+
+    def option(self, key: str, *, required: bool = False, default: Any = None) -> Any:
+        value = self.options.get(key, default)
+        if required and (value is None or value == ""):
+            raise ChannelError(f"channel {self.name!r} (kind {self.kind}): option {key!r} is required")
+        return value
+
+    def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        """POST and map the outcome: 2xx returned; 408/429/5xx/network retryable; other statuses permanent."""
+        try:
+            resp = self.client.post(url, **kwargs)
+        except httpx.TimeoutException as e:
+            raise RetryableError(f"{self.kind} {self.name}: timeout ({type(e).__name__})") from None
+        except httpx.TransportError as e:
+            raise RetryableError(f"{self.kind} {self.name}: network error ({type(e).__name__}: {e})") from None
+        code = resp.status_code
+        if 200 <= code < 300:
+            return resp
+        detail = f"{self.kind} {self.name}: HTTP {code} {resp.text[:200]!r}"
+        if code in (408, 429) or code >= 500:
+            raise RetryableError(detail, retry_after=retry_after_s(resp))
+        raise PermanentError(detail)
+
+
+def retry_after_s(resp: httpx.Response) -> float | None:
+    """The Retry-After header in seconds (either form), or None."""
+    value = resp.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def truncate_bytes(text: str, limit: int, *, ellipsis: str = "…") -> str:
+    """``text`` cut to at most ``limit`` UTF-8 bytes at a character boundary, ending with ``ellipsis`` if cut."""
+    data = text.encode("utf-8")
+    if len(data) <= limit:
+        return text
+    room = limit - len(ellipsis.encode("utf-8"))
+    return data[:max(room, 0)].decode("utf-8", errors="ignore") + ellipsis
+
+
+def chat_markdown(alert: OutgoingAlert) -> str:
+    """The markdown a chat robot shows: tagged headline, message type, the short text, area and identifier."""
+    lines = [f"### {alert.title()}", f"**{alert.msg_type}** · {alert.status}"]
+    if alert.area_desc:
+        lines.append(f"> 区域: {alert.area_desc}")
+    if alert.text_zh:
+        lines.append(alert.text_zh)
+    lines.append(f"<font color=\"comment\">{alert.identifier}</font>")
+    return "\n".join(lines)
+
+
+class GuardedChannel:
+    """The drill guard around any channel: an Exercise never reaches a live channel, an Actual never an
+    exercise one. Raises ``AlertError`` before the wrapped channel is touched."""
+
+    def __init__(self, inner: Channel, mode: str) -> None:
+        if mode not in ("live", "exercise"):
+            raise ChannelError(f"channel {inner.name!r}: mode {mode!r} must be 'live' or 'exercise'")
+        self.inner = inner
+        self.name = inner.name
+        self.kind = inner.kind
+        self.mode = mode
+        self.default_rate_per_minute = getattr(inner, "default_rate_per_minute", None)
+
+    def send(self, alert: OutgoingAlert, *, idempotency_key: str) -> str:
+        check_drill_guard(alert.status, self.mode, self.name, alert.identifier)
+        return self.inner.send(alert, idempotency_key=idempotency_key)
+
+
+def check_drill_guard(status: str, mode: str, channel: str, identifier: str) -> None:
+    """Refuse an Exercise to a live channel and an Actual to an exercise channel (AlertError)."""
+    if status == "Exercise" and mode != "exercise":
+        raise AlertError(f"alert {identifier}: an Exercise may not go to channel {channel!r}, which is {mode}")
+    if status == "Actual" and mode != "live":
+        raise AlertError(f"alert {identifier}: an Actual alert may not go to channel {channel!r}, which is {mode}")
+    if status not in STATUSES:
+        raise AlertError(f"alert {identifier}: status {status!r} cannot be broadcast")
+
+
+class RateLimiter:
+    """At most ``per_minute`` sends in any sliding 60 s window (the robots' own rule). Thread-safe."""
+
+    def __init__(self, per_minute: int | None, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute = per_minute
+        self._clock = clock
+        self._sent: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def wait_s(self) -> float:
+        """Seconds until one more send is allowed (0: now)."""
+        if not self.per_minute:
+            return 0.0
+        with self._lock:
+            now = self._clock()
+            while self._sent and self._sent[0] <= now - 60.0:
+                self._sent.popleft()
+            if len(self._sent) < self.per_minute:
+                return 0.0
+            return self._sent[0] + 60.0 - now
+
+    def record(self) -> None:
+        if self.per_minute:
+            with self._lock:
+                self._sent.append(self._clock())

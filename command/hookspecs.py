@@ -1,0 +1,41 @@
+"""The one place where 粤政图's plugin hooks are declared (pluggy, project name ``yzt``).
+
+Built-in behaviour ships as default plugins (each module in ``command/channels/`` and ``command/conference.py``,
+listed in ``command/plugins.py``); third parties register through the ``yzt`` entry-point group::
+
+    # pyproject.toml of a third-party package
+    [project.entry-points.yzt]
+    my_bridge = "my_package.yzt_plugin"
+
+    # my_package/yzt_plugin.py
+    from command.hookspecs import hookimpl
+
+    @hookimpl
+    def yzt_conference_open(incident_id, title, level, settings):
+        return {"link": "...", "dial": "...", "provider": "my-bridge"}
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+
+PROJECT = "yzt"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def yzt_channel_kinds() -> dict[str, Any]:
+    """Channel kinds this plugin provides: ``{kind: factory(cfg, *, client, settings) -> channel}``."""
+
+
+@hookspec(firstresult=True)
+def yzt_conference_open(incident_id: str, title: str, level: str | None, settings: Any) -> dict[str, Any] | None:
+    """Open (or name) the response group's video conference: ``{"link", "dial", "provider"}``."""
+
+
+@hookspec
+def yzt_alert_delivered(identifier: str, channel: str, mode: str, status: str, attempts: int,
+                        receipt: str | None, error: str | None) -> None:
+    """Observe a delivery reaching a final state (``status`` "sent" or "dead"); return values are ignored."""

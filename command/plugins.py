@@ -1,0 +1,90 @@
+"""The plugin manager: built-in default plugins plus third parties from the ``yzt`` entry-point group.
+
+    from command.plugins import get_plugin_manager, channel, channel_kinds, open_conference
+    ch = channel(settings.channel("gd-webhook"), client=httpx.Client())   # guarded by the drill guard
+    ch.send(alert, idempotency_key=key)
+    conf = open_conference("GD-1", "广州天河火灾", "II", settings)         # {"link", "dial", "provider"}
+
+Hooks are declared in ``command/hookspecs.py``. ``make_plugin_manager()`` builds a fresh manager (tests add
+their own plugins to it); ``get_plugin_manager()`` is the cached one of the process.
+"""
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import Iterable
+from typing import Any
+
+import httpx
+import pluggy
+
+from command import hookspecs
+from command.channels import ChannelFactory, GuardedChannel
+from command.errors import ChannelError
+
+DEFAULT_PLUGINS = (
+    "command.channels.outbox_file",
+    "command.channels.webhook",
+    "command.channels.wecom",
+    "command.channels.dingtalk",
+    "command.channels.sms",
+    "command.channels.cell_broadcast",
+    "command.conference",
+)
+
+
+def make_plugin_manager(extra: Iterable[object] = (), *, entry_points: bool = True) -> pluggy.PluginManager:
+    """A new manager with the default plugins, ``extra`` plugin objects and (optionally) entry points."""
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    for name in DEFAULT_PLUGINS:
+        pm.register(importlib.import_module(name), name=name)
+    for plugin in extra:
+        pm.register(plugin)
+    if entry_points:
+        pm.load_setuptools_entrypoints(hookspecs.PROJECT)
+    return pm
+
+
+@functools.lru_cache(maxsize=1)
+def get_plugin_manager() -> pluggy.PluginManager:
+    """The process-wide plugin manager (built on first use)."""
+    return make_plugin_manager()
+
+
+def channel_kinds(pm: pluggy.PluginManager | None = None) -> dict[str, ChannelFactory]:
+    """Every channel kind known to the plugins. Two plugins claiming one kind is a configuration error."""
+    pm = pm or get_plugin_manager()
+    kinds: dict[str, ChannelFactory] = {}
+    for provided in pm.hook.yzt_channel_kinds():
+        for kind, factory in (provided or {}).items():
+            if kind in kinds and kinds[kind] is not factory:
+                raise ChannelError(f"channel kind {kind!r} is provided by two plugins; uninstall one")
+            kinds[kind] = factory
+    return kinds
+
+
+def channel(cfg: Any, *, client: httpx.Client | None = None, settings: Any = None,
+            pm: pluggy.PluginManager | None = None) -> GuardedChannel:
+    """Build the channel of ``cfg`` (a ``ChannelConfig``), wrapped in the drill guard of its mode."""
+    kinds = channel_kinds(pm)
+    factory = kinds.get(cfg.kind)
+    if factory is None:
+        raise ChannelError(f"channel {cfg.name!r}: unknown kind {cfg.kind!r}; known kinds: {', '.join(sorted(kinds))}")
+    if settings is None:
+        from settings import get_settings
+        settings = get_settings()
+    inner = factory(cfg, client=client, settings=settings)
+    if getattr(inner, "mode", cfg.mode) != cfg.mode:
+        raise ChannelError(f"channel {cfg.name!r}: the {cfg.kind} plugin changed the mode from {cfg.mode}")
+    return GuardedChannel(inner, cfg.mode)
+
+
+def open_conference(incident_id: str, title: str, level: str | None, settings: Any,
+                    pm: pluggy.PluginManager | None = None) -> dict[str, Any]:
+    """The response group's conference from the first plugin that answers (the default one last)."""
+    pm = pm or get_plugin_manager()
+    result = pm.hook.yzt_conference_open(incident_id=incident_id, title=title, level=level, settings=settings)
+    if not result or not result.get("link"):
+        raise ChannelError(f"incident {incident_id}: no conference plugin returned a link")
+    return result
