@@ -26,13 +26,14 @@ import numpy as np
 import shapely
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
-from pyproj import Transformer
 from shapely.geometry import MultiPolygon, Polygon
-from shapely.geometry import Point as ShapelyPoint
 
 from command.errors import AlertError
 from incidents import admin
 from incidents.model import LEVELS, Point
+from layers.index import metric_to_wgs84 as to_wgs84
+from layers.index import wgs84_to_metric as to_metric
+from layers.population import circle_wgs84, population_within
 from settings import get_settings
 
 RULES_FILE = "alerting/warning_rules.yaml"
@@ -159,60 +160,12 @@ def warning_radius_m(type: str, level: str) -> tuple[float | None, str]:
 # ---------------------------------------------------------------- geometry helpers
 
 
-@functools.lru_cache(maxsize=4)
-def _transformer(src: str, dst: str) -> Transformer:
-    return Transformer.from_crs(src, dst, always_xy=True)
-
-
-def _reproject(geom, src: str, dst: str):
-    t = _transformer(src, dst)
-    return shapely.transform(geom, lambda xy: np.column_stack(t.transform(xy[:, 0], xy[:, 1])))
-
-
-def to_metric(geom):
-    """A WGS84 shapely geometry in EPSG:4547 metres."""
-    return _reproject(geom, admin.WGS84, admin.METRIC)
-
-
-def to_wgs84(geom):
-    return _reproject(geom, admin.METRIC, admin.WGS84)
-
-
-def _circle(point: Point, radius_m: float):
-    """The WGS84 circle, built in EPSG:4547 (layers.population.circle_wgs84 when it is there)."""
-    try:
-        from layers.population import circle_wgs84
-    except ImportError:  # the population module is being written: same construction, private
-        centre = to_metric(ShapelyPoint(point.lon, point.lat))
-        return to_wgs84(centre.buffer(radius_m, quad_segs=32))
-    return circle_wgs84(point, radius_m)
-
-
 def _population(area_wgs84) -> tuple[int, list[dict], str]:
     """(total, [{adcode, name, population}], method) inside the area."""
-    try:
-        from layers.population import population_within
-    except ImportError:
-        return _population_by_district_share(area_wgs84)
     est = population_within(area_wgs84)
     units = [{"adcode": str(u["adcode"]), "name": u["name"], "population": int(u["population"])}
              for u in est.units]
     return int(est.total), units, est.method
-
-
-def _population_by_district_share(area_wgs84) -> tuple[int, list[dict], str]:
-    # Stand-in until layers.population lands: census 2020 spread evenly over each district's area.
-    d = admin.districts()
-    rows = d.iloc[d.sindex.query(area_wgs84, predicate="intersects")]
-    area_m = to_metric(area_wgs84)
-    units = []
-    for row in rows.itertuples():
-        share = area_m.intersection(to_metric(row.geometry)).area / (row.area_km2 * 1e6)
-        pop = 0 if math.isnan(row.population) else round(row.population * min(share, 1.0))
-        if share > 0:
-            units.append({"adcode": row.district_adcode, "name": row.district_name, "population": pop})
-    units.sort(key=lambda u: -u["population"])
-    return sum(u["population"] for u in units), units, "census2020_district_area_share"
 
 
 def cap_ring(geom_wgs84, max_vertices: int = MAX_CAP_VERTICES) -> list[tuple[float, float]]:
@@ -332,7 +285,7 @@ def build_area(point: Point, *, radius_m: float | None = None, polygon: Any = No
         radius, reason = None, f"officer's polygon ({len(requested_polygon) - 1} vertices)"
     elif radius_m is not None:
         radius = _check_radius(radius_m, rs.max_radius_m)
-        requested, reason = _circle(p, radius), f"officer's radius {radius:g} m"
+        requested, reason = circle_wgs84(p, radius), f"officer's radius {radius:g} m"
     else:
         radius, reason = warning_radius_m(type, level)
         if radius is None:
@@ -341,7 +294,7 @@ def build_area(point: Point, *, radius_m: float | None = None, polygon: Any = No
             requested_polygon = cap_ring(requested)
             reason = f"{reason}: {row.district_name}"
         else:
-            requested = _circle(p, radius)
+            requested = circle_wgs84(p, radius)
     land = requested.intersection(admin.province_shape())
     if land.is_empty or land.area == 0:
         raise AlertError(f"the warning area around {p.lat:.5f},{p.lon:.5f} has no land in Guangdong")
