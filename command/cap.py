@@ -18,7 +18,7 @@ import functools
 import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from lxml import etree
 from lxml.builder import ElementMaker
@@ -196,9 +196,10 @@ def new_identifier(district_adcode: str, when: datetime, is_used: Callable[[str]
 # ---------------------------------------------------------------- building
 
 
-def _incident_type(key: str):
-    from incidents.grading import incident_types
-    types = incident_types()
+def _incident_type(key: str, types: Mapping[str, Any] | None = None):
+    if types is None:
+        from incidents.grading import incident_types
+        types = incident_types()
     if key not in types:
         raise AlertError(f"incident type {key!r} is unknown: use one of {', '.join(sorted(types))}")
     return types[key]
@@ -290,8 +291,10 @@ def build_alert(*, identifier: str, sender: str, sent: datetime, status: str, ms
                 references: list[str] = [], incident_type: str, grade: Grade, area: AlertArea,  # noqa: B006
                 instruction_zh: str, instruction_en: str, headline_zh: str | None = None,
                 description_zh: str = "", web: str | None = None, expires: datetime | None = None,
-                incident_id: str | None = None) -> str:
-    """A CAP 1.2 message (XML text, UTF-8 declaration) with zh-CN and en-US info blocks; validated."""
+                incident_id: str | None = None, incident_types: Mapping[str, Any] | None = None) -> str:
+    """A CAP 1.2 message (XML text, UTF-8 declaration) with zh-CN and en-US info blocks; validated.
+
+    ``incident_types`` (key -> IncidentType) defaults to ``incidents.grading.incident_types()``."""
     if status not in ("Actual", "Exercise"):
         raise AlertError(f"CAP status {status!r}: the product sends only Actual or Exercise")
     if msg_type not in VERB:
@@ -311,7 +314,7 @@ def build_alert(*, identifier: str, sender: str, sent: datetime, status: str, ms
         raise AlertError(str(e).replace(" line None", "")) from None
     if area.circle is None and not area.polygon and not area.admin_units:
         raise AlertError("the warning area has no circle, polygon or admin unit")
-    it = _incident_type(incident_type)
+    it = _incident_type(incident_type, incident_types)
     from command.alerts import response_types
     msg = {"status": status, "msg_type": msg_type, "sent": format_sent(sent),
            "responses": response_types(incident_type), "instruction_zh": instruction_zh or "",
