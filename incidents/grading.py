@@ -1,0 +1,394 @@
+"""Grading an incident by China's four levels (特别重大 I / 重大 II / 较大 III / 一般 IV).
+
+The rules are data, not code: ``data/grading/*.yaml`` holds one table per standard with its citation
+(``production_safety``: 《生产安全事故报告和调查处理条例》第三条; ``fire``; ``geological_disaster``;
+``earthquake``; ``environmental``; ...), ``incident_types.yaml`` maps each incident type to its table and
+CAP category, ``levels.yaml`` names the levels. Everything is read lazily on first use and validated with
+pydantic: a broken table is refused with one line naming the file and the key.
+
+    from incidents.grading import grade, incident_types, level_info
+    from incidents.model import Casualties
+    g = grade("gas_explosion", Casualties(deaths=1, serious_injuries=60))
+    g.level, g.name, g.rule.criterion      # "II", "重大", "重伤（包括急性工业中毒）50人以上100人以下 (...)"
+    incident_types()["fire"].cap_category  # "Fire"
+    level_info("III")                      # {"level": "III", "name": "较大", "colour": "黄", ...}
+
+Rules: each band is a LOWER bound, inclusive ("以上" includes the number, "以下" excludes it). The criteria
+are joined by "or": the level is the highest any single criterion reaches, and the rule names that
+criterion (all of them when several reach it). Missing persons count with deaths when
+``settings.missing_count_as_deaths`` (default True) or when the table's text says so (含失踪).
+IV is the floor: any reported incident is at least 一般. Bad input raises ``GradingError``.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import numbers
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from incidents.errors import GradingError
+from incidents.model import LEVELS, Casualties, Grade, Rule
+
+CAP_CATEGORIES: tuple[str, ...] = ("Geo", "Met", "Safety", "Security", "Rescue", "Fire", "Health", "Env",
+                                   "Transport", "Infra", "CBRNE", "Other")
+CapCategory = Literal["Geo", "Met", "Safety", "Security", "Rescue", "Fire", "Health", "Env",
+                      "Transport", "Infra", "CBRNE", "Other"]
+BandLevel = Literal["I", "II", "III"]
+LEVELS_FILE = "levels.yaml"
+TYPES_FILE = "incident_types.yaml"
+_COUNTS = ("deaths", "serious_injuries", "missing")
+
+
+# ------------------------------------------------------------------------------------------ schema
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Source(_Strict):
+    """Where a table's numbers come from. ``secondary`` marks numbers not read from the primary text."""
+
+    law: str = Field(min_length=1)
+    article: str = Field(min_length=1)
+    issuer: str = Field(min_length=1)
+    year: int = Field(ge=1949, le=2100)
+    secondary: bool
+    note: str = ""
+
+
+class Criterion(_Strict):
+    """One criterion of a table: a measured quantity and the lower bound of each level it can reach."""
+
+    key: str = Field(min_length=1)
+    measure: Literal["deaths", "serious_injuries", "economic_loss_cny"]
+    missing: Literal["setting", "always", "never"] | None = None
+    zh: str = Field(min_length=1)
+    en: str = Field(min_length=1)
+    unit_zh: Literal["人", "元"]
+    bands: dict[BandLevel, int]
+
+    @model_validator(mode="after")
+    def _check(self) -> Criterion:
+        if self.missing is not None and self.measure != "deaths":
+            raise ValueError(f"criterion {self.key}: 'missing' applies only to measure deaths")
+        if not self.bands:
+            raise ValueError(f"criterion {self.key}: bands must name at least one of I, II, III")
+        present = [(lv, self.bands[lv]) for lv in ("I", "II", "III") if lv in self.bands]
+        if any(v <= 0 for _, v in present):
+            raise ValueError(f"criterion {self.key}: every band must be a positive lower bound")
+        for (hi_lv, hi), (lo_lv, lo) in zip(present, present[1:]):
+            if hi <= lo:
+                raise ValueError(f"criterion {self.key}: band {hi_lv} ({hi}) must be above band {lo_lv} ({lo})")
+        return self
+
+    @property
+    def missing_mode(self) -> str:
+        if self.measure != "deaths":
+            return "never"
+        return self.missing or "setting"
+
+
+class Table(_Strict):
+    """One grading standard (a file of data/grading/)."""
+
+    format: Literal[1]
+    key: str
+    title_zh: str
+    title_en: str
+    source: Source
+    criteria: list[Criterion] = Field(min_length=1)
+
+
+class LevelDef(_Strict):
+    name: str
+    colour: str
+    colour_en: str
+    cap_severity: Literal["Extreme", "Severe", "Moderate", "Minor"]
+    en: str
+
+
+class LevelsFile(_Strict):
+    format: Literal[1]
+    source: Source
+    levels: dict[Literal["I", "II", "III", "IV"], LevelDef]
+
+    @model_validator(mode="after")
+    def _all_four(self) -> LevelsFile:
+        missing = [lv for lv in LEVELS if lv not in self.levels]
+        if missing:
+            raise ValueError(f"levels {missing} are not defined")
+        return self
+
+
+class IncidentType(_Strict):
+    """An incident type of the catalogue: its names, grading table and CAP category/event."""
+
+    key: str
+    zh: str = Field(min_length=1)
+    en: str = Field(min_length=1)
+    table: str = Field(min_length=1)
+    cap_category: CapCategory
+    cap_event_zh: str = Field(min_length=1)
+    cap_event_en: str = Field(min_length=1)
+    aliases: tuple[str, ...] = ()
+    note: str = ""
+
+
+class _TypeEntry(_Strict):
+    zh: str = Field(min_length=1)
+    en: str = Field(min_length=1)
+    table: str = Field(min_length=1)
+    cap_category: CapCategory
+    cap_event_zh: str = Field(min_length=1)
+    cap_event_en: str = Field(min_length=1)
+    aliases: tuple[str, ...] = ()
+    note: str = ""
+
+
+class TypesFile(_Strict):
+    format: Literal[1]
+    types: dict[str, _TypeEntry] = Field(min_length=1)
+
+
+# ------------------------------------------------------------------------------------------ loading
+@dataclass(frozen=True)
+class Catalogue:
+    """Everything read from one grading folder, validated."""
+
+    directory: Path
+    levels: LevelsFile
+    tables: dict[str, Table]
+    types: dict[str, IncidentType]
+    names: dict[str, str]          # every accepted spelling (key, alias, zh; lower-cased) -> type key
+
+
+def _read(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise GradingError(f"grading table {path}: cannot be read ({e.strerror or e})") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        problem = f" ({e.problem})" if getattr(e, "problem", None) else ""
+        raise GradingError(f"grading table {path}{where}: not valid YAML{problem}") from None
+
+
+def _validate(model: type[BaseModel], path: Path, **extra: Any) -> Any:
+    data = _read(path)
+    if not isinstance(data, dict):
+        raise GradingError(f"grading table {path}: expected a mapping of keys at the top")
+    try:
+        return model(**data, **extra)
+    except ValidationError as e:
+        first = e.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"]) or "(top)"
+        msg = first["msg"].removeprefix("Value error, ")
+        raise GradingError(f"grading table {path}: {loc}: {msg}") from None
+
+
+def _name_index(types: dict[str, IncidentType], path: Path) -> dict[str, str]:
+    names: dict[str, str] = {}
+    for key, t in types.items():
+        for spelling in (key, t.zh, *t.aliases):
+            s = spelling.strip().lower()
+            if names.get(s, key) != key:
+                raise GradingError(f"grading table {path}: types.{key}: name {spelling!r} is also used by "
+                                   f"types.{names[s]}")
+            names[s] = key
+    return names
+
+
+@functools.lru_cache(maxsize=4)
+def load_catalogue(directory: Path) -> Catalogue:
+    """Read and validate a grading folder (cached per folder). Raises ``GradingError`` naming file and key."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise GradingError(f"grading tables folder {directory} does not exist")
+    levels = _validate(LevelsFile, directory / LEVELS_FILE)
+    tables: dict[str, Table] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        if path.name in (LEVELS_FILE, TYPES_FILE):
+            continue
+        table = _validate(Table, path)
+        if table.key != path.stem:
+            raise GradingError(f"grading table {path}: key: {table.key!r} must match the file name {path.stem!r}")
+        tables[table.key] = table
+    types_path = directory / TYPES_FILE
+    raw = _validate(TypesFile, types_path)
+    types: dict[str, IncidentType] = {}
+    for key, entry in raw.types.items():
+        if entry.table not in tables:
+            raise GradingError(f"grading table {types_path}: types.{key}.table: no grading table "
+                               f"{entry.table!r} (have: {', '.join(sorted(tables))})")
+        types[key] = IncidentType(key=key, **entry.model_dump())
+    return Catalogue(directory, levels, tables, types, _name_index(types, types_path))
+
+
+def catalogue() -> Catalogue:
+    """The catalogue of the configured data folder (``settings.data_dir / "grading"``)."""
+    from settings import get_settings
+    return load_catalogue(Path(get_settings().data_dir) / "grading")
+
+
+def clear_cache() -> None:
+    """Forget loaded tables (after editing the YAML in a running process)."""
+    load_catalogue.cache_clear()
+
+
+# ------------------------------------------------------------------------------------------ public API
+def incident_types() -> dict[str, IncidentType]:
+    """The incident type catalogue, keyed by type key, in the file's order."""
+    return dict(catalogue().types)
+
+
+def tables() -> dict[str, Table]:
+    """The grading tables, keyed by table key (file name)."""
+    return dict(catalogue().tables)
+
+
+def level_info(level: str) -> dict:
+    """Name, colour, CAP severity and English name of a level ("I".."IV")."""
+    lv = catalogue().levels.levels.get(level)  # type: ignore[call-overload]
+    if lv is None:
+        raise GradingError(f"unknown level {level!r}: use one of I, II, III, IV")
+    return {"level": level, "name": lv.name, "colour": lv.colour, "colour_en": lv.colour_en,
+            "cap_severity": lv.cap_severity, "en": lv.en}
+
+
+def resolve_type(type: str) -> str:
+    """The catalogue key of a type given by key, alias or Chinese name (``"交通事故"`` -> ``"traffic"``)."""
+    cat = catalogue()
+    if not isinstance(type, str) or not type.strip():
+        raise GradingError(f"incident type must be a non-empty name, got {type!r}")
+    key = cat.names.get(type.strip().lower())
+    if key is None:
+        raise GradingError(f"unknown incident type {type!r}: known types are {', '.join(cat.types)}")
+    return key
+
+
+def grade(type: str, casualties: Casualties | Mapping[str, int], economic_loss_cny: float = 0, *,
+          missing_count_as_deaths: bool | None = None) -> Grade:
+    """Grade an incident by its type's table; the rule names the law, article and criterion that fired.
+
+    ``missing_count_as_deaths`` overrides ``settings.missing_count_as_deaths`` for this call.
+    """
+    cat = catalogue()
+    key = resolve_type(type)
+    counts = _counts(casualties)
+    loss = _loss(economic_loss_cny)
+    if missing_count_as_deaths is None:
+        from settings import get_settings
+        missing_count_as_deaths = get_settings().missing_count_as_deaths
+    table = cat.tables[cat.types[key].table]
+    hits = [h for c in table.criteria
+            if (h := _evaluate(c, counts, loss, bool(missing_count_as_deaths))) is not None]
+    if hits:
+        rank = max(h.rank for h in hits)
+        level = LEVELS[rank]
+        text = "；".join(h.text for h in hits if h.rank == rank)
+    else:
+        level, text = "IV", _floor_text(table)
+    if counts["missing"] and not missing_count_as_deaths and any(
+            c.missing_mode == "setting" for c in table.criteria):
+        text += f"; missing {counts['missing']} not counted with deaths (settings.missing_count_as_deaths off)"
+    info = cat.levels.levels[level]
+    rule = Rule(law=table.source.law, article=table.source.article, criterion=text)
+    return Grade(level=level, name=info.name, colour=info.colour, cap_severity=info.cap_severity,  # type: ignore[arg-type]
+                 rule=rule, category=table.key)
+
+
+# ------------------------------------------------------------------------------------------ rules
+@dataclass(frozen=True)
+class _Hit:
+    rank: int       # 1 (III) .. 3 (I)
+    text: str
+
+
+def _counts(casualties: Any) -> dict[str, int]:
+    if isinstance(casualties, Mapping):
+        unknown = set(casualties) - set(_COUNTS)
+        if unknown:
+            raise GradingError(f"casualties: unknown field(s) {sorted(unknown)}: use {', '.join(_COUNTS)}")
+        get = casualties.get
+    elif all(hasattr(casualties, n) for n in _COUNTS):
+        def get(n: str, d: int = 0) -> Any:
+            return getattr(casualties, n)
+    else:
+        raise GradingError(f"casualties must be a Casualties or a mapping of {', '.join(_COUNTS)}, "
+                           f"got {type(casualties).__name__}")
+    out = {}
+    for n in _COUNTS:
+        v = get(n, 0)
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0:
+            raise GradingError(f"casualties.{n} must be a whole number >= 0, got {v!r}")
+        out[n] = int(v)
+    return out
+
+
+def _loss(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or v < 0:
+        raise GradingError(f"economic_loss_cny must be a finite number of yuan >= 0, got {v!r}")
+    return float(v)
+
+
+def _fmt(n: float, unit: str) -> str:
+    """Chinese statutory wording of a bound: 30 -> "30人", 50000000 -> "5000万元", 1e8 -> "1亿元"."""
+    if unit == "元":
+        n = int(n)
+        if n % 100_000_000 == 0:
+            return f"{n // 100_000_000}亿元"
+        if n % 10_000 == 0:
+            return f"{n // 10_000}万元"
+    return f"{int(n)}{unit}"
+
+
+def _num(v: float) -> str:
+    return f"{int(v):,}" if float(v).is_integer() else f"{v:,.2f}"
+
+
+def _band_text(c: Criterion, level: str, zh: str) -> str:
+    order = [lv for lv in ("I", "II", "III") if lv in c.bands]
+    i = order.index(level)
+    low = f"{zh}{_fmt(c.bands[level], c.unit_zh)}以上"
+    if i == 0:
+        return low
+    return f"{low}{_fmt(c.bands[order[i - 1]], c.unit_zh)}以下"
+
+
+def _evaluate(c: Criterion, counts: dict[str, int], loss: float, count_missing: bool) -> _Hit | None:
+    """The highest level this criterion reaches and its wording, or None below every band."""
+    if c.measure == "economic_loss_cny":
+        value: float = loss
+        shown = f"{c.en} {_num(loss)}"
+    else:
+        value = counts[c.measure]
+        shown = f"{c.en} {value}"
+    zh = c.zh
+    with_missing = c.missing_mode == "always" or (c.missing_mode == "setting" and count_missing)
+    if c.measure == "deaths" and with_missing and counts["missing"]:
+        value = counts["deaths"] + counts["missing"]
+        shown = f"deaths {counts['deaths']} + missing {counts['missing']} = {value}"
+        if "失踪" not in zh:
+            zh = f"{zh}（含失踪）"
+    for level in ("I", "II", "III"):
+        bound = c.bands.get(level)  # type: ignore[call-overload]
+        if bound is not None and value >= bound:
+            note = "; missing counted with deaths" if c.measure == "deaths" and with_missing \
+                and counts["missing"] and c.missing_mode == "setting" else ""
+            return _Hit(LEVELS.index(level),
+                        f"{_band_text(c, level, zh)} ({shown} >= {_num(bound)}{note})")
+    return None
+
+
+def _floor_text(table: Table) -> str:
+    parts = []
+    for c in table.criteria:
+        lowest = [lv for lv in ("I", "II", "III") if lv in c.bands][-1]
+        parts.append(f"{c.zh}{_fmt(c.bands[lowest], c.unit_zh)}以下")
+    return f"一般：{'、'.join(parts)} (below every 较大 threshold; IV is the floor: any reported incident is at least 一般)"
