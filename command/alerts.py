@@ -38,6 +38,7 @@ from settings import get_settings
 
 RULES_FILE = "alerting/warning_rules.yaml"
 MAX_CAP_VERTICES = 100
+MIN_UNIT_M2 = 1000.0      # an admin unit with less of its land inside the area is not warned (border slivers)
 CLIP_KEEP_SHARE = 0.9      # below this share of the requested area left on land, CAP also gets the polygon
 ResponseType = Literal["Shelter", "Evacuate", "Prepare", "Execute", "Avoid", "Monitor", "Assess",
                        "AllClear", "None"]
@@ -163,8 +164,10 @@ def warning_radius_m(type: str, level: str) -> tuple[float | None, str]:
 def _population(area_wgs84) -> tuple[int, list[dict], str]:
     """(total, [{adcode, name, population}], method) inside the area."""
     est = population_within(area_wgs84)
+    km2 = admin.districts().set_index("district_adcode")["area_km2"]
+    # Shared borders touch the neighbours along a line: a unit is warned only with real land inside.
     units = [{"adcode": str(u["adcode"]), "name": u["name"], "population": int(u["population"])}
-             for u in est.units]
+             for u in est.units if u["share"] * km2.get(str(u["adcode"]), 0.0) * 1e6 >= MIN_UNIT_M2]
     return int(est.total), units, est.method
 
 
