@@ -11,6 +11,7 @@ channel's default ``rate_per_minute``). WeCom ignores the Idempotency-Key header
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote_plus
 
 from command.channels import BaseChannel, OutgoingAlert, PermanentError, RetryableError, chat_markdown, truncate_bytes
 from command.hookspecs import hookimpl
@@ -42,17 +43,14 @@ class WeComChannel(BaseChannel):
     def __init__(self, cfg: Any, *, client: Any = None, settings: Any = None) -> None:
         super().__init__(cfg, client=client, settings=settings)
         url = self.option("url")
-        if url:
-            self.url, self.params = url, {}
-        else:
-            self.url, self.params = WECOM_URL, {"key": self.option("key", required=True)}
+        self.url = url or f"{WECOM_URL}?key={quote_plus(self.option('key', required=True))}"
 
     def payload(self, alert: OutgoingAlert) -> dict[str, Any]:
         content = truncate_bytes(chat_markdown(alert), MARKDOWN_MAX_BYTES)
         return {"msgtype": "markdown", "markdown": {"content": content}}
 
     def send(self, alert: OutgoingAlert, *, idempotency_key: str) -> str:
-        resp = self.post(self.url, params=self.params, json=self.payload(alert),
+        resp = self.post(self.url, json=self.payload(alert),
                          headers={"Idempotency-Key": idempotency_key})
         return robot_reply(self.kind, self.name, resp, retry_codes=(RATE_LIMITED,))
 
