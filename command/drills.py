@@ -1,0 +1,483 @@
+"""Drill scenarios: load (strictly), replay through ResponseService as an Exercise, report.
+
+The file format and the report are the contract of ``contracts/drill-scenario.md``::
+
+    from command import drills
+    scenario = drills.load_scenario("scenarios/tianhe-mall-gas-explosion.yaml")   # ScenarioError if bad
+    report = drills.run_drill(scenario)              # virtual clock: same file -> same report
+    report = drills.run_drill(scenario, speed=60)    # the scenario's timeline, 60x faster, real sleeps
+    drills.report_exit_code(report)                  # 0 every expect passed, 1 otherwise
+
+A refused file names the file, the event (counted from 1, as a trainer reads the file), its YAML line and
+the field: ``scenarios/x.yaml: event 3 (line 21): casualties.deaths: must be a whole number >= 0``.
+Nothing runs unless the whole file is valid. A drill's service runs with ``exercise=True`` on a store of
+its own (a temporary database unless one is given), so it never reaches a live channel nor mixes with
+live incidents.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from command.errors import CommandError, ScenarioError
+
+KINDS = ("report", "update", "alert", "cancel_alert", "close", "note")
+FIELDS_OF_KIND: dict[str, set[str]] = {
+    "report": {"address", "point", "type", "casualties", "economic_loss_cny", "description"},
+    "update": {"type", "casualties", "economic_loss_cny", "description"},
+    "alert": {"radius_m", "instruction", "instruction_en"},
+    "cancel_alert": set(),
+    "close": set(),
+    "note": {"text"},
+}
+COMMON = {"at", "kind", "incident", "actor"}
+_TIME = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+ACTOR = "演练导调"
+
+
+# ---------------------------------------------------------------- the file's shape
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=False)
+
+
+class PointIn(_Strict):
+    lon: float
+    lat: float
+    crs: Literal["wgs84", "gcj02", "bd09"] = "wgs84"
+
+
+class CasualtiesIn(_Strict):
+    deaths: int | None = Field(default=None, ge=0, strict=True)       # omitted: 0 in a report,
+    serious_injuries: int | None = Field(default=None, ge=0, strict=True)  # unchanged in an update
+    missing: int | None = Field(default=None, ge=0, strict=True)
+
+
+class EventIn(_Strict):
+    at: int | float | str
+    kind: Literal["report", "update", "alert", "cancel_alert", "close", "note"]
+    incident: str = Field(min_length=1)
+    actor: str | None = None
+    address: str | None = Field(default=None, min_length=1)
+    point: PointIn | None = None
+    type: str | None = None
+    casualties: CasualtiesIn | None = None
+    economic_loss_cny: float | None = Field(default=None, ge=0)
+    description: str | None = None
+    radius_m: float | None = Field(default=None, gt=0)
+    instruction: str | None = None
+    instruction_en: str | None = None
+    text: str | None = None
+
+    @field_validator("incident", mode="before")
+    @classmethod
+    def _key(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+
+class ExpectIn(_Strict):
+    incident: str
+    level: Literal["I", "II", "III", "IV"] | None = None
+    district_adcode: str | None = Field(default=None, pattern=r"^\d{6}$")
+
+    @field_validator("incident", "district_adcode", mode="before")
+    @classmethod
+    def _digits(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+
+class ScenarioIn(_Strict):
+    format: Literal[1]
+    name: str = Field(min_length=1)
+    start: datetime
+    events: list[EventIn] = Field(min_length=1)
+    expect: list[ExpectIn] = []
+
+    @field_validator("start", mode="before")
+    @classmethod
+    def _offset(cls, v: Any) -> Any:
+        if isinstance(v, datetime):
+            v = v.isoformat()
+        if not isinstance(v, str) or not re.search(r"([+-]\d\d:\d\d|Z)$", v.strip()):
+            raise ValueError("must be an ISO 8601 time with its UTC offset, e.g. 2026-03-14T09:00:00+08:00")
+        return v
+
+
+# ---------------------------------------------------------------- loaded scenario
+
+@dataclass(frozen=True)
+class ScenarioEvent:
+    index: int                 # 1-based position in the file
+    line: int | None           # YAML line of the event
+    at_s: int
+    kind: str
+    incident: str
+    fields: dict[str, Any]     # the kind's fields as given (point/casualties as dicts)
+    actor: str = ACTOR
+
+
+@dataclass(frozen=True)
+class Scenario:
+    path: str
+    name: str
+    start: datetime
+    events: tuple[ScenarioEvent, ...]          # in replay order (by at_s, stable)
+    expect: tuple[dict[str, Any], ...]
+
+
+def parse_time(value: Any) -> int:
+    """Seconds from 0, 90, "90s", "5m", "1h30m"; ValueError with the accepted forms otherwise."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a time: use seconds or 90s, 5m, 1h30m")
+    if isinstance(value, (int, float)):
+        if value < 0 or value != value:
+            raise ValueError(f"{value!r} is not a time: must be >= 0 seconds")
+        return int(value)
+    text = str(value).strip()
+    m = _TIME.match(text)
+    if text.isdigit():
+        return int(text)
+    if not text or not m or not any(m.groups()):
+        raise ValueError(f"{value!r} is not a time: use seconds or 90s, 5m, 1h30m")
+    h, mi, s = (int(g) if g else 0 for g in m.groups())
+    return h * 3600 + mi * 60 + s
+
+
+class _Lines:
+    """YAML line numbers of every node, keyed by path (('events', 2, 'casualties', 'deaths'))."""
+
+    def __init__(self, node: yaml.Node | None) -> None:
+        self.lines: dict[tuple, int] = {}
+        if node is not None:
+            self._walk(node, ())
+
+    def _walk(self, node: yaml.Node, path: tuple) -> None:
+        self.lines[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                key = (k.value,)
+                self.lines[path + key] = k.start_mark.line + 1
+                self._walk(v, path + key) if not isinstance(v, yaml.ScalarNode) else None
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self._walk(item, path + (i,))
+
+    def line(self, path: tuple) -> int | None:
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return None
+
+
+def _read(path: Path) -> tuple[Any, _Lines]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ScenarioError(f"{path}: cannot read the scenario ({e.__class__.__name__}: {e})") from None
+    if path.suffix.lower() == ".json":
+        try:
+            return json.loads(text), _Lines(None)
+        except json.JSONDecodeError as e:
+            raise ScenarioError(f"{path}: line {e.lineno}: not valid JSON ({e.msg})") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark else ""
+        raise ScenarioError(f"{path}: {where}not valid YAML ({getattr(e, 'problem', e)})") from None
+    return data, _Lines(node)
+
+
+def _where(path: Path, lines: _Lines, loc: tuple) -> str:
+    """"file: event 3 (line 21): casualties.deaths" for a location inside the scenario."""
+    head = str(path)
+    if len(loc) >= 2 and loc[0] == "events" and isinstance(loc[1], int):
+        line = lines.line(loc)
+        head += f": event {loc[1] + 1}" + (f" (line {line})" if line else "")
+        rest = loc[2:]
+    else:
+        line = lines.line(loc)
+        head += f": line {line}" if line else ""
+        rest = loc
+    field = ".".join(str(p) for p in rest if not (isinstance(p, str) and "[" in p))
+    return f"{head}: {field}" if field else head
+
+
+def _message(err: dict[str, Any]) -> str:
+    kind, loc = err["type"], err["loc"]
+    last = str(loc[-1]) if loc else ""
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required"
+    if last in ("deaths", "serious_injuries", "missing"):
+        return "must be a whole number >= 0"
+    if last == "kind":
+        return f"must be one of {', '.join(KINDS)}, got {err.get('input')!r}"
+    if last == "lat" or last == "lon":
+        return f"must be a number, got {err.get('input')!r}"
+    if kind == "literal_error":
+        return f"{err['msg'].lower()}, got {err.get('input')!r}"
+    return err["msg"].removeprefix("Value error, ")
+
+
+def _refuse(path: Path, lines: _Lines, loc: tuple, message: str) -> ScenarioError:
+    return ScenarioError(f"{_where(path, lines, loc)}: {message}")
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and check a scenario file (YAML or JSON). Refuses the whole file with one clear line."""
+    path = Path(path)
+    data, lines = _read(path)
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{path}: expected a mapping with format, name, start and events")
+    try:
+        model = ScenarioIn.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        raise _refuse(path, lines, tuple(first["loc"]), _message(first)) from None
+    events = [_check_event(path, lines, i, ev, data["events"][i]) for i, ev in enumerate(model.events)]
+    ordered = sorted(events, key=lambda e: e.at_s)
+    _check_order(path, lines, ordered)
+    keys = {e.incident for e in events if e.kind == "report"}
+    for j, ex in enumerate(model.expect):
+        if ex.incident not in keys:
+            raise _refuse(path, lines, ("expect", j, "incident"), f"incident {ex.incident!r} is never reported")
+    return Scenario(path=str(path), name=model.name, start=model.start, events=tuple(ordered),
+                    expect=tuple(ex.model_dump(exclude_none=True) for ex in model.expect))
+
+
+def _check_event(path: Path, lines: _Lines, i: int, ev: EventIn, raw: dict) -> ScenarioEvent:
+    from incidents.errors import CoordinateError
+    from incidents.grading import incident_types
+    from incidents.model import Point
+    loc = ("events", i)
+    try:
+        at_s = parse_time(ev.at)
+    except ValueError as e:
+        raise _refuse(path, lines, loc + ("at",), str(e)) from None
+    given = {k for k in raw if k not in COMMON}
+    for key in sorted(given - FIELDS_OF_KIND[ev.kind]):
+        raise _refuse(path, lines, loc + (key,), f"not a field of a {ev.kind} event "
+                      f"(allowed: {', '.join(sorted(FIELDS_OF_KIND[ev.kind] | COMMON))})")
+    if ev.type is not None and ev.type not in incident_types():
+        raise _refuse(path, lines, loc + ("type",), f"unknown incident type {ev.type!r} "
+                      f"(known: {', '.join(sorted(incident_types()))})")
+    if ev.kind == "report":
+        if ev.type is None:
+            raise _refuse(path, lines, loc + ("type",), "a report needs a type")
+        if ev.address is None and ev.point is None:
+            raise _refuse(path, lines, loc + ("address",), "a report needs an address or a point")
+    if ev.point is not None:
+        try:
+            Point(ev.point.lon, ev.point.lat, ev.point.crs)
+        except CoordinateError as e:
+            field = "lat" if str(e).startswith("lat") else "lon" if str(e).startswith("lon") else "crs"
+            raise _refuse(path, lines, loc + ("point", field), str(e)) from None
+    fields = ev.model_dump(exclude_none=True, exclude=COMMON)
+    return ScenarioEvent(index=i + 1, line=lines.line(loc), at_s=at_s, kind=ev.kind, incident=ev.incident,
+                         fields=fields, actor=ev.actor or ACTOR)
+
+
+def _check_order(path: Path, lines: _Lines, ordered: list[ScenarioEvent]) -> None:
+    """An incident is reported once, before anything else happens to it, and nothing follows its close."""
+    reported: set[str] = set()
+    closed: set[str] = set()
+    alerted: set[str] = set()
+    for e in ordered:
+        loc = ("events", e.index - 1, "kind")
+        if e.kind == "report":
+            if e.incident in reported:
+                raise _refuse(path, lines, loc, f"incident {e.incident!r} is already reported")
+            reported.add(e.incident)
+            continue
+        if e.incident not in reported:
+            raise _refuse(path, lines, ("events", e.index - 1, "incident"),
+                          f"{e.kind} before the report of incident {e.incident!r}")
+        if e.incident in closed:
+            raise _refuse(path, lines, loc, f"{e.kind} after incident {e.incident!r} is closed")
+        if e.kind == "alert":
+            alerted.add(e.incident)
+        elif e.kind == "cancel_alert":
+            if e.incident not in alerted:
+                raise _refuse(path, lines, loc, f"cancel_alert but incident {e.incident!r} has no alert before it")
+            alerted.discard(e.incident)
+        elif e.kind == "close":
+            closed.add(e.incident)
+
+
+# ---------------------------------------------------------------- replay
+
+def run_drill(scenario: Scenario, *, store=None, speed: float | None = None) -> dict[str, Any]:
+    """Replay ``scenario`` as an Exercise and return the contract's drill report.
+
+    ``speed`` None: virtual clock, no waiting (deterministic). ``speed`` N: waits (real sleeps) between
+    events, the scenario's gaps divided by N; the recorded times stay the scenario's own.
+    """
+    from command.service import ResponseService
+    from command.store import Store
+    from command.timeline import VirtualClock
+    if speed is not None and not speed > 0:
+        raise ScenarioError(f"speed {speed!r}: must be more than 0 (or none for the virtual clock)")
+    tmp = None
+    if store is None:
+        tmp = Path(tempfile.mkdtemp(prefix="yzt-drill-"))
+        store = Store(tmp / "drill.db")
+    try:
+        clock = VirtualClock(scenario.start)
+        svc = ResponseService(store, clock=clock, exercise=True)
+        ids, errors = _replay(scenario, svc, clock, speed)
+        return _report(scenario, svc, ids, errors)
+    finally:
+        if tmp is not None:
+            store.close()
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _replay(scenario: Scenario, svc, clock, speed: float | None) -> tuple[dict[str, str], list[dict]]:
+    ids: dict[str, str] = {}
+    errors: list[dict] = []
+    began, last = time.monotonic(), 0
+    for ev in scenario.events:
+        if speed is not None:
+            wait = began + ev.at_s / speed - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+        clock.set_offset(max(ev.at_s, last))
+        last = ev.at_s
+        try:
+            _apply(ev, svc, ids)
+        except CommandError as e:   # a refusal during replay (e.g. no exercise channel): kept in the report
+            errors.append({"event": ev.index, "line": ev.line, "incident": ev.incident, "kind": ev.kind,
+                           "error": str(e)})
+        except ValueError as e:     # incidents/layers refusals (an address not found...)
+            errors.append({"event": ev.index, "line": ev.line, "incident": ev.incident, "kind": ev.kind,
+                           "error": str(e)})
+            if ev.kind == "report":
+                break
+    return ids, errors
+
+
+def _apply(ev: ScenarioEvent, svc, ids: dict[str, str]) -> None:
+    from incidents.model import Casualties, IncidentReport, Point
+    f = ev.fields
+    cas = Casualties(**f["casualties"]) if "casualties" in f else None   # omitted counts: 0
+    if ev.kind == "report":
+        point = Point(**f["point"]) if "point" in f else None
+        rep = IncidentReport(type=f["type"], address=f.get("address"), point=point,
+                             casualties=cas or Casualties(), economic_loss_cny=f.get("economic_loss_cny", 0),
+                             description=f.get("description", ""))
+        ids[ev.incident] = svc.report(rep, actor=ev.actor).id
+        return
+    iid = ids.get(ev.incident)
+    if iid is None:
+        raise ScenarioError(f"event {ev.index}: incident {ev.incident!r} was not opened (its report failed)")
+    if ev.kind == "update":
+        if cas is not None and "casualties" in f:
+            cur = svc.get(iid).casualties
+            given = f["casualties"]
+            cas = Casualties(**{k: given.get(k, getattr(cur, k)) for k in ("deaths", "serious_injuries",
+                                                                           "missing")})
+        svc.update(iid, actor=ev.actor, type=f.get("type"), casualties=cas,
+                   economic_loss_cny=f.get("economic_loss_cny"), description=f.get("description"))
+    elif ev.kind == "alert":
+        draft = svc.draft_alert(iid, actor=ev.actor, radius_m=f.get("radius_m"),
+                                instruction_zh=f.get("instruction", ""), instruction_en=f.get("instruction_en", ""))
+        svc.send_alert(iid, draft, actor=ev.actor, confirm=True)
+    elif ev.kind == "cancel_alert":
+        svc.cancel_alert(iid, actor=ev.actor, confirm=True)
+    elif ev.kind == "close":
+        svc.close(iid, actor=ev.actor)
+    elif ev.kind == "note":
+        svc.note(iid, f.get("text", ""), actor=ev.actor)
+
+
+# ---------------------------------------------------------------- report
+
+def _at_s(start: datetime, at: str | None) -> int | None:
+    return None if at is None else int((datetime.fromisoformat(at) - start).total_seconds())
+
+
+def _rule_text(rule: dict[str, str]) -> str:
+    return f"{rule.get('law', '')} {rule.get('article', '')}: {rule.get('criterion', '')}".strip()
+
+
+def _incident_report(scenario: Scenario, state) -> dict[str, Any]:
+    start = scenario.start
+    loc = state.location
+    nearby = {layer: [_nearby_item(d) for d in sorted(items, key=lambda d: (d["distance_m"], str(d["id"])))]
+              for layer, items in state.nearby.items()}
+    alerts = []
+    for a in state.alerts:
+        if not a.was_sent:
+            continue
+        alerts.append({"at_s": _at_s(start, a.approved_at), "msg_type": a.msg_type, "identifier": a.identifier,
+                       "status": a.status, "area": {k: v for k, v in (("circle", a.area.get("circle")),
+                                                                     ("polygon", a.area.get("polygon"))) if v},
+                       "population": a.population, "admin_units": [u["adcode"] for u in a.admin_units],
+                       "references": list(a.references), "cap_xml": a.cap_xml})
+    return {
+        "location": {"lon": round(loc.point.lon, 7), "lat": round(loc.point.lat, 7), "crs": "wgs84",
+                     "matched": loc.matched, "precision": loc.precision,
+                     "district_adcode": loc.district_adcode, "city_adcode": loc.city_adcode,
+                     "district_name": loc.district_name, "city_name": loc.city_name,
+                     "confidence": round(loc.confidence, 3)},
+        "level": state.grade.level,
+        "levels": [{"at_s": _at_s(start, lv.at), "level": lv.level, "rule": _rule_text(lv.rule)}
+                   for lv in state.levels],
+        "nearby": nearby,
+        "group": {"created_at_s": _at_s(start, state.group.created_at),
+                  "members": [{"role": m.role, "org": m.org, "level_of_government": m.level_of_government,
+                               "joined_at_s": _at_s(start, m.joined_at)} for m in state.group.members],
+                  "conference": ({"link": state.group.conference.link, "dial": state.group.conference.dial}
+                                 if state.group.conference else None)},
+        "alerts": alerts,
+        "closed_at_s": _at_s(start, state.closed_at),
+    }
+
+
+def _nearby_item(d: dict[str, Any]) -> dict[str, Any]:
+    keep = ("id", "name", "lon", "lat", "distance_m", "drive_time_s", "drive_time_method", "drive_rank")
+    return {k: d[k] for k in keep if k in d}
+
+
+def _report(scenario: Scenario, svc, ids: dict[str, str], errors: list[dict]) -> dict[str, Any]:
+    incidents = {key: _incident_report(scenario, svc.get(iid)) for key, iid in ids.items()}
+    rows = svc.outbox.deliveries()
+    deliveries = {"live": sum(r["mode"] == "live" for r in rows),
+                  "exercise": sum(r["mode"] == "exercise" for r in rows)}
+    by_channel: dict[str, dict[str, int]] = {}
+    for r in rows:
+        ch = by_channel.setdefault(r["channel"], {"mode": r["mode"]})
+        ch[r["status"]] = ch.get(r["status"], 0) + 1
+    checks = []
+    for ex in scenario.expect:
+        got = incidents.get(ex["incident"])
+        for field in ("level", "district_adcode"):
+            if field not in ex:
+                continue
+            actual = None if got is None else (got["level"] if field == "level"
+                                                else got["location"]["district_adcode"])
+            checks.append({"incident": ex["incident"], "field": field, "expected": ex[field],
+                           "actual": actual, "passed": actual == ex[field]})
+    return {"format": 1, "scenario": scenario.name, "status": "Exercise",
+            "start": scenario.start.isoformat(), "incidents": incidents, "deliveries": deliveries,
+            "deliveries_by_channel": dict(sorted(by_channel.items())), "checks": checks, "errors": errors}
+
+
+def report_exit_code(report: dict[str, Any]) -> int:
+    """0 when the replay ran and every expect passed; 1 when an expect failed or a step was refused."""
+    ok = all(c["passed"] for c in report.get("checks", [])) and not report.get("errors")
+    return 0 if ok else 1
