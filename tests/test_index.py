@@ -179,3 +179,16 @@ def test_query_point_must_be_a_point(index):
 def test_mismatched_coordinates_are_refused(shelters):
     with pytest.raises(LayerError, match="x_m/y_m"):
         LayerIndex(shelters.gdf, shelters.x_m[:-1], shelters.y_m)
+
+
+def test_by_layer_name_uses_the_catalog_and_builds_once():
+    from layers import catalog, index
+    from layers.errors import UnknownLayerError
+
+    layer = catalog.load("shelter")
+    p = Point(113.33, 23.14)
+    assert index.index_for("shelter") is index.index_for("shelter")
+    _same(index.nearest("shelter", p, k=7), brute(layer, p.lon, p.lat)[:7])
+    _same(index.within("shelter", p, 4000), brute(layer, p.lon, p.lat, 4000))
+    with pytest.raises(UnknownLayerError):
+        index.nearest("no_such_layer", p)
