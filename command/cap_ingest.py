@@ -8,7 +8,7 @@ Safety first: files over ``MAX_BYTES`` are refused unread; any DOCTYPE or ENTITY
 outright (XML external-entity and billion-laughs attacks, e.g. ``google-xee.cap``); the parser never
 resolves entities, loads a DTD, reaches the network or expands XInclude. Then the message must pass the
 OASIS CAP 1.2 schema (``command.cap.check_tree``). The proposed incident type comes from the keyword
-rules in ``data/alerting/warning_rules.yaml`` (``ingest:``), or "other" when nothing matches.
+rules in ``data/alerting/warning_rules.yaml`` (``ingest:``), or None when nothing matches.
 """
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ class IngestedAlert:
     circles: list[tuple[float, float, float]] = field(default_factory=list)   # (lat, lon, radius_km)
     geocodes: list[tuple[str, str]] = field(default_factory=list)             # (valueName, value)
     point: Point | None = None            # WGS84 representative point of the area geometry
-    incident_type: str = "other"          # proposed type for an incident
+    incident_type: str | None = None      # proposed type for an incident (a grading table key), if any
     type_reason: str = ""
 
     def as_dict(self) -> dict:
@@ -134,16 +134,18 @@ def _representative(polygons: list, circles: list) -> Point | None:
     return None
 
 
-def propose_type(category: list[str], event: str | None, headline: str | None) -> tuple[str, str]:
-    """(incident type, why) from the keyword rules; ("other", why) when none matches."""
+def propose_type(category: list[str], event: str | None, headline: str | None) -> tuple[str | None, str]:
+    """(incident type, why) from the keyword rules; (None, why) when none matches: the officer chooses."""
+    from incidents.grading import incident_types
+    known = incident_types()
     text = f"{event or ''} {headline or ''}".lower()
     for rule in rules().ingest:
-        if rule.categories and not set(rule.categories) & set(category):
+        if rule.type not in known or (rule.categories and not set(rule.categories) & set(category)):
             continue
         for kw in rule.keywords:
             if kw.lower() in text:
                 return rule.type, f"keyword {kw!r} in the event/headline"
-    return "other", f"no rule matches category {'/'.join(category) or '?'} and event {event!r}"
+    return None, f"no rule matches category {'/'.join(category) or '?'} and event {event!r}: choose a type"
 
 
 def _pick_info(root):

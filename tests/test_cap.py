@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -20,28 +19,10 @@ TIANHE = Point(113.3186, 23.1391)
 NAMES = {"I": ("特别重大", "红"), "II": ("重大", "橙"), "III": ("较大", "黄"), "IV": ("一般", "蓝")}
 
 
-@dataclass(frozen=True)
-class _IncidentType:   # the shape of incidents.grading.IncidentType
-    key: str
-    zh: str
-    en: str
-    table: str
-    cap_category: str
-    cap_event_zh: str
-    cap_event_en: str
-
-
 @pytest.fixture(scope="module")
 def itypes():
-    """The grading module's table when it exists; until then the same shape, filled by hand."""
-    try:
-        from incidents.grading import incident_types
-        return incident_types()
-    except ImportError:
-        rows = [("gas_explosion", "Fire", "燃气爆炸", "Gas explosion"),
-                ("hazmat_leak", "CBRNE", "危险化学品泄漏", "Hazardous chemical leak"),
-                ("fire", "Fire", "火灾", "Fire"), ("flood", "Met", "洪涝", "Flood")]
-        return {k: _IncidentType(k, zh, en, "test", c, zh, en) for k, c, zh, en in rows}
+    from incidents.grading import incident_types
+    return incident_types()
 
 
 def grade(level: str) -> Grade:

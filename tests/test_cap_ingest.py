@@ -12,6 +12,7 @@ from shapely.geometry import Polygon
 from command import cap, cap_ingest
 from command.cap_ingest import ingest_file
 from command.errors import CapIngestError
+from incidents.grading import incident_types
 
 REASONS = {   # what each refusal must say
     "google-invalid.cap": "<info>",                 # <scope> missing before <info>
@@ -29,7 +30,7 @@ def test_every_valid_message_is_accepted(shared_dir):
         got = ingest_file(f)
         assert got.identifier and got.sender and cap.SENT_RE.match(got.sent), f.name
         assert got.status == "Actual" and got.msg_type in ("Alert", "Update") and got.event, f.name
-        assert got.incident_type
+        assert got.incident_type is None or got.incident_type in incident_types(), f.name
 
 
 def test_every_invalid_message_is_refused_in_one_line(shared_dir):
@@ -65,25 +66,29 @@ def test_proposed_types():
     assert cap_ingest.propose_type(["Met"], "暴雨红色预警", None)[0] == "flood"
     assert cap_ingest.propose_type(["Fire"], "Fire", None)[0] == "fire"
     assert cap_ingest.propose_type(["CBRNE"], "Chemical release", None)[0] == "hazmat_leak"
-    assert cap_ingest.propose_type(["Transport"], "交通事故", None)[0] == "traffic_accident"
-    assert cap_ingest.propose_type(["Met"], "Traffic jam", None)[0] == "other"     # category narrows
+    assert cap_ingest.propose_type(["Transport"], "交通事故", None)[0] == "traffic"
+    assert cap_ingest.propose_type(["Met"], "城市内涝黄色预警", None)[0] == "waterlogging"
+    assert cap_ingest.propose_type(["Met"], "Traffic jam", None)[0] is None     # category narrows
     kind, why = cap_ingest.propose_type(["Met"], "Small Craft Advisory", None)
-    assert kind == "other" and "no rule" in why
+    assert kind is None and "no rule" in why
+
+
+def test_ingest_and_warning_rules_use_grading_types():
+    from command.alerts import rules
+    known = set(incident_types())
+    assert {r.type for r in rules().ingest} <= known
+    assert set(rules().types) <= known
 
 
 def test_our_own_message_round_trips(tmp_path):
-    from types import SimpleNamespace
-
     from command.alerts import build_area
     from incidents.model import Grade, Point, Rule
-    itypes = {"gas_explosion": SimpleNamespace(key="gas_explosion", cap_category="Fire",
-                                               cap_event_zh="燃气爆炸", cap_event_en="Gas explosion")}
     severe = Grade("II", "重大", "橙", "Severe", Rule("条例", "第三条", "test"))
     area = build_area(Point(114.3080, 22.5940), radius_m=5000, type="gas_explosion", level="II")
     xml = cap.build_alert(identifier="44030800000000_20260314091200_0", sender="yzt@440308.gd.gov.cn",
                           sent=datetime(2026, 3, 14, 9, 12, tzinfo=cap.BEIJING), status="Exercise",
                           msg_type="Alert", incident_type="gas_explosion", grade=severe, area=area,
-                          instruction_zh="立即撤离", instruction_en="Leave now", incident_types=itypes)
+                          instruction_zh="立即撤离", instruction_en="Leave now",)
     f = tmp_path / "ours.xml"
     f.write_text(xml, encoding="utf-8")
     got = ingest_file(f)
