@@ -394,7 +394,8 @@ def _apply(s: dict[str, Any], ev: Event) -> None:
         s["description"] = c.get("description", s["description"])
     elif isinstance(ev, Regraded):
         s["grade"] = ev.grade
-        s["levels"].append(LevelChange(ev.at, ev.to_level, ev.grade["rule"], ev.reason))
+        if ev.to_level != s["levels"][-1].level:     # `levels` holds changes of level only
+            s["levels"].append(LevelChange(ev.at, ev.to_level, ev.grade["rule"], ev.reason))
     elif isinstance(ev, MemberJoined):
         s["members"].append(Member(ev.role, ev.org, ev.level_of_government, ev.reason, ev.at))
     elif isinstance(ev, ConferenceOpened):
