@@ -1,0 +1,378 @@
+"""ResponseService: the one set of response services the CLI, drills and the dashboard call.
+
+    from command.service import ResponseService
+    from command.store import Store
+    svc = ResponseService(Store(path), exercise=False)          # settings, clock, outbox default
+    state = svc.report(IncidentReport(type="gas_explosion", address="广州市天河区天河路"), actor="值班员")
+    state = svc.update(state.id, actor="值班员", casualties=Casualties(deaths=4))   # regrade, group grows
+    draft = svc.draft_alert(state.id, actor="值班员", instruction_zh="请远离商场")
+    svc.send_alert(state.id, draft, actor="值班员", confirm=True)  # Actual needs confirm=True
+
+Every action appends timeline events (command.timeline) to the store; every read folds them. With
+``exercise=True`` every message is CAP status Exercise and goes only to channels whose mode is exercise,
+whatever the settings say; an Actual never goes without ``confirm=True``.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from lxml import etree
+
+from command import session
+from command.errors import AlertError, SessionError
+from command.timeline import (AlertApproved, AlertCancelled, AlertDrafted, AlertFailed, AlertRecord,
+                              AlertSent, Clock, Closed, Event, IncidentState, NoteAdded, Regraded,
+                              Reported, SystemClock, TaskDone, TaskSet, Updated, fold, from_record,
+                              iso, location_to_dict, parse_iso, to_record)
+from incidents.model import Casualties, IncidentReport, Point
+
+NEARBY_LAYERS = ("hospital", "fire_station", "camera", "shelter")
+NEARBY_K = 5
+CAP_NS = "{urn:oasis:names:tc:emergency:cap:1.2}"
+
+
+@dataclass(frozen=True)
+class AlertDraft:
+    """A validated CAP message not yet sent: what it says, where, to whom and through which channels."""
+
+    incident_id: str
+    identifier: str
+    status: str                         # Actual | Exercise
+    msg_type: str                       # Alert | Update | Cancel
+    references: tuple[str, ...]
+    sender: str
+    sent: str
+    cap_xml: str
+    circle: str | None                  # CAP circle "lat,lon radius_km"
+    radius_m: float | None
+    population: int
+    admin_units: tuple[dict[str, Any], ...]
+    channels: tuple[str, ...]
+    headline_zh: str
+    text_zh: str
+    area_desc: str
+    reason: str = ""
+    polygon: tuple[tuple[float, float], ...] | None = field(default=None)
+
+
+def _plain(value: Any) -> Any:
+    """A JSON round trip: numpy scalars and tuples become plain values the store keeps as is."""
+    def default(o: Any) -> Any:
+        if hasattr(o, "item"):
+            return o.item()
+        raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+    return json.loads(json.dumps(value, ensure_ascii=False, default=default))
+
+
+class ResponseService:
+    def __init__(self, store, *, settings=None, clock: Clock | None = None, exercise: bool = False,
+                 outbox=None) -> None:
+        from settings import get_settings
+        self.store = store
+        self.settings = settings or get_settings()
+        self.clock = clock or SystemClock()
+        self.exercise = exercise
+        if outbox is None:
+            from command.outbox import Outbox
+            outbox = Outbox(store, self.settings)
+        self.outbox = outbox
+
+    # ------------------------------------------------------------------ timeline plumbing
+    def _append(self, incident_id: str, events: list[Event]) -> None:
+        for ev in events:
+            kind, payload = to_record(ev)
+            self.store.append_event(incident_id, kind, _plain(payload), at=ev.at, actor=ev.actor)
+
+    def _now(self) -> str:
+        return iso(self.clock.now())
+
+    def get(self, incident_id: str) -> IncidentState:
+        stored = self.store.events(incident_id)
+        if not stored:
+            raise SessionError(f"no incident {incident_id!r} in the store")
+        return fold(incident_id, [from_record(e.kind, e.payload, at=e.at, actor=e.actor) for e in stored])
+
+    def _open(self, incident_id: str) -> IncidentState:
+        state = self.get(incident_id)
+        if state.state == "closed":
+            raise SessionError(f"incident {incident_id} was closed at {state.closed_at}; it takes no more actions")
+        return state
+
+    def list_incidents(self, *, level: str | None = None, state: str | None = None,
+                       district: str | None = None) -> list[IncidentState]:
+        out = []
+        for iid in self.store.incident_ids():
+            s = self.get(iid)
+            if level and s.grade.level != level or state and s.state != state:
+                continue
+            if district and district not in (s.location.district_adcode, s.location.district_name):
+                continue
+            out.append(s)
+        return out
+
+    # ------------------------------------------------------------------ report / update
+    def report(self, report: IncidentReport, *, actor: str, incident_id: str | None = None) -> IncidentState:
+        """Locate, grade, find what is nearby, open the response group; all recorded at once."""
+        from incidents.geocode import locate_any
+        from incidents.grading import grade
+        location = locate_any(report.address, report.point)
+        g = grade(report.type, report.casualties, report.economic_loss_cny)
+        now = self.clock.now()
+        at = iso(now)
+        incident_id = incident_id or self._new_incident_id(location.district_adcode or "440000", now)
+        if self.store.events(incident_id):
+            raise SessionError(f"incident {incident_id} already exists; use update")
+        nearby, problems = self._nearby(location.point)
+        events: list[Event] = [Reported(
+            at=at, actor=actor, type=report.type, location=location_to_dict(location),
+            casualties=report.casualties.as_dict(), economic_loss_cny=float(report.economic_loss_cny),
+            description=report.description, grade=g.as_dict(), address=report.address, nearby=nearby)]
+        events += [NoteAdded(at=at, actor="system", text=p) for p in problems]
+        events += session.open_group(incident_id, report.type, g, location, at=at, actor=actor,
+                                     settings=self.settings, casualties=report.casualties)
+        self._append(incident_id, events)
+        return self.get(incident_id)
+
+    def _new_incident_id(self, adcode: str, now) -> str:
+        base = f"{adcode}-{now.strftime('%Y%m%d%H%M%S')}"
+        used = set(self.store.incident_ids())
+        n, iid = 1, base
+        while iid in used:
+            n += 1
+            iid = f"{base}-{n}"
+        return iid
+
+    def _nearby(self, point: Point) -> tuple[dict[str, list[dict]], list[str]]:
+        from layers.errors import LayerError
+        from layers.index import nearest
+        from layers.routing import drive_times
+        out: dict[str, list[dict]] = {}
+        problems: list[str] = []
+        for layer in NEARBY_LAYERS:
+            try:
+                items = nearest(layer, point, k=NEARBY_K * 2 if layer == "fire_station" else NEARBY_K)
+                if layer == "fire_station":
+                    timed = drive_times(point, items)
+                    ranked = sorted(timed, key=lambda d: (d["drive_time_s"], d["distance_m"]))
+                    items = [dict(d, drive_rank=i + 1) for i, d in enumerate(ranked[:NEARBY_K])]
+            except LayerError as e:
+                items = []
+                problems.append(f"附近 {layer} 不可用: {e}")
+            out[layer] = _plain(items)
+        return out, problems
+
+    def update(self, incident_id: str, *, actor: str, type: str | None = None,
+               casualties: Casualties | None = None, economic_loss_cny: float | None = None,
+               description: str | None = None) -> IncidentState:
+        """Record what changed, regrade, and say so; a higher level brings its government in."""
+        from incidents.grading import grade
+        state = self._open(incident_id)
+        changes: dict[str, Any] = {}
+        if type is not None and type != state.type:
+            changes["type"] = type
+        if casualties is not None and casualties != state.casualties:
+            changes["casualties"] = casualties.as_dict()
+        if economic_loss_cny is not None and float(economic_loss_cny) != state.economic_loss_cny:
+            changes["economic_loss_cny"] = float(economic_loss_cny)
+        if description is not None and description != state.description:
+            changes["description"] = description
+        if not changes:
+            return state
+        new_type = changes.get("type", state.type)
+        new_cas = casualties if "casualties" in changes else state.casualties
+        new_loss = changes.get("economic_loss_cny", state.economic_loss_cny)
+        g = grade(new_type, new_cas, new_loss)
+        at = self._now()
+        events: list[Event] = [Updated(at=at, actor=actor, changes=changes)]
+        events += session.regrade(state, g, new_type, at=at, actor=actor, casualties=new_cas)
+        self._append(incident_id, events)
+        return self.get(incident_id)
+
+    def note(self, incident_id: str, text: str, *, actor: str) -> IncidentState:
+        if not text.strip():
+            raise SessionError("a note needs some text")
+        self._append(incident_id, [NoteAdded(at=self._now(), actor=actor, text=text)])
+        return self.get(incident_id)
+
+    def add_task(self, incident_id: str, role: str, text: str, *, actor: str) -> str:
+        state = self._open(incident_id)
+        task_id = f"T{len(state.tasks) + 1}"
+        self._append(incident_id, [TaskSet(at=self._now(), actor=actor, task_id=task_id, role=role, text=text)])
+        return task_id
+
+    def complete_task(self, incident_id: str, task_id: str, *, actor: str) -> None:
+        state = self._open(incident_id)
+        task = next((t for t in state.tasks if t.id == task_id), None)
+        if task is None:
+            raise SessionError(f"incident {incident_id} has no task {task_id!r}")
+        if task.done_at:
+            raise SessionError(f"task {task_id} of incident {incident_id} is already done ({task.done_at})")
+        self._append(incident_id, [TaskDone(at=self._now(), actor=actor, task_id=task_id)])
+
+    def close(self, incident_id: str, *, actor: str, reason: str = "") -> IncidentState:
+        self._open(incident_id)
+        self._append(incident_id, [Closed(at=self._now(), actor=actor, reason=reason)])
+        return self.get(incident_id)
+
+    # ------------------------------------------------------------------ alerts
+    @property
+    def _status(self) -> str:
+        return "Exercise" if self.exercise else "Actual"
+
+    def _channels(self, status: str) -> list[str]:
+        mode = "exercise" if status == "Exercise" else "live"
+        return [c.name for c in self.settings.channels if c.mode == mode]
+
+    def _used_identifiers(self) -> set[str]:
+        return {e.payload.get("identifier") for e in self.store.events() if e.kind == "AlertDrafted"}
+
+    def draft_alert(self, incident_id: str, *, actor: str, radius_m: float | None = None,
+                    polygon: list[tuple[float, float]] | None = None, instruction_zh: str = "",
+                    instruction_en: str = "") -> AlertDraft:
+        """Build and validate the CAP message (zh + en) for the incident's area; record the draft."""
+        state = self._open(incident_id)
+        active = state.active_alerts
+        msg_type = "Update" if active else "Alert"
+        return self._draft(state, actor=actor, msg_type=msg_type, references=[a.reference for a in active],
+                           radius_m=radius_m, polygon=polygon, instruction_zh=instruction_zh,
+                           instruction_en=instruction_en)
+
+    def _draft(self, state: IncidentState, *, actor: str, msg_type: str, references: list[str],
+               radius_m, polygon, instruction_zh: str, instruction_en: str) -> AlertDraft:
+        from command import alerts, cap
+        from incidents.grading import incident_types
+        area = alerts.build_area(state.location.point, radius_m=radius_m, polygon=polygon,
+                                 type=state.type, level=state.grade.level)
+        now = self.clock.now()
+        adcode = state.location.district_adcode or "440000"
+        used = self._used_identifiers()
+        identifier = cap.new_identifier(adcode, now, lambda i: i in used or self.store.identifier_used(i))
+        itype = incident_types()[state.type]
+        status = self._status
+        sender = cap.default_sender(adcode)
+        place = f"{state.location.city_name or ''}{state.location.district_name or ''}"
+        tag = "【演练】" if status == "Exercise" else ""
+        word = {"Cancel": "解除", "Update": "更新"}.get(msg_type, "")
+        headline = f"{tag}{place}{itype.cap_event_zh}{state.grade.colour}色预警{word}"
+        xml = cap.build_alert(
+            identifier=identifier, sender=sender, sent=now, status=status, msg_type=msg_type,
+            references=references, incident_type=state.type, grade=state.grade, area=area,
+            instruction_zh=instruction_zh, instruction_en=instruction_en, headline_zh=headline,
+            description_zh=state.description, incident_id=state.id)
+        cap.validate(xml)
+        units = _plain(area.admin_units)
+        area_desc = "、".join(u.get("name", u.get("adcode", "")) for u in units) or place
+        text = f"{headline}：{state.location.matched}。{instruction_zh}".strip()
+        draft = AlertDraft(
+            incident_id=state.id, identifier=identifier, status=status, msg_type=msg_type,
+            references=tuple(references), sender=sender, sent=iso(now), cap_xml=xml,
+            circle=_circle_text(xml), radius_m=area.radius_m, population=int(area.population),
+            admin_units=tuple(units), channels=tuple(self._channels(status)), headline_zh=headline,
+            text_zh=text, area_desc=area_desc, reason=area.reason,
+            polygon=tuple(tuple(p) for p in polygon) if polygon else None)
+        self._append(state.id, [AlertDrafted(
+            at=draft.sent, actor=actor, identifier=identifier, status=status, msg_type=msg_type,
+            references=list(references), sender=sender, sent=draft.sent, cap_xml=xml,
+            area={"circle": draft.circle, "radius_m": area.radius_m, "reason": area.reason,
+                  "polygon": [list(p) for p in area.polygon] if area.polygon else None},
+            population=draft.population, admin_units=list(units), channels=list(draft.channels),
+            headline_zh=headline, text_zh=text, radius_m=radius_m,
+            polygon=[list(p) for p in polygon] if polygon else None)])
+        return draft
+
+    def send_alert(self, incident_id: str, draft: AlertDraft, *, actor: str, confirm: bool) -> dict:
+        """Approve and deliver a draft through the outbox; record each delivery's outcome."""
+        state = self._open(incident_id)
+        rec = self._check_sendable(state, draft, confirm)
+        if draft.msg_type != "Cancel":
+            current = {a.identifier for a in state.active_alerts}
+            if current != {r.split(",")[1] for r in rec.references}:
+                raise AlertError(f"draft {draft.identifier} is out of date: another alert was sent since; "
+                                 "draft again")
+        return self._deliver(state, rec, draft, actor=actor, confirm=confirm)
+
+    def _check_sendable(self, state: IncidentState, draft: AlertDraft, confirm: bool) -> AlertRecord:
+        rec = next((a for a in state.alerts if a.identifier == draft.identifier), None)
+        if rec is None or draft.incident_id != state.id:
+            raise AlertError(f"alert {draft.identifier} was not drafted for incident {state.id}")
+        if rec.was_sent or self.store.identifier_used(draft.identifier):
+            raise AlertError(f"alert {draft.identifier} was already sent; an identifier is never reused")
+        if rec.status != self._status or draft.status != rec.status or draft.cap_xml != rec.cap_xml:
+            raise AlertError(f"alert {draft.identifier} is {draft.status} but this service is in "
+                             f"{'exercise' if self.exercise else 'live'} mode; draft again")
+        if rec.status == "Actual" and not confirm:
+            raise AlertError("an Actual public warning needs confirmation")
+        channels = self._channels(rec.status)
+        if not channels:
+            mode = "exercise" if rec.status == "Exercise" else "live"
+            raise AlertError(f"no {mode} channel in the settings: alert {draft.identifier} not sent "
+                             f"(add a channel with mode: {mode})")
+        return rec
+
+    def _deliver(self, state: IncidentState, rec: AlertRecord, draft: AlertDraft, *, actor: str,
+                 confirm: bool, cancels: list[str] | None = None) -> dict:
+        from command.outbox import OutgoingAlert
+        channels = self._channels(rec.status)
+        outgoing = OutgoingAlert(identifier=rec.identifier, incident_id=state.id, status=rec.status,
+                                 msg_type=rec.msg_type, cap_xml=rec.cap_xml, headline_zh=draft.headline_zh,
+                                 text_zh=draft.text_zh, area_desc=draft.area_desc)
+        ids = self.outbox.enqueue(outgoing, channels)
+        at = self._now()
+        events: list[Event] = [AlertApproved(at=at, actor=actor, identifier=rec.identifier, confirmed=confirm)]
+        if cancels is not None:
+            events.append(AlertCancelled(at=at, actor=actor, identifier=rec.identifier, cancels=cancels))
+        self._append(state.id, events)
+        self.outbox.run_until_idle(timeout_s=30)
+        rows = self.outbox.deliveries(rec.identifier)
+        outcome: list[Event] = []
+        for row in rows:
+            if row["status"] == "sent":
+                outcome.append(AlertSent(at=self._now(), actor="outbox", identifier=rec.identifier,
+                                         channel=row["channel"], mode=row["mode"],
+                                         receipt=_text(row.get("receipt"))))
+            elif row["status"] in ("failed", "dead"):
+                outcome.append(AlertFailed(at=self._now(), actor="outbox", identifier=rec.identifier,
+                                           channel=row["channel"], mode=row["mode"],
+                                           error=str(row.get("last_error") or ""), status=row["status"]))
+        self._append(state.id, outcome)
+        return {"identifier": rec.identifier, "incident_id": state.id, "status": rec.status,
+                "msg_type": rec.msg_type, "references": list(rec.references), "delivery_ids": list(ids),
+                "channels": channels, "deliveries": _plain(rows), "cancels": cancels or []}
+
+    def cancel_alert(self, incident_id: str, *, actor: str, confirm: bool) -> dict:
+        """A CAP Cancel referencing every alert of the incident still in force."""
+        state = self._open(incident_id)
+        active = state.active_alerts
+        if not active:
+            raise AlertError(f"incident {incident_id} has no alert in force to cancel")
+        if not self.exercise and not confirm:
+            raise AlertError("an Actual public warning needs confirmation (a Cancel too)")
+        last = active[-1]
+        draft = self._draft(state, actor=actor, msg_type="Cancel", references=[a.reference for a in active],
+                            radius_m=last.radius_m, polygon=[list(p) for p in last.polygon] if last.polygon
+                            else None, instruction_zh="预警解除", instruction_en="The warning is cancelled.")
+        state = self.get(incident_id)
+        rec = self._check_sendable(state, draft, confirm)
+        return self._deliver(state, rec, draft, actor=actor, confirm=confirm,
+                             cancels=[a.identifier for a in active])
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(_plain(value), ensure_ascii=False, sort_keys=True)
+
+
+def _circle_text(xml: str) -> str | None:
+    """The first CAP ``circle`` of the message, exactly as written (no entities, no network)."""
+    parser = etree.XMLParser(resolve_entities=False, no_network=True)
+    root = etree.fromstring(xml.encode("utf-8"), parser)
+    el = root.find(f".//{CAP_NS}circle")
+    return el.text.strip() if el is not None and el.text else None
+
+
+def reported_at_s(state: IncidentState, at: str) -> int:
+    """Seconds from the incident's report to ``at`` (both ISO 8601 with offset)."""
+    return int((parse_iso(at) - parse_iso(state.reported_at)).total_seconds())
