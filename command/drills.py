@@ -326,21 +326,28 @@ def run_drill(scenario: Scenario, *, store=None, speed: float | None = None) -> 
     ``speed`` None: virtual clock, no waiting (deterministic). ``speed`` N: waits (real sleeps) between
     events, the scenario's gaps divided by N; the recorded times stay the scenario's own.
     """
+    from command.outbox import Outbox
     from command.service import ResponseService
     from command.store import Store
     from command.timeline import VirtualClock
+    from settings import get_settings
     if speed is not None and not speed > 0:
         raise ScenarioError(f"speed {speed!r}: must be more than 0 (or none for the virtual clock)")
     tmp = None
     if store is None:
         tmp = Path(tempfile.mkdtemp(prefix="yzt-drill-"))
         store = Store(tmp / "drill.db")
+    # The drill's settings hold the exercise channels only: its outbox cannot even build a live channel.
+    base = get_settings()
+    drill_settings = base.model_copy(update={"channels": [c for c in base.channels if c.mode == "exercise"]})
+    outbox = Outbox(store, drill_settings)
     try:
         clock = VirtualClock(scenario.start)
-        svc = ResponseService(store, clock=clock, exercise=True)
+        svc = ResponseService(store, settings=drill_settings, clock=clock, exercise=True, outbox=outbox)
         ids, errors = _replay(scenario, svc, clock, speed)
         return _report(scenario, svc, ids, errors)
     finally:
+        outbox.close()
         if tmp is not None:
             store.close()
             shutil.rmtree(tmp, ignore_errors=True)

@@ -225,9 +225,6 @@ class ResponseService:
         mode = "exercise" if status == "Exercise" else "live"
         return [c.name for c in self.settings.channels if c.mode == mode]
 
-    def _used_identifiers(self) -> set[str]:
-        return {e.payload.get("identifier") for e in self.store.events() if e.kind == "AlertDrafted"}
-
     def draft_alert(self, incident_id: str, *, actor: str, radius_m: float | None = None,
                     polygon: list[tuple[float, float]] | None = None, instruction_zh: str = "",
                     instruction_en: str = "") -> AlertDraft:
@@ -247,7 +244,7 @@ class ResponseService:
                                  type=state.type, level=state.grade.level)
         now = self.clock.now()
         adcode = state.location.district_adcode or "440000"
-        used = self._used_identifiers()
+        used = {a.identifier for a in state.alerts}    # this incident's drafts; sent ones are in the store
         identifier = cap.new_identifier(adcode, now, lambda i: i in used or self.store.identifier_used(i))
         itype = incident_types()[state.type]
         status = self._status
