@@ -167,7 +167,8 @@ class _Lines:
             for k, v in node.value:
                 key = (k.value,)
                 self.lines[path + key] = k.start_mark.line + 1
-                self._walk(v, path + key) if not isinstance(v, yaml.ScalarNode) else None
+                if not isinstance(v, yaml.ScalarNode):   # a scalar's line is its key's line
+                    self._walk(v, path + key)
         elif isinstance(node, yaml.SequenceNode):
             for i, item in enumerate(node.value):
                 self._walk(item, path + (i,))
@@ -269,8 +270,9 @@ def _check_event(path: Path, lines: _Lines, i: int, ev: EventIn, raw: dict) -> S
     except ValueError as e:
         raise _refuse(path, lines, loc + ("at",), str(e)) from None
     given = {k for k in raw if k not in COMMON}
-    for key in sorted(given - FIELDS_OF_KIND[ev.kind]):
-        raise _refuse(path, lines, loc + (key,), f"not a field of a {ev.kind} event "
+    foreign = sorted(given - FIELDS_OF_KIND[ev.kind])
+    if foreign:
+        raise _refuse(path, lines, loc + (foreign[0],), f"not a field of a {ev.kind} event "
                       f"(allowed: {', '.join(sorted(FIELDS_OF_KIND[ev.kind] | COMMON))})")
     if ev.type is not None and ev.type not in incident_types():
         raise _refuse(path, lines, loc + ("type",), f"unknown incident type {ev.type!r} "
