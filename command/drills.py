@@ -30,6 +30,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from command.errors import CommandError, ScenarioError
+from incidents.errors import IncidentError
+from layers.errors import LayerError
 
 KINDS = ("report", "update", "alert", "cancel_alert", "close", "note")
 FIELDS_OF_KIND: dict[str, set[str]] = {
@@ -368,14 +370,11 @@ def _replay(scenario: Scenario, svc, clock, speed: float | None) -> tuple[dict[s
         last = ev.at_s
         try:
             _apply(ev, svc, ids)
-        except CommandError as e:   # a refusal during replay (e.g. no exercise channel): kept in the report
+        except (CommandError, IncidentError, LayerError) as e:
+            # A refusal during the replay (an address not found, no exercise channel...): the drill goes on,
+            # the report lists it, and the exit code is 1.
             errors.append({"event": ev.index, "line": ev.line, "incident": ev.incident, "kind": ev.kind,
                            "error": str(e)})
-        except ValueError as e:     # incidents/layers refusals (an address not found...)
-            errors.append({"event": ev.index, "line": ev.line, "incident": ev.incident, "kind": ev.kind,
-                           "error": str(e)})
-            if ev.kind == "report":
-                break
     return ids, errors
 
 
