@@ -15,7 +15,9 @@ Guarantees:
   (``GuardedChannel``), and the database refuses such a row, so no configuration can get a drill on air.
 - One worker thread per channel: a slow or failing channel never holds up another. Retries back off
   exponentially with jitter (``backoff_base_s`` · 2^(n-1), capped, or the receiver's Retry-After); after
-  ``max_attempts`` the delivery is dead-lettered with its last error kept. Rate limits per channel
+  ``max_attempts`` the delivery is dead-lettered with its last error kept. A channel whose receiver keeps
+  failing rests as a whole (the same backoff over its failure streak, at most 60 s) instead of trying every
+  queued alert in turn; a success ends the rest. Rate limits per channel
   (``rate_per_minute``; WeCom and DingTalk robots default to 20).
 - At-least-once: a claim marks the delivery 'sending' (attempts + 1) under a lease. If the process dies, the
   delivery is claimed again once the lease runs out, or at once when its owner process is seen to be gone.
@@ -192,7 +194,7 @@ class Outbox:
             log.error("outbox: channel %s cannot be built, its deliveries stay pending: %s", name, e)
             return
         limiter, wake = self._limiters[name], self._wake[name]
-        last_recovery = time.monotonic()
+        last_recovery, streak = time.monotonic(), 0
         while not stop.is_set():
             if time.monotonic() - last_recovery > min(10.0, self.lease_s):
                 self.recover_orphans()
@@ -213,9 +215,13 @@ class Outbox:
                 wake.wait(delay)
                 continue
             limiter.record()
-            self._attempt(ch, job)
+            # a receiver that keeps failing is given a rest as a whole, not hammered with every queued alert
+            streak = streak + 1 if self._attempt(ch, job) == "retry" else 0
+            if streak:
+                stop.wait(min(self._backoff_s(streak, None), 60.0))
 
-    def _attempt(self, ch: GuardedChannel, job: dict[str, Any]) -> None:
+    def _attempt(self, ch: GuardedChannel, job: dict[str, Any]) -> str:
+        """One send of a claimed delivery; returns "sent", "dead" or "retry" (the receiver failed)."""
         cfg = self._configs[ch.name]
         attempts = job["attempts"]
         fields = {k: job[f"alert_{k}"] for k in ("identifier", "incident_id", "status", "msg_type", "cap_xml",
@@ -224,14 +230,16 @@ class Outbox:
             note = (f"the last attempt ({attempts - 1}/{cfg.max_attempts}) was interrupted when its process ended; "
                     f"outcome unknown, not retried")
             self._finish(job, "dead", error=f"{note}; before: {job['last_error']}" if job["last_error"] else note)
-            return
+            return "dead"
         try:
             alert = OutgoingAlert(**fields)
             receipt = ch.send(alert, idempotency_key=idempotency_key(alert.identifier, ch.name))
         except AlertError as e:
             self._finish(job, "dead", error=f"refused by the drill guard: {e}")
+            return "dead"
         except PermanentError as e:
             self._finish(job, "dead", error=f"permanent: {e}")
+            return "dead"
         except Exception as e:  # RetryableError, or a plugin's bug: both are worth another try
             retry_after = e.retry_after if isinstance(e, RetryableError) else None
             error = str(e) if isinstance(e, RetryableError) else f"{type(e).__name__}: {e}"
@@ -240,8 +248,9 @@ class Outbox:
             else:
                 nxt = time.time() + self._backoff_s(attempts, retry_after)
                 self._finish(job, "failed", error=error, next_attempt_at=nxt)
-        else:
-            self._finish(job, "sent", receipt=receipt)
+            return "retry"
+        self._finish(job, "sent", receipt=receipt)
+        return "sent"
 
     def _finish(self, job: dict[str, Any], status: str, *, receipt: str | None = None, error: str | None = None,
                 next_attempt_at: float | None = None) -> None:
