@@ -261,8 +261,8 @@ class Store:
             raise StoreError(f"delivery {delivery_id}: cannot finish with status {status!r}")
         with self._tx() as conn:
             cur = conn.execute(
-                "UPDATE deliveries SET status = ?, receipt = coalesce(?, receipt), last_error = coalesce(?, last_error),"
-                " next_attempt_at = coalesce(?, next_attempt_at), lease_until = NULL, owner = NULL, updated_at = ?"
+                "UPDATE deliveries SET status = ?, receipt = coalesce(?, receipt),"
+                " last_error = coalesce(?, last_error), next_attempt_at = coalesce(?, next_attempt_at), lease_until = NULL, owner = NULL, updated_at = ?"
                 " WHERE id = ? AND status = 'sending' AND owner = ?",
                 (status, receipt, last_error, next_attempt_at, now, delivery_id, owner))
             return cur.rowcount == 1
