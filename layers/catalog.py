@@ -70,7 +70,7 @@ SHIPPED: dict[str, dict] = {
                    "by class along the real Futian OSM drive roads, heading along the road ± 10°, fov 60-90°"),
     },
     "shelter": {
-        "file": "shelter.csv", "synthetic": False, "crs": "wgs84", "numeric": [],
+        "file": "shelter.csv", "synthetic": False, "crs": "wgs84", "numeric": ["lon_gcj02", "lat_gcj02"],
         "source": ("ohnowho/MyShleter_1.0 @c29adb2 (2020): Shenzhen and Guangzhou open-data shelter lists, "
                    "geocoded with Amap (GCJ-02), converted to WGS84"),
         "licence": ("no licence upstream; government open data geocoded with Amap (Amap terms); "
