@@ -99,7 +99,7 @@ def _number(value: object) -> float | None:
 
 
 def _fmt(v: object) -> str:
-    return f"{v:g}" if isinstance(v, float) else repr(v)
+    return f"{v:.10g}" if isinstance(v, float) else repr(v)
 
 
 def _coordinate_problem(row: RawRow) -> str | None:
@@ -114,9 +114,9 @@ def _coordinate_problem(row: RawRow) -> str | None:
         if not math.isfinite(v):
             return f"{label} {raw} is not a finite number"
     if 18 <= lon <= 27 and 108 <= lat <= 118:
-        return f"lon {lon:g} lat {lat:g} look swapped (latitude given first?)"
+        return f"lon {_fmt(lon)} lat {_fmt(lat)} look swapped (latitude given first?)"
     if not (-180 <= lon <= 180 and -90 <= lat <= 90):
-        return f"lon {lon:g} lat {lat:g} is out of range"
+        return f"lon {_fmt(lon)} lat {_fmt(lat)} is out of range"
     return None
 
 

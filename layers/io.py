@@ -3,7 +3,7 @@
     from layers import io
     report = io.import_layer("hospital", Path("hospitals.csv"), crs="gcj02")   # -> ImportReport
     io.import_layer("camera", Path("cams.gpkg"), id_field="编号", name_field="名称")
-    io.export_layer("shelter", Path("shelter.geojson"))
+    io.export_layer("shelter", Path("shelter.geojson"))                        # -> rows written
 
 Inputs: GeoJSON, GeoPackage, Shapefile (read with pyogrio via geopandas), or CSV with lon/lat
 columns (also longitude/latitude, lng/lat, 经度/纬度; UTF-8 or GB18030). ``crs`` is the datum of the
@@ -53,6 +53,13 @@ class ImportReport:
     path: Path | None = None          # the registry written (None on a dry run or a refusal)
     synthetic: bool = False
     notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        """JSON-ready (the ``yzt layers import --json`` shape)."""
+        return {"layer": self.layer, "rows_accepted": self.rows_accepted,
+                "refused": [{"row": n, "reason": why} for n, why in self.refused],
+                "path": str(self.path) if self.path else None, "synthetic": self.synthetic,
+                "notes": list(self.notes)}
 
 
 @dataclass
@@ -245,9 +252,9 @@ def _json_value(value: object) -> object:
     return value
 
 
-def export_layer(name: str, path: Path | str) -> Path:
-    """Write layer ``name`` as a GeoJSON FeatureCollection (WGS84). Every feature carries
-    ``synthetic``; the foreign member ``yzt`` holds the layer, synthetic flag, source and licence."""
+def export_layer(name: str, path: Path | str) -> int:
+    """Write layer ``name`` as a GeoJSON FeatureCollection (WGS84); returns the number of features.
+    Every feature carries ``synthetic``; the foreign member ``yzt`` holds layer, synthetic, source, licence."""
     layer = catalog.load(name)
     gdf = layer.gdf
     cols = [c for c in gdf.columns if c != gdf.geometry.name]
@@ -265,4 +272,4 @@ def export_layer(name: str, path: Path | str) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _atomic_write(path, json.dumps(doc, ensure_ascii=False).encode("utf-8"))
-    return path
+    return len(features)

@@ -32,7 +32,7 @@ def test_bad_csv_is_refused_whole_with_rows_by_number():
     assert refused[3] == "name is empty"
     assert refused[4] == "id 'GZ-001' repeats row 1"
     assert refused[5] == "lon 'abc' is not a number"
-    assert "look swapped" in refused[6]
+    assert refused[6] == "lon 22.5431 lat 114.0579 look swapped (latitude given first?)"
     msg = str(e.value)
     assert "\n" not in msg and "nothing imported" in msg and "row 2: lon 120.5 lat 30.2 is outside Guangdong" in msg
     assert not catalog.imported_path("hospital").exists()
@@ -51,6 +51,8 @@ def test_a_refused_import_leaves_the_previous_registry_untouched():
 def test_dry_run_reports_without_writing():
     rep = io.import_layer("hospital", TEST_DATA / "layers_hospitals_bad.csv", dry_run=True)
     assert rep.rows_accepted == 0 and [n for n, _ in rep.refused] == [2, 3, 4, 5, 6]
+    assert json.loads(json.dumps(rep.as_dict()))["refused"][0] == {
+        "row": 2, "reason": "lon 120.5 lat 30.2 is outside Guangdong"}
     assert not catalog.imported_path("hospital").exists()
 
 
@@ -68,7 +70,8 @@ def test_gcj02_csv_is_converted_to_wgs84():
 
 
 def test_geojson_round_trip(tmp_path):
-    out = io.export_layer("shelter", tmp_path / "shelter.geojson")
+    out = tmp_path / "shelter.geojson"
+    assert io.export_layer("shelter", out) == 584
     doc = json.loads(out.read_text(encoding="utf-8"))
     assert doc["type"] == "FeatureCollection" and doc["yzt"]["layer"] == "shelter"
     assert doc["yzt"]["synthetic"] is False and len(doc["features"]) == 584
@@ -83,7 +86,8 @@ def test_geojson_round_trip(tmp_path):
 
 
 def test_a_reimported_demo_layer_stays_synthetic(tmp_path):
-    out = io.export_layer("fire_station", tmp_path / "fs.geojson")
+    out = tmp_path / "fs.geojson"
+    io.export_layer("fire_station", out)
     rep = io.import_layer("fire_station", out)
     assert rep.synthetic
     lay = catalog.load("fire_station")
