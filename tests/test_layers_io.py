@@ -6,9 +6,11 @@ from pathlib import Path
 
 import geopandas as gpd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import shapely
 
-from layers import catalog, io
+from layers import _validate, catalog, io
 from layers.errors import ImportRefused
 
 TEST_DATA = Path(__file__).resolve().parent / "data"
@@ -145,3 +147,17 @@ def test_gb18030_csv_and_row_datum_column(tmp_path):
     with pytest.raises(ImportRefused) as e:
         io.import_layer("hospital", path)
     assert e.value.refused == [(2, "datum '火星坐标' unknown (use wgs84, gcj02 or bd09)")]
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.floats(109.0, 118.0), st.floats(20.0, 26.0)), min_size=1, max_size=20))
+def test_exactly_the_rows_outside_guangdong_are_refused(points):
+    from incidents import admin
+    rows = [_validate.RawRow(number=i + 1, id=f"P{i}", name="点", lon=str(x), lat=str(y))
+            for i, (x, y) in enumerate(points)]
+    lon, lat, refused = _validate.check_rows(rows, default_datum="wgs84")
+    outside = {i + 1 for i, (x, y) in enumerate(points) if not admin.in_guangdong(float(str(x)), float(str(y)))}
+    assert {n for n, _ in refused} == outside
+    assert all(why.endswith("is outside Guangdong") for _, why in refused)
+    kept = [i for i in range(len(points)) if i + 1 not in outside]
+    assert list(lon[kept]) == [float(str(points[i][0])) for i in kept]
