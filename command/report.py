@@ -196,7 +196,8 @@ def to_html(report: dict[str, Any]) -> str:
     """One self-contained page: tables plus the timeline chart with plotly.js inlined (works offline)."""
     import plotly.io as pio
     ts = targets(report)
-    chart = pio.to_html(timeline_figure(report), include_plotlyjs=True, full_html=False)
+    chart = pio.to_html(timeline_figure(report), include_plotlyjs=True, full_html=False,
+                        div_id="aar-timeline")   # a fixed id: the same report gives the same page
     title = html.escape(f"演练总结 After-action report: {report['scenario']}")
     style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
              "td,th{border:1px solid #ccc;padding:4px 8px}.pass{background:#dfd}.fail{background:#fdd}")
