@@ -1,0 +1,277 @@
+"""Locating an incident: address text or a point (any datum) -> a WGS84 Location in Guangdong.
+
+    from incidents.geocode import locate, locate_point, locate_any, locate_batch
+    locate("广州市天河区天河路 商场燃气爆炸 3人重伤")     # district precision, 440106, notes the road
+    locate("深圳市福田区景田路")                         # road precision (Futian roads are in the data)
+    locate_point(Point(113.32, 23.13, "gcj02"))          # converted to WGS84, then point-in-polygon
+    locate_any(address, point)                           # point wins for position; address adds names
+    for item in locate_batch(lines): ...                 # dicts for `yzt locate --batch`
+
+Offline by default, over the bundled gazetteer (incidents.gazetteer). When settings.tianditu_key is set,
+the online geocoder (incidents.providers) is asked too; its answer must lie in Guangdong, and any failure
+falls back to the offline answer with a note. Refusals are LocateError with one clear line.
+
+How text is read: NFKC (full-width digits/letters), spaces dropped, then the leftmost-longest known names.
+A short name (天河, 沙面) followed by a road or building word (天河路, 中山大学) is part of that longer name,
+not a place. Finer levels must agree with the coarser names given (city -> district -> township); a name
+that several places share gives all of them as candidates, best first (named context, then the 2020
+population of their district as the prior).
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+
+from incidents.errors import GeocoderError, IncidentError, LocateError
+from incidents.gazetteer import Gazetteer, Mention, Place, gazetteer
+from incidents.model import Candidate, Location, Point
+
+PRECISION = {"road": "road", "community": "district", "township": "district", "district": "district",
+             "city": "city", "province": "province"}
+BASE_CONFIDENCE = {"road": 0.9, "community": 0.8, "township": 0.8, "district": 0.85, "city": 0.5,
+                   "province": 0.2}
+WEAK_FACTOR = 0.75            # a short name (天河, 沙面) rather than the official one
+NO_CONTEXT_FACTOR = 0.85      # a township/community/road named without its city or district
+FALLBACK_FACTOR = 0.9         # a finer place (a road) was named but is not in the data
+CONFLICT_FACTOR = 0.6         # the names given disagree (广州市福田区)
+MAX_CANDIDATES = 10
+_ORDER = ("province", "city", "district", "township", "community", "road")
+_LONGER_NAME_2 = ("大道", "大街", "大桥", "大学", "大厦", "广场", "公园", "医院", "中学", "小学", "码头", "花园",
+                  "机场", "商场", "酒店", "立交", "隧道")
+_LONGER_NAME_1 = set("路街巷桥站道")
+_ROADISH = re.compile(r"[\u4e00-\u9fffA-Za-z0-9]{1,12}?(?:大道|大街|公路|路|街(?!道)|巷)")
+
+
+@dataclass
+class _Hit:
+    mention: Mention
+    place: Place
+    strong: bool
+
+
+def normalise(text: str) -> str:
+    """NFKC (full-width digits, letters, commas -> ASCII) with all whitespace removed."""
+    return "".join(unicodedata.normalize("NFKC", text or "").split())
+
+
+def _part_of_longer_name(text: str, end: int) -> bool:
+    nxt = text[end:end + 2]
+    if not nxt:
+        return False
+    if nxt[0] in _LONGER_NAME_1 or nxt in _LONGER_NAME_2:
+        return not nxt.startswith("街道")
+    return nxt[0] in "东南西北中" and len(nxt) == 2 and nxt[1] in "路街道巷大"
+
+
+def _usable(text: str, mentions: list[Mention]) -> list[Mention]:
+    out = []
+    for m in mentions:
+        if not any(s for _, s in m.hits) and _part_of_longer_name(text, m.end):
+            continue
+        out.append(m)
+    return out
+
+
+def _foreign_refusal(text: str, mentions: list[Mention]) -> str | None:
+    """The other province named first (北京市朝阳区, 香港, 湖南省...), if any."""
+    for i, m in enumerate(mentions):
+        foreign = [(p, s) for p, s in m.hits if p.level == "foreign"]
+        if not foreign:
+            continue
+        if i == 0 or foreign[0][1] and len(foreign) == len(m.hits):
+            earlier_gd = any(p.level != "foreign" for mm in mentions[:i] for p, _ in mm.hits)
+            if not earlier_gd:
+                return foreign[0][0].name
+    return None
+
+
+def _consistent(p: Place, cities: set, districts: set, towns: set) -> bool:
+    if cities and p.level != "city" and p.city_adcode not in cities:
+        return False
+    if districts and p.level in ("township", "community", "road") and p.district_adcode not in districts:
+        return False
+    return not (towns and p.level == "community" and p.township_code not in towns)
+
+
+def _resolve(mentions: list[Mention]) -> tuple[dict[str, list[_Hit]], list[str], bool]:
+    """Hits per level, each finer level filtered by the coarser names; conflicts; whether context was given."""
+    by_level: dict[str, list[_Hit]] = {lv: [] for lv in _ORDER}
+    cities: set[str] = set()
+    districts: set[str] = set()
+    towns: set[str] = set()
+    conflicts: list[str] = []
+    for level in _ORDER:
+        for m in mentions:
+            hits = [(p, s) for p, s in m.hits if p.level == level]
+            if not hits:
+                continue
+            ok = [(p, s) for p, s in hits if _consistent(p, cities, districts, towns)]
+            if not ok and level == "district" and any(s for _, s in hits):
+                conflicts.append(f"{m.alias} is not in {'/'.join(sorted(_names(by_level['city'])))}")
+                ok = hits
+            by_level[level] += [_Hit(m, p, s) for p, s in ok]
+        for h in by_level[level]:
+            if level == "city" or (level == "district" and h.place.code == h.place.city_adcode):
+                cities.add(h.place.city_adcode)
+            if level == "district":
+                districts.add(h.place.code)
+            if level == "township":
+                towns.add(h.place.code)
+    return by_level, conflicts, bool(cities or districts)
+
+
+def _names(hits: list[_Hit]) -> set[str]:
+    return {h.place.name for h in hits}
+
+
+def _rank(hits: list[_Hit], level: str) -> list[tuple[Place, float, _Hit]]:
+    """Distinct places, best first, each with a score in 0..1."""
+    best: dict[str, _Hit] = {}
+    for h in hits:
+        cur = best.get(h.place.code)
+        if cur is None or (h.strong, len(h.mention.alias)) > (cur.strong, len(cur.mention.alias)):
+            best[h.place.code] = h
+    total = sum(h.place.population for h in best.values())
+    out = []
+    for h in best.values():
+        share = h.place.population / total if total > 0 else 1 / len(best)
+        score = BASE_CONFIDENCE[level] * (1.0 if h.strong else WEAK_FACTOR) * share
+        out.append((h.place, score, h))
+    out.sort(key=lambda t: (not t[2].strong, -len(t[2].mention.alias), t[2].mention.start, -t[1]))
+    return out
+
+
+def _candidate(p: Place, score: float) -> Candidate:
+    return Candidate(name=p.full, precision=PRECISION.get(p.level, "district"), lon=p.lon, lat=p.lat,
+                     district_adcode=p.district_adcode, city_adcode=p.city_adcode, score=round(score, 4))
+
+
+def _notes(text: str, level: str, best: Place, end: int, ranked: list) -> tuple[list[str], float]:
+    notes: list[str] = []
+    factor = 1.0
+    if level in ("township", "community"):
+        notes.append(f"{level} {best.name} has no coordinates in the gazetteer: the point is the inner point "
+                     f"of {best.district_name}")
+    if level != "road":
+        road = _ROADISH.search(text, end)
+        if road:
+            notes.append(f"road {road.group(0)} is not in the road data (roads are known only in southern "
+                         f"Futian): located to {PRECISION[level]} level")
+            factor *= FALLBACK_FACTOR
+    if len(ranked) > 1:
+        names = "; ".join(p.full for p, _, _ in ranked[:4])
+        notes.append(f"{ranked[0][2].mention.alias} may mean {len(ranked)} places ({names}): "
+                     "give the city or district to choose")
+    return notes, factor
+
+
+def _refuse(raw: str, why: str, *, final: bool = False) -> LocateError:
+    err = LocateError(f"address {raw!r}: {why}")
+    err.final = final   # True: no online geocoder may overturn it (outside Guangdong, empty)
+    return err
+
+
+def locate_offline(text: str, *, g: Gazetteer | None = None) -> Location:
+    """The offline geocoder alone (no network ever)."""
+    raw = text
+    norm = normalise(text)
+    if not norm:
+        raise _refuse(raw, "empty; give a place in Guangdong (city, district, township, community or road)",
+                      final=True)
+    g = g or gazetteer()
+    mentions = _usable(norm, g.scan(norm))
+    foreign = _foreign_refusal(norm, mentions)
+    if foreign:
+        raise _refuse(raw, f"names {foreign}, outside Guangdong; this system covers Guangdong only",
+                      final=True)
+    by_level, conflicts, had_context = _resolve(mentions)
+    level = next((lv for lv in reversed(_ORDER) if by_level[lv]), None)
+    if level is None:
+        raise _refuse(raw, "no Guangdong place name recognised (city, district, township, community or "
+                           "Futian road); check the spelling or give the district")
+    ranked = _rank(by_level[level], level)
+    best, score, hit = ranked[0]
+    notes, factor = _notes(norm, level, best, max(m.end for m in mentions), ranked)
+    notes = conflicts + notes
+    if conflicts:
+        factor *= CONFLICT_FACTOR
+    if level in ("township", "community", "road") and not had_context:
+        factor *= NO_CONTEXT_FACTOR
+    if level == "province":
+        best = g.province or best
+    return Location(
+        point=Point(best.lon, best.lat, "wgs84"), precision=PRECISION[level], matched=best.full,
+        district_adcode=best.district_adcode, city_adcode=best.city_adcode,
+        confidence=max(0.0, min(1.0, score * factor)),
+        candidates=tuple(_candidate(p, s) for p, s, _ in ranked[:MAX_CANDIDATES]),
+        source="offline", district_name=best.district_name, city_name=best.city_name,
+        matched_level=level, notes=tuple(notes))
+
+
+def locate(text: str, *, settings=None, client=None) -> Location:
+    """Address text -> Location in Guangdong (raises LocateError with the reason)."""
+    from settings import get_settings
+    s = settings or get_settings()
+    try:
+        offline, error = locate_offline(text), None
+    except LocateError as e:
+        offline, error = None, e
+        if getattr(e, "final", False):
+            raise
+    if not s.tianditu_key:
+        if error:
+            raise error
+        return offline
+    from incidents import providers
+    return providers.locate_online(text, offline, error, settings=s, client=client)
+
+
+def locate_point(p: Point) -> Location:
+    """Reverse: a point in any datum -> its district and city (raises LocateError outside Guangdong)."""
+    from incidents import admin
+    from incidents.coords import to_wgs84
+    w = to_wgs84(p)
+    row = admin.locate_point(w.lon, w.lat)
+    if row is None:
+        raise LocateError(f"point {p.lon:g},{p.lat:g} ({p.crs}) is outside Guangdong "
+                          f"(WGS84 {w.lon:.6f},{w.lat:.6f}); this system covers Guangdong only")
+    name = (row["city_name"] if row["city_name"] != row["district_name"] else "") + row["district_name"]
+    return Location(point=w, precision="point", matched=f"{p.lon:g},{p.lat:g}",
+                    district_adcode=str(row["district_adcode"]), city_adcode=str(row["city_adcode"]),
+                    confidence=1.0, source="point", district_name=row["district_name"],
+                    city_name=row["city_name"], input_point=p, matched_level="point",
+                    candidates=(Candidate(name=name, precision="point", lon=w.lon, lat=w.lat,
+                                          district_adcode=str(row["district_adcode"]),
+                                          city_adcode=str(row["city_adcode"]), score=1.0),))
+
+
+def locate_any(address: str | None, point: Point | None) -> Location:
+    """Point wins for the position when given; the address adds what it names (or a note if it disagrees)."""
+    if point is None:
+        if not address or not address.strip():
+            raise LocateError("no address and no point given: give at least one")
+        return locate(address)
+    loc = locate_point(point)
+    if not address or not address.strip():
+        return loc
+    try:
+        named = locate(address)
+    except LocateError as e:
+        return replace(loc, notes=loc.notes + (f"address not used: {e}",))
+    notes = list(loc.notes)
+    if named.district_adcode and named.district_adcode != loc.district_adcode:
+        notes.append(f"the address names {named.matched} but the point lies in "
+                     f"{loc.city_name}{loc.district_name}; the point is used")
+    return replace(loc, matched=f"{named.matched} @ {loc.matched}", matched_level=named.matched_level,
+                   notes=tuple(notes))
+
+
+def locate_batch(lines: Iterable[str]) -> Iterator[dict]:
+    """One dict per line, in order: Location.as_dict() or {"error": "..."}; a bad line never stops the batch."""
+    for line in lines:
+        try:
+            yield locate(line).as_dict()
+        except (IncidentError, GeocoderError) as e:
+            yield {"error": str(e)}

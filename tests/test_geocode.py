@@ -1,0 +1,144 @@
+"""The offline geocoder on the bundled gazetteer: addresses as callers say them, points in any datum."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from incidents import coords
+from incidents.errors import LocateError
+from incidents.geocode import locate, locate_any, locate_batch, locate_point, normalise
+from incidents.model import Point
+
+
+def test_gas_explosion_report_is_located_to_its_district():
+    loc = locate("广州市天河区天河路 商场燃气爆炸 3人重伤")
+    assert loc.district_adcode == "440106" and loc.city_adcode == "440100"
+    assert loc.precision == "district" and loc.source == "offline" and loc.point.crs == "wgs84"
+    assert any("天河路" in n and "not in the road data" in n for n in loc.notes)
+    assert loc.confidence < 0.85          # the road was named but only the district could be placed
+
+
+def test_futian_road_gives_road_precision():
+    loc = locate("深圳市福田区景田路")
+    assert loc.precision == "road" and loc.district_adcode == "440304"
+    assert loc.matched.endswith("景田路")
+    # the road's midpoint lies in the graph's bbox (southern Futian)
+    assert 113.997 <= loc.point.lon <= 114.040 and 22.516 <= loc.point.lat <= 22.551
+
+
+def test_township_is_named_but_placed_at_its_district():
+    loc = locate("广州市荔湾区沙面街道")
+    assert loc.matched_level == "township" and "沙面街道" in loc.matched
+    assert loc.precision == "district" and loc.district_adcode == "440103"
+    assert any("no coordinates" in n for n in loc.notes)
+
+
+def test_community_spoken_name_is_recognised():
+    loc = locate("翠洲社区3栋")          # 翠洲社区居民委员会 in the NBS list
+    assert loc.matched_level == "community" and loc.precision == "district"
+    assert loc.district_adcode == "440103" and "翠洲社区" in loc.matched
+
+
+def test_village_committee_is_said_as_its_village():
+    # 永兴村委会 -> 永兴村; the name exists in several districts, the district given picks one
+    many = locate("永兴村")
+    assert len(many.candidates) > 1
+    pick = many.candidates[-1]
+    one = locate(f"{pick.name}")
+    assert one.district_adcode == pick.district_adcode and len(one.candidates) == 1
+
+
+def test_shared_name_gives_both_candidates_and_the_city_resolves_it():
+    loc = locate("东涌镇")                # 广州市南沙区东涌镇 and 汕尾市城区东涌镇
+    assert {c.district_adcode for c in loc.candidates} == {"440115", "441502"}
+    assert loc.confidence < 0.6 and any("may mean 2 places" in n for n in loc.notes)
+    assert locate("汕尾市东涌镇").district_adcode == "441502"
+    assert locate("广州东涌镇").district_adcode == "440115"
+    assert len(locate("广州市东涌镇").candidates) == 1
+
+
+def test_short_district_name_and_province_prefix():
+    full, short = locate("广东省广州市天河区"), locate("广东天河")
+    assert full.district_adcode == short.district_adcode == "440106"
+    assert short.confidence < full.confidence
+
+
+def test_full_width_digits_letters_and_house_numbers():
+    loc = locate("广州市海珠区新港中路３８５号Ａ栋１２楼")
+    assert loc.district_adcode == "440105"
+    assert normalise("３８５号 Ａ栋") == "385号A栋"
+
+
+def test_dongguan_has_no_districts_its_towns_still_resolve():
+    assert locate("东莞市").district_adcode == "441900"
+    loc = locate("东莞市长安镇")
+    assert loc.district_adcode == "441900" and loc.matched_level == "township"
+
+
+def test_university_of_macau_campus_is_its_own_unit():
+    assert locate("珠海市澳门大学横琴校区").district_adcode == "440499"
+
+
+def test_a_short_name_inside_a_road_name_is_not_a_place():
+    # 北京路 is a road in Guangzhou, not Beijing; 中山大道 is not Zhongshan city
+    with pytest.raises(LocateError, match="no Guangdong place"):
+        locate("北京路")
+    assert locate("广州市天河区中山大道西").district_adcode == "440106"
+
+
+@pytest.mark.parametrize("text, named", [("北京市朝阳区建国路88号", "北京市"), ("香港", "香港"),
+                                         ("湖南省长沙市岳麓区", "湖南省")])
+def test_outside_guangdong_is_refused(text, named):
+    with pytest.raises(LocateError, match="outside Guangdong") as e:
+        locate(text)
+    assert named in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("text", ["", "   ", "着火了快来人", "12345"])
+def test_nothing_recognised_is_refused(text):
+    with pytest.raises(LocateError):
+        locate(text)
+
+
+def test_confidence_and_candidates_are_sane():
+    for text in ("广州市天河区", "东涌镇", "天河", "深圳市福田区景田路", "广州市"):
+        loc = locate(text)
+        assert 0 < loc.confidence <= 1
+        assert loc.candidates and loc.candidates[0].district_adcode == loc.district_adcode
+    assert locate("广州市").precision == "city" and locate("广州市").district_adcode is None
+
+
+# ------------------------------------------------------------------------------------------ reverse
+def test_reverse_of_a_tianhe_point():
+    loc = locate_point(Point(113.3245, 23.1190, "wgs84"))      # 珠江新城
+    assert loc.district_adcode == "440106" and loc.city_adcode == "440100" and loc.precision == "point"
+
+
+def test_reverse_converts_the_datum_first():
+    w = Point(113.3245, 23.1190, "wgs84")
+    bd = coords.convert(w, "bd09")
+    loc = locate_point(bd)
+    assert loc.district_adcode == "440106" and loc.input_point == bd
+    assert abs(loc.point.lon - w.lon) < 1e-6 and abs(loc.point.lat - w.lat) < 1e-6
+
+
+def test_a_point_in_hong_kong_is_refused():
+    with pytest.raises(LocateError, match="outside Guangdong"):
+        locate_point(Point(114.1694, 22.3193, "wgs84"))       # Kowloon
+
+
+def test_locate_any_point_wins_and_address_adds_names():
+    loc = locate_any("深圳市福田区景田路", Point(113.3245, 23.1190))
+    assert loc.district_adcode == "440106"
+    assert any("the point is used" in n for n in loc.notes)
+    assert locate_any("广州市天河区", None).district_adcode == "440106"
+    with pytest.raises(LocateError):
+        locate_any(None, None)
+
+
+def test_batch_keeps_order_and_goes_on_after_a_refusal():
+    out = list(locate_batch(["广州市天河区", "北京市朝阳区", "", "深圳市福田区景田路"]))
+    assert [("error" in d) for d in out] == [False, True, True, False]
+    assert out[0]["district_adcode"] == "440106" and out[3]["precision"] == "road"
+    json.dumps(out, ensure_ascii=False)
