@@ -243,3 +243,15 @@ def test_a_generated_1000_event_scenario_replays(tmp_path, capsys):
     assert all(i["closed_at_s"] is not None for i in report["incidents"].values())
     with capsys.disabled():
         print(f"\n1000-event scenario: load {loaded - began:.2f} s, replay {done - loaded:.2f} s")
+
+
+def test_an_address_not_found_is_listed_and_the_drill_goes_on(tmp_path):
+    p = tmp_path / "s.yaml"
+    p.write_text("format: 1\nname: x\nstart: '2026-03-14T09:00:00+08:00'\nevents:\n"
+                 "  - {at: 0, kind: report, incident: X, address: 火星市不存在路, type: fire}\n"
+                 "  - {at: 0, kind: report, incident: F, address: 深圳市福田区景田路, type: fire}\n"
+                 "  - {at: 60, kind: close, incident: X}\n", encoding="utf-8")
+    report = drills.run_drill(drills.load_scenario(p))
+    assert [e["event"] for e in report["errors"]] == [1, 3]
+    assert "火星市不存在路" in report["errors"][0]["error"]
+    assert list(report["incidents"]) == ["F"] and drills.report_exit_code(report) == 1
