@@ -6,7 +6,7 @@
     lon, lat = wgs84_to_gcj02(113.32, 23.13)       # plain functions take and return (lon, lat)
 
 WGS84 -> GCJ-02 is the published closed formula (a = 6378245.0, ee = 0.00669342162296594323); the inverse
-has no closed form and is iterated until the round trip is within 1e-9 degrees (about 0.1 mm).
+has no closed form and is iterated until the round trip is within 1e-12 degrees (far below a millimetre).
 BD-09 is GCJ-02 with Baidu's extra rotation/offset; its inverse is iterated the same way.
 Points outside China's rough bounding box are not shifted (the standard ``out_of_china`` test).
 """
@@ -24,7 +24,7 @@ EE = 0.00669342162296594323
 X_PI = math.pi * 3000.0 / 180.0
 BD_DLON = 0.0065
 BD_DLAT = 0.006
-_TOL_DEG = 1e-9
+_TOL_DEG = 1e-12
 _MAX_ITER = 30
 
 # Guangdong's rough box, used only to recognise a "lat,lon" typed the wrong way round.
