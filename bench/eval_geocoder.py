@@ -76,6 +76,19 @@ def main(argv: list[str] | None = None) -> dict:
         if not ok and group == "clean":
             wrong.append({"address": text, "got": got, "want": row.district_adcode_2024})
 
+    # Harder: the same rows said without their district (city + Baidu's address line or station name).
+    bare = collections.Counter()
+    for row in df.itertuples(index=False):
+        flag = _text(row.quality_flag)
+        if any(f in flag for f in FLAGGED) or _text(row.baidu_district) == _text(row.city):
+            continue
+        text = _text(row.city) + (_text(row.baidu_address) or _text(row.name))
+        try:
+            got = locate(text).district_adcode
+        except LocateError:
+            got = None
+        bare["correct" if got == row.district_adcode_2024 else ("refused" if got is None else "wrong")] += 1
+
     t1 = time.perf_counter()
     n = 0
     for _ in range(args.repeat):
@@ -88,7 +101,7 @@ def main(argv: list[str] | None = None) -> dict:
     rate = n / (time.perf_counter() - t1)
 
     def share(c: collections.Counter) -> dict:
-        total = c["correct"] + c["wrong"]
+        total = c["correct"] + c["wrong"] + c["refused"]
         return {"rows": total, "correct": c["correct"], "share_correct": round(c["correct"] / total, 4)
                 if total else None}
 
@@ -96,6 +109,8 @@ def main(argv: list[str] | None = None) -> dict:
               "district_correct_naming_district": share(groups["clean"]),
               "district_correct_flagged_mismatch_or_hk": share(groups["flagged"]),
               "district_correct_city_only_address": share(groups["city_only"]),
+              "district_correct_without_district": {**share(bare), "refused_or_city_only":
+                                                    bare["refused"]},
               "precision": dict(precision), "addresses_per_s": round(rate),
               "startup_s": round(startup_s, 3), "wrong_clean": wrong}
     print(json.dumps(report, ensure_ascii=False, indent=2))

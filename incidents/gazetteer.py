@@ -161,6 +161,8 @@ def _admin(g: Gazetteer, root: Path, population: dict[str, float]) -> None:
                       population=population.get(r.adcode, population.get(r.city_adcode, 0.0)))
             g.districts[r.adcode] = p
             g.add(r.name, p, len(r.name) >= 3)     # 城区 (汕尾) is too generic to stand alone
+            if isinstance(r.short_name, str) and r.short_name != r.name and len(r.short_name) >= 3:
+                g.add(r.short_name, p, True)       # 乳源县 for 乳源瑶族自治县
             short = _short_district(r.name, r.short_name)
             if short:
                 g.add(short, p, False)

@@ -38,9 +38,10 @@ FALLBACK_FACTOR = 0.9         # a finer place (a road) was named but is not in t
 CONFLICT_FACTOR = 0.6         # the names given disagree (广州市福田区)
 MAX_CANDIDATES = 10
 _ORDER = ("province", "city", "district", "township", "community", "road")
+# After a short name these words make it part of a longer proper name (a road, an estate, a metro line).
 _LONGER_NAME_2 = ("大道", "大街", "大桥", "大学", "大厦", "广场", "公园", "医院", "中学", "小学", "码头", "花园",
-                  "机场", "商场", "酒店", "立交", "隧道")
-_LONGER_NAME_1 = set("路街巷桥站道")
+                  "机场", "商场", "酒店", "立交", "隧道", "新城", "新村", "小区", "中心", "地铁", "号线")
+_LONGER_NAME_1 = set("路街巷桥站道线")
 _ROADISH = re.compile(r"[\u4e00-\u9fffA-Za-z0-9]{1,12}?(?:大道|大街|公路|路|街(?!道)|巷)")
 
 
@@ -235,10 +236,10 @@ def locate_point(p: Point) -> Location:
     w = to_wgs84(p)
     row = admin.locate_point(w.lon, w.lat)
     if row is None:
-        raise LocateError(f"point {p.lon:g},{p.lat:g} ({p.crs}) is outside Guangdong "
+        raise LocateError(f"point {p.lon},{p.lat} ({p.crs}) is outside Guangdong "
                           f"(WGS84 {w.lon:.6f},{w.lat:.6f}); this system covers Guangdong only")
     name = (row["city_name"] if row["city_name"] != row["district_name"] else "") + row["district_name"]
-    return Location(point=w, precision="point", matched=f"{p.lon:g},{p.lat:g}",
+    return Location(point=w, precision="point", matched=f"{p.lon},{p.lat}",
                     district_adcode=str(row["district_adcode"]), city_adcode=str(row["city_adcode"]),
                     confidence=1.0, source="point", district_name=row["district_name"],
                     city_name=row["city_name"], input_point=p, matched_level="point",

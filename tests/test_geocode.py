@@ -142,3 +142,15 @@ def test_batch_keeps_order_and_goes_on_after_a_refusal():
     assert [("error" in d) for d in out] == [False, True, True, False]
     assert out[0]["district_adcode"] == "440106" and out[3]["precision"] == "road"
     json.dumps(out, ensure_ascii=False)
+
+
+def test_metro_line_and_estate_names_are_not_places():
+    # real Baidu POI address lines: 龙岗线 is a metro line, 珠江新城 a Tianhe neighbourhood, not 南沙's 珠江街道
+    loc = locate("深圳市深圳地铁 三号线 龙岗线 地铁草埔站 3")
+    assert loc.precision == "city" and loc.city_adcode == "440300" and loc.district_adcode is None
+    assert locate("广州市地铁珠江新城站").district_adcode != "440115"
+
+
+def test_common_short_form_of_an_autonomous_county():
+    assert locate("韶关市乳源县 山体滑坡 5人失踪").district_adcode == "440232"
+    assert locate("乳源县").confidence == locate("乳源瑶族自治县").confidence
