@@ -1,0 +1,77 @@
+"""The incident list: every incident with its level badge, filtered by level, state and district;
+a click selects it (map flies there, the right-hand panels follow).
+
+    list_panel()                          # filters + the list container
+    incident_rows(states, selected)       # the rows, newest first
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from dash import ALL, Input, Output, State, callback, ctx, dcc, html
+from dash.exceptions import PreventUpdate
+
+from command.dashboard import runtime
+from command.dashboard.common import badge, short_time
+from command.dashboard.i18n import L, T
+
+LEVEL_OPTIONS = [{"label": f"{lv}", "value": lv} for lv in ("I", "II", "III", "IV")]
+
+
+def _district_options() -> list[dict]:
+    from incidents import admin
+    d = admin.districts()[["district_adcode", "district_name", "city_name"]].sort_values("district_adcode")
+    return [{"label": f"{r.city_name}{r.district_name}", "value": r.district_adcode} for r in d.itertuples()]
+
+
+def list_panel() -> html.Div:
+    return html.Div([
+        html.H2(L("list.title")),
+        html.Div([
+            dcc.Dropdown(id="list-level", options=LEVEL_OPTIONS, placeholder=T("list.level") + " Level"),
+            dcc.Dropdown(id="list-state", placeholder=T("list.state") + " State",
+                         options=[{"label": f"{T('state.open')} open", "value": "open"},
+                                  {"label": f"{T('state.closed')} closed", "value": "closed"}]),
+        ], className="yzt-filters"),
+        dcc.Dropdown(id="list-district", options=_district_options(), placeholder=T("list.district") + " District",
+                     style={"marginTop": "4px"}),
+        html.Div(id="list-items", className="yzt-inc-list"),
+    ], id="list-panel")
+
+
+def incident_rows(states: list, selected: str | None) -> list:
+    if not states:
+        return [html.Div(L("list.empty"), className="yzt-inc-row")]
+    rows = []
+    for s in sorted(states, key=lambda s: s.reported_at, reverse=True):
+        from incidents.grading import incident_types
+        itype = incident_types().get(s.type)
+        name = f"{itype.zh} {itype.en}" if itype else s.type
+        rows.append(html.Div([
+            html.Div([badge(s.grade), " ", html.B(name)]),
+            html.Div(f"{s.location.matched} · {short_time(s.reported_at)} · "
+                     f"{T('state.' + s.state)} {s.state}", className="where"),
+            html.Div(s.id, className="where"),
+        ], className="yzt-inc-row" + (" selected" if s.id == selected else ""),
+            id={"type": "list-row", "id": s.id}, n_clicks=0, **{"data-incident": s.id}))
+    return rows
+
+
+@callback(Output("list-items", "children"),
+          Input("sync-seq", "data"), Input("app-bump", "data"), Input("incident-selected", "data"),
+          Input("list-level", "value"), Input("list-state", "value"), Input("list-district", "value"))
+def refresh_list(_seq: Any, _bump: Any, selected: str | None, level: str | None, state: str | None,
+                 district: str | None) -> list:
+    states = runtime.current().service().list_incidents(level=level, state=state, district=district)
+    return incident_rows(states, selected)
+
+
+@callback(Output("incident-selected", "data", allow_duplicate=True),
+          Input({"type": "list-row", "id": ALL}, "n_clicks"), State("incident-selected", "data"),
+          prevent_initial_call=True)
+def select_from_list(clicks: list, current: str | None) -> str:
+    if not ctx.triggered_id or not any(clicks or []):
+        raise PreventUpdate
+    if ctx.triggered_id["id"] == current:
+        raise PreventUpdate
+    return ctx.triggered_id["id"]

@@ -1,0 +1,70 @@
+"""The one-screen layout: header (officer, language, mode), left (report + incident list), centre (map),
+right (tabs: nearby, cameras, group, warn, export). ``layout()`` is a function: it reads live state
+(types, layers, districts) when a page is served, never at import.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from dash import Input, Output, callback, dcc, html
+
+from command.dashboard import cameras, export_view, group, incidents_list, mapview, nearby, report, runtime, sync, warn
+from command.dashboard.i18n import L
+
+
+def _header(settings: Any) -> html.Div:
+    live = [c.name for c in settings.channels if c.mode == "live"]
+    mode = f"渠道 channels: {len(live)} live · {len(settings.channels) - len(live)} exercise"
+    return html.Div([
+        html.H1(L("app.title")),
+        html.Label(L("app.actor"), style={"color": "#cfd8e3", "margin": 0}),
+        dcc.Input(id="app-actor", value="值班员", persistence=True, debounce=True, style={"width": "110px"}),
+        html.Span(style={"flex": 1}),
+        dcc.RadioItems(id="app-lang", value="zh", inline=True, persistence=True, className="yzt-lang",
+                       options=[{"label": " 中文 ", "value": "zh"}, {"label": " EN ", "value": "en"}]),
+        html.Span(mode, className="yzt-mode"),
+    ], className="yzt-header")
+
+
+def _tabs() -> dcc.Tabs:
+    def tab(key: str, label: str, body: Any) -> dcc.Tab:
+        return dcc.Tab(body, label=label, value=key, className="tab", selected_className="tab")
+    return dcc.Tabs(id="right-tabs", value="nearby", className="yzt-tabs", children=[
+        tab("nearby", "周边 Nearby", html.Div(id="nearby-body")),
+        tab("cameras", "视频 Cameras", cameras.wall_panel()),
+        tab("group", "工作组 Group", group.group_panel()),
+        tab("warn", "预警 Warn", warn.warn_panel()),
+        tab("export", "导出 Export", export_view.export_panel()),
+    ])
+
+
+def layout() -> html.Div:
+    settings = runtime.current().settings
+    return html.Div([
+        _header(settings),
+        html.Div([
+            html.Div([report.report_form(), incidents_list.list_panel()], className="yzt-left"),
+            html.Div([mapview.map_panel(settings), html.Div(id="app-alert")], className="yzt-center"),
+            html.Div([_tabs()], className="yzt-right"),
+        ], className="yzt-main"),
+        sync.sync_components(),
+    ], id="app-root", className="lang-zh")
+
+
+@callback(Output("app-root", "className"), Input("app-lang", "value"))
+def switch_language(lang: str | None) -> str:
+    return "lang-en" if lang == "en" else "lang-zh"
+
+
+@callback(Output("app-alert", "children", allow_duplicate=True), Input("app-alert-close", "n_clicks"),
+          prevent_initial_call=True)
+def dismiss_alert(n: int | None):
+    from dash.exceptions import PreventUpdate
+    if not n:
+        raise PreventUpdate
+    return None
+
+
+@callback(Output("nearby-body", "children"), Input("incident-selected", "data"))
+def render_nearby(incident_id: str | None) -> list:
+    return nearby.render(incident_id)

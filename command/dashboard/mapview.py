@@ -1,0 +1,221 @@
+"""The map: admin outlines (always, no tiles needed), optional basemap, clustered resource layers
+served once from Flask, the incidents with their level badge, and the focus (rings, warned area).
+
+    map_panel(settings)            # the map and its legend, built when the page is served
+    incident_markers(states)       # DivMarkers, one per incident, with the level in the badge
+    focus_layer(state, draft)      # warning ring, warned area preview, nearby resources
+
+Callbacks: incidents redraw on every sync tick that brought events; a click on the map fills the
+report form's coordinates (WGS84); selecting an incident flies there.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import dash_leaflet as dl
+from dash import ALL, Input, Output, callback, ctx, html, no_update
+from dash.exceptions import PreventUpdate
+
+from command.dashboard import runtime
+from command.dashboard.i18n import L, T
+
+GD_CENTER = [23.2, 113.4]
+TIANDITU = ("https://t{s}.tianditu.gov.cn/{layer}_w/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0&LAYER={layer}"
+            "&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles&TILEMATRIX={{z}}&TILEROW={{y}}&TILECOL={{x}}&tk={key}")
+LAYER_STYLE = {"hospital": ("#c2185b", 5), "fire_station": ("#e65100", 5), "shelter": ("#2e7d32", 5),
+               "camera": ("#5e35b1", 3)}
+ADMIN_STYLE = {"province": ("#0f2a4a", 2.5), "city": ("#34567a", 1.5), "district": ("#8aa0b8", 0.7)}
+LEVEL_COLOUR = {"I": "#d7191c", "II": "#f28c28", "III": "#e6b800", "IV": "#1f6fd1"}
+
+
+def _synthetic_flags() -> dict[str, bool]:
+    from layers import catalog
+    return {info.name: info.synthetic for info in catalog.list_layers()}
+
+
+def _basemaps(settings: Any) -> list:
+    out = []
+    if settings.basemap_url:
+        out.append(dl.BaseLayer(dl.TileLayer(url=settings.basemap_url, maxZoom=19), name=T("layer.basemap"),
+                                checked=True))
+    if settings.tianditu_key:
+        tiles = [dl.TileLayer(url=TIANDITU.format(s="{s}", layer=lay, key=settings.tianditu_key),
+                              subdomains="01234567", maxZoom=18) for lay in ("vec", "cva")]
+        out.append(dl.BaseLayer(dl.LayerGroup(tiles), name="天地图 Tianditu", checked=not out))
+    return out
+
+
+def _admin_overlays() -> list:
+    out = []
+    for level, (colour, weight) in ADMIN_STYLE.items():
+        out.append(dl.Overlay(dl.GeoJSON(
+            url=f"/yzt/geo/admin/{level}.geojson", id=f"map-admin-{level}", interactive=False,
+            style={"variable": "yzt.adminStyle"}, hideout={"color": colour, "weight": weight}),
+            name=f"{T('layer.' + level)} {T('layer.' + level, 'en')}", checked=level != "district"))
+    return out
+
+
+def _layer_overlays(flags: dict[str, bool]) -> list:
+    out = []
+    for name, (colour, radius) in LAYER_STYLE.items():
+        if name not in flags:
+            continue
+        tag = "模拟 synthetic" if flags[name] else ""
+        label = f"{T('layer.' + name)} {T('layer.' + name, 'en')}" + (" (模拟 synthetic)" if flags[name] else "")
+        out.append(dl.Overlay(dl.GeoJSON(
+            url=f"/yzt/geo/layer/{name}.geojson", id=f"map-layer-{name}", cluster=True, zoomToBounds=False,
+            superClusterOptions={"radius": 90 if name == "camera" else 60, "maxZoom": 17},
+            pointToLayer={"variable": "yzt.point"}, clusterToLayer={"variable": "yzt.cluster"},
+            hideout={"color": colour, "radius": radius, "tag": tag}),
+            name=label, checked=name == "camera"))
+    return out
+
+
+def legend(flags: dict[str, bool], has_tiles: bool) -> html.Div:
+    rows: list[Any] = [html.B(L("legend.title"))]
+    for name, (colour, _) in LAYER_STYLE.items():
+        if name in flags:
+            tag = html.Span(L("synthetic" if flags[name] else "real"),
+                            className="yzt-tag" + ("" if flags[name] else " real"))
+            rows.append(html.Div([html.Span(className="dot", style={"background": colour}),
+                                  L("layer." + name), tag]))
+    rows.append(html.Div([html.Span(lv, className=f"yzt-badge lvl-{lv}", style={"marginRight": "2px"})
+                          for lv in ("I", "II", "III", "IV")]))
+    if not has_tiles:
+        rows.append(html.Div(L("legend.no_tiles"), style={"color": "#4a5668"}))
+    return html.Div(rows, className="yzt-legend", id="map-legend")
+
+
+def map_panel(settings: Any) -> html.Div:
+    flags = _synthetic_flags()
+    bases = _basemaps(settings)
+    overlays = _admin_overlays() + _layer_overlays(flags)
+    the_map = dl.Map(
+        id="map", center=GD_CENTER, zoom=8, minZoom=6, maxZoom=19, preferCanvas=True, trackViewport=True,
+        children=[dl.LayersControl(bases + overlays, id="map-layers", collapsed=True, position="topright"),
+                  dl.LayerGroup(id="map-focus"), dl.LayerGroup(id="map-incidents"),
+                  dl.LayerGroup(id="map-pick"), dl.ScaleControl(position="bottomright", imperial=False)])
+    return html.Div([the_map, legend(flags, bool(bases))], className="yzt-mapwrap")
+
+
+def incident_markers(states: list) -> list:
+    out = []
+    for s in states:
+        g = s.grade
+        html_icon = (f'<div class="yzt-inc-marker lvl-{g.level}" data-incident="{s.id}" '
+                     f'title="{g.name} {g.level}">{g.level}</div>')
+        out.append(dl.DivMarker(
+            position=[s.location.point.lat, s.location.point.lon], id={"type": "map-inc", "id": s.id},
+            iconOptions={"className": "yzt-inc-icon", "html": html_icon, "iconSize": [28, 28],
+                         "iconAnchor": [14, 14]},
+            children=dl.Tooltip(f"{g.colour}色 {g.name}({g.level}) · {s.location.matched} · {s.id}")))
+    return out
+
+
+def _ring(lat: float, lon: float, radius_m: float, colour: str, label: str, dash: str | None = None):
+    return dl.Circle(center=[lat, lon], radius=radius_m, color=colour, weight=2, fill=False,
+                     dashArray=dash, children=dl.Tooltip(label))
+
+
+def focus_layer(state: Any, draft: dict | None = None) -> list:
+    """Warning ring from the rules, the drafted warned area, and the nearby resources of ``state``."""
+    from command import alerts
+    lat, lon = state.location.point.lat, state.location.point.lon
+    colour = LEVEL_COLOUR.get(state.grade.level, "#333")
+    out: list = []
+    try:
+        radius, reason = alerts.warning_radius_m(state.type, state.grade.level)
+    except ValueError:
+        radius, reason = None, ""
+    if radius:
+        out.append(_ring(lat, lon, radius, colour, f"预警范围 warning radius {radius:,.0f} m · {reason}", "6 6"))
+    for r in (1000, 3000):
+        out.append(_ring(lat, lon, r, "#607d8b", f"{r // 1000} km", "2 6"))
+    out += _draft_area(draft)
+    for layer, items in (state.nearby or {}).items():
+        colour_l = LAYER_STYLE.get(layer, ("#333", 5))[0]
+        for it in items:
+            out.append(dl.CircleMarker(center=[it["lat"], it["lon"]], radius=7, color="#000", weight=1,
+                                       fillColor=colour_l, fillOpacity=1,
+                                       children=dl.Tooltip(f"{it.get('name', it['id'])} · {it['distance_m']:,.0f} m")))
+    return out
+
+
+def _draft_area(draft: dict | None) -> list:
+    if not draft:
+        return []
+    if draft.get("area_polygon"):
+        return [dl.Polygon(positions=draft["area_polygon"], color="#b3261e", weight=2, fillOpacity=0.12,
+                           id="map-warn-area", children=dl.Tooltip(draft.get("area_desc", "")))]
+    if draft.get("circle"):
+        latlon, km = draft["circle"].split(" ")
+        la, lo = (float(v) for v in latlon.split(","))
+        return [dl.Circle(center=[la, lo], radius=float(km) * 1000, color="#b3261e", weight=2, fillOpacity=0.12,
+                          id="map-warn-area", children=dl.Tooltip(draft.get("area_desc", "")))]
+    return []
+
+
+@callback(Output("map-incidents", "children"),
+          Input("sync-seq", "data"), Input("app-bump", "data"))
+def draw_incidents(_seq: Any, _bump: Any) -> list:
+    return incident_markers(runtime.current().service().list_incidents())
+
+
+@callback(Output("map-focus", "children"),
+          Input("incident-selected", "data"), Input("sync-seq", "data"), Input("warn-draft", "data"))
+def draw_focus(incident_id: str | None, _seq: Any, draft: dict | None) -> list:
+    if not incident_id:
+        return []
+    try:
+        state = runtime.current().service().get(incident_id)
+    except ValueError:
+        return []
+    return focus_layer(state, draft if draft and draft.get("incident_id") == incident_id else None)
+
+
+def click_latlng(click: dict | None) -> tuple[float, float] | None:
+    """(lat, lon) of a dash-leaflet clickData, whichever shape the version sends."""
+    if not click:
+        return None
+    ll = click.get("latlng")
+    if isinstance(ll, dict):
+        return float(ll["lat"]), float(ll["lng"])
+    if isinstance(ll, (list, tuple)) and len(ll) == 2:
+        return float(ll[0]), float(ll[1])
+    return None
+
+
+@callback(Output("report-coords", "value"), Output("report-datum", "value"), Output("map-pick", "children"),
+          Input("map", "clickData"), prevent_initial_call=True)
+def pick_point(click: dict | None):
+    ll = click_latlng(click)
+    if ll is None:
+        raise PreventUpdate
+    lat, lon = ll
+    pin = dl.CircleMarker(center=[lat, lon], radius=6, color="#000", fillColor="#fff", fillOpacity=1,
+                          children=dl.Tooltip(f"{lon:.6f},{lat:.6f} WGS84"))
+    return f"{lon:.6f},{lat:.6f}", "wgs84", [pin]
+
+
+@callback(Output("map", "viewport", allow_duplicate=True),
+          Input("incident-selected", "data"), prevent_initial_call=True)
+def fly_to_incident(incident_id: str | None):
+    if not incident_id:
+        raise PreventUpdate
+    try:
+        state = runtime.current().service().get(incident_id)
+    except ValueError:
+        return no_update
+    p = state.location.point
+    return {"center": [p.lat, p.lon], "zoom": 14, "transition": "flyTo"}
+
+
+@callback(Output("incident-selected", "data", allow_duplicate=True),
+          Input({"type": "map-inc", "id": ALL}, "n_clicks"), prevent_initial_call=True)
+def select_from_map(clicks: list) -> str:
+    if not ctx.triggered_id or not any(clicks or []):
+        raise PreventUpdate
+    return ctx.triggered_id["id"]
+
+
+__all__ = ["map_panel", "incident_markers", "focus_layer", "legend", "click_latlng"]

@@ -1,0 +1,84 @@
+"""Around the incident: ranked tables of hospitals, fire stations (drive time on the road graph where it
+covers the route, a labelled straight-line estimate otherwise), shelters and cameras, each with its
+distance in metres. A click on a row flies the map there.
+
+    nearby_tables(state, flags)      # the tables, from state.nearby (computed by the service at report)
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from dash import ALL, Input, Output, callback, ctx, html
+from dash.exceptions import PreventUpdate
+
+from command.dashboard import runtime
+from command.dashboard.common import fmt_duration, fmt_m
+from command.dashboard.i18n import L
+
+ORDER = ("hospital", "fire_station", "shelter", "camera")
+
+
+def _drive(item: dict) -> Any:
+    if item.get("drive_time_s") is None:
+        return "—"
+    if item.get("drive_time_method") == "road_graph":
+        return html.Span([fmt_duration(item["drive_time_s"]), " ", html.Span(L("drive.road"), className="yzt-tag real")])
+    return html.Span(["≈", fmt_duration(item["drive_time_s"]), " ", html.Span(L("drive.estimate"), className="yzt-est")])
+
+
+def _info(layer: str, item: dict) -> str:
+    if layer == "hospital":
+        return " ".join(str(x) for x in (item.get("grade") or "", f"{item['beds']}床" if item.get("beds") else "") if x)
+    if layer == "camera":
+        return f"{item.get('heading_deg', '')}° / {item.get('fov_deg', '')}°"
+    return str(item.get("district_adcode") or "")
+
+
+def layer_table(layer: str, items: list[dict], synthetic: bool) -> html.Div:
+    head = [html.Th(L("col.rank")), html.Th(L("col.name")), html.Th(L("col.distance"))]
+    if layer == "fire_station":
+        head.append(html.Th(L("col.drive")))
+    head.append(html.Th(L("col.info")))
+    rows = []
+    for i, it in enumerate(items):
+        cells = [html.Td(i + 1), html.Td(it.get("name") or it["id"]), html.Td(fmt_m(it.get("distance_m")))]
+        if layer == "fire_station":
+            cells.append(html.Td(_drive(it)))
+        cells.append(html.Td(_info(layer, it)))
+        rows.append(html.Tr(cells, className="clickable", n_clicks=0,
+                            id={"type": "nearby-row", "layer": layer, "index": i, "lat": it["lat"], "lon": it["lon"]}))
+    tag = html.Span(L("synthetic" if synthetic else "real"), className="yzt-tag" + ("" if synthetic else " real"))
+    return html.Div([html.H3([L("layer." + layer), tag]),
+                     html.Table([html.Thead(html.Tr(head)), html.Tbody(rows)], className="yzt-table",
+                                id=f"nearby-table-{layer}")])
+
+
+def nearby_tables(state: Any, flags: dict[str, bool]) -> list:
+    out: list = [html.Div(L("nearby.fly"), style={"color": "#4a5668", "fontSize": "11px"})]
+    for layer in ORDER:
+        items = (state.nearby or {}).get(layer)
+        if items is not None:
+            out.append(layer_table(layer, items, flags.get(layer, True)))
+    return out
+
+
+@callback(Output("map", "viewport", allow_duplicate=True),
+          Input({"type": "nearby-row", "layer": ALL, "index": ALL, "lat": ALL, "lon": ALL}, "n_clicks"),
+          prevent_initial_call=True)
+def fly_to_row(clicks: list) -> dict:
+    if not ctx.triggered_id or not any(clicks or []):
+        raise PreventUpdate
+    t = ctx.triggered_id
+    return {"center": [t["lat"], t["lon"]], "zoom": 17, "transition": "flyTo"}
+
+
+def synthetic_flags() -> dict[str, bool]:
+    from layers import catalog
+    return {info.name: info.synthetic for info in catalog.list_layers()}
+
+
+def render(incident_id: str | None) -> list:
+    if not incident_id:
+        return [html.Div(L("detail.none"))]
+    state = runtime.current().service().get(incident_id)
+    return nearby_tables(state, synthetic_flags())

@@ -1,0 +1,35 @@
+"""Several officers at once: every browser polls the store's events after the last seq it has seen
+(about once a second, one indexed query) and bumps ``sync-seq`` when something arrived, so an incident
+reported in one browser shows in all others within the polling interval.
+
+    new_seq(store, since) -> int | None     # the latest seq after ``since``, None when nothing new
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from dash import Input, Output, State, callback, dcc, html
+from dash.exceptions import PreventUpdate
+
+from command.dashboard import runtime
+
+POLL_MS = 1000
+
+
+def sync_components() -> html.Div:
+    return html.Div([dcc.Interval(id="sync-interval", interval=POLL_MS),
+                     dcc.Store(id="sync-seq", data=0), dcc.Store(id="app-bump", data=0),
+                     dcc.Store(id="incident-selected"), dcc.Store(id="warn-draft")])
+
+
+def new_seq(store: Any, since: int) -> int | None:
+    events = store.events(since_seq=since)
+    return max(e.seq for e in events) if events else None
+
+
+@callback(Output("sync-seq", "data"), Input("sync-interval", "n_intervals"), State("sync-seq", "data"))
+def poll(_n: int | None, seq: int | None) -> int:
+    latest = new_seq(runtime.current().store(), int(seq or 0))
+    if latest is None:
+        raise PreventUpdate
+    return latest
