@@ -105,7 +105,7 @@ def incident_markers(states: list) -> list:
         html_icon = (f'<div class="yzt-inc-marker lvl-{g.level}" data-incident="{s.id}" '
                      f'title="{g.name} {g.level}">{g.level}</div>')
         out.append(dl.DivMarker(
-            position=[s.location.point.lat, s.location.point.lon], id={"type": "map-inc", "id": s.id},
+            position=[s.location.point.lat, s.location.point.lon], id={"type": "map-inc", "id": s.id}, zIndexOffset=10000,
             iconOptions={"className": "yzt-inc-icon", "html": html_icon, "iconSize": [28, 28],
                          "iconAnchor": [14, 14]},
             children=dl.Tooltip(f"{g.colour}色 {g.name}({g.level}) · {s.location.matched} · {s.id}")))

@@ -12,6 +12,7 @@ module only shows them and asks the officer.
 from __future__ import annotations
 
 import dataclasses
+import json
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
@@ -43,7 +44,7 @@ def draft_to_data(draft: Any, state: Any) -> dict:
     rec = next((a for a in state.alerts if a.identifier == draft.identifier), None)
     poly = (rec.area or {}).get("polygon") if rec else None
     d["area_polygon"] = [list(p) for p in poly] if poly else None
-    return d
+    return json.loads(json.dumps(d, ensure_ascii=False))       # exactly what a dcc.Store hands back
 
 
 def draft_from_data(data: dict) -> Any:
