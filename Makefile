@@ -17,15 +17,19 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
+	@# the offline situation-map export needs Leaflet from the npm registry (never a CDN at view time)
+	$(BIN)/python scripts/fetch_js_assets.py || echo "WARNING: Leaflet not fetched; map exports will say they need the internet"
 	touch $(STAMP)
 
 venv: $(STAMP)
 
 # Browser tests drive Debian's chromium; `playwright install` cannot download here.
+# fonts-noto-cjk: without it headless chromium draws Chinese as empty boxes (screenshots, tests).
 chromium:
-	@if ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then \
-	  echo "installing Debian chromium for the browser tests"; \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	@if [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -qi 'noto.*cjk'; then \
+	  echo "installing Debian chromium and CJK fonts for the browser tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  ($$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-noto-cjk >/dev/null) \
 	    || echo "WARNING: could not install chromium; browser tests will be skipped"; \
 	fi
 

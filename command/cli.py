@@ -192,14 +192,16 @@ def data_build(shared: Path = typer.Option(Path("../shared/data"), "--shared"),
 
 @cap_app.command("ingest")
 def cap_ingest(file: Path, as_json: bool = JSON_OPT,
-               report: bool = typer.Option(False, "--report", help="also open an incident from it")) -> None:
+               report: bool = typer.Option(False, "--report", help="also open a live incident from it"),
+               type_: Optional[str] = typer.Option(None, "--type", help="incident type when the event "
+                                                   "maps to none")) -> None:
     """Read an official CAP warning safely (no entities, no network) and show what it says."""
     from command import cap_ingest as ci
     got = ci.ingest_file(file)
     result = out.asdict(got)
     if report:
         from command.cli_response import incident_from_cap
-        result["incident"] = incident_from_cap(got)
+        result["incident"] = incident_from_cap(got, type_=type_)
     out.emit(result, as_json, lambda d: out.kv(d))
 
 

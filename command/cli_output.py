@@ -119,7 +119,7 @@ def emit(obj: Any, as_json: bool, text: Callable[[Any], str]) -> None:
 # ------------------------------------------------------------------------------------------ text views
 def _cell(v: Any) -> str:
     if isinstance(v, float):
-        return f"{v:,.1f}" if abs(v) >= 100 else f"{v:.6g}"
+        return f"{v:,.1f}" if abs(v) >= 1000 else str(round(v, 6))
     if v is None:
         return ""
     return str(v)

@@ -256,13 +256,21 @@ def demo_incident() -> dict:
             "grade": g.as_dict(), "nearby": nearby, "synthetic": synthetic}
 
 
-def incident_from_cap(ingested: Any) -> dict:
-    """Open an incident from an ingested official CAP warning."""
+def incident_from_cap(ingested: Any, *, type_: str | None = None) -> dict:
+    """Open a live incident from an ingested official CAP warning (Actual messages only)."""
+    from command.errors import CapIngestError
     from incidents.model import IncidentReport, Point
     d = out.asdict(ingested)
+    if d.get("status") != "Actual":
+        raise CapIngestError(f"{d.get('path')}: CAP status {d.get('status')}: only an Actual warning "
+                             "opens a live incident")
+    kind = type_ or d.get("incident_type")
+    if not kind:
+        raise CapIngestError(f"{d.get('path')}: event {d.get('event')!r} maps to no incident type: "
+                             "give --type (see `yzt types`)")
     pt = d.get("point")
-    point = Point(pt["lon"], pt["lat"], "wgs84") if isinstance(pt, dict) else pt
+    point = Point(pt["lon"], pt["lat"], "wgs84") if isinstance(pt, dict) else None
     address = d.get("area_desc") if point is None else None
-    rep = IncidentReport(type=d.get("incident_type") or "other", address=address, point=point,
+    rep = IncidentReport(type=kind, address=address, point=point,
                          description=d.get("headline") or d.get("event") or "")
     return state_dict(_service().report(rep, actor=f"cap:{d.get('sender', 'unknown')}"))
