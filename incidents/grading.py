@@ -125,20 +125,6 @@ class LevelsFile(_Strict):
         return self
 
 
-class IncidentType(_Strict):
-    """An incident type of the catalogue: its names, grading table and CAP category/event."""
-
-    key: str
-    zh: str = Field(min_length=1)
-    en: str = Field(min_length=1)
-    table: str = Field(min_length=1)
-    cap_category: CapCategory
-    cap_event_zh: str = Field(min_length=1)
-    cap_event_en: str = Field(min_length=1)
-    aliases: tuple[str, ...] = ()
-    note: str = ""
-
-
 class _TypeEntry(_Strict):
     zh: str = Field(min_length=1)
     en: str = Field(min_length=1)
@@ -148,6 +134,12 @@ class _TypeEntry(_Strict):
     cap_event_en: str = Field(min_length=1)
     aliases: tuple[str, ...] = ()
     note: str = ""
+
+
+class IncidentType(_TypeEntry):
+    """An incident type of the catalogue: its names, grading table and CAP category/event."""
+
+    key: str
 
 
 class TypesFile(_Strict):
