@@ -4,6 +4,7 @@
     dash_app = app.create_app()            # settings from settings.get_settings() unless given
     app.serve(host="127.0.0.1", port=8050) # or: yzt serve / make run
 
+Every page and route needs a signed-in user (/login); roles and CSRF: command/dashboard/security.py.
 Import is cheap: no data is read until the first request (layers, outlines and the store open lazily).
 """
 from __future__ import annotations
@@ -16,15 +17,35 @@ import dash
 ASSETS = Path(__file__).resolve().parent / "command" / "dashboard" / "assets"
 
 
-def create_app(settings: Any = None) -> dash.Dash:
-    """A Dash app over the store of ``settings`` (its own runtime: store, outbox, services)."""
-    from command.dashboard import layout, routes, runtime
+def create_app(settings: Any = None, *, secure_cookies: bool | None = None) -> dash.Dash:
+    """A Dash app over the store of ``settings`` (its own runtime: store, outbox, services), behind sign-in.
+
+    ``secure_cookies``: mark cookies Secure (serve over https); default from settings/YZT_SECURE_COOKIES.
+    """
+    from command.dashboard import layout, routes, runtime, security
     runtime.configure(settings)
     app = dash.Dash(__name__, title="粤政图 应急指挥", assets_folder=str(ASSETS), update_title=None,
                     suppress_callback_exceptions=True, serve_locally=True)
     app.layout = layout.layout
+    _adopt_callbacks(app)
+    security.install(app.server, runtime.current().settings, secure=secure_cookies)
     routes.register(app.server)
     return app
+
+
+_CALLBACKS: dict[str, Any] = {}
+_CALLBACK_LIST: list[dict] = []
+
+
+def _adopt_callbacks(app: dash.Dash) -> None:
+    """Give every app the dashboard's global callbacks. Dash moves GLOBAL_CALLBACK_MAP into the first app
+    that serves a request, so a second app in the same process (tests) would otherwise have none."""
+    from dash import _callback
+    _CALLBACKS.update({k: _callback.GLOBAL_CALLBACK_MAP.pop(k) for k in list(_callback.GLOBAL_CALLBACK_MAP)})
+    _CALLBACK_LIST.extend(_callback.GLOBAL_CALLBACK_LIST)
+    _callback.GLOBAL_CALLBACK_LIST.clear()
+    app.callback_map.update({k: dict(v) for k, v in _CALLBACKS.items()})
+    app._callback_list.extend(dict(c) for c in _CALLBACK_LIST)
 
 
 def serve(host: str = "127.0.0.1", port: int = 8050) -> None:

@@ -108,7 +108,13 @@ def test_export_tables_and_offline_map(rt, tmp_path):
 def test_routes_serve_layers_outlines_and_simulated_feed(rt):
     import app
     from layers import catalog
+    import re
+    from command import auth
     client = app.create_app(rt.settings).server.test_client()
+    assert client.get("/yzt/geo/layer/shelter.geojson").status_code == 302       # sign in first
+    password = auth.Users(rt.store()).add("viewer1", "viewer")
+    token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").data.decode()).group(1)
+    client.post("/login", data={"name": "viewer1", "password": password, "csrf": token})
     resp = client.get("/yzt/geo/layer/shelter.geojson", headers={"Accept-Encoding": "gzip"})
     assert resp.headers["Content-Encoding"] == "gzip"
     data = json.loads(gzip.decompress(resp.data))

@@ -18,6 +18,7 @@ from dash.exceptions import PreventUpdate
 from command.dashboard import runtime
 from command.dashboard.common import fmt_m
 from command.dashboard.i18n import L
+from command.dashboard.security import guarded
 
 VIEW_RANGE_M = 250.0      # a street camera does not identify much farther than this
 CANDIDATES = 40
@@ -87,6 +88,7 @@ def wall_panel() -> html.Div:
 @callback(Output("cam-wall", "children"),
           Input("incident-selected", "data"), Input("cam-simulate", "value"), Input("cam-tick", "n_intervals"),
           State("right-tabs", "value"))
+@guarded("view")
 def render_wall(incident_id: str | None, simulate: list | None, tick: int | None, tab: str | None) -> list:
     from dash import ctx
     if ctx.triggered_id == "cam-tick" and (tab != "cameras" or not simulate):

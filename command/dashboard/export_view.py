@@ -9,6 +9,7 @@ from dash.exceptions import PreventUpdate
 from command.dashboard import runtime
 from command.dashboard.common import alert_from
 from command.dashboard.i18n import L
+from command.dashboard.security import guarded
 
 
 def export_panel() -> html.Div:
@@ -32,6 +33,7 @@ def export_file(kind: str, state) -> dict:
 @callback(Output("export-download", "data"), Output("app-alert", "children", allow_duplicate=True),
           Input("export-map", "n_clicks"), Input("export-csv", "n_clicks"), Input("export-geojson", "n_clicks"),
           State("incident-selected", "data"), prevent_initial_call=True)
+@guarded("view")
 def on_export(_m, _c, _g, incident_id: str | None):
     if not incident_id or not ctx.triggered_id:
         raise PreventUpdate

@@ -3,6 +3,7 @@ update that makes the service regrade (the Regraded event shows on the timeline 
 
     group_panel()            # static forms + containers filled by ``render``
     render(incident_id)      # roster, conference, tasks, timeline of the incident
+    on_close                 # a commander closes the incident ("incident.close")
     event_line(event)        # one timeline line for any event kind
 """
 from __future__ import annotations
@@ -16,11 +17,17 @@ from command.dashboard import runtime
 from command.dashboard.common import alert_from, badge, ok_box, short_time
 from command.dashboard.i18n import L, T
 from command.dashboard.report import _count
+from command.dashboard.security import actor as acting, can, guarded
 from incidents.model import Casualties
 
 
 def _num(fid: str, label: str) -> html.Div:
     return html.Div([html.Label(L(label)), dcc.Input(id=fid, type="number", min=0, step=1)], className="yzt-field")
+
+
+def _shown(action: str, display: str = "inline-block") -> dict:
+    """Hide what the signed-in role cannot use (the server checks again on every callback)."""
+    return {"display": display} if can(action) else {"display": "none"}
 
 
 def group_panel() -> html.Div:
@@ -29,13 +36,17 @@ def group_panel() -> html.Div:
         html.H3(L("group.update")),
         html.Div([_num("group-deaths", "report.deaths"), _num("group-serious", "report.serious"),
                   _num("group-missing", "report.missing"), _num("group-loss", "report.loss")], className="yzt-row"),
-        html.Button(L("group.update"), id="group-update", n_clicks=0),
+        html.Button(L("group.update"), id="group-update", n_clicks=0, style=_shown("incident.update")),
         html.Div(id="group-roster"),
         html.H3(L("group.tasks")),
         html.Div(id="group-tasks"),
         html.Div([dcc.Input(id="group-task-role", placeholder=T("group.role") + " role", style={"flex": 1}),
                   dcc.Input(id="group-task-text", placeholder=T("group.task_text") + " task", style={"flex": 2}),
-                  html.Button(L("group.add_task"), id="group-task-add", n_clicks=0)], className="yzt-row"),
+                  html.Button(L("group.add_task"), id="group-task-add", n_clicks=0)], className="yzt-row",
+                 style=_shown("task.set", "flex")),
+        html.Div([dcc.Input(id="group-close-reason", placeholder="关闭原因 reason", style={"flex": 2}),
+                  html.Button(["关闭事件 ", html.Span("Close incident", className="i18n-en")], id="group-close",
+                              n_clicks=0, className="danger")], className="yzt-row", style=_shown("incident.close", "flex")),
         html.H3(L("group.timeline")),
         html.Ul(id="group-timeline", className="yzt-timeline"),
     ])
@@ -106,6 +117,7 @@ def summary(state: Any) -> html.Div:
 @callback(Output("group-summary", "children"), Output("group-roster", "children"), Output("group-tasks", "children"),
           Output("group-timeline", "children"),
           Input("incident-selected", "data"), Input("sync-seq", "data"), Input("app-bump", "data"))
+@guarded("view")
 def render(incident_id: str | None, _seq: Any, _bump: Any):
     if not incident_id:
         return html.Div(L("detail.none")), [], [], []
@@ -115,6 +127,7 @@ def render(incident_id: str | None, _seq: Any, _bump: Any):
 
 @callback(Output("group-deaths", "value"), Output("group-serious", "value"), Output("group-missing", "value"),
           Output("group-loss", "value"), Input("incident-selected", "data"))
+@guarded("view")
 def fill_update_form(incident_id: str | None):
     if not incident_id:
         raise PreventUpdate
@@ -138,11 +151,13 @@ def update_casualties(svc: Any, incident_id: str, values: dict, *, actor: str):
           State("group-missing", "value"), State("group-loss", "value"), State("group-task-role", "value"),
           State("group-task-text", "value"), State("app-actor", "value"), State("app-bump", "data"),
           prevent_initial_call=True)
+@guarded({"group-update": "incident.update", "group-task-add": "task.set", "group-task-done": "task.done",
+          None: "incident.update"})
 def on_group_action(_u, _a, done_clicks, incident_id, deaths, serious, missing, loss, role, text, actor, bump):
     trig = ctx.triggered_id
     if not incident_id or trig is None or (isinstance(trig, dict) and not any(done_clicks or [])):
         raise PreventUpdate
-    svc, actor = runtime.current().service(), actor or T("app.actor")
+    svc, actor = runtime.current().service(), acting(actor or T("app.actor"))
     try:
         if trig == "group-update":
             s = update_casualties(svc, incident_id, {"deaths": deaths, "serious": serious, "missing": missing,
@@ -158,3 +173,18 @@ def on_group_action(_u, _a, done_clicks, incident_id, deaths, serious, missing, 
     except Exception as e:  # noqa: BLE001 - refusals become one line, bugs are logged
         return alert_from(e), no_update
     return ok_box(msg), (bump or 0) + 1
+
+
+@callback(Output("app-alert", "children", allow_duplicate=True), Output("app-bump", "data", allow_duplicate=True),
+          Input("group-close", "n_clicks"), State("incident-selected", "data"), State("group-close-reason", "value"),
+          State("app-actor", "value"), State("app-bump", "data"), prevent_initial_call=True)
+@guarded("incident.close")
+def on_close(n: int | None, incident_id: str | None, reason: str | None, actor: str | None, bump: Any):
+    if not n or not incident_id:
+        raise PreventUpdate
+    try:
+        state = runtime.current().service().close(incident_id, actor=acting(actor or T("app.actor")),
+                                                  reason=(reason or "").strip())
+    except Exception as e:  # noqa: BLE001 - refusals become one line, bugs are logged
+        return alert_from(e), no_update
+    return ok_box(f"{state.id} 已关闭 closed"), (bump or 0) + 1

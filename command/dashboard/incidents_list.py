@@ -14,6 +14,7 @@ from dash.exceptions import PreventUpdate
 from command.dashboard import runtime
 from command.dashboard.common import badge, short_time
 from command.dashboard.i18n import L, T
+from command.dashboard.security import guarded
 
 LEVEL_OPTIONS = [{"label": f"{lv}", "value": lv} for lv in ("I", "II", "III", "IV")]
 
@@ -60,6 +61,7 @@ def incident_rows(states: list, selected: str | None) -> list:
 @callback(Output("list-items", "children"),
           Input("sync-seq", "data"), Input("app-bump", "data"), Input("incident-selected", "data"),
           Input("list-level", "value"), Input("list-state", "value"), Input("list-district", "value"))
+@guarded("view")
 def refresh_list(_seq: Any, _bump: Any, selected: str | None, level: str | None, state: str | None,
                  district: str | None) -> list:
     states = runtime.current().service().list_incidents(level=level, state=state, district=district)
@@ -69,6 +71,7 @@ def refresh_list(_seq: Any, _bump: Any, selected: str | None, level: str | None,
 @callback(Output("incident-selected", "data", allow_duplicate=True),
           Input({"type": "list-row", "id": ALL}, "n_clicks"), State("incident-selected", "data"),
           prevent_initial_call=True)
+@guarded("view")
 def select_from_list(clicks: list, current: str | None) -> str:
     if not ctx.triggered_id or not any(clicks or []):
         raise PreventUpdate

@@ -1,4 +1,4 @@
-"""The one-screen layout: header (officer, language, mode), left (report + incident list), centre (map),
+"""The one-screen layout: header (signed-in user and role, sign-out, language, mode), left (report + incident list), centre (map),
 right (tabs: nearby, cameras, group, warn, export). ``layout()`` is a function: it reads live state
 (types, layers, districts) when a page is served, never at import.
 """
@@ -10,6 +10,7 @@ from dash import Input, Output, callback, dcc, html
 
 from command.dashboard import cameras, export_view, group, incidents_list, mapview, nearby, report, runtime, sync, warn
 from command.dashboard.i18n import L
+from command.dashboard.security import csrf_token, guarded, principal
 
 
 def _header(settings: Any) -> html.Div:
@@ -17,13 +18,31 @@ def _header(settings: Any) -> html.Div:
     mode = f"渠道 channels: {len(live)} live · {len(settings.channels) - len(live)} exercise"
     return html.Div([
         html.H1(L("app.title")),
-        html.Label(L("app.actor"), style={"color": "#cfd8e3", "margin": 0}),
-        dcc.Input(id="app-actor", value="值班员", persistence=True, debounce=True, style={"width": "110px"}),
+        *_who(),
         html.Span(style={"flex": 1}),
         dcc.RadioItems(id="app-lang", value="zh", inline=True, persistence=True, className="yzt-lang",
                        options=[{"label": " 中文 ", "value": "zh"}, {"label": " EN ", "value": "en"}]),
         html.Span(mode, className="yzt-mode"),
     ], className="yzt-header")
+
+
+ROLE_ZH = {"viewer": "只读", "officer": "值班员", "commander": "指挥员", "admin": "管理员"}
+
+
+def _who() -> list:
+    """The signed-in user and role, and the sign-out form (the actor of every action is this user)."""
+    p = principal()
+    if p is None:
+        return [dcc.Input(id="app-actor", type="hidden", value="")]
+    return [
+        html.Span([html.B(p.name, id="app-user"), f" · {ROLE_ZH.get(p.role, p.role)} ",
+                   html.Span(p.role, id="app-role", className="i18n-en")],
+                  style={"color": "#cfd8e3"}),
+        dcc.Input(id="app-actor", type="hidden", value=p.name),
+        html.Form([dcc.Input(type="hidden", name="csrf", value=csrf_token()),
+                   html.Button(["退出 ", html.Span("Sign out", className="i18n-en")], id="app-logout", type="submit")],
+                  action="/logout", method="POST", style={"margin": 0}),
+    ]
 
 
 def _tabs() -> dcc.Tabs:
@@ -52,12 +71,14 @@ def layout() -> html.Div:
 
 
 @callback(Output("app-root", "className"), Input("app-lang", "value"))
+@guarded("view")
 def switch_language(lang: str | None) -> str:
     return "lang-en" if lang == "en" else "lang-zh"
 
 
 @callback(Output("app-alert", "children", allow_duplicate=True), Input("app-alert-close", "n_clicks"),
           prevent_initial_call=True)
+@guarded("view")
 def dismiss_alert(n: int | None):
     from dash.exceptions import PreventUpdate
     if not n:
@@ -66,5 +87,6 @@ def dismiss_alert(n: int | None):
 
 
 @callback(Output("nearby-body", "children"), Input("incident-selected", "data"))
+@guarded("view")
 def render_nearby(incident_id: str | None) -> list:
     return nearby.render(incident_id)

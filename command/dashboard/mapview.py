@@ -17,6 +17,7 @@ from dash import ALL, Input, Output, callback, ctx, html, no_update
 from dash.exceptions import PreventUpdate
 
 from command.dashboard import runtime
+from command.dashboard.security import guarded
 from command.dashboard.i18n import L, T
 
 GD_CENTER = [23.2, 113.4]
@@ -157,12 +158,14 @@ def _draft_area(draft: dict | None) -> list:
 
 @callback(Output("map-incidents", "children"),
           Input("sync-seq", "data"), Input("app-bump", "data"))
+@guarded("view")
 def draw_incidents(_seq: Any, _bump: Any) -> list:
     return incident_markers(runtime.current().service().list_incidents())
 
 
 @callback(Output("map-focus", "children"),
           Input("incident-selected", "data"), Input("sync-seq", "data"), Input("warn-draft", "data"))
+@guarded("view")
 def draw_focus(incident_id: str | None, _seq: Any, draft: dict | None) -> list:
     if not incident_id:
         return []
@@ -187,6 +190,7 @@ def click_latlng(click: dict | None) -> tuple[float, float] | None:
 
 @callback(Output("report-coords", "value"), Output("report-datum", "value"), Output("map-pick", "children"),
           Input("map", "clickData"), prevent_initial_call=True)
+@guarded("view")
 def pick_point(click: dict | None):
     ll = click_latlng(click)
     if ll is None:
@@ -199,6 +203,7 @@ def pick_point(click: dict | None):
 
 @callback(Output("map", "viewport", allow_duplicate=True),
           Input("incident-selected", "data"), prevent_initial_call=True)
+@guarded("view")
 def fly_to_incident(incident_id: str | None):
     if not incident_id:
         raise PreventUpdate
@@ -212,6 +217,7 @@ def fly_to_incident(incident_id: str | None):
 
 @callback(Output("incident-selected", "data", allow_duplicate=True),
           Input({"type": "map-inc", "id": ALL}, "n_clicks"), prevent_initial_call=True)
+@guarded("view")
 def select_from_map(clicks: list) -> str:
     if not ctx.triggered_id or not any(clicks or []):
         raise PreventUpdate

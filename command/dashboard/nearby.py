@@ -14,6 +14,7 @@ from dash.exceptions import PreventUpdate
 from command.dashboard import runtime
 from command.dashboard.common import fmt_duration, fmt_m
 from command.dashboard.i18n import L
+from command.dashboard.security import guarded
 
 ORDER = ("hospital", "fire_station", "shelter", "camera")
 
@@ -65,6 +66,7 @@ def nearby_tables(state: Any, flags: dict[str, bool]) -> list:
 @callback(Output("map", "viewport", allow_duplicate=True),
           Input({"type": "nearby-row", "layer": ALL, "index": ALL, "lat": ALL, "lon": ALL}, "n_clicks"),
           prevent_initial_call=True)
+@guarded("view")
 def fly_to_row(clicks: list) -> dict:
     if not ctx.triggered_id or not any(clicks or []):
         raise PreventUpdate

@@ -16,6 +16,7 @@ from dash import Input, Output, State, callback, dcc, html, no_update
 from command.dashboard import runtime
 from command.dashboard.common import alert_from, badge, ok_box
 from command.dashboard.i18n import L, T
+from command.dashboard.security import actor as acting, can, guarded
 from incidents.errors import IncidentError
 from incidents.model import Casualties, IncidentReport
 
@@ -53,7 +54,8 @@ def report_form() -> html.Div:
         html.Div([html.Label(L("report.loss")), dcc.Input(id="report-loss", type="number", min=0, value=0,
                                                           debounce=True)], className="yzt-field"),
         html.Div([html.Label(L("report.desc")), dcc.Textarea(id="report-desc", rows=2)], className="yzt-field"),
-        html.Button(L("report.submit"), id="report-submit", className="primary", n_clicks=0),
+        html.Button(L("report.submit"), id="report-submit", className="primary", n_clicks=0,
+                    style=None if can("incident.report") else {"display": "none"}),
     ], id="report-panel")
 
 
@@ -103,11 +105,12 @@ def submit_report(svc: Any, form: dict[str, Any], *, actor: str):
           Input("report-submit", "n_clicks"),
           [State(f"report-{f}", "value") for f in FORM_FIELDS],
           State("app-actor", "value"), State("app-bump", "data"), prevent_initial_call=True)
+@guarded("incident.report")
 def on_report(_n: int, *values: Any):
     *fields, actor, bump = values
     form = dict(zip(FORM_FIELDS, fields))
     try:
-        state = submit_report(runtime.current().service(), form, actor=actor)
+        state = submit_report(runtime.current().service(), form, actor=acting(actor))
     except Exception as e:  # noqa: BLE001 - refusals become one line, bugs are logged
         return no_update, alert_from(e), no_update
     msg = html.Span([L("report.done"), f" {state.id} · {state.location.matched} ", badge(state.grade)])

@@ -12,6 +12,7 @@ from dash import Input, Output, State, callback, dcc, html
 from dash.exceptions import PreventUpdate
 
 from command.dashboard import runtime
+from command.dashboard.security import guarded
 
 POLL_MS = 1000
 
@@ -28,6 +29,7 @@ def new_seq(store: Any, since: int) -> int | None:
 
 
 @callback(Output("sync-seq", "data"), Input("sync-interval", "n_intervals"), State("sync-seq", "data"))
+@guarded("view")
 def poll(_n: int | None, seq: int | None) -> int:
     latest = new_seq(runtime.current().store(), int(seq or 0))
     if latest is None:

@@ -6,6 +6,10 @@ per channel updates as the outbox works (polled from the store).
     draft_to_data(draft, state) / draft_from_data(data)    # an AlertDraft through a dcc.Store and back
     send_draft(rt, data, *, actor, confirm)                # hand to the service on the worker pool
 
+Roles (checked on the server by security.guarded): officers preview (draft); commanders send, cancel and
+approve. An Actual warning at a level in settings.two_person_levels needs a second commander's approval
+(``approve_pending``, the Approve button) before the service lets it go out.
+
 Drafting, CAP building, channel choice and the Exercise/Actual guard all live in ResponseService; this
 module only shows them and asks the officer.
 """
@@ -22,6 +26,7 @@ from dash.exceptions import PreventUpdate
 from command.dashboard import runtime
 from command.dashboard.common import alert_from, alert_box, fmt_m, ok_box, short_time
 from command.dashboard.i18n import L, T
+from command.dashboard.security import actor as acting, can, guarded, require
 
 WAIT_FOR_REFUSAL_S = 3.0     # a refusal comes back at once; delivery goes on in the background
 CAP_FIELDS = ("language", "event", "headline", "description", "instruction", "severity", "urgency", "senderName")
@@ -59,6 +64,15 @@ def draft_from_data(data: dict) -> Any:
     return AlertDraft(**d)
 
 
+def _shown(action: str) -> dict:
+    """Hide a button the signed-in role cannot use (the server checks again on every callback)."""
+    return {} if can(action) else {"display": "none"}
+
+
+def needs_second_approval(rt: Any, status: str, level: str) -> bool:
+    return status == "Actual" and level in (getattr(rt.settings, "two_person_levels", None) or ())
+
+
 def warn_panel() -> html.Div:
     return html.Div([
         html.Div([html.Div([html.Label(L("warn.radius")), dcc.Input(id="warn-radius", type="number", min=50)],
@@ -74,9 +88,14 @@ def warn_panel() -> html.Div:
         html.Div([html.Label(L("warn.instr_en")), dcc.Textarea(id="warn-instr-en", rows=2,
                                                                value="Keep away from the area; follow instructions on site.")],
                  className="yzt-field"),
-        html.Div([html.Button(L("warn.preview"), id="warn-preview", n_clicks=0),
-                  html.Button(L("warn.send"), id="warn-send", n_clicks=0, className="danger"),
-                  html.Button(L("warn.cancel"), id="warn-cancel", n_clicks=0)], style={"display": "flex", "gap": "6px"}),
+        html.Div([html.Button(L("warn.preview"), id="warn-preview", n_clicks=0, style=_shown("alert.draft")),
+                  html.Button(L("warn.send"), id="warn-send", n_clicks=0, className="danger",
+                              style=_shown("alert.send")),
+                  html.Button(L("warn.cancel"), id="warn-cancel", n_clicks=0, style=_shown("alert.cancel")),
+                  html.Button(["批准 ", html.Span("Approve", className="i18n-en")], id="warn-approve", n_clicks=0,
+                              title="第二名指挥员批准正式预警 / a second commander approves the Actual warning",
+                              style=_shown("alert.approve"))],
+                 style={"display": "flex", "gap": "6px"}),
         html.Div(id="warn-preview-body"),
         html.H3(L("warn.deliveries")),
         html.Div(id="warn-deliveries"),
@@ -104,6 +123,8 @@ def preview(data: dict) -> html.Div:
         html.Div([html.B(f"{data['status']} {data['msg_type']}"), f" · {data['identifier']}{radius}"],
                  id="warn-identifier"),
         html.Div(data.get("reason") or "", className="where"),
+        html.Div(["⚠ 需第二名指挥员批准 ", html.Span("needs a second commander's approval", className="i18n-en")],
+                 id="warn-two-person", className="yzt-alert yzt-alert-error") if data.get("needs_approval") else None,
         html.Div([html.B(L("warn.population")), f": {int(data.get('population') or 0):,}"], id="warn-population"),
         html.B(L("warn.units")), html.Table(html.Tbody(units), className="yzt-table"),
         html.B(L("warn.channels")), html.Ul(chan_items),
@@ -116,7 +137,10 @@ def make_draft(rt: Any, incident_id: str, *, exercise: bool, actor: str, radius:
     svc = rt.service(exercise=exercise)
     r = float(radius) if radius not in (None, "") else None
     draft = svc.draft_alert(incident_id, actor=actor, radius_m=r, instruction_zh=zh or "", instruction_en=en or "")
-    return draft_to_data(draft, svc.get(incident_id))
+    state = svc.get(incident_id)
+    data = draft_to_data(draft, state)
+    data["needs_approval"] = needs_second_approval(rt, data["status"], state.grade.level)
+    return data
 
 
 def _wait(future: Any) -> None:
@@ -141,6 +165,7 @@ def cancel_active(rt: Any, incident_id: str, *, actor: str, confirm: bool) -> No
 
 
 @callback(Output("warn-radius", "placeholder"), Input("incident-selected", "data"))
+@guarded("view")
 def radius_hint(incident_id: str | None) -> str:
     from command import alerts
     if not incident_id:
@@ -158,11 +183,12 @@ def radius_hint(incident_id: str | None) -> str:
           Input("warn-preview", "n_clicks"), State("incident-selected", "data"), State("warn-mode", "value"),
           State("warn-radius", "value"), State("warn-instr-zh", "value"), State("warn-instr-en", "value"),
           State("app-actor", "value"), prevent_initial_call=True)
+@guarded("alert.draft")
 def on_preview(_n: int, incident_id: str | None, mode: str, radius: Any, zh: str, en: str, actor: str):
     if not incident_id:
         return no_update, no_update, alert_box(L("detail.none"))
     try:
-        data = make_draft(runtime.current(), incident_id, exercise=mode != "actual", actor=actor or T("app.actor"),
+        data = make_draft(runtime.current(), incident_id, exercise=mode != "actual", actor=acting(actor or T("app.actor")),
                           radius=radius, zh=zh, en=en)
     except Exception as e:  # noqa: BLE001 - refusals become one line, bugs are logged
         return no_update, no_update, alert_from(e)
@@ -194,8 +220,10 @@ def _act(rt: Any, action: str, draft: dict | None, incident_id: str, actor: str,
           Input("warn-abort", "n_clicks"), State("warn-draft", "data"), State("incident-selected", "data"),
           State("warn-pending", "data"), State("app-actor", "value"), State("app-bump", "data"),
           prevent_initial_call=True)
+@guarded({"warn-send": "alert.send", "warn-cancel": "alert.cancel", "warn-confirm": "alert.send",
+          "warn-abort": "view", None: "alert.send"})
 def on_warn_action(_s, _c, _ok, _abort, draft, incident_id, pending, actor, bump):
-    trig, rt, actor = ctx.triggered_id, runtime.current(), actor or T("app.actor")
+    trig, rt, actor = ctx.triggered_id, runtime.current(), acting(actor or T("app.actor"))
     keep = (no_update,) * 3
     if trig == "warn-abort":
         return HIDDEN, "", "", None, no_update, no_update
@@ -205,6 +233,7 @@ def on_warn_action(_s, _c, _ok, _abort, draft, incident_id, pending, actor, bump
         if trig == "warn-confirm":
             if not pending:
                 raise PreventUpdate
+            require("alert.cancel" if pending.get("action") == "cancel" else "alert.send")
             msg = _act(rt, pending["action"], draft, incident_id, actor, True)
             return HIDDEN, "", "", None, ok_box(msg), (bump or 0) + 1
         action = "send" if trig == "warn-send" else "cancel"
@@ -248,6 +277,7 @@ def delivery_rows(state: Any, deliveries: list[dict]) -> html.Table | html.Div:
 @callback(Output("warn-deliveries", "children"),
           Input("warn-poll", "n_intervals"), Input("incident-selected", "data"), Input("app-bump", "data"),
           State("right-tabs", "value"))
+@guarded("view")
 def poll_deliveries(_n, incident_id: str | None, _bump, tab: str | None):
     if ctx.triggered_id == "warn-poll" and tab != "warn":
         raise PreventUpdate
@@ -258,3 +288,31 @@ def poll_deliveries(_n, incident_id: str | None, _bump, tab: str | None):
     sent = [a.identifier for a in state.alerts if a.was_sent]
     rows = [d for ident in sent for d in rt.outbox().deliveries(ident)]
     return delivery_rows(state, rows)
+
+
+def approve_pending(rt: Any, incident_id: str, *, actor: Any) -> str:
+    """A second commander approves the latest Actual draft of the incident that is not sent yet."""
+    svc = rt.service(exercise=False)
+    state = svc.get(incident_id)
+    pending = [a for a in state.alerts if a.status == "Actual" and not a.was_sent]
+    if not pending:
+        raise ValueError(f"incident {incident_id} has no Actual warning waiting for approval / 无待批准的正式预警")
+    ident = pending[-1].identifier
+    svc.approve_alert(incident_id, ident, actor=actor)
+    return ident
+
+
+@callback(Output("app-alert", "children", allow_duplicate=True), Output("app-bump", "data", allow_duplicate=True),
+          Input("warn-approve", "n_clicks"), State("incident-selected", "data"), State("app-actor", "value"),
+          State("app-bump", "data"), prevent_initial_call=True)
+@guarded("alert.approve")
+def on_approve(n: int | None, incident_id: str | None, actor: str | None, bump: Any):
+    if not n:
+        raise PreventUpdate
+    if not incident_id:
+        return alert_box(L("detail.none")), no_update
+    try:
+        ident = approve_pending(runtime.current(), incident_id, actor=acting(actor or T("app.actor")))
+    except Exception as e:  # noqa: BLE001 - refusals become one line, bugs are logged
+        return alert_from(e), no_update
+    return ok_box(f"已批准 approved {ident}"), (bump or 0) + 1

@@ -1,0 +1,236 @@
+"""Sign-in, sessions, CSRF and per-callback permissions for the dashboard (issue 5).
+
+    security.install(app.server, settings)   # app.create_app does this: secret key, cookies, gate, /login
+    @callback(...)
+    @security.guarded("incident.report")     # or {"warn-send": "alert.send", None: "view"} by trigger id
+    def on_report(...): ...
+    security.principal()                     # the signed-in command.auth.Principal of this request
+    security.actor("值班员")                 # who acts: the signed-in user (in-process calls: the fallback)
+    security.can("alert.send")               # for hiding buttons; the server check is what counts
+
+Every request except /login and /logout needs a signed-in, enabled user (pages redirect to /login, the
+rest get 401). Every POST also needs the session's CSRF token in the X-CSRF-Token header (assets/csrf.js
+reads it from the yzt_csrf cookie and adds it to same-origin fetches); cookies are SameSite=Strict, the
+session cookie HttpOnly and Secure when served over https (settings.session_cookie_secure or
+YZT_SECURE_COOKIES=1). The secret key lives in settings.var_dir/secret_key (mode 0600, made once).
+
+A callback called directly in-process (no HTTP request: tests, scripts) is not an HTTP caller and runs
+as its arguments say; over HTTP the guard always checks the permission with command.auth.require.
+"""
+from __future__ import annotations
+
+import functools
+import hmac
+import logging
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Callable
+
+from flask import Flask, g, has_request_context, jsonify, redirect, request, session
+
+log = logging.getLogger("yzt.dashboard.security")
+
+PUBLIC_PATHS = frozenset({"/login", "/logout"})
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_COOKIE = "yzt_csrf"
+UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+DEFAULT_LIFETIME_H = 8.0
+
+
+def secret_key(var_dir: Path) -> bytes:
+    """The Flask secret key from var_dir/secret_key, generated once (secrets, mode 0600)."""
+    path = Path(var_dir) / "secret_key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = path.read_bytes().strip()
+        if len(key) < 32:
+            raise PermissionError(f"{path}: the secret key is shorter than 32 bytes; delete it to make a new one")
+        return key
+    key = secrets.token_hex(32).encode()
+    with os.fdopen(fd, "wb") as f:
+        f.write(key)
+    return key
+
+
+def _secure_cookies(settings: Any, secure: bool | None) -> bool:
+    if secure is not None:
+        return secure
+    configured = getattr(settings, "session_cookie_secure", None)
+    if configured is not None:
+        return bool(configured)
+    return os.environ.get("YZT_SECURE_COOKIES", "").lower() in ("1", "true", "yes")
+
+
+def install(server: Flask, settings: Any, *, secure: bool | None = None) -> None:
+    """Secret key, cookie flags, the sign-in gate, CSRF, /login and /logout on the dashboard's server."""
+    from command.dashboard import login
+    server.secret_key = secret_key(settings.var_dir)
+    hours = float(getattr(settings, "session_lifetime_h", None) or DEFAULT_LIFETIME_H)
+    server.config.update(
+        SESSION_COOKIE_NAME="yzt_session", SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_COOKIE_SECURE=_secure_cookies(settings, secure), PERMANENT_SESSION_LIFETIME=timedelta(hours=hours))
+    server.before_request(_gate)
+    server.after_request(_csrf_cookie)
+    login.register(server)
+
+
+def csrf_token() -> str:
+    """This session's CSRF token (made on first use)."""
+    tok = session.get("csrf")
+    if not tok:
+        tok = session["csrf"] = secrets.token_urlsafe(32)
+    return tok
+
+
+def csrf_ok(sent: str | None) -> bool:
+    tok = session.get("csrf")
+    return bool(tok and sent) and hmac.compare_digest(str(tok), str(sent))
+
+
+def _same_origin() -> bool:
+    origin = request.headers.get("Origin")
+    if not origin or origin == "null":
+        return origin is None
+    from urllib.parse import urlsplit
+    return urlsplit(origin).netloc == request.host
+
+
+def _users():
+    from command import auth
+    from command.dashboard import runtime
+    return auth.Users(runtime.current().store())
+
+
+def lookup(name: str) -> dict | None:
+    """The stored user ``name`` (enabled or not), or None."""
+    return next((u for u in _users().list() if u["name"] == name), None)
+
+
+def session_principal() -> Any:
+    """The Principal of the signed-in, still-enabled user of this session, or None (session cleared)."""
+    name = session.get("user")
+    if not name:
+        return None
+    user = lookup(name)
+    if user is None or user.get("disabled"):
+        session.clear()
+        return None
+    from command import auth
+    return auth.Principal(name=user["name"], role=user["role"], kind="user", source=request.remote_addr or "?")
+
+
+def principal() -> Any:
+    """The Principal of the current request (None outside a request or when nobody is signed in)."""
+    if not has_request_context():
+        return None
+    if "yzt_principal" not in g:
+        g.yzt_principal = session_principal()
+    return g.yzt_principal
+
+
+def actor(fallback: str) -> Any:
+    """Who acts in a callback: the signed-in user over HTTP; in-process calls keep their own actor."""
+    p = principal()
+    return fallback if p is None else p
+
+
+def can(action: str) -> bool:
+    """Whether the signed-in user may do ``action`` (for hiding buttons only)."""
+    from command import auth
+    p = principal()
+    return p is not None and auth.role_at_least(p.role, auth.ACTIONS[action])
+
+
+def require(action: str) -> None:
+    """Inside a callback: raise PermissionDenied unless the signed-in user may do ``action`` (no-op in-process)."""
+    if has_request_context():
+        from command import auth
+        auth.require(principal(), action)
+
+
+def _refuse(status: int, message: str):
+    log.warning("refused %s %s from %s: %s", request.method, request.path, request.remote_addr, message)
+    resp = jsonify(error=message)
+    resp.status_code = status
+    return resp
+
+
+def _gate():
+    """Before every request: signed in (else /login or 401), and a CSRF token on every POST."""
+    if request.path in PUBLIC_PATHS:
+        return None
+    if principal() is None:
+        if request.method == "GET" and not request.path.startswith("/_dash-"):
+            return redirect("/login?next=" + _safe_next(request.full_path))
+        return _refuse(401, "请先登录 / sign in first")
+    if request.method in UNSAFE:
+        if not _same_origin():
+            return _refuse(403, "跨站请求被拒绝 / cross-origin request refused")
+        if not csrf_ok(request.headers.get(CSRF_HEADER)):
+            return _refuse(403, "CSRF 令牌缺失或无效 / missing or wrong CSRF token; reload the page")
+    return None
+
+
+def _safe_next(target: str | None) -> str:
+    """A local path to go back to after sign-in (never another site)."""
+    from urllib.parse import quote
+    t = (target or "/").rstrip("?")
+    if not t.startswith("/") or t.startswith("//") or "\\" in t:
+        t = "/"
+    return quote(t, safe="/?=&-_.")
+
+
+def _csrf_cookie(resp):
+    tok = session.get("csrf")
+    if tok and request.cookies.get(CSRF_COOKIE) != tok:
+        from flask import current_app
+        resp.set_cookie(CSRF_COOKIE, tok, samesite="Strict", httponly=False, path="/",
+                        secure=current_app.config.get("SESSION_COOKIE_SECURE", False))
+    return resp
+
+
+# --------------------------------------------------------------------------- callbacks
+
+def _action_for(spec: str | dict, trigger: Any) -> str:
+    if isinstance(spec, str):
+        return spec
+    key = trigger.get("type") if isinstance(trigger, dict) else trigger
+    return spec.get(key, spec[None])
+
+
+def _nothing() -> Any:
+    from dash import ctx, no_update
+    outs = ctx.outputs_list
+    return tuple(no_update for _ in outs) if isinstance(outs, list) else no_update
+
+
+def guarded(spec: str | dict[str | None, str]) -> Callable:
+    """Check the permission of a Dash callback on the server before it runs.
+
+    ``spec`` is one action, or a map from the triggering component id (or pattern ``type``) to its action
+    with the key None for every other trigger. A refusal shows one alert line and changes nothing.
+    """
+    def wrap(func: Callable) -> Callable:
+        @functools.wraps(func)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            if not has_request_context():
+                return func(*args, **kwargs)
+            from dash import ctx, set_props
+            from command import auth
+            from command.errors import CommandError
+            action = _action_for(spec, ctx.triggered_id)
+            try:
+                auth.require(principal(), action)
+            except CommandError as e:       # PermissionDenied
+                log.warning("callback %s refused: %s", func.__name__, e)
+                from command.dashboard.common import alert_box
+                set_props("app-alert", {"children": alert_box(str(e).splitlines()[0])})
+                return _nothing()
+            return func(*args, **kwargs)
+        checked.yzt_action = spec           # read by tests/test_dashboard_auth.py
+        return checked
+    return wrap
