@@ -4,6 +4,9 @@
     register_api(server, service_factory)      # app.py: server is the dashboard's Flask, factory -> ResponseService
     app = make_api_app()                       # a standalone Flask app over settings' store (tests, tools)
 
+``register_api`` puts the API in front of the dashboard's WSGI callable, so the dashboard's sign-in and CSRF
+hooks never see API requests and the dashboard never sees API 404s; see its docstring.
+
 Routes (JSON; the OpenAPI 3.1 document at ``GET /api/v1/openapi.json`` is generated from
 ``command.api_schema``): ``POST /incidents`` (report; idempotent on the system's ``external_id``: 201 the
 first time, 200 with the same incident after), ``PATCH /incidents/{id}`` (update, regrade),
@@ -259,7 +262,11 @@ def _refused(e: ApiRefusal) -> flask.Response:
 
 @bp.errorhandler(HTTPException)
 def _http(e: HTTPException) -> flask.Response:
-    return _error(e.code or 500, e.description or e.name)
+    resp = _error(e.code or 500, e.description or e.name)
+    allowed = getattr(e, "valid_methods", None)
+    if allowed:
+        resp.headers["Allow"] = ", ".join(allowed)
+    return resp
 
 
 @bp.errorhandler(PermissionDenied)
@@ -278,41 +285,42 @@ def _crash(e: Exception) -> flask.Response:
     return _error(500, f"internal error ({type(e).__name__}); it is logged, the request changed nothing it could not finish")
 
 
-def _routing_errors(server: flask.Flask) -> None:
-    """404/405 never reach a blueprint's handlers (routing fails first): answer them in JSON on API paths and
-    leave every other path to whatever handler the app had before."""
-    for code in (404, 405):
-        before = dict(server.error_handler_spec.get(None, {}).get(code, {}))
-
-        def handler(e: HTTPException, _before: dict = before) -> Any:
-            path = flask.request.path
-            if path == S.PREFIX or path.startswith(S.PREFIX + "/"):
-                resp = _error(e.code or 404, e.description or e.name)
-                allow = getattr(e, "valid_methods", None)
-                if allow:
-                    resp.headers["Allow"] = ", ".join(allow)
-                return resp
-            for cls in type(e).__mro__:
-                if cls in _before:
-                    return _before[cls](e)
-            return e
-        server.register_error_handler(code, handler)
-
-
 # ------------------------------------------------------------------------------------------ wiring
+def create_api_app(service_factory: Callable[[], Any]) -> flask.Flask:
+    """A Flask app holding only the dispatch API; ``service_factory()`` returns the ResponseService to use
+    (its ``store`` also holds the tokens). Every 404/405 of this app is a JSON refusal."""
+    app = flask.Flask("yzt_api")
+    app.extensions["yzt_api"] = service_factory
+    app.register_blueprint(bp)
+    app.register_error_handler(404, _http)      # routing errors never reach a blueprint's handlers
+    app.register_error_handler(405, _http)
+    return app
+
+
 def register_api(server: flask.Flask, service_factory: Callable[[], Any]) -> None:
-    """Mount the dispatch API on ``server``; ``service_factory()`` returns the ResponseService to use (its
-    ``store`` also holds the tokens). Call once per Flask app."""
-    server.extensions["yzt_api"] = service_factory
-    server.register_blueprint(bp)
-    _routing_errors(server)
+    """Serve the dispatch API under ``/api/v1`` of ``server`` (the dashboard's Flask app).
+
+    The API runs as its own Flask app in front of ``server``'s WSGI callable: requests under the prefix never
+    pass the dashboard's session, sign-in redirect or CSRF hooks (a bearer token is not a cookie, so CSRF does
+    not apply) and get only JSON answers; every other path goes to ``server`` untouched. The API app is kept
+    in ``server.extensions["yzt_api_app"]`` (its ``url_map`` lists the API routes)."""
+    api = create_api_app(service_factory)
+    outer = server.wsgi_app
+
+    def dispatch(environ: dict, start_response: Callable) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if path == S.PREFIX or path.startswith(S.PREFIX + "/"):
+            return api.wsgi_app(environ, start_response)
+        return outer(environ, start_response)
+
+    server.wsgi_app = dispatch          # type: ignore[method-assign]
+    server.extensions["yzt_api_app"] = api
 
 
 def make_api_app(settings: Any = None) -> flask.Flask:
     """A Flask app serving only the dispatch API over the store of ``settings`` (opened on first request)."""
     from settings import get_settings
     settings = settings or get_settings()
-    app = flask.Flask("yzt_api")
     lock = threading.Lock()
     holder: dict[str, Any] = {}
 
@@ -324,5 +332,4 @@ def make_api_app(settings: Any = None) -> flask.Flask:
                 holder["svc"] = ResponseService(Store(settings.database_path), settings=settings)
             return holder["svc"]
 
-    register_api(app, factory)
-    return app
+    return create_api_app(factory)

@@ -179,6 +179,28 @@ def test_unknown_routes_and_methods_answer_json_but_only_on_api_paths(env):
     assert outside.status_code == 404 and outside.mimetype == "text/html"
 
 
+def test_the_dashboards_sign_in_gate_does_not_stand_in_front_of_the_api(tmp_path):
+    """The dashboard's session/CSRF hook refuses everything without a cookie; the API answers bearer tokens."""
+    e = Env(tmp_path)
+    e.app.before_request(lambda: flask.abort(401))
+    e.app.add_url_rule("/page", "page", lambda: "dashboard page")
+    assert e.call("POST", "/incidents", e.officer, json=TIANHE).status_code == 201
+    assert e.client.get("/page").status_code == 401                  # the dashboard keeps its own gate
+    e.store.close()
+
+
+def test_standalone_app_serves_the_api_over_the_settings_store(tmp_path):
+    from command.api import make_api_app
+    st = load_settings(channels=[EXERCISE], var_dir=tmp_path / "var")
+    store = Store(st.database_path)
+    token = Tokens(store).issue("fs119")
+    app = make_api_app(st)
+    r = app.test_client().post(API + "/incidents", json=TIANHE, headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 201 and store.incident_ids() == ["fs119-F20260314-0001"]
+    refusal(app.test_client().get("/elsewhere"), 404)
+    store.close()
+
+
 def test_a_crash_is_a_json_500_not_a_traceback(tmp_path):
     def broken():
         raise OSError("disk unavailable")
@@ -201,16 +223,17 @@ def test_warnings_are_read_with_deliveries_and_never_sent_through_the_api(env):
     assert env.call("GET", f"/incidents/{iid}", env.viewer).get_json()["alerts_sent"] == [draft.identifier]
     refusal(env.call("GET", "/alerts/44010600000000000000", env.viewer), 404, "identifier")
     refusal(env.call("POST", f"/incidents/{iid}/alerts", env.officer, json={}), 405)
-    methods = {m for rule in env.app.url_map.iter_rules() if rule.rule.startswith(API)
+    methods = {m for rule in env.app.extensions["yzt_api_app"].url_map.iter_rules() if rule.rule.startswith(API)
                for m in rule.methods - {"HEAD", "OPTIONS"}}
     assert methods == {"GET", "POST", "PATCH"}
 
 
 def test_every_api_route_names_its_action_and_refuses_without_the_role(env):
     from command.auth import ACTIONS, role_at_least
-    views = {name: fn for name, fn in env.app.view_functions.items() if name.startswith(bp.name + ".")}
+    api = env.app.extensions["yzt_api_app"]
+    views = {name: fn for name, fn in api.view_functions.items() if name.startswith(bp.name + ".")}
     assert len(views) == 8
-    for rule in env.app.url_map.iter_rules():
+    for rule in api.url_map.iter_rules():
         if not rule.rule.startswith(API):
             continue
         action = views[rule.endpoint].required_action
