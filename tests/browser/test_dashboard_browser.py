@@ -1,7 +1,7 @@
 """The dashboard in a real headless chromium (Debian's /usr/bin/chromium; `make chromium` installs it).
 
 A server subprocess runs on 127.0.0.1 with a free port, its own YZT_VAR_DIR and a settings file giving
-one exercise outbox channel. Waits use playwright's expect (auto-retrying), never sleeps as assertions.
+one exercise outbox channel; users are added to its store first and every browser signs in on /login. Waits use playwright's expect (auto-retrying), never sleeps as assertions.
 """
 from __future__ import annotations
 
@@ -26,6 +26,22 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow,
 playwright_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 
 
+PASSWORD = "browser-test-password"
+USERS = {"officer1": "officer", "officer2": "officer", "commander1": "commander"}
+
+
+def _add_users(db) -> None:
+    from command.auth import Users
+    from command.store import Store
+    db.parent.mkdir(parents=True, exist_ok=True)
+    store = Store(db)
+    try:
+        for name, role in USERS.items():
+            Users(store).add(name, role, PASSWORD)
+    finally:
+        store.close()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -37,6 +53,7 @@ def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("dash")
     cfg = tmp / "yzt.yaml"
     cfg.write_text(yaml.safe_dump({"channels": [{"name": "outbox-exercise", "kind": "outbox", "mode": "exercise"}]}))
+    _add_users(tmp / "var" / "yzt.db")
     port = _free_port()
     env = dict(os.environ, YZT_VAR_DIR=str(tmp / "var"), YZT_CONFIG=str(cfg))
     proc = subprocess.Popen([sys.executable, "-c", f"import app; app.serve(port={port})"], cwd=ROOT, env=env,
@@ -45,7 +62,7 @@ def server(tmp_path_factory):
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            if httpx.get(url, timeout=1).status_code == 200:
+            if httpx.get(url + "/login", timeout=1).status_code == 200:
                 break
         except httpx.HTTPError:
             time.sleep(0.2)
@@ -65,10 +82,14 @@ def browser():
         b.close()
 
 
-def _open(browser, url):
+def _open(browser, url, user: str = "officer1"):
     ctx = browser.new_context(viewport={"width": 1366, "height": 768})
     page = ctx.new_page()
-    page.goto(url)
+    page.goto(url)                                   # redirected to the sign-in page
+    page.fill("#login-name", user)
+    page.fill("#login-password", PASSWORD)
+    page.click("#login-submit")
+    playwright_api.expect(page.locator("#app-user")).to_have_text(user, timeout=30_000)
     playwright_api.expect(page.locator("#report-submit")).to_be_visible(timeout=30_000)
     return ctx, page
 
@@ -85,7 +106,7 @@ def _report(page, address: str, type_text: str, serious: int) -> None:
 def test_report_shows_marker_and_badge_and_second_officer_sees_it(server, browser):
     expect = playwright_api.expect
     ctx_a, a = _open(browser, server)
-    ctx_b, b = _open(browser, server)
+    ctx_b, b = _open(browser, server, "officer2")
     before = b.locator("#list-items .yzt-inc-row[data-incident]").count()
     _report(a, "广州市天河区天河路", "Gas explosion", 3)
     expect(a.locator(".yzt-alert-ok")).to_contain_text("一般", timeout=20_000)
@@ -117,9 +138,25 @@ def test_bad_address_is_one_clear_alert(server, browser):
     ctx.close()
 
 
-def test_exercise_warning_reaches_its_channel(server, browser):
+def test_wrong_password_stays_on_the_login_page(server, browser):
+    ctx = browser.new_context()
+    page = ctx.new_page()
+    page.goto(server)
+    page.fill("#login-name", "officer1")
+    page.fill("#login-password", "not-the-password")
+    page.click("#login-submit")
+    playwright_api.expect(page.locator("#login-error")).to_contain_text("sign-in refused")
+    assert page.locator("#report-submit").count() == 0
+    ctx.close()
+
+
+def test_officer_cannot_see_send_and_exercise_warning_reaches_its_channel(server, browser):
     expect = playwright_api.expect
-    ctx, page = _open(browser, server)
+    ctx_o, officer = _open(browser, server, "officer1")
+    expect(officer.locator("#warn-send")).to_be_hidden()
+    expect(officer.locator("#app-role")).to_be_attached()
+    ctx_o.close()
+    ctx, page = _open(browser, server, "commander1")
     _report(page, "广州市天河区天河路", "Gas explosion", 3)
     expect(page.locator(".yzt-alert-ok")).to_be_visible(timeout=20_000)
     page.click("#right-tabs >> text=预警 Warn")
