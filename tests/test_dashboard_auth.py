@@ -306,3 +306,19 @@ def test_two_person_levels_are_announced_in_the_composer(dash_app):
     text = json.dumps(warn.preview(dict(data, needs_approval=True)).to_plotly_json(), default=str,
                       ensure_ascii=False)
     assert "需第二名指挥员批准" in text and "second commander" in text
+
+
+def test_a_second_commander_approves_the_actual_draft_through_the_button(dash_app):
+    rt = runtime.current()
+    cmd1 = auth.Principal(name="cmd1", role="commander", kind="user", source="127.0.0.1")
+    state = report.submit_report(rt.service(), FORM, actor=cmd1)
+    data = warn.make_draft(rt, state.id, exercise=False, actor=cmd1, radius=800, zh="", en="")
+    client = dash_app.server.test_client()
+    sign_in(client, "cmd2")
+    key = next(k for k, cb in dash_app.callback_map.items() if _name_of(cb) == "warn.on_approve")
+    resp = client.post("/_dash-update-component", headers={"X-CSRF-Token": csrf_of(client)},
+                       json=body(key, dash_app.callback_map[key], "warn-approve",
+                                 {"warn-approve": 1, "incident-selected": state.id}))
+    assert data["identifier"] in resp.data.decode()
+    approvals = [e for e in rt.store().events(state.id) if e.kind == "AlertApproved"]
+    assert [(e.actor, e.payload["identifier"]) for e in approvals] == [("cmd2", data["identifier"])]
