@@ -116,13 +116,20 @@ _TO_WGS = {"wgs84": lambda lon, lat: (lon, lat), "gcj02": gcj02_to_wgs84, "bd09"
 _FROM_WGS = {"wgs84": lambda lon, lat: (lon, lat), "gcj02": wgs84_to_gcj02, "bd09": wgs84_to_bd09}
 
 
+def shown(text: object, limit: int = 40) -> str:
+    """repr() of user text for a refusal, cut to ``limit`` characters so the message stays one short line."""
+    text = str(text)
+    r = repr(text)
+    return r if len(r) <= limit + 2 else f"{r[:limit + 1]}... ({len(text)} characters)"
+
+
 def normalise_crs(crs: str) -> str:
     """'GCJ-02', 'gcj02', ' BD09 ' -> the model's datum names; unknown names are refused."""
     key = str(crs).strip().lower().replace("-", "").replace("_", "")
     if key in ("wgs84", "cgcs2000", "epsg4326"):
         key = "wgs84"
     if key not in DATUMS:
-        raise CoordinateError(f"unknown datum {crs!r}: use one of {', '.join(DATUMS)}")
+        raise CoordinateError(f"unknown datum {shown(crs)}: use one of {', '.join(DATUMS)}")
     return key
 
 
@@ -143,6 +150,7 @@ def convert(p: Point, crs: str) -> Point:
 
 
 _SPLIT = re.compile(r"[,;\s]+")
+MAX_POINT_CHARS = 100     # "lon,lat" with every digit a double holds is far shorter
 
 
 def _in_box(lon: float, lat: float, box: tuple[float, float, float, float]) -> bool:
@@ -157,23 +165,26 @@ def parse_point(text: str, crs: str = "wgs84") -> Point:
     """
     crs = normalise_crs(crs)
     raw = "" if text is None else str(text)
+    if len(raw) > MAX_POINT_CHARS:
+        raise CoordinateError(f"point {shown(raw)}: over {MAX_POINT_CHARS} characters; "
+                              "expected two numbers 'lon,lat' (longitude first)")
     norm = unicodedata.normalize("NFKC", raw).replace("、", ",").strip().strip("()[]")
     parts = [s for s in _SPLIT.split(norm) if s]
     if len(parts) != 2:
-        raise CoordinateError(f"point {raw!r}: expected two numbers 'lon,lat' (longitude first)")
+        raise CoordinateError(f"point {shown(raw)}: expected two numbers 'lon,lat' (longitude first)")
     try:
         lon, lat = float(parts[0]), float(parts[1])
     except ValueError:
-        raise CoordinateError(f"point {raw!r}: expected two numbers 'lon,lat', "
-                              f"got {parts[0]!r} and {parts[1]!r}") from None
+        raise CoordinateError(f"point {shown(raw)}: expected two numbers 'lon,lat', "
+                              f"got {shown(parts[0], 20)} and {shown(parts[1], 20)}") from None
     if not (math.isfinite(lon) and math.isfinite(lat)):
-        raise CoordinateError(f"point {raw!r}: coordinates must be finite numbers, not NaN or infinity")
+        raise CoordinateError(f"point {shown(raw)}: coordinates must be finite numbers, not NaN or infinity")
     as_given_ok = -180 <= lon <= 180 and -90 <= lat <= 90
     if _in_box(lat, lon, _GD_BOX) and not (as_given_ok and _in_box(lon, lat, _GD_BOX)):
-        raise CoordinateError(f"point {raw!r} looks swapped (latitude first): give longitude first, "
+        raise CoordinateError(f"point {shown(raw)} looks swapped (latitude first): give longitude first, "
                               f"e.g. '{lat:g},{lon:g}'")
     if not as_given_ok:
         which = f"lon {lon:g} is outside -180..180" if not -180 <= lon <= 180 else \
             f"lat {lat:g} is outside -90..90"
-        raise CoordinateError(f"point {raw!r}: {which} (give 'lon,lat', longitude first)")
+        raise CoordinateError(f"point {shown(raw)}: {which} (give 'lon,lat', longitude first)")
     return Point(lon, lat, crs=crs)

@@ -24,6 +24,7 @@ import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 
+from incidents.coords import shown
 from incidents.errors import GeocoderError, IncidentError, LocateError
 from incidents.gazetteer import Gazetteer, Mention, Place, gazetteer
 from incidents.model import Candidate, Location, Point
@@ -37,6 +38,7 @@ NO_CONTEXT_FACTOR = 0.85      # a township/community/road named without its city
 FALLBACK_FACTOR = 0.9         # a finer place (a road) was named but is not in the data
 CONFLICT_FACTOR = 0.6         # the names given disagree (广州市福田区)
 MAX_CANDIDATES = 10
+MAX_ADDRESS_CHARS = 200       # longer text is not an address said on a call: refused before it is scanned
 _ORDER = ("province", "city", "district", "township", "community", "road")
 # After a short name these words make it part of a longer proper name (a road, an estate, a metro line).
 _LONGER_NAME_2 = ("大道", "大街", "大桥", "大学", "大厦", "广场", "公园", "医院", "中学", "小学", "码头", "花园",
@@ -169,7 +171,7 @@ def _notes(text: str, level: str, best: Place, end: int, ranked: list) -> tuple[
 
 
 def _refuse(raw: str, why: str, *, final: bool = False) -> LocateError:
-    err = LocateError(f"address {raw!r}: {why}")
+    err = LocateError(f"address {shown(raw)}: {why}")
     err.final = final   # True: no online geocoder may overturn it (outside Guangdong, empty)
     return err
 
@@ -177,6 +179,9 @@ def _refuse(raw: str, why: str, *, final: bool = False) -> LocateError:
 def locate_offline(text: str, *, g: Gazetteer | None = None) -> Location:
     """The offline geocoder alone (no network ever)."""
     raw = text
+    if len(raw or "") > MAX_ADDRESS_CHARS:
+        raise _refuse(raw, f"{len(raw)} characters is over the {MAX_ADDRESS_CHARS}-character limit for an "
+                           "address; give just the place", final=True)
     norm = normalise(text)
     if not norm:
         raise _refuse(raw, "empty; give a place in Guangdong (city, district, township, community or road)",
