@@ -17,6 +17,7 @@ live incidents.
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import tempfile
@@ -30,6 +31,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from command.errors import CommandError, ScenarioError
+from incidents.coords import shown
 from incidents.errors import IncidentError
 from layers.errors import LayerError
 
@@ -45,12 +47,15 @@ FIELDS_OF_KIND: dict[str, set[str]] = {
 COMMON = {"at", "kind", "incident", "actor"}
 _TIME = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 ACTOR = "演练导调"
+MAX_BYTES = 1_000_000          # a scenario is a few kilobytes; bigger files are refused unread
+MAX_NODES = 100_000            # YAML nodes once aliases are expanded (refuses "billion laughs" bombs)
+MAX_AT_S = 30 * 86400          # a drill's timeline spans at most 30 days
 
 
 # ---------------------------------------------------------------- the file's shape
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=False)
+    model_config = ConfigDict(extra="forbid", strict=False, allow_inf_nan=False)
 
 
 class PointIn(_Strict):
@@ -142,17 +147,36 @@ def parse_time(value: Any) -> int:
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a time: use seconds or 90s, 5m, 1h30m")
     if isinstance(value, (int, float)):
-        if value < 0 or value != value:
+        if value < 0 or not math.isfinite(value):
             raise ValueError(f"{value!r} is not a time: must be >= 0 seconds")
-        return int(value)
+        return _bounded(int(value), value)
     text = str(value).strip()
     m = _TIME.match(text)
-    if text.isdigit():
-        return int(text)
-    if not text or not m or not any(m.groups()):
-        raise ValueError(f"{value!r} is not a time: use seconds or 90s, 5m, 1h30m")
+    if text.isascii() and text.isdigit():
+        return _bounded(int(text[:12]) if len(text) <= 12 else MAX_AT_S + 1, value)
+    if not text or not m or not any(m.groups()) or len(text) > 24:
+        raise ValueError(f"{shown(value)} is not a time: use seconds or 90s, 5m, 1h30m")
     h, mi, s = (int(g) if g else 0 for g in m.groups())
-    return h * 3600 + mi * 60 + s
+    return _bounded(h * 3600 + mi * 60 + s, value)
+
+
+def _bounded(seconds: int, value: Any) -> int:
+    if seconds > MAX_AT_S:
+        raise ValueError(f"{shown(value)} is not a time within a drill: at most {MAX_AT_S // 86400} days")
+    return seconds
+
+
+class _Shape(ValueError):
+    """A file whose structure is refused before validation (bomb, cycle, duplicate or complex key)."""
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _Shape(f"duplicate key {shown(k)}")
+        out[k] = v
+    return out
 
 
 class _Lines:
@@ -160,20 +184,38 @@ class _Lines:
 
     def __init__(self, node: yaml.Node | None) -> None:
         self.lines: dict[tuple, int] = {}
+        self.nodes = 0
+        self.open: set[int] = set()     # nodes being walked: an alias back to one of them is a cycle
         if node is not None:
             self._walk(node, ())
 
     def _walk(self, node: yaml.Node, path: tuple) -> None:
-        self.lines[path] = node.start_mark.line + 1
+        """Record lines; refuse cycles, expansion past MAX_NODES, duplicate or non-scalar keys (_Shape)."""
+        line = node.start_mark.line + 1
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise _Shape(f"more than {MAX_NODES:,} YAML nodes once aliases are expanded "
+                         "(an alias bomb?): refused")
+        if id(node) in self.open:
+            raise _Shape(f"line {line}: an alias refers to a node that contains it: refused")
+        self.lines.setdefault(path, line)
+        self.open.add(id(node))
         if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
             for k, v in node.value:
-                key = (k.value,)
-                self.lines[path + key] = k.start_mark.line + 1
+                kline = k.start_mark.line + 1
+                if not isinstance(k, yaml.ScalarNode):
+                    raise _Shape(f"line {kline}: a key must be a plain name, not a list or mapping")
+                if k.value in seen and k.value != "<<":
+                    raise _Shape(f"line {kline}: duplicate key {shown(k.value)}")
+                seen.add(k.value)
+                self.lines.setdefault(path + (k.value,), kline)
                 if not isinstance(v, yaml.ScalarNode):   # a scalar's line is its key's line
-                    self._walk(v, path + key)
+                    self._walk(v, path + (k.value,))
         elif isinstance(node, yaml.SequenceNode):
             for i, item in enumerate(node.value):
                 self._walk(item, path + (i,))
+        self.open.discard(id(node))
 
     def line(self, path: tuple) -> int | None:
         while path:
@@ -185,22 +227,29 @@ class _Lines:
 
 def _read(path: Path) -> tuple[Any, _Lines]:
     try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise ScenarioError(f"{path}: {size:,} bytes is over the {MAX_BYTES:,}-byte limit for a scenario")
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        raise ScenarioError(f"{path}: cannot read the scenario ({e.__class__.__name__}: {e})") from None
-    if path.suffix.lower() == ".json":
-        try:
-            return json.loads(text), _Lines(None)
-        except json.JSONDecodeError as e:
-            raise ScenarioError(f"{path}: line {e.lineno}: not valid JSON ({e.msg})") from None
+        why = str(e).splitlines()[0][:120] if str(e) else ""
+        raise ScenarioError(f"{path}: cannot read the scenario ({e.__class__.__name__}: {why})") from None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        if path.suffix.lower() == ".json":
+            return json.loads(text, object_pairs_hook=_no_duplicates), _Lines(None)
+        lines = _Lines(yaml.compose(text, Loader=yaml.SafeLoader))
+        return yaml.safe_load(text), lines
+    except json.JSONDecodeError as e:
+        raise ScenarioError(f"{path}: line {e.lineno}: not valid JSON ({e.msg})") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark else ""
-        raise ScenarioError(f"{path}: {where}not valid YAML ({getattr(e, 'problem', e)})") from None
-    return data, _Lines(node)
+        why = " ".join(str(getattr(e, "problem", None) or e).split())[:120]
+        raise ScenarioError(f"{path}: {where}not valid YAML ({why})") from None
+    except _Shape as e:
+        raise ScenarioError(f"{path}: {e}") from None
+    except RecursionError:
+        raise ScenarioError(f"{path}: nested too deeply to be a scenario") from None
 
 
 def _where(path: Path, lines: _Lines, loc: tuple) -> str:
@@ -214,8 +263,13 @@ def _where(path: Path, lines: _Lines, loc: tuple) -> str:
         line = lines.line(loc)
         head += f": line {line}" if line else ""
         rest = loc
-    field = ".".join(str(p) for p in rest if not (isinstance(p, str) and "[" in p))
+    field = ".".join(_part(p) for p in rest if not (isinstance(p, str) and "[" in p))
     return f"{head}: {field}" if field else head
+
+
+def _part(p: Any) -> str:
+    text = str(p)
+    return text if text.isprintable() and len(text) <= 40 else shown(text, 30)
 
 
 def _message(err: dict[str, Any]) -> str:
@@ -228,12 +282,13 @@ def _message(err: dict[str, Any]) -> str:
     if last in ("deaths", "serious_injuries", "missing"):
         return "must be a whole number >= 0"
     if last == "kind":
-        return f"must be one of {', '.join(KINDS)}, got {err.get('input')!r}"
+        return f"must be one of {', '.join(KINDS)}, got {shown(err.get('input'))}"
     if last == "lat" or last == "lon":
-        return f"must be a number, got {err.get('input')!r}"
+        return f"must be a number, got {shown(err.get('input'))}"
     if kind == "literal_error":
-        return f"{err['msg'].lower()}, got {err.get('input')!r}"
-    return err["msg"].removeprefix("Value error, ")
+        return f"{err['msg'].lower()}, got {shown(err.get('input'))}"
+    msg = " ".join(err["msg"].removeprefix("Value error, ").split())
+    return msg if len(msg) <= 160 else msg[:157] + "..."
 
 
 def _refuse(path: Path, lines: _Lines, loc: tuple, message: str) -> ScenarioError:
