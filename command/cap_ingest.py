@@ -66,7 +66,9 @@ class IngestedAlert:
 
 
 def _refuse(path: Path, why: str) -> CapIngestError:
-    return CapIngestError(f"CAP file {path.name}: {why}")
+    """One line, whatever the parser or the schema said (libxml2 messages may hold newlines, long text)."""
+    why = " ".join(why.split())
+    return CapIngestError(f"CAP file {path.name}: {why if len(why) <= 240 else why[:237] + '...'}")
 
 
 def _read(path: Path) -> bytes:

@@ -22,6 +22,11 @@ from layers.errors import LayerError
 from settings import SettingsError, get_settings
 
 REFUSALS = (IncidentError, LayerError, CommandError, SettingsError)
+try:   # typer >= 0.22 runs on its own vendored click: its usage errors are not click's classes
+    from typer._click.exceptions import UsageError as _TyperUsageError
+    USAGE_ERRORS: tuple[type[Exception], ...] = (click.exceptions.UsageError, _TyperUsageError)
+except ImportError:  # pragma: no cover - older typer uses click itself
+    USAGE_ERRORS = (click.exceptions.UsageError,)
 
 
 def _say(msg: str) -> None:
@@ -44,8 +49,8 @@ def _log_internal(exc: BaseException) -> Path | None:
 def run_guarded(command: click.Command, argv: list[str] | None) -> int:
     try:
         rv = command.main(args=argv, prog_name="yzt", standalone_mode=False)
-    except click.exceptions.UsageError as e:
-        _say(e.format_message().replace("\n", " "))
+    except USAGE_ERRORS as e:
+        _say(" ".join(e.format_message().split()) or "give a command (see the help above)")
         return 2
     except click.exceptions.Exit as e:
         return e.exit_code
