@@ -7,6 +7,7 @@
     ├── CapIngestError        an incoming CAP file refused (malformed, entities, schema)
     ├── ChannelError          a channel misconfigured (unknown kind, missing url/key)
     ├── SessionError          an action on an incident/session that does not exist or is closed
+    ├── PermissionDenied      a user or system without the role, a refused sign-in or token
     └── StoreError            the database is unusable (path, schema version)
 
 Delivery failures of a channel at run time are not exceptions for the user: the outbox records them,
@@ -44,3 +45,8 @@ class SessionError(CommandError):
 
 class StoreError(CommandError):
     pass
+
+
+class PermissionDenied(CommandError):
+    """Who may not do what: "user 王五 (role officer) may not alert.send: needs commander", or a refused
+    sign-in / token. Never says whether a user name exists."""

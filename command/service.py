@@ -11,6 +11,11 @@
 Every action appends timeline events (command.timeline) to the store; every read folds them. With
 ``exercise=True`` every message is CAP status Exercise and goes only to channels whose mode is exercise,
 whatever the settings say; an Actual never goes without ``confirm=True``.
+
+``actor`` is a ``command.auth.Principal`` (a signed-in user or a dispatch system) or a plain name (the
+local operator at the terminal: a commander). Every action checks ``auth.require`` first. Two-person rule:
+an Actual Alert/Update at a level in ``settings.two_person_levels`` also needs ``approve_alert`` by a
+commander other than the one who sends it. A Cancel never waits for a second person.
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ from typing import Any
 from lxml import etree
 
 from command import session
+from command.auth import Principal, as_principal, require
 from command.errors import AlertError, SessionError
 from command.timeline import (AlertApproved, AlertCancelled, AlertDrafted, AlertFailed, AlertRecord,
                               AlertSent, Clock, Closed, Event, IncidentState, NoteAdded, Regraded,
@@ -80,10 +86,16 @@ class ResponseService:
         self.outbox = outbox
 
     # ------------------------------------------------------------------ timeline plumbing
-    def _append(self, incident_id: str, events: list[Event]) -> None:
+    def _append(self, incident_id: str, events: list[Event], who: Principal | None = None) -> None:
+        """All ``events`` in ONE transaction, each with its audit entry (by ``who``, from its source)."""
+        if not events:
+            return
+        records = []
         for ev in events:
             kind, payload = to_record(ev)
-            self.store.append_event(incident_id, kind, _plain(payload), at=ev.at, actor=ev.actor)
+            records.append((kind, _plain(payload), ev.at, ev.actor))
+        self.store.append_events(incident_id, records, source=who.source if who else "local",
+                                 by=who.name if who else None)
 
     def _now(self) -> str:
         return iso(self.clock.now())
@@ -113,8 +125,11 @@ class ResponseService:
         return out
 
     # ------------------------------------------------------------------ report / update
-    def report(self, report: IncidentReport, *, actor: str, incident_id: str | None = None) -> IncidentState:
+    def report(self, report: IncidentReport, *, actor: Principal | str,
+               incident_id: str | None = None) -> IncidentState:
         """Locate, grade, find what is nearby, open the response group; all recorded at once."""
+        who = require(as_principal(actor), "incident.report")
+        actor = who.name
         from incidents.geocode import locate_any
         from incidents.grading import grade
         location = locate_any(report.address, report.point)
@@ -132,7 +147,7 @@ class ResponseService:
         events += [NoteAdded(at=at, actor="system", text=p) for p in problems]
         events += session.open_group(incident_id, report.type, g, location, at=at, actor=actor,
                                      settings=self.settings, casualties=report.casualties)
-        self._append(incident_id, events)
+        self._append(incident_id, events, who)
         return self.get(incident_id)
 
     def _new_incident_id(self, adcode: str, now) -> str:
@@ -163,11 +178,13 @@ class ResponseService:
             out[layer] = _plain(items)
         return out, problems
 
-    def update(self, incident_id: str, *, actor: str, type: str | None = None,
+    def update(self, incident_id: str, *, actor: Principal | str, type: str | None = None,
                casualties: Casualties | None = None, economic_loss_cny: float | None = None,
                description: str | None = None) -> IncidentState:
         """Record what changed, regrade, and say so; a higher level brings its government in."""
         from incidents.grading import grade
+        who = require(as_principal(actor), "incident.update")
+        actor = who.name
         state = self._open(incident_id)
         changes: dict[str, Any] = {}
         if type is not None and type != state.type:
@@ -187,33 +204,39 @@ class ResponseService:
         at = self._now()
         events: list[Event] = [Updated(at=at, actor=actor, changes=changes)]
         events += session.regrade(state, g, new_type, at=at, actor=actor, casualties=new_cas)
-        self._append(incident_id, events)
+        self._append(incident_id, events, who)
         return self.get(incident_id)
 
-    def note(self, incident_id: str, text: str, *, actor: str) -> IncidentState:
+    def note(self, incident_id: str, text: str, *, actor: Principal | str) -> IncidentState:
+        who = require(as_principal(actor), "incident.note")
         if not text.strip():
             raise SessionError("a note needs some text")
-        self._append(incident_id, [NoteAdded(at=self._now(), actor=actor, text=text)])
+        self.get(incident_id)
+        self._append(incident_id, [NoteAdded(at=self._now(), actor=who.name, text=text)], who)
         return self.get(incident_id)
 
-    def add_task(self, incident_id: str, role: str, text: str, *, actor: str) -> str:
+    def add_task(self, incident_id: str, role: str, text: str, *, actor: Principal | str) -> str:
+        who = require(as_principal(actor), "task.set")
         state = self._open(incident_id)
         task_id = f"T{len(state.tasks) + 1}"
-        self._append(incident_id, [TaskSet(at=self._now(), actor=actor, task_id=task_id, role=role, text=text)])
+        self._append(incident_id, [TaskSet(at=self._now(), actor=who.name, task_id=task_id, role=role,
+                                           text=text)], who)
         return task_id
 
-    def complete_task(self, incident_id: str, task_id: str, *, actor: str) -> None:
+    def complete_task(self, incident_id: str, task_id: str, *, actor: Principal | str) -> None:
+        who = require(as_principal(actor), "task.done")
         state = self._open(incident_id)
         task = next((t for t in state.tasks if t.id == task_id), None)
         if task is None:
             raise SessionError(f"incident {incident_id} has no task {task_id!r}")
         if task.done_at:
             raise SessionError(f"task {task_id} of incident {incident_id} is already done ({task.done_at})")
-        self._append(incident_id, [TaskDone(at=self._now(), actor=actor, task_id=task_id)])
+        self._append(incident_id, [TaskDone(at=self._now(), actor=who.name, task_id=task_id)], who)
 
-    def close(self, incident_id: str, *, actor: str, reason: str = "") -> IncidentState:
+    def close(self, incident_id: str, *, actor: Principal | str, reason: str = "") -> IncidentState:
+        who = require(as_principal(actor), "incident.close")
         self._open(incident_id)
-        self._append(incident_id, [Closed(at=self._now(), actor=actor, reason=reason)])
+        self._append(incident_id, [Closed(at=self._now(), actor=who.name, reason=reason)], who)
         return self.get(incident_id)
 
     # ------------------------------------------------------------------ alerts
@@ -225,10 +248,11 @@ class ResponseService:
         mode = "exercise" if status == "Exercise" else "live"
         return [c.name for c in self.settings.channels if c.mode == mode]
 
-    def draft_alert(self, incident_id: str, *, actor: str, radius_m: float | None = None,
+    def draft_alert(self, incident_id: str, *, actor: Principal | str, radius_m: float | None = None,
                     polygon: list[tuple[float, float]] | None = None, instruction_zh: str = "",
                     instruction_en: str = "") -> AlertDraft:
         """Build and validate the CAP message (zh + en) for the incident's area; record the draft."""
+        actor = require(as_principal(actor), "alert.draft")
         state = self._open(incident_id)
         active = state.active_alerts
         msg_type = "Update" if active else "Alert"
@@ -236,7 +260,7 @@ class ResponseService:
                            radius_m=radius_m, polygon=polygon, instruction_zh=instruction_zh,
                            instruction_en=instruction_en)
 
-    def _draft(self, state: IncidentState, *, actor: str, msg_type: str, references: list[str],
+    def _draft(self, state: IncidentState, *, actor: Principal, msg_type: str, references: list[str],
                radius_m, polygon, instruction_zh: str, instruction_en: str) -> AlertDraft:
         from command import alerts, cap
         from incidents.grading import incident_types
@@ -270,25 +294,50 @@ class ResponseService:
             text_zh=text, area_desc=area_desc, reason=area.reason,
             polygon=tuple(tuple(p) for p in polygon) if polygon else None)
         self._append(state.id, [AlertDrafted(
-            at=draft.sent, actor=actor, identifier=identifier, status=status, msg_type=msg_type,
+            at=draft.sent, actor=actor.name, identifier=identifier, status=status, msg_type=msg_type,
             references=list(references), sender=sender, sent=draft.sent, cap_xml=xml,
             area={"circle": draft.circle, "radius_m": area.radius_m, "reason": area.reason,
                   "polygon": [list(p) for p in area.polygon] if area.polygon else None},
             population=draft.population, admin_units=list(units), channels=list(draft.channels),
             headline_zh=headline, text_zh=text, radius_m=radius_m,
-            polygon=[list(p) for p in polygon] if polygon else None)])
+            polygon=[list(p) for p in polygon] if polygon else None)], actor)
         return draft
 
-    def send_alert(self, incident_id: str, draft: AlertDraft, *, actor: str, confirm: bool) -> dict:
+    def approve_alert(self, incident_id: str, draft_identifier: str, *, actor: Principal | str) -> IncidentState:
+        """A commander's approval of an Actual draft, so that another commander may send it."""
+        who = require(as_principal(actor), "alert.approve")
+        state = self._open(incident_id)
+        rec = next((a for a in state.alerts if a.identifier == draft_identifier), None)
+        if rec is None:
+            raise AlertError(f"alert {draft_identifier} was not drafted for incident {incident_id}")
+        if rec.was_sent:
+            raise AlertError(f"alert {draft_identifier} was already sent; there is nothing to approve")
+        if rec.status != "Actual":
+            raise AlertError(f"alert {draft_identifier} is an {rec.status}: only an Actual warning is approved")
+        self._append(incident_id, [AlertApproved(at=self._now(), actor=who.name, identifier=draft_identifier,
+                                                 confirmed=True, second=True)], who)
+        return self.get(incident_id)
+
+    def send_alert(self, incident_id: str, draft: AlertDraft, *, actor: Principal | str, confirm: bool) -> dict:
         """Approve and deliver a draft through the outbox; record each delivery's outcome."""
+        who = require(as_principal(actor), "alert.send")
         state = self._open(incident_id)
         rec = self._check_sendable(state, draft, confirm)
+        self._check_two_person(state, rec, who)
         if draft.msg_type != "Cancel":
             current = {a.identifier for a in state.active_alerts}
             if current != {r.split(",")[1] for r in rec.references}:
                 raise AlertError(f"draft {draft.identifier} is out of date: another alert was sent since; "
                                  "draft again")
-        return self._deliver(state, rec, draft, actor=actor, confirm=confirm)
+        return self._deliver(state, rec, draft, actor=who, confirm=confirm)
+
+    def _check_two_person(self, state: IncidentState, rec: AlertRecord, who: Principal) -> None:
+        level = state.grade.level
+        if rec.status != "Actual" or rec.msg_type == "Cancel" or level not in self.settings.two_person_levels:
+            return
+        if not any(name != who.name for name in rec.approvals):
+            why = " (the sender cannot approve their own warning)" if who.name in rec.approvals else ""
+            raise AlertError(f"level {level} warning needs a second commander's approval{why}")
 
     def _check_sendable(self, state: IncidentState, draft: AlertDraft, confirm: bool) -> AlertRecord:
         rec = next((a for a in state.alerts if a.identifier == draft.identifier), None)
@@ -308,7 +357,7 @@ class ResponseService:
                              f"(add a channel with mode: {mode})")
         return rec
 
-    def _deliver(self, state: IncidentState, rec: AlertRecord, draft: AlertDraft, *, actor: str,
+    def _deliver(self, state: IncidentState, rec: AlertRecord, draft: AlertDraft, *, actor: Principal,
                  confirm: bool, cancels: list[str] | None = None) -> dict:
         from command.outbox import OutgoingAlert
         channels = self._channels(rec.status)
@@ -317,10 +366,11 @@ class ResponseService:
                                  text_zh=draft.text_zh, area_desc=draft.area_desc)
         ids = self.outbox.enqueue(outgoing, channels)
         at = self._now()
-        events: list[Event] = [AlertApproved(at=at, actor=actor, identifier=rec.identifier, confirmed=confirm)]
+        events: list[Event] = [AlertApproved(at=at, actor=actor.name, identifier=rec.identifier,
+                                             confirmed=confirm)]
         if cancels is not None:
-            events.append(AlertCancelled(at=at, actor=actor, identifier=rec.identifier, cancels=cancels))
-        self._append(state.id, events)
+            events.append(AlertCancelled(at=at, actor=actor.name, identifier=rec.identifier, cancels=cancels))
+        self._append(state.id, events, actor)
         self.outbox.run_until_idle(timeout_s=30)
         rows = self.outbox.deliveries(rec.identifier)
         outcome: list[Event] = []
@@ -333,13 +383,14 @@ class ResponseService:
                 outcome.append(AlertFailed(at=self._now(), actor="outbox", identifier=rec.identifier,
                                            channel=row["channel"], mode=row["mode"],
                                            error=str(row.get("last_error") or ""), status=row["status"]))
-        self._append(state.id, outcome)
+        self._append(state.id, outcome, actor)
         return {"identifier": rec.identifier, "incident_id": state.id, "status": rec.status,
                 "msg_type": rec.msg_type, "references": list(rec.references), "delivery_ids": list(ids),
                 "channels": channels, "deliveries": _plain(rows), "cancels": cancels or []}
 
-    def cancel_alert(self, incident_id: str, *, actor: str, confirm: bool) -> dict:
+    def cancel_alert(self, incident_id: str, *, actor: Principal | str, confirm: bool) -> dict:
         """A CAP Cancel referencing every alert of the incident still in force."""
+        actor = require(as_principal(actor), "alert.cancel")
         state = self._open(incident_id)
         active = state.active_alerts
         if not active:

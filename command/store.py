@@ -17,15 +17,17 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from datetime import datetime, timezone
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from command.audit import GENESIS, entry_hash, payload_digest
 from command.errors import StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2     # 2: users, tokens, login_attempts, audit (a version 1 file is upgraded)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -74,6 +76,45 @@ CREATE TRIGGER IF NOT EXISTS deliveries_drill_guard BEFORE INSERT ON deliveries
 WHEN (SELECT status FROM alerts WHERE identifier = NEW.identifier) IS NOT
      (CASE NEW.mode WHEN 'live' THEN 'Actual' ELSE 'Exercise' END)
 BEGIN SELECT RAISE(ABORT, 'drill guard: Exercise only to exercise channels, Actual only to live ones'); END;
+CREATE TABLE IF NOT EXISTS users (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL CHECK (role IN ('viewer', 'officer', 'commander', 'admin')),
+    pw_hash TEXT NOT NULL,
+    disabled INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    last_login TEXT
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    system TEXT PRIMARY KEY,
+    role TEXT NOT NULL CHECK (role IN ('viewer', 'officer', 'commander')),
+    token_sha256 TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    revoked_at TEXT
+);
+CREATE TABLE IF NOT EXISTS login_attempts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    source TEXT NOT NULL,
+    at REAL NOT NULL,
+    ok INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS login_attempts_by_name ON login_attempts (name, at);
+CREATE INDEX IF NOT EXISTS login_attempts_by_source ON login_attempts (source, at);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    source TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: no update'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: no delete'); END;
 """
 
 _DELIVERY_COLUMNS = ("id, identifier, channel, mode, status, attempts, next_attempt_at, lease_until, owner, "
@@ -157,6 +198,8 @@ class Store:
                 row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
                 if row[0] is None:
                     conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+                elif row[0] == 1:      # the script above added the new tables
+                    conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
                 elif row[0] != SCHEMA_VERSION:
                     raise StoreError(f"database {self.path}: schema version {row[0]}, this program needs "
                                      f"{SCHEMA_VERSION}")
@@ -172,18 +215,38 @@ class Store:
             self._connections.clear()
 
     # -- events -------------------------------------------------------------------------------------
-    def append_event(self, incident_id: str, kind: str, payload: dict[str, Any], *, at: str, actor: str) -> int:
-        """Append one event; returns its global sequence number."""
-        if not incident_id or not kind:
-            raise StoreError(f"event refused: incident_id {incident_id!r} and kind {kind!r} must be non-empty")
-        try:
-            body = json.dumps(payload, ensure_ascii=False, sort_keys=True)
-        except (TypeError, ValueError) as e:
-            raise StoreError(f"event {kind!r} of {incident_id}: payload is not JSON ({e})") from None
+    def append_event(self, incident_id: str, kind: str, payload: dict[str, Any], *, at: str, actor: str,
+                     source: str = "local", by: str | None = None) -> int:
+        """Append one event (and its audit entry); returns its global sequence number."""
+        return self.append_events(incident_id, [(kind, payload, at, actor)], source=source, by=by)[0]
+
+    def append_events(self, incident_id: str, records: list[tuple[str, dict[str, Any], str, str]], *,
+                      source: str = "local", by: str | None = None) -> list[int]:
+        """Append ``(kind, payload, at, actor)`` records of one incident in ONE transaction, each with its
+        audit entry (who: ``by`` or the event's actor; from where: ``source``). All or nothing."""
+        if not incident_id:
+            raise StoreError(f"event refused: incident_id {incident_id!r} must be non-empty")
+        bodies = []
+        for kind, payload, _at, _actor in records:
+            if not kind:
+                raise StoreError(f"event refused for {incident_id}: kind {kind!r} must be non-empty")
+            try:
+                bodies.append(json.dumps(payload, ensure_ascii=False, sort_keys=True))
+            except (TypeError, ValueError) as e:
+                raise StoreError(f"event {kind!r} of {incident_id}: payload is not JSON ({e})") from None
+        seqs = []
         with self._tx() as conn:
-            cur = conn.execute("INSERT INTO events (incident_id, kind, at, payload, actor) VALUES (?, ?, ?, ?, ?)",
-                               (incident_id, kind, at, body, actor))
-            return int(cur.lastrowid)
+            for (kind, _payload, at, actor), body in zip(records, bodies):
+                cur = conn.execute(
+                    "INSERT INTO events (incident_id, kind, at, payload, actor) VALUES (?, ?, ?, ?, ?)",
+                    (incident_id, kind, at, body, actor))
+                seq = int(cur.lastrowid)
+                detail = {"seq": seq, "at": at, "sha256": payload_digest(body)}
+                if by and by != actor:
+                    detail["event_actor"] = actor
+                self._audit(conn, by or actor, f"event.{kind}", incident_id, detail, source)
+                seqs.append(seq)
+        return seqs
 
     def events(self, incident_id: str | None = None, since_seq: int = 0) -> list[StoredEvent]:
         """Events after ``since_seq`` in sequence order, of one incident or of all."""
@@ -313,3 +376,140 @@ class Store:
             sql += " WHERE mode = ?"
             args = (mode,)
         return {r[0]: r[1] for r in self._conn().execute(sql + " GROUP BY status", args).fetchall()}
+
+    # -- audit --------------------------------------------------------------------------------------
+    @staticmethod
+    def _audit(conn: sqlite3.Connection, actor: str, action: str, target: str, detail: dict[str, Any],
+               source: str) -> int:
+        """Chain one audit entry inside the caller's transaction (BEGIN IMMEDIATE keeps the chain serial)."""
+        last = conn.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+        seqrow = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit'").fetchone()
+        entry = {"id": (seqrow[0] if seqrow else 0) + 1, "at": datetime.now(timezone.utc).isoformat(
+            timespec="milliseconds"), "actor": actor, "action": action, "target": target,
+            "detail": json.loads(json.dumps(detail, ensure_ascii=False)), "source": source or "local"}
+        prev = last["hash"] if last else GENESIS
+        conn.execute(
+            "INSERT INTO audit (id, at, actor, action, target, detail, source, prev_hash, hash) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (entry["id"], entry["at"], actor, action, target,
+             json.dumps(entry["detail"], ensure_ascii=False, sort_keys=True), entry["source"], prev,
+             entry_hash(prev, entry)))
+        return entry["id"]
+
+    def append_audit(self, actor: str, action: str, target: str, detail: dict[str, Any], source: str) -> int:
+        """One audit entry in its own transaction; returns its id."""
+        with self._tx() as conn:
+            return self._audit(conn, actor, action, target, detail, source)
+
+    def audit_entries(self, *, last: int | None = None, raw: bool = False) -> list[dict[str, Any]]:
+        """Audit rows in id order (``last`` N when given); ``raw`` keeps detail as the stored text."""
+        sql = "SELECT * FROM audit ORDER BY id"
+        args: tuple[Any, ...] = ()
+        if last is not None:
+            sql = "SELECT * FROM (SELECT * FROM audit ORDER BY id DESC LIMIT ?) ORDER BY id"
+            args = (int(last),)
+        rows = [dict(r) for r in self._conn().execute(sql, args).fetchall()]
+        if not raw:
+            for r in rows:
+                r["detail"] = json.loads(r["detail"])
+        return rows
+
+    def audit_numbered(self) -> int:
+        """The highest audit id the database ever handed out (0 when none)."""
+        row = self._conn().execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit'").fetchone()
+        return int(row[0]) if row else 0
+
+    def event_digests(self) -> dict[int, str]:
+        """seq -> sha256 of each stored event's payload text (what its audit entry recorded)."""
+        rows = self._conn().execute("SELECT seq, payload FROM events").fetchall()
+        return {r[0]: payload_digest(r[1]) for r in rows}
+
+    # -- users, tokens, sign-in attempts (command.auth decides; this only stores) -------------------
+    def add_user(self, name: str, role: str, pw_hash: str, *, actor: str, source: str) -> None:
+        """A new user and its audit entry; refuses a name already taken."""
+        try:
+            with self._tx() as conn:
+                conn.execute("INSERT INTO users (name, role, pw_hash, created_at) VALUES (?, ?, ?, ?)",
+                             (name, role, pw_hash, _utc_now()))
+                self._audit(conn, actor, "users.add", name, {"role": role}, source)
+        except sqlite3.IntegrityError:
+            raise StoreError(f"user {name!r} already exists (or role {role!r} is not a role)") from None
+
+    def add_first_user(self, name: str, role: str, pw_hash: str, *, actor: str, source: str) -> bool:
+        """Add the user only when there is no user at all (one transaction); True when added."""
+        with self._tx() as conn:
+            if conn.execute("SELECT 1 FROM users LIMIT 1").fetchone():
+                return False
+            conn.execute("INSERT INTO users (name, role, pw_hash, created_at) VALUES (?, ?, ?, ?)",
+                         (name, role, pw_hash, _utc_now()))
+            self._audit(conn, actor, "users.add", name, {"role": role, "first": True}, source)
+            return True
+
+    def user(self, name: str) -> dict[str, Any] | None:
+        row = self._conn().execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
+        return dict(row) if row else None
+
+    def users(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._conn().execute("SELECT * FROM users ORDER BY created_at, name")]
+
+    def update_user(self, name: str, *, actor: str, source: str, action: str, pw_hash: str | None = None,
+                    disabled: bool | None = None, last_login: str | None = None) -> bool:
+        """Change a user's hash, disabled flag or last sign-in, audited as ``action``; False: no such user."""
+        with self._tx() as conn:
+            cur = conn.execute(
+                "UPDATE users SET pw_hash = coalesce(?, pw_hash), disabled = coalesce(?, disabled),"
+                " last_login = coalesce(?, last_login) WHERE name = ?",
+                (pw_hash, None if disabled is None else int(disabled), last_login, name))
+            if cur.rowcount != 1:
+                return False
+            detail = {} if disabled is None else {"disabled": bool(disabled)}
+            self._audit(conn, actor, action, name, detail, source)
+            return True
+
+    def record_attempt(self, name: str, source: str, *, ok: bool, at: float) -> None:
+        """A sign-in attempt (kept for throttling) and its audit entry."""
+        with self._tx() as conn:
+            conn.execute("INSERT INTO login_attempts (name, source, at, ok) VALUES (?, ?, ?, ?)",
+                         (name, source, at, int(ok)))
+            self._audit(conn, name, "auth.signin" if ok else "auth.signin_refused", name, {}, source)
+
+    def recent_failures(self, *, name: str | None = None, source: str | None = None, since: float) -> list[float]:
+        """Times of failed attempts after ``since`` and after the last success, by name or by source."""
+        col, val = ("name", name) if name is not None else ("source", source)
+        last_ok = self._conn().execute(
+            f"SELECT max(at) FROM login_attempts WHERE {col} = ? AND ok = 1", (val,)).fetchone()[0]
+        floor = max(since, last_ok or since)
+        rows = self._conn().execute(
+            f"SELECT at FROM login_attempts WHERE {col} = ? AND ok = 0 AND at > ? ORDER BY at", (val, floor))
+        return [r[0] for r in rows]
+
+    def put_token(self, system: str, role: str, token_sha256: str, *, actor: str, source: str) -> None:
+        """Issue (or replace) a system's token: only its hash is kept."""
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO tokens (system, role, token_sha256, created_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (system) DO UPDATE SET role = excluded.role, token_sha256 = excluded.token_sha256,"
+                " created_at = excluded.created_at, revoked_at = NULL", (system, role, token_sha256, _utc_now()))
+            self._audit(conn, actor, "tokens.issue", system, {"role": role}, source)
+
+    def token_by_hash(self, token_sha256: str) -> dict[str, Any] | None:
+        row = self._conn().execute("SELECT * FROM tokens WHERE token_sha256 = ?", (token_sha256,)).fetchone()
+        return dict(row) if row else None
+
+    def revoke_token(self, system: str, *, actor: str, source: str) -> bool:
+        with self._tx() as conn:
+            cur = conn.execute("UPDATE tokens SET revoked_at = ? WHERE system = ? AND revoked_at IS NULL",
+                               (_utc_now(), system))
+            if cur.rowcount != 1:
+                return False
+            self._audit(conn, actor, "tokens.revoke", system, {}, source)
+            return True
+
+    def tokens(self) -> list[dict[str, Any]]:
+        """Systems with their role and dates (never the token)."""
+        return [dict(r) for r in self._conn().execute(
+            "SELECT system, role, created_at, revoked_at FROM tokens ORDER BY system")]
+
+
+def _utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -168,6 +168,7 @@ class AlertDrafted(Event):
 class AlertApproved(Event):
     identifier: str
     confirmed: bool
+    second: bool = False               # a second commander's approval (two-person rule), not the send
     kind: ClassVar[str] = "AlertApproved"
 
 
@@ -317,6 +318,7 @@ class AlertRecord:
     deliveries: tuple[dict[str, Any], ...] = ()   # {channel, mode, ok, at, receipt|error}
     cancelled_by: str | None = None
     cancels: tuple[str, ...] = ()
+    approvals: tuple[str, ...] = ()               # commanders who approved it before it was sent
 
     @property
     def was_sent(self) -> bool:
@@ -422,7 +424,9 @@ def _apply_alert(alerts: dict[str, AlertRecord], ev: Event) -> None:
     rec = alerts.get(ev.identifier)
     if rec is None:
         return
-    if isinstance(ev, AlertApproved):
+    if isinstance(ev, AlertApproved) and ev.second:
+        alerts[ev.identifier] = dataclasses.replace(rec, approvals=rec.approvals + (ev.actor,))
+    elif isinstance(ev, AlertApproved):
         alerts[ev.identifier] = dataclasses.replace(rec, approved_at=ev.at)
     elif isinstance(ev, AlertSent):
         d = {"channel": ev.channel, "mode": ev.mode, "ok": True, "at": ev.at, "receipt": ev.receipt}
