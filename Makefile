@@ -33,7 +33,9 @@ chromium:
 	    || echo "WARNING: could not install chromium; browser tests will be skipped"; \
 	fi
 
+# First run: creates the admin with a random password, printed once (no default password exists).
 run: venv
+	$(BIN)/yzt admin ensure
 	$(BIN)/yzt serve
 
 test: venv chromium

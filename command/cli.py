@@ -10,6 +10,7 @@ imported lazily inside the commands so ``yzt --help`` is instant.
     yzt drill run FILE [--speed N] [--report report.md]
     yzt incident report|update|show|list|close ...  yzt alert send|cancel|status ...
     yzt serve [--host H] [--port P]                yzt data build --shared ../shared/data
+    yzt users add|list|disable|passwd  yzt tokens issue|revoke|list  yzt audit verify|show  yzt admin ensure
 """
 from __future__ import annotations
 
@@ -206,10 +207,15 @@ def cap_ingest(file: Path, as_json: bool = JSON_OPT,
 
 
 def _register_response_commands() -> None:
+    from command.cli_admin import admin_app, audit_app, tokens_app, users_app
     from command.cli_response import alert_app, incident_app, outbox_app
     app.add_typer(incident_app, name="incident")
     app.add_typer(alert_app, name="alert")
     app.add_typer(outbox_app, name="outbox")
+    app.add_typer(users_app, name="users")
+    app.add_typer(tokens_app, name="tokens")
+    app.add_typer(audit_app, name="audit")
+    app.add_typer(admin_app, name="admin")
 
 
 _register_response_commands()
