@@ -305,7 +305,10 @@ def load_scenario(path: str | Path) -> Scenario:
         model = ScenarioIn.model_validate(data)
     except ValidationError as e:
         first = e.errors()[0]
-        raise _refuse(path, lines, tuple(first["loc"]), _message(first)) from None
+        loc = tuple(first["loc"])
+        if len(loc) >= 2 and loc[-2] == "at" and loc[-1] in ("int", "float", "str"):
+            loc = loc[:-1]          # pydantic names the union's branch: at.int -> at
+        raise _refuse(path, lines, loc, _message(first)) from None
     events = [_check_event(path, lines, i, ev, data["events"][i]) for i, ev in enumerate(model.events)]
     ordered = sorted(events, key=lambda e: e.at_s)
     _check_order(path, lines, ordered)

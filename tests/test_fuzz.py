@@ -7,6 +7,7 @@ clear line: non-empty, no newline, short enough to read. Any other exception (a 
 from __future__ import annotations
 
 import json
+import os
 import re
 
 from pathlib import Path
@@ -19,10 +20,12 @@ from command.errors import CapIngestError, CommandError, ScenarioError
 from incidents.errors import CoordinateError, IncidentError, LocateError
 
 MAX_LINE = 300
-FUZZ = settings(max_examples=150, deadline=None, derandomize=True,
+# YZT_FUZZ_EXAMPLES=2000 runs a longer, random hunt; by default the run is short and repeatable.
+DEEP = int(os.environ.get("YZT_FUZZ_EXAMPLES", "0"))
+FUZZ = settings(max_examples=DEEP or 150, deadline=None, derandomize=not DEEP,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                        HealthCheck.filter_too_much, HealthCheck.data_too_large])
-FEW = settings(FUZZ, max_examples=60)
+FEW = settings(FUZZ, max_examples=DEEP // 3 or 60)
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 CAP_VALID = SHARED / "standards/cap/valid"
 
