@@ -450,7 +450,7 @@ class Store:
         return dict(row) if row else None
 
     def users(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in self._conn().execute("SELECT * FROM users ORDER BY created_at, name")]
+        return [dict(r) for r in self._conn().execute("SELECT * FROM users ORDER BY rowid")]
 
     def update_user(self, name: str, *, actor: str, source: str, action: str, pw_hash: str | None = None,
                     disabled: bool | None = None, last_login: str | None = None) -> bool:
