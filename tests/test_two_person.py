@@ -124,3 +124,31 @@ def test_approving_an_unknown_or_sent_draft_is_refused(store):
     svc.send_alert(s.id, draft, actor=CMD_A, confirm=True)
     with pytest.raises(AlertError, match="already sent"):
         svc.approve_alert(s.id, draft.identifier, actor=CMD_B)
+
+
+def test_every_service_action_refuses_a_role_below_it(store):
+    svc = service(store)
+    s = svc.report(LEVEL_IV, actor=OFFICER)
+    draft = svc.draft_alert(s.id, actor=OFFICER, radius_m=800)
+    task = svc.add_task(s.id, "消防", "搜救", actor=OFFICER)
+    viewer = Principal("旁观者", "viewer", "user", "10.0.0.9")
+    calls = {
+        "incident.report": lambda p: svc.report(LEVEL_IV, actor=p),
+        "incident.update": lambda p: svc.update(s.id, actor=p, description="x"),
+        "incident.note": lambda p: svc.note(s.id, "x", actor=p),
+        "task.set": lambda p: svc.add_task(s.id, "消防", "x", actor=p),
+        "task.done": lambda p: svc.complete_task(s.id, task, actor=p),
+        "alert.draft": lambda p: svc.draft_alert(s.id, actor=p),
+        "alert.send": lambda p: svc.send_alert(s.id, draft, actor=p, confirm=True),
+        "alert.approve": lambda p: svc.approve_alert(s.id, draft.identifier, actor=p),
+        "alert.cancel": lambda p: svc.cancel_alert(s.id, actor=p, confirm=True),
+        "incident.close": lambda p: svc.close(s.id, actor=p),
+    }
+    before = len(store.events())
+    for action, call in calls.items():
+        with pytest.raises(PermissionDenied, match=f"may not {action}:"):
+            call(viewer)
+        if action in ("alert.send", "alert.approve", "alert.cancel", "incident.close"):
+            with pytest.raises(PermissionDenied, match=f"^user 王五 \\(role officer\\) may not {action}:"):
+                call(OFFICER)
+    assert len(store.events()) == before          # nothing was written by a refused call
