@@ -161,10 +161,16 @@ def warning_radius_m(type: str, level: str) -> tuple[float | None, str]:
 # ---------------------------------------------------------------- geometry helpers
 
 
+@functools.lru_cache(maxsize=2)
+def _district_km2(root: Path) -> dict[str, float]:
+    d = admin.districts(root)
+    return dict(zip(d["district_adcode"], d["area_km2"]))
+
+
 def _population(area_wgs84) -> tuple[int, list[dict], str]:
     """(total, [{adcode, name, population}], method) inside the area."""
     est = population_within(area_wgs84)
-    km2 = admin.districts().set_index("district_adcode")["area_km2"]
+    km2 = _district_km2(admin.data_dir())
     # Shared borders touch the neighbours along a line: a unit is warned only with real land inside.
     units = [{"adcode": str(u["adcode"]), "name": u["name"], "population": int(u["population"])}
              for u in est.units if u["share"] * km2.get(str(u["adcode"]), 0.0) * 1e6 >= MIN_UNIT_M2]

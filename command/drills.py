@@ -398,7 +398,7 @@ def run_drill(scenario: Scenario, *, store=None, speed: float | None = None) -> 
     tmp = None
     if store is None:
         tmp = Path(tempfile.mkdtemp(prefix="yzt-drill-"))
-        store = Store(tmp / "drill.db")
+        store = Store(tmp / "drill.db", durable=False)  # thrown away after the replay: no fsync
     # The drill's settings hold the exercise channels only: its outbox cannot even build a live channel.
     base = get_settings()
     drill_settings = base.model_copy(update={"channels": [c for c in base.channels if c.mode == "exercise"]})

@@ -139,8 +139,10 @@ class StoredEvent:
 class Store:
     """SQLite persistence; see the module docstring. ``path`` is the database file (parents are created)."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, durable: bool = True) -> None:
+        """``durable=False`` skips fsync (synchronous=OFF): only for throwaway stores such as a drill's."""
         self.path = Path(path)
+        self._sync = "FULL" if durable else "OFF"
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -171,7 +173,7 @@ class Store:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA foreign_keys=ON")
                 conn.execute("PRAGMA busy_timeout=30000")
-                conn.execute("PRAGMA synchronous=FULL")
+                conn.execute(f"PRAGMA synchronous={self._sync}")
             except sqlite3.DatabaseError as e:
                 raise StoreError(f"database {self.path}: cannot open ({e})") from None
             self._local.conn = conn
