@@ -41,7 +41,7 @@ run: venv
 test: venv chromium
 	$(BIN)/python -m pytest -n 2 tests
 
-bench: venv
+bench: venv chromium
 	$(BIN)/python -m bench
 
 data: venv

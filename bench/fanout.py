@@ -1,0 +1,108 @@
+"""Alert fan-out through the durable outbox to a local HTTP receiver: deliveries per second, nothing lost.
+
+Channels are webhook channels (exercise mode) pointing at tests/helpers_http.Receiver on 127.0.0.1, which
+honours Idempotency-Key and records every request. Floor in the same run: the same POSTs sent straight
+with one httpx.Client (no database, no outbox). Second run: one more channel whose receiver answers 503 to
+everything; the healthy channels must still deliver everything while the failing one keeps its deliveries
+(failed/pending/dead, never silently gone).
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from bench.common import Results
+
+
+def _settings(urls: dict[str, str]):
+    from settings import load_settings
+    chans = [{"name": n, "kind": "webhook", "mode": "exercise", "url": u, "secret": "bench-secret",
+              "rate_per_minute": 10_000_000, "max_attempts": 3} for n, u in urls.items()]
+    return load_settings(channels=chans)
+
+
+def _enqueue(ob, n: int, prefix: str) -> float:
+    from tests.helpers_http import make_alert
+    t0 = time.perf_counter()
+    for i in range(n):
+        ob.enqueue(make_alert(f"44010600000_{prefix}_{i}"))
+    return time.perf_counter() - t0
+
+
+def _floor(url: str, n: int) -> float:
+    from tests.helpers_http import make_alert
+    body = make_alert("44010600000_floor_0").cap_xml.encode()
+    with httpx.Client(timeout=10) as c:
+        t0 = time.perf_counter()
+        for i in range(n):
+            c.post(url, content=body, headers={"Idempotency-Key": f"floor-{i}",
+                                               "Content-Type": "application/xml"}).raise_for_status()
+        return time.perf_counter() - t0
+
+
+def healthy(alerts: int, channels: int, tmp: Path) -> dict:
+    from command.outbox import Outbox
+    from command.store import Store
+    from tests.helpers_http import Receiver
+    with Receiver() as rx:
+        names = {f"hook{i}": rx.url for i in range(channels)}
+        store = Store(tmp / "healthy.db")
+        ob = Outbox(store, _settings(names))
+        enq_s = _enqueue(ob, alerts, "h")
+        t0 = time.perf_counter()
+        ob.run_until_idle(timeout_s=600)
+        run_s = time.perf_counter() - t0
+        counts = ob.counts()
+        ob.close()
+        store.close()
+        want = alerts * channels
+        floor_s = _floor(rx.url, min(want, 2000))
+        floor_rate = min(want, 2000) / floor_s
+        return {"alerts": alerts, "channels": channels, "deliveries": want, "enqueue_per_s": round(alerts / enq_s),
+                "deliver_s": round(run_s, 3), "deliveries_per_s": round(want / run_s), "counts": counts,
+                "accepted_by_receiver": rx.accepted_count() - min(want, 2000), "repeats": rx.repeats,
+                "nothing_lost": rx.accepted_count() - min(want, 2000) == want and counts.get("sent") == want,
+                "floor_plain_httpx_posts_per_s": round(floor_rate), "outbox_over_floor": round(
+                    (want / run_s) / floor_rate, 2), "target_per_s>=2000": want / run_s >= 2000}
+
+
+def one_failing(alerts: int, channels: int, tmp: Path, timeout_s: float = 120) -> dict:
+    from command.outbox import Outbox
+    from command.store import Store
+    from tests.helpers_http import Receiver
+    with Receiver() as rx, Receiver() as bad:
+        bad.fail_status = 503
+        names = {f"hook{i}": rx.url for i in range(channels)} | {"broken": bad.url}
+        store = Store(tmp / "failing.db")
+        ob = Outbox(store, _settings(names), backoff_base_s=0.5)
+        _enqueue(ob, alerts, "f")
+        want = alerts * channels
+        t0 = time.perf_counter()
+        ob.start()
+        while rx.accepted_count() < want and time.perf_counter() - t0 < timeout_s:
+            time.sleep(0.02)
+        run_s = time.perf_counter() - t0
+        ob.stop()
+        rows = ob.deliveries()
+        ob.close()
+        store.close()
+    broken = [r for r in rows if r["channel"] == "broken"]
+    by_status: dict[str, int] = {}
+    for r in broken:
+        by_status[r["status"]] = by_status.get(r["status"], 0) + 1
+    return {"alerts": alerts, "healthy_channels": channels, "healthy_deliveries": want,
+            "healthy_sent": rx.accepted_count(), "deliver_s": round(run_s, 3),
+            "healthy_deliveries_per_s": round(rx.accepted_count() / run_s),
+            "broken_channel_rows": len(broken), "broken_by_status": by_status, "broken_requests_seen": len(bad.requests),
+            "nothing_lost": rx.accepted_count() == want and len(broken) == alerts}
+
+
+def run(results: Results, *, alerts: int = 2000, channels: int = 2) -> dict:
+    with tempfile.TemporaryDirectory(prefix="yzt-bench-fanout-") as d:
+        section = {"healthy": healthy(alerts, channels, Path(d)),
+                   "one_channel_failing": one_failing(alerts, channels, Path(d))}
+    results.add("fanout", section)
+    return section

@@ -1,0 +1,118 @@
+"""The offline geocoder: addresses per second on real gazetteer names, and start-up in a fresh process.
+
+Addresses are built from the bundled NBS 2023 gazetteer (city + district + township + community, as a
+caller would say them), seeded. The baseline in the same run is the hand-rolled approach the product
+avoids: test every gazetteer name as a substring of the address (no index). The held-out metro-station
+figures come from bench/eval_geocoder.py (run as a subprocess; it owns the held-out file).
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench.common import ROOT, Results
+
+SEED = 20261124
+GAZ = ROOT / "data" / "gazetteer"
+
+
+def addresses(n: int, seed: int = SEED) -> list[str]:
+    """n addresses from real gazetteer rows: four shapes, from the full chain to a community alone."""
+    v = pd.read_csv(GAZ / "guangdong_villages_communities_nbs2023.csv", dtype=str)
+    rng = np.random.default_rng(seed)
+    rows = v.iloc[rng.integers(0, len(v), n)]
+    out = []
+    for k, r in enumerate(rows.itertuples(index=False)):
+        short = r.name.replace("居民委员会", "").replace("村民委员会", "")
+        shape = k % 4
+        out.append([f"{r.cityName}{r.areaName}{r.streetName}{short}", f"{r.cityName}{r.areaName}{r.streetName}",
+                    f"{r.areaName}{short}", f"{r.cityName}{r.areaName}"][shape])
+    return out
+
+
+def _rate(fn, items: list[str], min_s: float = 2.0) -> float:
+    n, t0 = 0, time.perf_counter()
+    while True:
+        for it in items:
+            fn(it)
+        n += len(items)
+        if time.perf_counter() - t0 >= min_s:
+            return n / (time.perf_counter() - t0)
+
+
+def naive_locator():
+    """The baseline: every gazetteer name tested as a substring, longest match wins."""
+    v = pd.read_csv(GAZ / "guangdong_villages_communities_nbs2023.csv", dtype=str)
+    t = pd.read_csv(GAZ / "guangdong_townships_nbs2023.csv", dtype=str)
+    a = pd.read_csv(GAZ / "guangdong_admin_units.csv", dtype=str)
+    names = sorted(set(v["name"].str.replace("居民委员会", "").str.replace("村民委员会", ""))
+                   | set(t["name"]) | set(a["name"]), key=len, reverse=True)
+
+    def find(text: str) -> str | None:
+        return next((nm for nm in names if nm in text), None)
+    return find
+
+
+STARTUP = ("import time; t0 = time.perf_counter(); from incidents.geocode import locate; "
+           "t1 = time.perf_counter(); locate('广州市天河区天河路'); t2 = time.perf_counter(); "
+           "print(t1 - t0, t2 - t0)")
+
+
+def startup(repeats: int = 3) -> dict:
+    """Fresh interpreter each time: process wall time, import time, and first answer (gazetteer built)."""
+    runs = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = subprocess.run([sys.executable, "-c", STARTUP], cwd=ROOT, capture_output=True, text=True, check=True)
+        wall = time.perf_counter() - t0
+        imp, first = (float(x) for x in out.stdout.split())
+        runs.append({"process_wall_s": wall, "import_s": imp, "first_answer_s": first})
+    best = min(runs, key=lambda r: r["process_wall_s"])
+    return {k: round(v, 3) for k, v in best.items()} | {"repeats": repeats, "note": "best of the runs"}
+
+
+def held_out() -> dict | None:
+    """bench/eval_geocoder.py on the held-out metro addresses (None if the file is not there)."""
+    if not (ROOT.parent / "shared/data/eval/metro_stations_gz_sz_baidu2015.csv").exists():
+        return None
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "eval_geocoder.py"), "--repeat", "5"], cwd=ROOT,
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        return {"error": out.stderr.strip().splitlines()[-1:]}
+    doc = json.loads(out.stdout)
+    doc.pop("wrong_clean", None)
+    return doc
+
+
+def run(results: Results, *, n: int = 5000, min_s: float = 2.0, with_held_out: bool = True) -> dict:
+    from incidents.errors import LocateError
+    from incidents.geocode import locate
+    texts = addresses(n)
+
+    def ours(t: str) -> None:
+        try:
+            locate(t)
+        except LocateError:
+            pass
+    refused = 0
+    for t in texts:  # warm-up pass, also counts refusals
+        try:
+            locate(t)
+        except LocateError:
+            refused += 1
+    rate = _rate(ours, texts, min_s)
+    find = naive_locator()
+    naive_rate = _rate(find, texts[: max(1, min(len(texts), 300))], min_s / 2)
+    section = {"addresses": len(texts), "refused": refused, "addresses_per_s": round(rate),
+               "naive_substring_scan_per_s": round(naive_rate, 1), "ratio_vs_naive": round(rate / naive_rate, 1),
+               "target_per_s>=5000": rate >= 5000, "startup_fresh_process": startup(2 if n < 1000 else 3)}
+    if with_held_out:
+        section["held_out_metro"] = held_out()
+    results.add("geocoder", section)
+    return section
