@@ -35,7 +35,7 @@ app.add_typer(drill_app, name="drill")
 app.add_typer(data_app, name="data")
 app.add_typer(cap_app, name="cap")
 
-JSON_OPT = typer.Option(False, "--json", help="print one JSON object on stdout")
+JSON_OPT = out.JSON_OPT
 
 
 def _point(text: str, crs: str):

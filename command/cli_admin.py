@@ -14,7 +14,6 @@ is audited with actor ``cli:<login>`` and source ``cli``. ``command.cli`` regist
 """
 from __future__ import annotations
 
-import getpass
 import json
 import sys
 from typing import Any
@@ -27,15 +26,10 @@ users_app = typer.Typer(no_args_is_help=True, help="Dashboard users: add, list, 
 tokens_app = typer.Typer(no_args_is_help=True, help="API tokens of the 110/119/120 dispatch systems.")
 audit_app = typer.Typer(no_args_is_help=True, help="The hash-chained audit log: verify and show.")
 admin_app = typer.Typer(no_args_is_help=True, help="First-run setup.")
-JSON_OPT = typer.Option(False, "--json", help="print one JSON object on stdout")
+from command.cli_output import JSON_OPT, cli_actor as _actor  # noqa: E402
 STDIN_OPT = typer.Option(False, "--password-stdin", help="read the password from the first line of stdin")
 
 
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except Exception:  # noqa: BLE001 - no user name in some containers
-        return "cli"
 
 
 def _store() -> Any:

@@ -7,6 +7,7 @@ goes to ``var/yzt-error.log``, never to the user's screen).
 from __future__ import annotations
 
 import dataclasses
+import getpass
 import datetime as dt
 import json
 import sys
@@ -15,11 +16,23 @@ from pathlib import Path
 from typing import Any, Callable
 
 import click
+import typer
 
 from command.errors import CommandError
 from incidents.errors import IncidentError
 from layers.errors import LayerError
 from settings import SettingsError, get_settings
+
+JSON_OPT = typer.Option(False, "--json", help="print one JSON object on stdout")
+
+
+def cli_actor() -> str:
+    """Who acts from the command line: the local operator's login name."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # noqa: BLE001 - no user name in some containers
+        return "cli"
+
 
 REFUSALS = (IncidentError, LayerError, CommandError, SettingsError)
 try:   # typer >= 0.22 runs on its own vendored click: its usage errors are not click's classes

@@ -12,7 +12,6 @@ the settings (``var/yzt.db`` by default).
 """
 from __future__ import annotations
 
-import getpass
 from typing import Any, Optional
 
 import typer
@@ -22,14 +21,9 @@ from command import cli_output as out
 incident_app = typer.Typer(no_args_is_help=True, help="Report, update, show, list and close incidents.")
 alert_app = typer.Typer(no_args_is_help=True, help="Warn residents with CAP 1.2 through the channels.")
 outbox_app = typer.Typer(no_args_is_help=True, help="The durable delivery queue.")
-JSON_OPT = typer.Option(False, "--json", help="print one JSON object on stdout")
+from command.cli_output import JSON_OPT, cli_actor as _actor  # noqa: E402
 
 
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except Exception:  # noqa: BLE001 - no user name in some containers
-        return "cli"
 
 
 def _service(*, exercise: bool = False):
