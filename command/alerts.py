@@ -304,10 +304,12 @@ def build_area(point: Point, *, radius_m: float | None = None, polygon: Any = No
             reason = f"{reason}: {row.district_name}"
         else:
             requested = circle_wgs84(p, radius)
-    land = requested.intersection(admin.province_shape())
+    province = admin.province_shape()  # prepared: the covers() test is cheap, the intersection is not
+    inland = province.covers(requested)
+    land = requested if inland else requested.intersection(province)
     if land.is_empty or land.area == 0:
         raise AlertError(f"the warning area around {p.lat:.5f},{p.lon:.5f} has no land in Guangdong")
-    land_share = min(1.0, to_metric(land).area / to_metric(requested).area)
+    land_share = 1.0 if inland else min(1.0, to_metric(land).area / to_metric(requested).area)
     cap_polygon = requested_polygon
     if land_share < CLIP_KEEP_SHARE:
         cap_polygon = cap_ring(land)
