@@ -120,7 +120,8 @@ def layers_list(as_json: bool = JSON_OPT) -> None:
     """Every layer: rows, source, whether it is synthetic, datum."""
     from layers import catalog
     rows = [out.layer_info_dict(i) for i in catalog.list_layers()]
-    out.emit({"layers": rows}, as_json, lambda d: out.table(d["layers"]))
+    out.emit({"layers": rows}, as_json,  # the text view stays narrow: --json has source and licence
+             lambda d: out.table(d["layers"], ["name", "rows", "synthetic", "crs", "description"]))
 
 
 @layers_app.command("export")
