@@ -9,6 +9,7 @@
     ├── SessionError          an action on an incident/session that does not exist or is closed
     ├── PermissionDenied      a user or system without the role, a refused sign-in or token
     └── StoreError            the database is unusable (path, schema version)
+        └── IncidentExistsError   a second report of the same incident id
 
 Delivery failures of a channel at run time are not exceptions for the user: the outbox records them,
 retries, and dead-letters after the last try.
@@ -45,6 +46,10 @@ class SessionError(CommandError):
 
 class StoreError(CommandError):
     pass
+
+
+class IncidentExistsError(StoreError):
+    """A second report of an incident id: the database holds one report per incident."""
 
 
 class PermissionDenied(CommandError):

@@ -27,7 +27,7 @@ from lxml import etree
 
 from command import session
 from command.auth import Principal, as_principal, require
-from command.errors import AlertError, SessionError
+from command.errors import AlertError, IncidentExistsError, SessionError
 from command.timeline import (AlertApproved, AlertCancelled, AlertDrafted, AlertFailed, AlertRecord,
                               AlertSent, Clock, Closed, Event, IncidentState, NoteAdded, Regraded,
                               Reported, SystemClock, TaskDone, TaskSet, Updated, fold, from_record,
@@ -136,19 +136,26 @@ class ResponseService:
         g = grade(report.type, report.casualties, report.economic_loss_cny)
         now = self.clock.now()
         at = iso(now)
-        incident_id = incident_id or self._new_incident_id(location.district_adcode or "440000", now)
-        if self.store.events(incident_id):
-            raise SessionError(f"incident {incident_id} already exists; use update")
         nearby, problems = self._nearby(location.point)
-        events: list[Event] = [Reported(
-            at=at, actor=actor, type=report.type, location=location_to_dict(location),
-            casualties=report.casualties.as_dict(), economic_loss_cny=float(report.economic_loss_cny),
-            description=report.description, grade=g.as_dict(), address=report.address, nearby=nearby)]
-        events += [NoteAdded(at=at, actor="system", text=p) for p in problems]
-        events += session.open_group(incident_id, report.type, g, location, at=at, actor=actor,
-                                     settings=self.settings, casualties=report.casualties)
-        self._append(incident_id, events, who)
-        return self.get(incident_id)
+        for _ in range(100):  # the database allows one report per id; a same-second twin takes the next
+            iid = incident_id or self._new_incident_id(location.district_adcode or "440000", now)
+            if incident_id and self.store.events(iid):
+                raise SessionError(f"incident {iid} already exists; use update")
+            events: list[Event] = [Reported(
+                at=at, actor=actor, type=report.type, location=location_to_dict(location),
+                casualties=report.casualties.as_dict(), economic_loss_cny=float(report.economic_loss_cny),
+                description=report.description, grade=g.as_dict(), address=report.address, nearby=nearby)]
+            events += [NoteAdded(at=at, actor="system", text=p) for p in problems]
+            events += session.open_group(iid, report.type, g, location, at=at, actor=actor,
+                                         settings=self.settings, casualties=report.casualties)
+            try:
+                self._append(iid, events, who)
+            except IncidentExistsError:
+                if incident_id:
+                    raise
+                continue
+            return self.get(iid)
+        raise SessionError(f"could not find a free incident id near {iid}")
 
     def _new_incident_id(self, adcode: str, now) -> str:
         base = f"{adcode}-{now.strftime('%Y%m%d%H%M%S')}"

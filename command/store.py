@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from command.audit import GENESIS, entry_hash, payload_digest
-from command.errors import StoreError
+from command.errors import IncidentExistsError, StoreError
 
 SCHEMA_VERSION = 2     # 2: users, tokens, login_attempts, audit (a version 1 file is upgraded)
 
@@ -40,6 +40,8 @@ CREATE TABLE IF NOT EXISTS events (
     actor TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_by_incident ON events (incident_id, seq);
+-- One report per incident: two officers reporting in the same second can never share a timeline.
+CREATE UNIQUE INDEX IF NOT EXISTS events_one_report ON events (incident_id) WHERE kind = 'Reported';
 CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
 BEGIN SELECT RAISE(ABORT, 'events are append-only: no update'); END;
 CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
@@ -239,9 +241,14 @@ class Store:
         seqs = []
         with self._tx() as conn:
             for (kind, _payload, at, actor), body in zip(records, bodies):
-                cur = conn.execute(
-                    "INSERT INTO events (incident_id, kind, at, payload, actor) VALUES (?, ?, ?, ?, ?)",
-                    (incident_id, kind, at, body, actor))
+                try:
+                    cur = conn.execute(
+                        "INSERT INTO events (incident_id, kind, at, payload, actor) VALUES (?, ?, ?, ?, ?)",
+                        (incident_id, kind, at, body, actor))
+                except sqlite3.IntegrityError as e:
+                    if kind == "Reported" and "events.incident_id" in str(e):
+                        raise IncidentExistsError(f"incident {incident_id} already exists; use update") from None
+                    raise
                 seq = int(cur.lastrowid)
                 detail = {"seq": seq, "at": at, "sha256": payload_digest(body)}
                 if by and by != actor:
