@@ -20,6 +20,7 @@ commander other than the one who sends it. A Cancel never waits for a second per
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,6 +85,9 @@ class ResponseService:
             from command.outbox import Outbox
             outbox = Outbox(store, self.settings)
         self.outbox = outbox
+        # incident -> (last seq read, decoded events): the log is append-only, so only newer rows are read
+        self._timelines: dict[str, tuple[int, tuple[Event, ...]]] = {}
+        self._timelines_lock = threading.Lock()
 
     # ------------------------------------------------------------------ timeline plumbing
     def _append(self, incident_id: str, events: list[Event], who: Principal | None = None) -> None:
@@ -101,10 +105,19 @@ class ResponseService:
         return iso(self.clock.now())
 
     def get(self, incident_id: str) -> IncidentState:
-        stored = self.store.events(incident_id)
-        if not stored:
+        """The incident's state: the pure fold of its whole timeline (new rows read since the last call)."""
+        with self._timelines_lock:
+            last, events = self._timelines.get(incident_id, (0, ()))
+        new = self.store.events(incident_id, since_seq=last)
+        if new:
+            events = events + tuple(from_record(e.kind, e.payload, at=e.at, actor=e.actor) for e in new)
+            last = new[-1].seq
+            with self._timelines_lock:
+                if self._timelines.get(incident_id, (0,))[0] < last:
+                    self._timelines[incident_id] = (last, events)
+        if not events:
             raise SessionError(f"no incident {incident_id!r} in the store")
-        return fold(incident_id, [from_record(e.kind, e.payload, at=e.at, actor=e.actor) for e in stored])
+        return fold(incident_id, events)
 
     def _open(self, incident_id: str) -> IncidentState:
         state = self.get(incident_id)
