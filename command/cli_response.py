@@ -132,11 +132,10 @@ def incident_list(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Incidents, newest first, filtered by level, state or district."""
-    items = [state_dict(s) for s in _service().list_incidents(level=level, state=state, district=district)]
-    rows = [{"id": d["id"], "type": d["type"], "level": (out.asdict(d["grade"]) if d.get("grade") else {})
-             .get("level") if not isinstance(d.get("grade"), dict) else d["grade"].get("level"),
-             "state": d["state"]} for d in items]
-    out.emit({"incidents": items}, as_json, lambda _: out.table(rows))
+    states = _service().list_incidents(level=level, state=state, district=district)
+    rows = [{"id": s.id, "type": s.type, "level": s.grade.level, "district": s.location.district_name,
+             "state": s.state, "reported_at": s.reported_at} for s in states]
+    out.emit({"incidents": [state_dict(s) for s in states]}, as_json, lambda _: out.table(rows))
 
 
 @incident_app.command("note")

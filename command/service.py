@@ -150,8 +150,8 @@ class ResponseService:
         now = self.clock.now()
         at = iso(now)
         nearby, problems = self._nearby(location.point)
-        for _ in range(100):  # the database allows one report per id; a same-second twin takes the next
-            iid = incident_id or self._new_incident_id(location.district_adcode or "440000", now)
+        for n in range(1, 101):  # the database allows one report per id; a same-second twin takes the next
+            iid = incident_id or self._incident_id(location.district_adcode or "440000", now, n)
             if incident_id and self.store.events(iid):
                 raise SessionError(f"incident {iid} already exists; use update")
             events: list[Event] = [Reported(
@@ -170,14 +170,11 @@ class ResponseService:
             return self.get(iid)
         raise SessionError(f"could not find a free incident id near {iid}")
 
-    def _new_incident_id(self, adcode: str, now) -> str:
+    @staticmethod
+    def _incident_id(adcode: str, now, n: int) -> str:
+        """The n-th candidate id of an incident reported in ``adcode`` at ``now`` (the store decides)."""
         base = f"{adcode}-{now.strftime('%Y%m%d%H%M%S')}"
-        used = set(self.store.incident_ids())
-        n, iid = 1, base
-        while iid in used:
-            n += 1
-            iid = f"{base}-{n}"
-        return iid
+        return base if n == 1 else f"{base}-{n}"
 
     def _nearby(self, point: Point) -> tuple[dict[str, list[dict]], list[str]]:
         from layers.errors import LayerError

@@ -50,6 +50,11 @@ def test_incident_report_update_warn_close(capsys, configured):
     orgs = {m["org"] for m in inc["group"]["members"]}
     assert "深圳市应急管理局" in orgs, "a regrade to III brings the city in"
 
+    code, listed, err = run(capsys, "incident", "list", "--level", "III")
+    assert code == 0, err
+    assert [i["id"] for i in listed["incidents"]] == [iid]
+    assert main(["incident", "list"]) == 0 and "福田区" in capsys.readouterr().out
+
     # An Actual warning without --confirm is refused, and nothing reaches the live channel.
     code, _, err = run(capsys, "alert", "send", iid, "--instruction", "关闭门窗")
     assert code == 2 and "confirm" in err
