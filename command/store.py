@@ -27,7 +27,7 @@ from typing import Any
 from command.audit import GENESIS, entry_hash, payload_digest
 from command.errors import IncidentExistsError, StoreError
 
-SCHEMA_VERSION = 2     # 2: users, tokens, login_attempts, audit (a version 1 file is upgraded)
+SCHEMA_VERSION = 3     # 2: users, tokens, login_attempts, audit; 3: deliveries.incident_id (older files upgrade)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -61,6 +61,7 @@ CREATE INDEX IF NOT EXISTS alerts_by_incident ON alerts (incident_id);
 CREATE TABLE IF NOT EXISTS deliveries (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     identifier TEXT NOT NULL REFERENCES alerts (identifier),
+    incident_id TEXT,  -- the alert's, copied so per-incident ordering is one index seek
     channel TEXT NOT NULL,
     mode TEXT NOT NULL CHECK (mode IN ('live', 'exercise')),
     status TEXT NOT NULL CHECK (status IN ('pending', 'sending', 'sent', 'failed', 'dead')),
@@ -74,6 +75,9 @@ CREATE TABLE IF NOT EXISTS deliveries (
     UNIQUE (identifier, channel)
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (channel, status, next_attempt_at);
+-- the work queue: only unfinished rows, so claiming stays cheap however many deliveries were ever sent
+CREATE INDEX IF NOT EXISTS deliveries_open ON deliveries (channel, next_attempt_at)
+    WHERE status IN ('pending', 'sending', 'failed');
 CREATE TRIGGER IF NOT EXISTS deliveries_drill_guard BEFORE INSERT ON deliveries
 WHEN (SELECT status FROM alerts WHERE identifier = NEW.identifier) IS NOT
      (CASE NEW.mode WHEN 'live' THEN 'Actual' ELSE 'Exercise' END)
@@ -124,6 +128,24 @@ _DELIVERY_COLUMNS = ("id, identifier, channel, mode, status, attempts, next_atte
 _ALERT_COLUMNS = ("identifier", "incident_id", "status", "msg_type", "cap_xml", "headline_zh", "text_zh",
                   "area_desc")
 UNFINISHED = ("pending", "sending", "failed")
+# The next delivery a channel may send: due (or its lease ran out), and no earlier delivery of the same
+# incident on the same channel still unfinished. Walks the partial index deliveries_open in due order.
+_CLAIM_SQL = """
+SELECT d.id FROM deliveries d
+WHERE d.channel = ?1 AND d.status IN ('pending', 'sending', 'failed')
+  AND ((d.status IN ('pending', 'failed') AND d.next_attempt_at <= ?2) OR (d.status = 'sending' AND d.lease_until <= ?3))
+  AND NOT EXISTS (
+    SELECT 1 FROM deliveries e INDEXED BY deliveries_open_incident
+    WHERE e.channel = d.channel AND e.incident_id = d.incident_id AND e.id < d.id
+      AND e.status IN ('pending', 'sending', 'failed'))
+ORDER BY d.next_attempt_at, d.id LIMIT 1"""
+# Version 3 (run after _SCHEMA, so it also upgrades older files): each delivery knows its incident.
+_BACKFILL_3 = """
+UPDATE deliveries SET incident_id = (SELECT incident_id FROM alerts a WHERE a.identifier = deliveries.identifier)
+    WHERE incident_id IS NULL"""
+_INDEX_3 = """
+CREATE INDEX IF NOT EXISTS deliveries_open_incident ON deliveries (channel, incident_id, id)
+    WHERE status IN ('pending', 'sending', 'failed')"""
 
 
 @dataclass(frozen=True)
@@ -184,15 +206,25 @@ class Store:
         return conn
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self, *, fsync: bool = True) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction. ``fsync=False`` commits without waiting for the disk: in WAL
+        mode such a commit survives the process being killed and can only be rolled back by a power loss
+        (the database stays consistent). Only for writes whose loss repeats work, never loses it."""
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
+        relaxed = not fsync and self._sync == "FULL"
+        if relaxed:
+            conn.execute("PRAGMA synchronous=NORMAL")
         try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            if relaxed:
+                conn.execute(f"PRAGMA synchronous={self._sync}")
 
     def _migrate(self) -> None:
         try:
@@ -200,9 +232,14 @@ class Store:
             self._conn().executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
             with self._tx() as conn:
                 row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+                if row[0] in (1, 2):   # the script above added the version 2 tables; add the version 3 column
+                    if "incident_id" not in {r[1] for r in conn.execute("PRAGMA table_info(deliveries)")}:
+                        conn.execute("ALTER TABLE deliveries ADD COLUMN incident_id TEXT")
+                    conn.execute(_BACKFILL_3)
+                conn.execute(_INDEX_3)
                 if row[0] is None:
                     conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-                elif row[0] == 1:      # the script above added the new tables
+                elif row[0] in (1, 2):
                     conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
                 elif row[0] != SCHEMA_VERSION:
                     raise StoreError(f"database {self.path}: schema version {row[0]}, this program needs "
@@ -297,9 +334,9 @@ class Store:
                 ids = []
                 for channel, mode in deliveries:
                     cur = conn.execute(
-                        "INSERT INTO deliveries (identifier, channel, mode, status, attempts, next_attempt_at, "
-                        "updated_at) VALUES (?, ?, ?, 'pending', 0, ?, ?)",
-                        (alert["identifier"], channel, mode, now, now))
+                        "INSERT INTO deliveries (identifier, incident_id, channel, mode, status, attempts, "
+                        "next_attempt_at, updated_at) VALUES (?, ?, ?, ?, 'pending', 0, ?, ?)",
+                        (alert["identifier"], alert["incident_id"], channel, mode, now, now))
                     ids.append(int(cur.lastrowid))
                 return ids
         except sqlite3.IntegrityError as e:
@@ -308,13 +345,13 @@ class Store:
     # -- deliveries ---------------------------------------------------------------------------------
     def claim_delivery(self, channel: str, *, owner: str, now: float, lease_s: float) -> dict[str, Any] | None:
         """Take the next due delivery of ``channel`` (or one whose lease ran out): status 'sending',
-        attempts + 1, leased to ``owner``. Returns the delivery joined with its alert, or None."""
-        with self._tx() as conn:
-            row = conn.execute(
-                "SELECT id FROM deliveries WHERE channel = ? AND ("
-                " (status IN ('pending', 'failed') AND next_attempt_at <= ?)"
-                " OR (status = 'sending' AND lease_until <= ?)) ORDER BY next_attempt_at, id LIMIT 1",
-                (channel, now, now)).fetchone()
+        attempts + 1, leased to ``owner``. Returns the delivery joined with its alert, or None.
+
+        Per incident and channel, deliveries go out in the order they were enqueued: one waits while an
+        earlier delivery of the same incident on the same channel is unfinished (a Cancel never overtakes
+        the Alert it cancels, even when that Alert is backing off after a failure)."""
+        with self._tx(fsync=False) as conn:
+            row = conn.execute(_CLAIM_SQL, (channel, now, now)).fetchone()
             if row is None:
                 return None
             conn.execute(
@@ -328,13 +365,15 @@ class Store:
 
     def finish_delivery(self, delivery_id: int, *, owner: str, status: str, now: float, receipt: str | None = None,
                         last_error: str | None = None, next_attempt_at: float | None = None) -> bool:
-        """Record the outcome of a claimed send. False when the lease was lost to another owner meanwhile."""
+        """Record the outcome of a claimed send. False when the lease was lost to another owner meanwhile.
+        Not fsync'd: a power loss can only undo it into a delivery that is tried again (same key)."""
         if status not in ("sent", "failed", "dead"):
             raise StoreError(f"delivery {delivery_id}: cannot finish with status {status!r}")
-        with self._tx() as conn:
+        with self._tx(fsync=False) as conn:
             cur = conn.execute(
                 "UPDATE deliveries SET status = ?, receipt = coalesce(?, receipt),"
-                " last_error = coalesce(?, last_error), next_attempt_at = coalesce(?, next_attempt_at), lease_until = NULL, owner = NULL, updated_at = ?"
+                " last_error = coalesce(?, last_error), next_attempt_at = coalesce(?, next_attempt_at),"
+                " lease_until = NULL, owner = NULL, updated_at = ?"
                 " WHERE id = ? AND status = 'sending' AND owner = ?",
                 (status, receipt, last_error, next_attempt_at, now, delivery_id, owner))
             return cur.rowcount == 1
@@ -342,7 +381,8 @@ class Store:
     def sending_owners(self) -> list[str]:
         """Owners currently holding a 'sending' lease (used to find ones whose process has ended)."""
         rows = self._conn().execute(
-            "SELECT DISTINCT owner FROM deliveries WHERE status = 'sending' AND owner IS NOT NULL").fetchall()
+            "SELECT DISTINCT owner FROM deliveries INDEXED BY deliveries_open"
+            " WHERE status IN ('pending', 'sending', 'failed') AND status = 'sending' AND owner IS NOT NULL").fetchall()
         return [r[0] for r in rows]
 
     def expire_leases(self, owners: list[str], *, now: float) -> int:
@@ -351,7 +391,8 @@ class Store:
             return 0
         with self._tx() as conn:
             cur = conn.execute(
-                f"UPDATE deliveries SET lease_until = ? WHERE status = 'sending' AND owner IN "
+                f"UPDATE deliveries INDEXED BY deliveries_open SET lease_until = ?"
+                f" WHERE status IN ('pending', 'sending', 'failed') AND status = 'sending' AND owner IN "
                 f"({', '.join('?' * len(owners))})", [now, *owners])
             return cur.rowcount
 
@@ -365,7 +406,8 @@ class Store:
     def unfinished_channels(self) -> list[str]:
         """Channels with at least one delivery not yet sent or dead."""
         rows = self._conn().execute(
-            "SELECT DISTINCT channel FROM deliveries WHERE status IN ('pending', 'sending', 'failed')").fetchall()
+            "SELECT DISTINCT channel FROM deliveries INDEXED BY deliveries_open"
+            " WHERE status IN ('pending', 'sending', 'failed')").fetchall()
         return [r[0] for r in rows]
 
     def deliveries(self, identifier: str | None = None) -> list[dict[str, Any]]:

@@ -172,11 +172,34 @@ def test_rate_limit_per_channel(store, client):
         assert len(rx.requests) == 3
 
 
+def test_a_cancel_never_overtakes_its_alert_on_a_channel(store, client):
+    """The Alert fails and backs off; its incident's Cancel waits behind it, another incident's alert does not."""
+    with Receiver() as rx:
+        ob = make_outbox(store, [webhook("hook", rx.url)], client, backoff_base_s=0.3)
+        rx.fail_next(1)
+        ob.enqueue(make_alert("GD-A1", "Actual", incident_id="GD-INC-1"))
+        ob.enqueue(make_alert("GD-A1-C", "Actual", "Cancel", incident_id="GD-INC-1"))
+        ob.enqueue(make_alert("GD-B1", "Actual", incident_id="GD-INC-2"))
+        ob.run_until_idle(timeout_s=20)
+        sent = [(r.json()["identifier"], r.outcome) for r in rx.requests]
+        assert sent[0] == ("GD-A1", "failed") and sent[1] == ("GD-B1", "accepted")   # B is not held up by A
+        assert sent[2:] == [("GD-A1", "accepted"), ("GD-A1-C", "accepted")]          # the Cancel after its Alert
+        assert ob.counts()["sent"] == 3
+
+
+def test_claiming_stays_an_index_seek_however_many_deliveries_were_sent(store):
+    """The work queue reads only unfinished rows: the claim query's plan never scans the whole channel."""
+    from command.store import _CLAIM_SQL
+    plan = " | ".join(r[3] for r in store._conn().execute("EXPLAIN QUERY PLAN " + _CLAIM_SQL, ("hook", 0, 0)))
+    assert "deliveries_open (channel=?)" in plan and "deliveries_open_incident" in plan, plan
+    assert "TEMP B-TREE" not in plan and "SCAN" not in plan, plan
+
+
 def test_an_expired_lease_of_another_host_is_taken_over(store, client):
     with Receiver() as rx:
         ob = make_outbox(store, [webhook("hook", rx.url)], client)
-        ob.enqueue(make_alert("GD-L1", "Actual"))
-        ob.enqueue(make_alert("GD-L2", "Actual"))
+        ob.enqueue(make_alert("GD-L1", "Actual", incident_id="GD-INC-1"))
+        ob.enqueue(make_alert("GD-L2", "Actual", incident_id="GD-INC-2"))
         now = time.time()
         store.claim_delivery("hook", owner="other-host:123:abc", now=now, lease_s=600)  # GD-L1: still leased
         store.claim_delivery("hook", owner="other-host:123:abc", now=now, lease_s=0)  # GD-L2: expires at once

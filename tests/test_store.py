@@ -83,6 +83,24 @@ def test_schema_version_is_checked(tmp_path):
         Store(path)
 
 
+def test_a_version_2_file_is_upgraded_and_its_deliveries_learn_their_incident(tmp_path):
+    path = tmp_path / "v2.db"
+    s = Store(path)
+    s.insert_alert_with_deliveries(alert_row("GD-A"), [("hook", "exercise")], created_at="t", now=1.0)
+    s.close()
+    conn = sqlite3.connect(path)      # what a version 2 file looks like: no incident column on deliveries
+    conn.executescript("DROP INDEX deliveries_open_incident; ALTER TABLE deliveries DROP COLUMN incident_id;"
+                       "UPDATE schema_version SET version = 2;")
+    conn.close()
+    s = Store(path)
+    rows = s._conn().execute("SELECT incident_id FROM deliveries").fetchall()
+    version = s._conn().execute("SELECT version FROM schema_version").fetchone()[0]
+    job = s.claim_delivery("hook", owner="me", now=2.0, lease_s=60)
+    s.close()
+    assert [r[0] for r in rows] == ["GD-1"] and version == SCHEMA_VERSION == 3
+    assert job is not None and job["identifier"] == "GD-A"
+
+
 def test_a_file_that_is_not_a_database_is_refused(tmp_path):
     path = tmp_path / "notes.db"
     path.write_text("这不是数据库" * 200, encoding="utf-8")

@@ -1,0 +1,130 @@
+"""A fast alert receiver in its own process, so the bench measures the sender and not the receiver.
+
+The test receiver (tests/helpers_http.Receiver) is a threaded ``http.server`` inside the test process: right
+for tests (it records every request), but in a benchmark it shares the GIL and the two cores with the outbox
+it measures. This one runs in a child process on asyncio (HTTP/1.1 keep-alive, Content-Length bodies) and
+keeps only what the bench reads back: keys accepted, repeats, requests, failures.
+
+    with ReceiverProcess() as rx:            # http://127.0.0.1:<port>/hook
+        ...
+        rx.stats()                           # {"requests": n, "accepted": n, "repeats": n, "failed": n}
+    with ReceiverProcess(fail_status=503) as bad: ...   # answers every request 503
+
+Like the test receiver it honours Idempotency-Key: a key accepted before is answered 200 ``{"duplicate":
+true}`` and counted in ``repeats``, never accepted twice. ``GET /stats`` answers the counts as JSON.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from typing import Any
+
+import httpx
+
+
+class _State:
+    def __init__(self, fail_status: int | None) -> None:
+        self.fail_status = fail_status
+        self.keys: set[str] = set()
+        self.requests = self.repeats = self.failed = 0
+
+    def answer(self, method: str, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+        if method == "GET" and path == "/stats":
+            return 200, json.dumps({"requests": self.requests, "accepted": len(self.keys),
+                                    "repeats": self.repeats, "failed": self.failed}).encode()
+        self.requests += 1
+        if self.fail_status:
+            self.failed += 1
+            return self.fail_status, b'{"error": "told to fail"}'
+        key = headers.get("idempotency-key")
+        if key in self.keys:
+            self.repeats += 1
+            return 200, b'{"duplicate": true}'
+        if key:
+            self.keys.add(key)
+        return 200, b'{"receipt": "r-%d"}' % self.requests
+
+
+async def _serve_conn(state: _State, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return
+            lines = head.decode("latin-1").split("\r\n")
+            method, path, _ = lines[0].split(" ", 2)
+            headers = {}
+            for line in lines[1:]:
+                if ":" in line:
+                    k, v = line.split(":", 1)
+                    headers[k.strip().lower()] = v.strip()
+            length = int(headers.get("content-length") or 0)
+            if length:
+                await reader.readexactly(length)
+            status, body = state.answer(method, path.split("?", 1)[0], headers)
+            reason = "OK" if status == 200 else "Error"
+            writer.write(b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                         % (status, reason.encode(), len(body), body))
+            await writer.drain()
+    finally:
+        writer.close()
+
+
+async def _main(fail_status: int | None) -> None:
+    state = _State(fail_status)
+    server = await asyncio.start_server(lambda r, w: _serve_conn(state, r, w), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    print(port, flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+class ReceiverProcess:
+    """The receiver above, started in a child process (``python -m bench.receiver``) and stopped on exit."""
+
+    def __init__(self, *, fail_status: int | None = None) -> None:
+        self.fail_status = fail_status
+        self.proc: subprocess.Popen[str] | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def __enter__(self) -> ReceiverProcess:
+        args = [sys.executable, "-m", "bench.receiver"] + ([str(self.fail_status)] if self.fail_status else [])
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline() if self.proc.stdout else ""
+        if not line.strip().isdigit():
+            self.__exit__()
+            raise RuntimeError("bench receiver did not start")
+        self.port = int(line)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    def stats(self) -> dict[str, int]:
+        return httpx.get(f"http://127.0.0.1:{self.port}/stats", timeout=10).json()
+
+    def wait_accepted(self, n: int, timeout_s: float) -> int:
+        """Poll until ``n`` keys are accepted or ``timeout_s`` passes; returns how many were."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            got = self.stats()["accepted"]
+            if got >= n or time.monotonic() > deadline:
+                return got
+            time.sleep(0.05)
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(_main(int(sys.argv[1]) if len(sys.argv) > 1 else None))
+    except KeyboardInterrupt:
+        pass
