@@ -225,6 +225,20 @@ class _Lines:
         return None
 
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)   # libyaml when present: the same documents, ~10x faster
+
+
+def _yaml(text: str) -> tuple[Any, _Lines]:
+    """Parse once: the node tree gives the lines (and refuses alias bombs and cycles) before it is built."""
+    loader = _LOADER(text)
+    try:
+        node = loader.get_single_node()
+        lines = _Lines(node)
+        return (None if node is None else loader.construct_document(node)), lines
+    finally:
+        loader.dispose()
+
+
 def _read(path: Path) -> tuple[Any, _Lines]:
     try:
         size = path.stat().st_size
@@ -237,8 +251,7 @@ def _read(path: Path) -> tuple[Any, _Lines]:
     try:
         if path.suffix.lower() == ".json":
             return json.loads(text, object_pairs_hook=_no_duplicates), _Lines(None)
-        lines = _Lines(yaml.compose(text, Loader=yaml.SafeLoader))
-        return yaml.safe_load(text), lines
+        return _yaml(text)
     except json.JSONDecodeError as e:
         raise ScenarioError(f"{path}: line {e.lineno}: not valid JSON ({e.msg})") from None
     except yaml.YAMLError as e:

@@ -187,7 +187,7 @@ class Outbox:
         delay *= random.uniform(0.5, 1.5)
         return max(delay, retry_after or 0.0)
 
-    def _work(self, name: str, stop: threading.Event, until_idle: bool) -> None:
+    def _work(self, name: str, stop: threading.Event, until_idle: bool, deadline: float | None = None) -> None:
         try:
             ch = self.channel(name)
         except CommandError as e:
@@ -195,7 +195,13 @@ class Outbox:
             return
         limiter, wake = self._limiters[name], self._wake[name]
         last_recovery, streak = time.monotonic(), 0
-        while not stop.is_set():
+
+        def pause(seconds: float, event: threading.Event) -> None:
+            if deadline is not None:
+                seconds = min(seconds, max(deadline - time.monotonic(), 0.0))
+            event.wait(seconds)
+
+        while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
             if time.monotonic() - last_recovery > min(10.0, self.lease_s):
                 self.recover_orphans()
                 last_recovery = time.monotonic()
@@ -204,21 +210,20 @@ class Outbox:
             if wait > 0:
                 if until_idle and self.store.next_due(name) is None:
                     return
-                stop.wait(min(wait, self.poll_s))
+                pause(min(wait, self.poll_s), stop)
                 continue
             job = self.store.claim_delivery(name, owner=self.owner, now=time.time(), lease_s=self.lease_s)
             if job is None:
                 due = self.store.next_due(name)
                 if due is None and until_idle:
                     return
-                delay = self.poll_s if due is None else min(self.poll_s, max(due - time.time(), 0.002))
-                wake.wait(delay)
+                pause(self.poll_s if due is None else min(self.poll_s, max(due - time.time(), 0.002)), wake)
                 continue
             limiter.record()
             # a receiver that keeps failing is given a rest as a whole, not hammered with every queued alert
             streak = streak + 1 if self._attempt(ch, job) == "retry" else 0
             if streak:
-                stop.wait(min(self._backoff_s(streak, None), 60.0))
+                pause(min(self._backoff_s(streak, None), 60.0), stop)
 
     def _attempt(self, ch: GuardedChannel, job: dict[str, Any]) -> str:
         """One send of a claimed delivery; returns "sent", "dead" or "retry" (the receiver failed)."""
@@ -275,12 +280,16 @@ class Outbox:
         unknown = [n for n in unfinished if n not in self._configs]
         if unknown:
             log.warning("outbox: deliveries wait for channels no longer configured: %s", ", ".join(unknown))
+        names = [n for n in unfinished if n in self._configs]
+        deadline = time.monotonic() + timeout_s
         stop = threading.Event()
-        threads = [threading.Thread(target=self._work, args=(n, stop, True), name=f"outbox-{n}", daemon=True)
-                   for n in unfinished if n in self._configs]
+        if len(names) == 1:    # one channel: deliver on this thread, no worker to start and join
+            self._work(names[0], stop, True, deadline)
+            return
+        threads = [threading.Thread(target=self._work, args=(n, stop, True, deadline), name=f"outbox-{n}",
+                                    daemon=True) for n in names]
         for t in threads:
             t.start()
-        deadline = time.monotonic() + timeout_s
         for t in threads:
             t.join(max(deadline - time.monotonic(), 0))
         stop.set()

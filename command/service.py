@@ -298,8 +298,7 @@ class ResponseService:
             identifier=identifier, sender=sender, sent=now, status=status, msg_type=msg_type,
             references=references, incident_type=state.type, grade=state.grade, area=area,
             instruction_zh=instruction_zh, instruction_en=instruction_en, headline_zh=headline,
-            description_zh=state.description, incident_id=state.id)
-        cap.validate(xml)
+            description_zh=state.description, incident_id=state.id)    # validated against the XSD inside
         units = _plain(area.admin_units)
         area_desc = "、".join(u.get("name", u.get("adcode", "")) for u in units) or place
         text = f"{headline}：{state.location.matched}。{instruction_zh}".strip()

@@ -200,7 +200,7 @@ class Store:
                 conn.execute(f"PRAGMA synchronous={self._sync}")
             except sqlite3.DatabaseError as e:
                 raise StoreError(f"database {self.path}: cannot open ({e})") from None
-            self._local.conn = conn
+            self._local.conn, self._local.sync = conn, self._sync
             with self._lock:
                 self._connections.append(conn)
         return conn
@@ -211,20 +211,17 @@ class Store:
         mode such a commit survives the process being killed and can only be rolled back by a power loss
         (the database stays consistent). Only for writes whose loss repeats work, never loses it."""
         conn = self._conn()
-        relaxed = not fsync and self._sync == "FULL"
-        if relaxed:
-            conn.execute("PRAGMA synchronous=NORMAL")
+        level = self._sync if fsync else "NORMAL" if self._sync == "FULL" else self._sync
+        if getattr(self._local, "sync", self._sync) != level:   # set per connection, only when it changes
+            conn.execute(f"PRAGMA synchronous={level}")
+            self._local.sync = level
+        conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        finally:
-            if relaxed:
-                conn.execute(f"PRAGMA synchronous={self._sync}")
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     def _migrate(self) -> None:
         try:

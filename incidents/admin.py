@@ -105,20 +105,20 @@ def in_guangdong(lon: float, lat: float) -> bool:
 
 def locate_point(lon: float, lat: float) -> pd.Series | None:
     """The district row whose polygon covers the WGS84 point, or None outside Guangdong."""
-    gdf = districts()
-    tree, areas = _district_tree(data_dir())
+    tree, areas, rows = _district_tree(data_dir())
     idx = tree.query(ShapelyPoint(lon, lat), predicate="covered_by")
     if len(idx) == 0:
         return None
     # 澳门大学横琴校区 (440499) lies inside 香洲区's outline: prefer the smallest unit that covers the point.
-    return gdf.iloc[int(idx[areas[idx].argmin()])]
+    return rows[int(idx[areas[idx].argmin()])]
 
 
 @functools.lru_cache(maxsize=2)
 def _district_tree(root: Path):
-    """An STRtree over prepared district polygons (geopandas' sindex adds ~0.3 ms a query here)."""
+    """An STRtree over prepared district polygons (geopandas' sindex adds ~0.3 ms a query here), and the
+    district rows already cut (``iloc`` costs more than the query). Treat the rows as read-only."""
     import shapely
     d = districts(root)
     geoms = d.geometry.to_numpy().copy()
     shapely.prepare(geoms)
-    return shapely.STRtree(geoms), d["area_km2"].to_numpy()
+    return shapely.STRtree(geoms), d["area_km2"].to_numpy(), [d.iloc[i] for i in range(len(d))]
