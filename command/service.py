@@ -97,7 +97,7 @@ class ResponseService:
         records = []
         for ev in events:
             kind, payload = to_record(ev)
-            records.append((kind, _plain(payload), ev.at, ev.actor))
+            records.append((kind, payload, ev.at, ev.actor))   # the store writes numpy scalars as numbers
         self.store.append_events(incident_id, records, source=who.source if who else "local",
                                  by=who.name if who else None)
 
@@ -192,7 +192,7 @@ class ResponseService:
             except LayerError as e:
                 items = []
                 problems.append(f"附近 {layer} 不可用: {e}")
-            out[layer] = _plain(items)
+            out[layer] = items
         return out, problems
 
     def update(self, incident_id: str, *, actor: Principal | str, type: str | None = None,

@@ -269,10 +269,11 @@ class Store:
             if not kind:
                 raise StoreError(f"event refused for {incident_id}: kind {kind!r} must be non-empty")
             try:
-                bodies.append(json.dumps(payload, ensure_ascii=False, sort_keys=True))
+                bodies.append(json.dumps(payload, ensure_ascii=False, sort_keys=True, default=_scalar))
             except (TypeError, ValueError) as e:
                 raise StoreError(f"event {kind!r} of {incident_id}: payload is not JSON ({e})") from None
-        seqs = []
+        seqs: list[int] = []
+        tip: dict[str, Any] = {}
         with self._tx() as conn:
             for (kind, _payload, at, actor), body in zip(records, bodies):
                 try:
@@ -287,7 +288,7 @@ class Store:
                 detail = {"seq": seq, "at": at, "sha256": payload_digest(body)}
                 if by and by != actor:
                     detail["event_actor"] = actor
-                self._audit(conn, by or actor, f"event.{kind}", incident_id, detail, source)
+                self._audit(conn, by or actor, f"event.{kind}", incident_id, detail, source, tip)
                 seqs.append(seq)
         return seqs
 
@@ -428,20 +429,26 @@ class Store:
     # -- audit --------------------------------------------------------------------------------------
     @staticmethod
     def _audit(conn: sqlite3.Connection, actor: str, action: str, target: str, detail: dict[str, Any],
-               source: str) -> int:
-        """Chain one audit entry inside the caller's transaction (BEGIN IMMEDIATE keeps the chain serial)."""
-        last = conn.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
-        seqrow = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit'").fetchone()
-        entry = {"id": (seqrow[0] if seqrow else 0) + 1, "at": datetime.now(timezone.utc).isoformat(
+               source: str, tip: dict[str, Any] | None = None) -> int:
+        """Chain one audit entry inside the caller's transaction (BEGIN IMMEDIATE keeps the chain serial).
+        ``tip``: the chain's last (id, hash) as this transaction left it, to chain several entries in a row."""
+        if tip:
+            last_id, prev = tip["id"], tip["hash"]
+        else:
+            last = conn.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+            seqrow = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit'").fetchone()
+            last_id, prev = (seqrow[0] if seqrow else 0), (last["hash"] if last else GENESIS)
+        entry = {"id": last_id + 1, "at": datetime.now(timezone.utc).isoformat(
             timespec="milliseconds"), "actor": actor, "action": action, "target": target,
             "detail": json.loads(json.dumps(detail, ensure_ascii=False)), "source": source or "local"}
-        prev = last["hash"] if last else GENESIS
+        digest = entry_hash(prev, entry)
         conn.execute(
             "INSERT INTO audit (id, at, actor, action, target, detail, source, prev_hash, hash) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (entry["id"], entry["at"], actor, action, target,
-             json.dumps(entry["detail"], ensure_ascii=False, sort_keys=True), entry["source"], prev,
-             entry_hash(prev, entry)))
+             json.dumps(entry["detail"], ensure_ascii=False, sort_keys=True), entry["source"], prev, digest))
+        if tip is not None:
+            tip.update(id=entry["id"], hash=digest)
         return entry["id"]
 
     def append_audit(self, actor: str, action: str, target: str, detail: dict[str, Any], source: str) -> int:
@@ -557,6 +564,13 @@ class Store:
         """Systems with their role and dates (never the token)."""
         return [dict(r) for r in self._conn().execute(
             "SELECT system, role, created_at, revoked_at FROM tokens ORDER BY system")]
+
+
+def _scalar(o: Any) -> Any:
+    """numpy scalars (an int64 count, a bool_) are stored as the plain numbers they are."""
+    if hasattr(o, "item") and not hasattr(o, "__len__"):
+        return o.item()
+    raise TypeError(f"{type(o).__name__} is not JSON")
 
 
 def _utc_now() -> str:
