@@ -211,10 +211,7 @@ class Store:
         mode such a commit survives the process being killed and can only be rolled back by a power loss
         (the database stays consistent). Only for writes whose loss repeats work, never loses it."""
         conn = self._conn()
-        level = self._sync if fsync else "NORMAL" if self._sync == "FULL" else self._sync
-        if getattr(self._local, "sync", self._sync) != level:   # set per connection, only when it changes
-            conn.execute(f"PRAGMA synchronous={level}")
-            self._local.sync = level
+        self._set_sync(conn, fsync)
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
@@ -222,6 +219,18 @@ class Store:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+    def _write_one(self, sql: str, args: tuple, *, fsync: bool = False) -> list[sqlite3.Row]:
+        """One write statement as its own transaction (atomic by itself); all its rows (RETURNING)."""
+        conn = self._conn()
+        self._set_sync(conn, fsync)
+        return conn.execute(sql, args).fetchall()
+
+    def _set_sync(self, conn: sqlite3.Connection, fsync: bool) -> None:
+        level = self._sync if fsync else "NORMAL" if self._sync == "FULL" else self._sync
+        if getattr(self._local, "sync", self._sync) != level:   # set per connection, only when it changes
+            conn.execute(f"PRAGMA synchronous={level}")
+            self._local.sync = level
 
     def _migrate(self) -> None:
         try:
@@ -348,18 +357,18 @@ class Store:
         Per incident and channel, deliveries go out in the order they were enqueued: one waits while an
         earlier delivery of the same incident on the same channel is unfinished (a Cancel never overtakes
         the Alert it cancels, even when that Alert is backing off after a failure)."""
-        with self._tx(fsync=False) as conn:
-            row = conn.execute(_CLAIM_SQL, (channel, now, now)).fetchone()
-            if row is None:
-                return None
-            conn.execute(
-                "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, lease_until = ?, owner = ?, "
-                "updated_at = ? WHERE id = ?", (now + lease_s, owner, now, row[0]))
-            out = conn.execute(
-                f"SELECT d.id, d.identifier, d.channel, d.mode, d.status, d.attempts, d.last_error, "
-                f"{', '.join('a.' + c + ' AS alert_' + c for c in _ALERT_COLUMNS)} "
-                "FROM deliveries d JOIN alerts a USING (identifier) WHERE d.id = ?", (row[0],)).fetchone()
-            return dict(out)
+        # one statement, so one short write lock and few calls per delivery (each call hands the GIL over)
+        rows = self._write_one(
+            f"UPDATE deliveries SET status = 'sending', attempts = attempts + 1, lease_until = ?4, owner = ?5,"
+            f" updated_at = ?2 WHERE id = ({_CLAIM_SQL}) RETURNING id, identifier, channel, mode, status,"
+            f" attempts, last_error", (channel, now, now, now + lease_s, owner))
+        if not rows:
+            return None
+        out = dict(rows[0])
+        alert = self._conn().execute(f"SELECT {', '.join(_ALERT_COLUMNS)} FROM alerts WHERE identifier = ?",
+                                     (out["identifier"],)).fetchone()
+        out.update({f"alert_{k}": alert[k] for k in _ALERT_COLUMNS})
+        return out
 
     def finish_delivery(self, delivery_id: int, *, owner: str, status: str, now: float, receipt: str | None = None,
                         last_error: str | None = None, next_attempt_at: float | None = None) -> bool:
@@ -367,14 +376,13 @@ class Store:
         Not fsync'd: a power loss can only undo it into a delivery that is tried again (same key)."""
         if status not in ("sent", "failed", "dead"):
             raise StoreError(f"delivery {delivery_id}: cannot finish with status {status!r}")
-        with self._tx(fsync=False) as conn:
-            cur = conn.execute(
-                "UPDATE deliveries SET status = ?, receipt = coalesce(?, receipt),"
-                " last_error = coalesce(?, last_error), next_attempt_at = coalesce(?, next_attempt_at),"
-                " lease_until = NULL, owner = NULL, updated_at = ?"
-                " WHERE id = ? AND status = 'sending' AND owner = ?",
-                (status, receipt, last_error, next_attempt_at, now, delivery_id, owner))
-            return cur.rowcount == 1
+        rows = self._write_one(
+            "UPDATE deliveries SET status = ?, receipt = coalesce(?, receipt),"
+            " last_error = coalesce(?, last_error), next_attempt_at = coalesce(?, next_attempt_at),"
+            " lease_until = NULL, owner = NULL, updated_at = ?"
+            " WHERE id = ? AND status = 'sending' AND owner = ? RETURNING id",
+            (status, receipt, last_error, next_attempt_at, now, delivery_id, owner))
+        return len(rows) == 1
 
     def sending_owners(self) -> list[str]:
         """Owners currently holding a 'sending' lease (used to find ones whose process has ended)."""
