@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench data venv chromium clean help
+.PHONY: run test bench data venv chromium postgis clean help
 
 help:
 	@echo "make run    - the dashboard on http://127.0.0.1:8050 (bundled data, SQLite, no server)"
@@ -33,6 +33,15 @@ chromium:
 	    || echo "WARNING: could not install chromium; browser tests will be skipped"; \
 	fi
 
+# The bench's reference query runs in a throwaway PostgreSQL + PostGIS cluster (bench/postgis.py).
+postgis:
+	@if ! ls /usr/share/postgresql/*/extension/postgis.control >/dev/null 2>&1; then \
+	  echo "installing Debian PostgreSQL + PostGIS for the benchmark's reference query"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  ($$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgis >/dev/null) \
+	    || echo "WARNING: could not install PostGIS; the bench will say the PostGIS section was skipped"; \
+	fi
+
 # First run: creates the admin with a random password, printed once (no default password exists).
 run: venv
 	$(BIN)/yzt admin ensure
@@ -41,7 +50,7 @@ run: venv
 test: venv chromium
 	$(BIN)/python -m pytest -n 2 tests
 
-bench: venv chromium
+bench: venv chromium postgis
 	$(BIN)/python -m bench
 
 data: venv
