@@ -85,8 +85,9 @@ class ResponseService:
             from command.outbox import Outbox
             outbox = Outbox(store, self.settings)
         self.outbox = outbox
-        # incident -> (last seq read, decoded events): the log is append-only, so only newer rows are read
-        self._timelines: dict[str, tuple[int, tuple[Event, ...]]] = {}
+        # incident -> (last seq read, decoded events, their fold): the log is append-only, so only newer rows
+        # are read, and an unchanged timeline is not folded again (IncidentState is immutable)
+        self._timelines: dict[str, tuple[int, tuple[Event, ...], IncidentState]] = {}
         self._timelines_lock = threading.Lock()
 
     # ------------------------------------------------------------------ timeline plumbing
@@ -105,19 +106,22 @@ class ResponseService:
         return iso(self.clock.now())
 
     def get(self, incident_id: str) -> IncidentState:
-        """The incident's state: the pure fold of its whole timeline (new rows read since the last call)."""
+        """The incident's state: the pure fold of its whole timeline (new rows read since the last call; the
+        fold is reused while no new row has arrived)."""
         with self._timelines_lock:
-            last, events = self._timelines.get(incident_id, (0, ()))
+            last, events, state = self._timelines.get(incident_id, (0, (), None))
         new = self.store.events(incident_id, since_seq=last)
         if new:
             events = events + tuple(from_record(e.kind, e.payload, at=e.at, actor=e.actor) for e in new)
-            last = new[-1].seq
-            with self._timelines_lock:
-                if self._timelines.get(incident_id, (0,))[0] < last:
-                    self._timelines[incident_id] = (last, events)
+            last, state = new[-1].seq, None
         if not events:
             raise SessionError(f"no incident {incident_id!r} in the store")
-        return fold(incident_id, events)
+        if state is None:
+            state = fold(incident_id, events)
+            with self._timelines_lock:
+                if self._timelines.get(incident_id, (0,))[0] <= last:
+                    self._timelines[incident_id] = (last, events, state)
+        return state
 
     def _open(self, incident_id: str) -> IncidentState:
         state = self.get(incident_id)
