@@ -217,9 +217,11 @@ def _area_el(area: AlertArea, lang: str):
     if not desc:
         desc = "广东省" if lang == "zh-CN" else "Guangdong"
     kids = [_E.areaDesc(desc)]
+    # CAP reads several shapes in one <area> as their union: a circle clipped to land is sent as its land
+    # polygon alone, or the circle would put the sea and Hong Kong back into the warned area.
     if area.polygon:
         kids.append(_E.polygon(" ".join(f"{la:.5f},{lo:.5f}" for la, lo in area.polygon)))
-    if area.circle:
+    elif area.circle:
         lat, lon, r = area.circle
         kids.append(_E.circle(f"{lat:.5f},{lon:.5f} {r:g}"))
     kids += [_E.geocode(_E.valueName("GB/T2260"), _E.value(u["adcode"])) for u in area.admin_units]
@@ -229,6 +231,9 @@ def _area_el(area: AlertArea, lang: str):
 def _where_text(area: AlertArea, zh: bool) -> str:
     if area.circle:
         lat, lon, r = area.circle
+        if area.polygon:      # clipped: the land part of the circle
+            return (f"以{lat:.5f},{lon:.5f}为中心半径{r:g}公里内的广东陆地" if zh
+                    else f"Guangdong's land within {r:g} km of {lat:.5f},{lon:.5f}")
         return (f"以{lat:.5f},{lon:.5f}为中心半径{r:g}公里" if zh
                 else f"within {r:g} km of {lat:.5f},{lon:.5f}")
     return "图示多边形范围" if zh else "the polygon shown"

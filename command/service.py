@@ -309,7 +309,7 @@ class ResponseService:
         draft = AlertDraft(
             incident_id=state.id, identifier=identifier, status=status, msg_type=msg_type,
             references=tuple(references), sender=sender, sent=iso(now), cap_xml=xml,
-            circle=_circle_text(xml), radius_m=area.radius_m, population=int(area.population),
+            circle=area.as_dict()["area"].get("circle"), radius_m=area.radius_m, population=int(area.population),
             admin_units=tuple(units), channels=tuple(self._channels(status)), headline_zh=headline,
             text_zh=text, area_desc=area_desc, reason=area.reason,
             polygon=tuple(tuple(p) for p in polygon) if polygon else None)

@@ -1,16 +1,19 @@
 """The warned area: radius rules, the officer's radius or polygon, clipping to Guangdong's land, refusals."""
 from __future__ import annotations
 
+import datetime as dt
 import math
 
 import pytest
+from lxml import etree
+from shapely.geometry import Point as ShapelyPoint
 from shapely.geometry import Polygon
 
 from command import alerts
 from command.alerts import build_area, warning_radius_m
 from command.errors import AlertError
 from incidents import admin
-from incidents.model import LEVELS, Point
+from incidents.model import LEVELS, Casualties, Point
 from layers.index import wgs84_to_metric
 from layers.population import circle_wgs84, population_within
 
@@ -66,8 +69,8 @@ def test_coastal_circle_is_clipped_to_land():
     land_m2 = wgs84_to_metric(a.geometry_wgs84).area
     assert land_m2 < 0.9 * full_m2 and a.land_share == pytest.approx(land_m2 / full_m2, rel=1e-6)
     assert admin.province_shape().buffer(1e-9).covers(a.geometry_wgs84)
-    assert a.circle == (22.594, 114.308, 5.0)         # CAP keeps the requested radius ...
-    ring = a.polygon                                   # ... and adds the land polygon
+    assert a.circle == (22.594, 114.308, 5.0)         # the requested radius is kept (texts, the map) ...
+    ring = a.polygon                                   # ... and CAP is sent the land polygon alone
     assert ring[0] == ring[-1] and 4 <= len(ring) <= 101
     assert all(20 < lat < 26 and 109 < lon < 118 for lat, lon in ring)     # lat,lon order
     ring_poly = Polygon([(lon, lat) for lat, lon in ring])
@@ -86,6 +89,24 @@ def test_border_circle_leaves_out_hong_kong():
     futian_border = Point(114.0660, 22.5230)         # 福田口岸, on the Shenzhen River
     a = build_area(futian_border, radius_m=3000, type="fire", level="II")
     assert a.land_share < 0.9 and all(u["adcode"].startswith("44") for u in a.admin_units)
+    # what a cell-broadcast gateway reads: CAP's shapes are a union, so the message must hold no shape that
+    # reaches into Hong Kong (新田, 2.6 km south of the crossing, is inside the 3 km circle)
+    from command import cap
+    from incidents.grading import grade
+    san_tin = ShapelyPoint(114.0700, 22.5000)
+    assert not admin.province_shape().covers(san_tin)
+    now = dt.datetime(2026, 6, 1, 12, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    xml = cap.build_alert(identifier=cap.new_identifier("440304", now, lambda i: False), sender="yzt@gd.gov.cn",
+                          sent=now, status="Exercise", msg_type="Alert", references=[], incident_type="fire",
+                          grade=grade("fire", Casualties(deaths=12)), area=a, instruction_zh="远离",
+                          instruction_en="Keep away")
+    root = etree.fromstring(xml.encode())
+    ns = {"c": "urn:oasis:names:tc:emergency:cap:1.2"}
+    assert root.find("c:info/c:area/c:circle", ns) is None
+    rings = [[tuple(map(float, p.split(","))) for p in el.text.split()]
+             for el in root.iterfind("c:info/c:area/c:polygon", ns)]
+    assert rings and not any(Polygon([(lo, la) for la, lo in r]).covers(san_tin) for r in rings)
+    assert "广东陆地" in xml and "Guangdong's land within 3 km" in xml
 
 
 def test_officer_polygon():
