@@ -83,6 +83,7 @@ class AlertArea:
     reason: str = ""
     population_method: str = ""
     land_share: float = 1.0                            # land part / requested area (1.0 = nothing clipped)
+    whole_units: bool = False                          # the area IS its admin units (a district-wide warning)
 
     @property
     def area_desc(self) -> str:
@@ -284,7 +285,7 @@ def build_area(point: Point, *, radius_m: float | None = None, polygon: Any = No
     p = _as_wgs84(point)
     if radius_m is not None and polygon is not None:
         raise AlertError("give a radius or a polygon for the warning area, not both")
-    requested_polygon = None
+    requested_polygon, whole_units = None, False
     if polygon is not None:
         requested = parse_polygon(polygon)
         if to_metric(requested).area > math.pi * rs.max_radius_m ** 2:
@@ -300,7 +301,7 @@ def build_area(point: Point, *, radius_m: float | None = None, polygon: Any = No
         if radius is None:
             row = _districts_at(p, type)
             requested = row.geometry
-            requested_polygon = cap_ring(requested)
+            requested_polygon, whole_units = cap_ring(requested), True
             reason = f"{reason}: {row.district_name}"
         else:
             requested = circle_wgs84(p, radius)
@@ -318,4 +319,4 @@ def build_area(point: Point, *, radius_m: float | None = None, polygon: Any = No
     circle = (round(p.lat, 6), round(p.lon, 6), round(radius / 1000, 3)) if radius is not None else None
     return AlertArea(circle=circle, polygon=cap_polygon, geometry_wgs84=land, admin_units=units,
                      population=total, radius_m=radius, reason=reason, population_method=method,
-                     land_share=land_share)
+                     land_share=land_share, whole_units=whole_units)

@@ -224,7 +224,10 @@ def _area_el(area: AlertArea, lang: str):
     elif area.circle:
         lat, lon, r = area.circle
         kids.append(_E.circle(f"{lat:.5f},{lon:.5f} {r:g}"))
-    kids += [_E.geocode(_E.valueName("GB/T2260"), _E.value(u["adcode"])) for u in area.admin_units]
+    # The same union rule: a district <geocode> next to a 500 m circle would warn the whole district. Codes
+    # are the area only for a district-wide warning; otherwise the districts touched go in a <parameter>.
+    if area.whole_units or not (area.polygon or area.circle):
+        kids += [_E.geocode(_E.valueName("GB/T2260"), _E.value(u["adcode"])) for u in area.admin_units]
     return _E.area(*kids)
 
 
@@ -274,6 +277,8 @@ def _info(msg: dict, lang: str, it, grade: Grade, area: AlertArea):
     params = ([("预警级别", f"{ROMAN_ZH[grade.level]}级"), ("预警颜色", colour), ("事件等级", grade.name),
                ("影响人口估算", str(area.population))] if zh else
               [("LEVEL", grade.level), ("COLOUR", colour), ("POPULATION_ESTIMATE", str(area.population))])
+    if area.admin_units and not area.whole_units and (area.polygon or area.circle):
+        params.append(("涉及行政区划" if zh else "ADMIN_UNITS_TOUCHED", " ".join(u["adcode"] for u in area.admin_units)))
     kids = [_E.language(lang), _E.category(it.cap_category),
             _E.event(it.cap_event_zh if zh else it.cap_event_en),
             *[_E.responseType(r) for r in responses],

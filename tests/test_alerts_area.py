@@ -162,6 +162,18 @@ def test_flood_defaults_to_the_district():
     assert "天河区" in a.reason
     tianhe = admin.districts().set_index("district_adcode").loc["440106", "population"]
     assert a.population == pytest.approx(tianhe, rel=0.01)
+    # a district-wide warning IS its district: CAP gets the district's geocode (and its outline)
+    from command import cap
+    from incidents.grading import grade
+    now = dt.datetime(2026, 6, 1, 12, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    xml = cap.build_alert(identifier=cap.new_identifier("440106", now, lambda i: False), sender="yzt@gd.gov.cn",
+                          sent=now, status="Exercise", msg_type="Alert", references=[], incident_type="flood",
+                          grade=grade("flood", Casualties(deaths=12)), area=a, instruction_zh="转移",
+                          instruction_en="Move to higher ground")
+    ns = {"c": "urn:oasis:names:tc:emergency:cap:1.2"}
+    area = etree.fromstring(xml.encode()).find("c:info/c:area", ns)
+    assert [g.findtext("c:value", namespaces=ns) for g in area.iterfind("c:geocode", ns)] == ["440106"]
+    assert area.find("c:polygon", ns) is not None and area.find("c:circle", ns) is None
 
 
 def test_as_dict_for_reports():
