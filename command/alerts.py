@@ -38,6 +38,7 @@ from settings import get_settings
 
 RULES_FILE = "alerting/warning_rules.yaml"
 MAX_CAP_VERTICES = 100
+MAX_CAP_POLYGONS = 12      # land pieces of one clipped area (coast, islands): more are merged by buffering
 MIN_UNIT_M2 = 1000.0      # an admin unit with less of its land inside the area is not warned (border slivers)
 CLIP_KEEP_SHARE = 0.9      # below this share of the requested area left on land, CAP also gets the polygon
 ResponseType = Literal["Shelter", "Evacuate", "Prepare", "Execute", "Avoid", "Monitor", "Assess",
@@ -84,6 +85,7 @@ class AlertArea:
     population_method: str = ""
     land_share: float = 1.0                            # land part / requested area (1.0 = nothing clipped)
     whole_units: bool = False                          # the area IS its admin units (a district-wide warning)
+    more_polygons: tuple = ()                          # the other land pieces of a clipped area (CAP gets all)
 
     @property
     def area_desc(self) -> str:
@@ -96,6 +98,8 @@ class AlertArea:
             d["circle"] = f"{lat:.5f},{lon:.5f} {r:g}"
         if self.polygon:
             d["polygon"] = " ".join(f"{la:.5f},{lo:.5f}" for la, lo in self.polygon)
+        if self.more_polygons:
+            d["more_polygons"] = [" ".join(f"{la:.5f},{lo:.5f}" for la, lo in r) for r in self.more_polygons]
         return {"area": d, "population": self.population, "radius_m": self.radius_m,
                 "admin_units": [u["adcode"] for u in self.admin_units], "reason": self.reason,
                 "land_share": round(self.land_share, 3)}
@@ -182,22 +186,33 @@ def cap_ring(geom_wgs84, max_vertices: int = MAX_CAP_VERTICES) -> list[tuple[flo
     """The largest part's outline as a closed (lat, lon) ring of <= max_vertices, covering the part."""
     m = to_metric(geom_wgs84)
     parts = list(m.geoms) if isinstance(m, MultiPolygon) else [m]
-    part = Polygon(max(parts, key=lambda p: p.area).exterior)
-    ring = part
+    return list(cap_rings(to_wgs84(Polygon(max(parts, key=lambda p: p.area).exterior)), max_vertices, max_rings=1)[0])
+
+
+def cap_rings(geom_wgs84, max_vertices: int = MAX_CAP_VERTICES,
+              max_rings: int = MAX_CAP_POLYGONS) -> list[tuple[tuple[float, float], ...]]:
+    """Closed (lat, lon) rings, largest first, that together cover every part of the geometry: at most
+    ``max_rings`` of at most ``max_vertices`` each. Buffering by a tolerance and simplifying by the same
+    tolerance keeps the cover (overshoot <= the tolerance + 1 m, the 1 m outlasting the rounding of the
+    coordinates to 5 decimals) and merges parts closer than twice the tolerance (islands) into one ring."""
+    m = to_metric(geom_wgs84)
     for tol in (0, 5, 10, 25, 50, 100, 160, 250, 500, 1000, 2000, 5000, 10000):
-        # Buffer then simplify by the same tolerance: the simplified ring still covers the part.
-        ring = part if tol == 0 else part.buffer(tol, quad_segs=2).simplify(tol)
-        if isinstance(ring, Polygon) and len(ring.exterior.coords) <= max_vertices:
+        shape = m.buffer(tol + 1.0, quad_segs=2).simplify(tol)
+        parts = [Polygon(p.exterior) for p in getattr(shape, "geoms", [shape]) if not p.is_empty]
+        if len(parts) <= max_rings and all(len(p.exterior.coords) <= max_vertices for p in parts):
             break
-    coords = np.asarray(to_wgs84(ring).exterior.coords)
+    return [_latlon_ring(p) for p in sorted(parts, key=lambda p: p.area, reverse=True)]
+
+
+def _latlon_ring(part_metric: Polygon) -> tuple[tuple[float, float], ...]:
     out: list[tuple[float, float]] = []
-    for lon, lat in coords:
+    for lon, lat in np.asarray(to_wgs84(part_metric).exterior.coords):
         p = (round(float(lat), 5), round(float(lon), 5))
         if not out or out[-1] != p:
             out.append(p)
     if out[0] != out[-1]:
         out.append(out[0])
-    return out
+    return tuple(out)
 
 
 def parse_polygon(polygon: Any) -> Polygon:
@@ -312,11 +327,13 @@ def build_area(point: Point, *, radius_m: float | None = None, polygon: Any = No
         raise AlertError(f"the warning area around {p.lat:.5f},{p.lon:.5f} has no land in Guangdong")
     land_share = 1.0 if inland else min(1.0, to_metric(land).area / to_metric(requested).area)
     cap_polygon = requested_polygon
+    more: tuple = ()
     if land_share < CLIP_KEEP_SHARE:
-        cap_polygon = cap_ring(land)
+        rings = cap_rings(land)
+        cap_polygon, more = list(rings[0]), tuple(rings[1:])
         reason = f"{reason}; {100 * (1 - land_share):.0f}% was sea or outside Guangdong and is left out"
     total, units, method = _population(land)
     circle = (round(p.lat, 6), round(p.lon, 6), round(radius / 1000, 3)) if radius is not None else None
     return AlertArea(circle=circle, polygon=cap_polygon, geometry_wgs84=land, admin_units=units,
                      population=total, radius_m=radius, reason=reason, population_method=method,
-                     land_share=land_share, whole_units=whole_units)
+                     land_share=land_share, whole_units=whole_units, more_polygons=more)

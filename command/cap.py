@@ -220,7 +220,8 @@ def _area_el(area: AlertArea, lang: str):
     # CAP reads several shapes in one <area> as their union: a circle clipped to land is sent as its land
     # polygon alone, or the circle would put the sea and Hong Kong back into the warned area.
     if area.polygon:
-        kids.append(_E.polygon(" ".join(f"{la:.5f},{lo:.5f}" for la, lo in area.polygon)))
+        for ring in (area.polygon, *area.more_polygons):   # every land piece: an island is warned too
+            kids.append(_E.polygon(" ".join(f"{la:.5f},{lo:.5f}" for la, lo in ring)))
     elif area.circle:
         lat, lon, r = area.circle
         kids.append(_E.circle(f"{lat:.5f},{lon:.5f} {r:g}"))

@@ -317,7 +317,8 @@ class ResponseService:
             at=draft.sent, actor=actor.name, identifier=identifier, status=status, msg_type=msg_type,
             references=list(references), sender=sender, sent=draft.sent, cap_xml=xml,
             area={"circle": draft.circle, "radius_m": area.radius_m, "reason": area.reason,
-                  "polygon": [list(p) for p in area.polygon] if area.polygon else None},
+                  "polygon": [list(p) for p in area.polygon] if area.polygon else None,
+                  "more_polygons": [[list(p) for p in ring] for ring in area.more_polygons]},
             population=draft.population, admin_units=list(units), channels=list(draft.channels),
             headline_zh=headline, text_zh=text, radius_m=radius_m,
             polygon=[list(p) for p in polygon] if polygon else None)], actor)

@@ -179,3 +179,26 @@ def test_flood_defaults_to_the_district():
 def test_as_dict_for_reports():
     d = build_area(TIANHE, type="gas_explosion", level="III").as_dict()
     assert d["area"] == {"circle": "23.13910,113.31860 0.8"} and d["admin_units"] == ["440106"]
+
+
+def test_a_clipped_area_in_pieces_sends_every_piece():
+    """A circle over a coast with islands (湛江, 6 land pieces): CAP's polygons together cover all the land
+    whose people are counted, not only the largest piece."""
+    from shapely import unary_union
+    a = build_area(Point(110.45, 21.05), radius_m=15000, type="hazmat_leak", level="I")
+    assert len(getattr(a.geometry_wgs84, "geoms", [a.geometry_wgs84])) > 1 and a.more_polygons
+    rings = [a.polygon, *a.more_polygons]
+    assert len(rings) <= alerts.MAX_CAP_POLYGONS and all(len(r) <= alerts.MAX_CAP_VERTICES for r in rings)
+    cover = unary_union([Polygon([(lo, la) for la, lo in r]) for r in rings])
+    assert cover.buffer(1e-6).covers(a.geometry_wgs84)
+    assert a.as_dict()["area"]["more_polygons"]
+    from command import cap
+    from incidents.grading import grade
+    now = dt.datetime(2026, 6, 1, 12, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    xml = cap.build_alert(identifier=cap.new_identifier("440800", now, lambda i: False), sender="yzt@gd.gov.cn",
+                          sent=now, status="Exercise", msg_type="Alert", references=[], incident_type="hazmat_leak",
+                          grade=grade("hazmat_leak", Casualties(deaths=40)), area=a, instruction_zh="撤离",
+                          instruction_en="Leave")
+    ns = {"c": "urn:oasis:names:tc:emergency:cap:1.2"}
+    info = etree.fromstring(xml.encode()).find("c:info", ns)
+    assert len(info.findall("c:area/c:polygon", ns)) == len(rings) and info.find("c:area/c:circle", ns) is None
