@@ -263,6 +263,9 @@ def _read(path: Path) -> tuple[Any, _Lines]:
         raise ScenarioError(f"{path}: {e}") from None
     except RecursionError:
         raise ScenarioError(f"{path}: nested too deeply to be a scenario") from None
+    except ValueError as e:   # a date like 2024-02-30, an integer of thousands of digits
+        why = " ".join(str(e).split())[:120]
+        raise ScenarioError(f"{path}: a value cannot be read ({why})") from None
 
 
 def _where(path: Path, lines: _Lines, loc: tuple) -> str:
@@ -503,8 +506,8 @@ def _incident_report(scenario: Scenario, state) -> dict[str, Any]:
         if not a.was_sent:
             continue
         alerts.append({"at_s": _at_s(start, a.approved_at), "msg_type": a.msg_type, "identifier": a.identifier,
-                       "status": a.status, "area": {k: v for k, v in (("circle", a.area.get("circle")),
-                                                                     ("polygon", a.area.get("polygon"))) if v},
+                       "status": a.status, "area": {k: a.area[k] for k in ("circle", "polygon", "more_polygons")
+                                                    if a.area.get(k)},
                        "population": a.population, "admin_units": [u["adcode"] for u in a.admin_units],
                        "references": list(a.references), "cap_xml": a.cap_xml})
     return {

@@ -66,6 +66,18 @@ def test_top_level_refusals(tmp_path, bad, fragment):
         drills.load_scenario(p)
 
 
+@pytest.mark.parametrize("text, fragment", [
+    ("format: 1\nname: x\nstart: 2024-02-30\nevents: []\n", "day is out of range"),
+    ("format: 1\nname: x\nevents:\n  - at: " + "9" * 5000 + "\n", "4300 digits"),
+])
+def test_values_yaml_cannot_build_are_refused_in_one_line(tmp_path, text, fragment):
+    p = tmp_path / "s.yaml"
+    p.write_text(text, encoding="utf-8")
+    with pytest.raises(ScenarioError, match=fragment) as e:
+        drills.load_scenario(p)
+    assert "\n" not in str(e.value) and str(e.value).startswith(str(p))
+
+
 def test_field_not_of_its_kind_is_refused(tmp_path):
     p = tmp_path / "s.yaml"
     p.write_text("format: 1\nname: x\nstart: '2026-03-14T09:00:00+08:00'\nevents:\n"
