@@ -188,6 +188,15 @@ class Outbox:
         return max(delay, retry_after or 0.0)
 
     def _work(self, name: str, stop: threading.Event, until_idle: bool, deadline: float | None = None) -> None:
+        """One channel's worker (on its own thread, or inline in run_until_idle). Never raises: if the database
+        fails under it, it says so in one line and stops; what it had not sent stays in the database."""
+        try:
+            self._deliver_loop(name, stop, until_idle, deadline)
+        except Exception as e:  # a locked or closed database: the next run picks the deliveries up
+            log.error("outbox: channel %s stopped delivering (%s: %s); its deliveries stay in the database for "
+                      "the next run", name, type(e).__name__, e)
+
+    def _deliver_loop(self, name: str, stop: threading.Event, until_idle: bool, deadline: float | None) -> None:
         try:
             ch = self.channel(name)
         except CommandError as e:

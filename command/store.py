@@ -130,14 +130,15 @@ _ALERT_COLUMNS = ("identifier", "incident_id", "status", "msg_type", "cap_xml", 
 UNFINISHED = ("pending", "sending", "failed")
 # The next delivery a channel may send: due (or its lease ran out), and no earlier delivery of the same
 # incident on the same channel still unfinished. Walks the partial index deliveries_open in due order.
-_CLAIM_SQL = """
+_HEAD_OF_ITS_INCIDENT = """NOT EXISTS (
+    SELECT 1 FROM deliveries e INDEXED BY deliveries_open_incident
+    WHERE e.channel = d.channel AND e.incident_id = d.incident_id AND e.id < d.id
+      AND e.status IN ('pending', 'sending', 'failed'))"""
+_CLAIM_SQL = f"""
 SELECT d.id FROM deliveries d
 WHERE d.channel = ?1 AND d.status IN ('pending', 'sending', 'failed')
   AND ((d.status IN ('pending', 'failed') AND d.next_attempt_at <= ?2) OR (d.status = 'sending' AND d.lease_until <= ?3))
-  AND NOT EXISTS (
-    SELECT 1 FROM deliveries e INDEXED BY deliveries_open_incident
-    WHERE e.channel = d.channel AND e.incident_id = d.incident_id AND e.id < d.id
-      AND e.status IN ('pending', 'sending', 'failed'))
+  AND {_HEAD_OF_ITS_INCIDENT}
 ORDER BY d.next_attempt_at, d.id LIMIT 1"""
 # Version 3 (run after _SCHEMA, so it also upgrades older files): each delivery knows its incident.
 _BACKFILL_3 = """
@@ -278,7 +279,7 @@ class Store:
             if not kind:
                 raise StoreError(f"event refused for {incident_id}: kind {kind!r} must be non-empty")
             try:
-                bodies.append(json.dumps(payload, ensure_ascii=False, sort_keys=True, default=_scalar))
+                bodies.append(_json(payload))
             except (TypeError, ValueError) as e:
                 raise StoreError(f"event {kind!r} of {incident_id}: payload is not JSON ({e})") from None
         seqs: list[int] = []
@@ -403,10 +404,13 @@ class Store:
             return cur.rowcount
 
     def next_due(self, channel: str) -> float | None:
-        """When the next unfinished delivery of ``channel`` may be tried (None: nothing unfinished)."""
+        """When the next unfinished delivery of ``channel`` may be tried (None: nothing unfinished). One that
+        waits behind an earlier delivery of its incident is due when that one is, not before."""
         row = self._conn().execute(
-            "SELECT min(CASE status WHEN 'sending' THEN lease_until ELSE next_attempt_at END) FROM deliveries"
-            " WHERE channel = ? AND status IN ('pending', 'sending', 'failed')", (channel,)).fetchone()
+            "SELECT min(CASE d.status WHEN 'sending' THEN d.lease_until ELSE d.next_attempt_at END)"
+            " FROM deliveries d INDEXED BY deliveries_open"
+            f" WHERE d.channel = ? AND d.status IN ('pending', 'sending', 'failed') AND {_HEAD_OF_ITS_INCIDENT}",
+            (channel,)).fetchone()
         return row[0]
 
     def unfinished_channels(self) -> list[str]:
@@ -574,9 +578,18 @@ class Store:
             "SELECT system, role, created_at, revoked_at FROM tokens ORDER BY system")]
 
 
+def _json(payload: Any) -> str:
+    """The stored text of a payload: sorted keys; numpy scalars as numbers; non-string keys as JSON has them."""
+    try:
+        return json.dumps(payload, ensure_ascii=False, sort_keys=True, default=_scalar)
+    except TypeError:   # keys of mixed types cannot be sorted until JSON has made them strings
+        plain = json.loads(json.dumps(payload, ensure_ascii=False, default=_scalar))
+        return json.dumps(plain, ensure_ascii=False, sort_keys=True)
+
+
 def _scalar(o: Any) -> Any:
     """numpy scalars (an int64 count, a bool_) are stored as the plain numbers they are."""
-    if hasattr(o, "item") and not hasattr(o, "__len__"):
+    if hasattr(o, "item") and getattr(o, "ndim", 0) == 0:
         return o.item()
     raise TypeError(f"{type(o).__name__} is not JSON")
 

@@ -187,6 +187,40 @@ def test_a_cancel_never_overtakes_its_alert_on_a_channel(store, client):
         assert ob.counts()["sent"] == 3
 
 
+def test_a_delivery_waiting_behind_its_incident_does_not_spin_the_worker(store, client):
+    """While the Alert backs off, its Cancel is not due: the worker sleeps until the Alert is, instead of
+    claiming (a write) every few milliseconds."""
+    with Receiver() as rx:
+        ob = make_outbox(store, [webhook("hook", rx.url)], client, backoff_base_s=1.0)
+        rx.fail_next(1)
+        ob.enqueue(make_alert("GD-S1", "Actual", incident_id="GD-INC-S"))
+        ob.enqueue(make_alert("GD-S1-C", "Actual", "Cancel", incident_id="GD-INC-S"))
+        claims = []
+        real = store.claim_delivery
+        store.claim_delivery = lambda *a, **k: claims.append(1) or real(*a, **k)
+        ob.run_until_idle(timeout_s=20)
+        assert [(r.json()["identifier"], r.outcome) for r in rx.requests] == [
+            ("GD-S1", "failed"), ("GD-S1", "accepted"), ("GD-S1-C", "accepted")]
+        assert len(claims) < 15, f"{len(claims)} claims for 3 sends"
+
+
+def test_a_database_failing_under_the_worker_is_one_log_line_not_a_crash(store, client, caplog):
+    """With one channel the worker runs on the caller's thread: a locked database must not escape from
+    run_until_idle (the caller has already committed the alert); the delivery waits for the next run."""
+    import sqlite3
+    ob = make_outbox(store, [webhook("hook", "http://127.0.0.1:9")], client)
+    ob.enqueue(make_alert("GD-DB1", "Actual"))
+    real = store.claim_delivery
+
+    def locked(*a, **k):
+        raise sqlite3.OperationalError("database is locked")
+    store.claim_delivery = locked
+    ob.run_until_idle(timeout_s=5)
+    assert "stopped delivering (OperationalError: database is locked)" in caplog.text
+    assert ob.deliveries("GD-DB1")[0]["status"] == "pending"
+    store.claim_delivery = real
+
+
 def test_claiming_stays_an_index_seek_however_many_deliveries_were_sent(store):
     """The work queue reads only unfinished rows: the claim query's plan never scans the whole channel."""
     from command.store import _CLAIM_SQL
