@@ -51,6 +51,9 @@ class ChannelConfig(BaseModel):
     mode: ChannelMode
     max_attempts: int = Field(default=6, ge=1, le=50)
     rate_per_minute: int | None = Field(default=None, ge=1)
+    # deliveries in flight at once on this channel (for a gateway that answers slowly); each incident's
+    # messages still leave one after another, in the order they were made
+    concurrency: int = Field(default=1, ge=1, le=32)
 
     @property
     def options(self) -> dict[str, Any]:

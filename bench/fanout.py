@@ -116,9 +116,42 @@ def one_failing(alerts: int, channels: int, tmp: Path, timeout_s: float = 120) -
             "nothing_lost": got == want and len(broken) == alerts}
 
 
+def slow_gateway(alerts: int, tmp: Path, *, delay_ms: int = 20, concurrency: tuple[int, ...] = (1, 8)) -> dict:
+    """One channel whose receiver answers each request ``delay_ms`` late (a real SMS or cell-broadcast
+    gateway is this far away, not 0.1 ms): deliveries per second with 1 and with N in flight. Each alert is
+    its own incident (an incident's messages are sent one after another whatever the concurrency)."""
+    from bench.receiver import ReceiverProcess
+    from command.outbox import Outbox
+    from command.store import Store
+    from settings import load_settings
+    from tests.helpers_http import make_alert
+    out: dict = {"alerts": alerts, "receiver_delay_ms": delay_ms}
+    with ReceiverProcess(delay_ms=delay_ms) as rx:
+        for c in concurrency:
+            store = Store(tmp / f"slow-{c}.db")
+            ob = Outbox(store, load_settings(channels=[{"name": "gateway", "kind": "webhook", "mode": "exercise",
+                                                        "url": rx.url, "secret": "s", "concurrency": c}]))
+            for i in range(alerts):
+                ob.enqueue(make_alert(f"44010600000_s{c}_{i}", incident_id=f"GD-BENCH-{c}-{i}"))
+            t0 = time.perf_counter()
+            ob.run_until_idle(timeout_s=600)
+            run_s = time.perf_counter() - t0
+            sent = ob.counts()["sent"]
+            ob.close()
+            store.close()
+            out[f"concurrency_{c}"] = {"deliveries_per_s": round(sent / run_s, 1), "sent": sent,
+                                       "deliver_s": round(run_s, 3)}
+    out["sequential_ceiling_per_s"] = round(1000 / delay_ms, 1)
+    first, last = out[f"concurrency_{concurrency[0]}"], out[f"concurrency_{concurrency[-1]}"]
+    out["speedup"] = round(last["deliveries_per_s"] / first["deliveries_per_s"], 1)
+    out["nothing_lost"] = all(out[f"concurrency_{c}"]["sent"] == alerts for c in concurrency)
+    return out
+
+
 def run(results: Results, *, alerts: int = 2000, channels: int = 2) -> dict:
     with tempfile.TemporaryDirectory(prefix="yzt-bench-fanout-") as d:
         section = {"healthy": healthy(alerts, channels, Path(d)),
-                   "one_channel_failing": one_failing(alerts, channels, Path(d))}
+                   "one_channel_failing": one_failing(alerts, channels, Path(d)),
+                   "slow_gateway": slow_gateway(max(alerts // 10, 5), Path(d))}
     results.add("fanout", section)
     return section

@@ -9,6 +9,7 @@ keeps only what the bench reads back: keys accepted, repeats, requests, failures
         ...
         rx.stats()                           # {"requests": n, "accepted": n, "repeats": n, "failed": n}
     with ReceiverProcess(fail_status=503) as bad: ...   # answers every request 503
+    with ReceiverProcess(delay_ms=20) as slow: ...      # answers each request 20 ms late, like a real gateway
 
 Like the test receiver it honours Idempotency-Key: a key accepted before is answered 200 ``{"duplicate":
 true}`` and counted in ``repeats``, never accepted twice. ``GET /stats`` answers the counts as JSON.
@@ -26,8 +27,9 @@ import httpx
 
 
 class _State:
-    def __init__(self, fail_status: int | None) -> None:
+    def __init__(self, fail_status: int | None, delay_s: float = 0.0) -> None:
         self.fail_status = fail_status
+        self.delay_s = delay_s
         self.keys: set[str] = set()
         self.requests = self.repeats = self.failed = 0
 
@@ -66,6 +68,8 @@ async def _serve_conn(state: _State, reader: asyncio.StreamReader, writer: async
             if length:
                 await reader.readexactly(length)
             status, body = state.answer(method, path.split("?", 1)[0], headers)
+            if state.delay_s and method == "POST":
+                await asyncio.sleep(state.delay_s)
             reason = "OK" if status == 200 else "Error"
             writer.write(b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
                          % (status, reason.encode(), len(body), body))
@@ -74,8 +78,8 @@ async def _serve_conn(state: _State, reader: asyncio.StreamReader, writer: async
         writer.close()
 
 
-async def _main(fail_status: int | None) -> None:
-    state = _State(fail_status)
+async def _main(fail_status: int | None, delay_s: float) -> None:
+    state = _State(fail_status, delay_s)
     server = await asyncio.start_server(lambda r, w: _serve_conn(state, r, w), "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     print(port, flush=True)
@@ -86,8 +90,9 @@ async def _main(fail_status: int | None) -> None:
 class ReceiverProcess:
     """The receiver above, started in a child process (``python -m bench.receiver``) and stopped on exit."""
 
-    def __init__(self, *, fail_status: int | None = None) -> None:
+    def __init__(self, *, fail_status: int | None = None, delay_ms: int = 0) -> None:
         self.fail_status = fail_status
+        self.delay_ms = delay_ms
         self.proc: subprocess.Popen[str] | None = None
         self.port = 0
 
@@ -96,7 +101,7 @@ class ReceiverProcess:
         return f"http://127.0.0.1:{self.port}/hook"
 
     def __enter__(self) -> ReceiverProcess:
-        args = [sys.executable, "-m", "bench.receiver"] + ([str(self.fail_status)] if self.fail_status else [])
+        args = [sys.executable, "-m", "bench.receiver", str(self.fail_status or 0), str(self.delay_ms)]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline() if self.proc.stdout else ""
         if not line.strip().isdigit():
@@ -125,6 +130,7 @@ class ReceiverProcess:
 
 if __name__ == "__main__":
     try:
-        asyncio.run(_main(int(sys.argv[1]) if len(sys.argv) > 1 else None))
+        fail = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+        asyncio.run(_main(fail or None, (int(sys.argv[2]) if len(sys.argv) > 2 else 0) / 1000))
     except KeyboardInterrupt:
         pass

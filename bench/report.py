@@ -60,6 +60,7 @@ def targets(doc: dict) -> list[str]:
     ]
     pg, mem, dash = _g(doc, "postgis") or {}, _g(doc, "memory") or {}, _g(doc, "dashboard") or {}
     fail = _g(doc, "fanout", "one_channel_failing") or {}
+    slow = _g(doc, "fanout", "slow_gateway") or {}
     rows += [
         ("Nearest-5 in 3 layers vs naive (p50)", _fmt(rp("nearest_step_speedup_p50"), "x"), "-", ""),
         ("Geocoder start-up, fresh process, to first answer",
@@ -69,6 +70,10 @@ def targets(doc: dict) -> list[str]:
         ("Fan-out floors: plain httpx POSTs / the webhook channel's own send, no database",
          f"{_fmt(fan.get('floor_plain_httpx_posts_per_s'))} / {_fmt(fan.get('floor_channel_send_per_s'))} per s",
          "-", f"outbox = {_fmt(fan.get('outbox_over_channel_send'))}x the channel's send"),
+        ("Fan-out to one gateway answering in 20 ms: 1 / 8 deliveries in flight",
+         f"{_fmt((slow.get('concurrency_1') or {}).get('deliveries_per_s'))} / "
+         f"{_fmt((slow.get('concurrency_8') or {}).get('deliveries_per_s'))} per s", "-",
+         f"{_fmt(slow.get('speedup'))}x" if slow else "n/a"),
         ("Opening a response group (p50)", _fmt((drill.get("open_group") or {}).get("p50_ms"), " ms"), "-", ""),
         ("Fan-out, one channel failing: healthy deliveries/s", _fmt(fail.get("healthy_deliveries_per_s")), "-",
          "nothing lost" if fail.get("nothing_lost") else ("n/a" if not fail else "**lost**")),

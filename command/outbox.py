@@ -13,7 +13,8 @@ Guarantees:
   refuses (AlertError, nothing written) an Exercise to a live channel or an Actual to an exercise channel, or
   CAP XML whose identifier/status/msgType disagree with the alert. The same guard runs again at every send
   (``GuardedChannel``), and the database refuses such a row, so no configuration can get a drill on air.
-- One worker thread per channel: a slow or failing channel never holds up another. Retries back off
+- Worker threads per channel (``concurrency``, default 1): a slow or failing channel never holds up another,
+  and on one channel an incident's deliveries leave one after another in the order they were enqueued. Retries back off
   exponentially with jitter (``backoff_base_s`` · 2^(n-1), capped, or the receiver's Retry-After); after
   ``max_attempts`` the delivery is dead-lettered with its last error kept. A channel whose receiver keeps
   failing rests as a whole (the same backoff over its failure streak, at most 60 s) instead of trying every
@@ -215,7 +216,7 @@ class Outbox:
                 self.recover_orphans()
                 last_recovery = time.monotonic()
             wake.clear()
-            wait = limiter.wait_s()
+            wait = limiter.acquire()
             if wait > 0:
                 if until_idle and self.store.next_due(name) is None:
                     return
@@ -223,14 +224,15 @@ class Outbox:
                 continue
             job = self.store.claim_delivery(name, owner=self.owner, now=time.time(), lease_s=self.lease_s)
             if job is None:
+                limiter.give_back()
                 due = self.store.next_due(name)
                 if due is None and until_idle:
                     return
                 pause(self.poll_s if due is None else min(self.poll_s, max(due - time.time(), 0.002)), wake)
                 continue
-            limiter.record()
             # a receiver that keeps failing is given a rest as a whole, not hammered with every queued alert
             streak = streak + 1 if self._attempt(ch, job) == "retry" else 0
+            wake.set()   # siblings on this channel: what waited behind this delivery (or for the end) may go
             if streak:
                 pause(min(self._backoff_s(streak, None), 60.0), stop)
 
@@ -292,11 +294,11 @@ class Outbox:
         names = [n for n in unfinished if n in self._configs]
         deadline = time.monotonic() + timeout_s
         stop = threading.Event()
-        if len(names) == 1:    # one channel: deliver on this thread, no worker to start and join
-            self._work(names[0], stop, True, deadline)
+        if len(names) == 1 and self._configs[names[0]].concurrency == 1:
+            self._work(names[0], stop, True, deadline)    # one worker: on this thread, none to start and join
             return
-        threads = [threading.Thread(target=self._work, args=(n, stop, True, deadline), name=f"outbox-{n}",
-                                    daemon=True) for n in names]
+        threads = [threading.Thread(target=self._work, args=(n, stop, True, deadline), name=f"outbox-{n}-{i}",
+                                    daemon=True) for n in names for i in range(self._configs[n].concurrency)]
         for t in threads:
             t.start()
         for t in threads:
@@ -308,14 +310,14 @@ class Outbox:
             t.join()
 
     def start(self) -> None:
-        """Background delivery: one worker per configured channel until ``stop()``."""
+        """Background delivery: ``concurrency`` workers per configured channel until ``stop()``."""
         if self._bg_stop is not None:
             return
         self.recover_orphans()
         self._bg_stop = threading.Event()
         self._bg_threads = [
-            threading.Thread(target=self._work, args=(n, self._bg_stop, False), name=f"outbox-{n}", daemon=True)
-            for n in self._configs]
+            threading.Thread(target=self._work, args=(n, self._bg_stop, False), name=f"outbox-{n}-{i}", daemon=True)
+            for n, cfg in self._configs.items() for i in range(cfg.concurrency)]
         for t in self._bg_threads:
             t.start()
 

@@ -7,6 +7,7 @@
         ...
         rx.accepted_keys                        # Idempotency-Key -> the request that was accepted
         rx.repeats                              # requests whose key had already been accepted (ignored)
+        rx.max_in_flight                        # most requests being answered at the same moment
 
 The receiver honours ``Idempotency-Key`` like a careful real one: a key seen before is answered 200 with
 ``{"duplicate": true}`` and counted in ``repeats``, never accepted twice. Every request is recorded.
@@ -59,6 +60,8 @@ class Receiver:
     repeats: int = 0
     _fail: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     fail_status: int | None = None  # every request fails with this status while set
+    in_flight: int = 0
+    max_in_flight: int = 0
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
@@ -124,9 +127,16 @@ class Receiver:
         parts = urlsplit(h.path)
         req = Request("POST", parts.path, parse_qs(parts.query), {k.lower(): v for k, v in h.headers.items()},
                       body, raw_query=parts.query)
-        status, headers, payload = self._decide(req)
-        if req.outcome == "accepted" and self.delay_s:
-            time.sleep(self.delay_s)
+        with self.lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            status, headers, payload = self._decide(req)
+            if req.outcome == "accepted" and self.delay_s:
+                time.sleep(self.delay_s)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         h.send_response(status)
         for k, v in headers.items():

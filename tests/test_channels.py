@@ -246,3 +246,13 @@ def test_rate_limiter_allows_n_per_sliding_minute():
     assert lim.wait_s() == pytest.approx(57.0)
     now[0] = 1060.0
     assert lim.wait_s() == 0
+
+
+def test_rate_limiter_acquire_takes_and_gives_back_in_one_step():
+    now = [1000.0]
+    lim = RateLimiter(2, clock=lambda: now[0])
+    assert lim.acquire() == 0 and lim.acquire() == 0
+    assert lim.acquire() == pytest.approx(60.0)          # full: nothing taken
+    lim.give_back()                                        # the second found nothing to send
+    assert lim.acquire() == 0 and lim.acquire() == pytest.approx(60.0)
+    assert RateLimiter(None).acquire() == 0

@@ -172,6 +172,29 @@ def test_rate_limit_per_channel(store, client):
         assert len(rx.requests) == 3
 
 
+def test_a_slow_gateway_gets_several_deliveries_at_once_each_incident_still_in_order(store, client):
+    with Receiver() as rx:
+        rx.delay_s = 0.05
+        ob = make_outbox(store, [webhook("hook", rx.url, concurrency=4)], client)
+        for k in range(4):
+            for kind in ("Alert", "Update", "Cancel"):
+                ob.enqueue(make_alert(f"GD-C{k}-{kind}", "Actual", kind, incident_id=f"GD-INC-C{k}"))
+        ob.run_until_idle(timeout_s=30)
+        assert ob.counts()["sent"] == 12 and rx.max_in_flight > 1
+        for k in range(4):
+            got = [r.json()["identifier"] for r in rx.requests if r.json()["incident_id"] == f"GD-INC-C{k}"]
+            assert got == [f"GD-C{k}-Alert", f"GD-C{k}-Update", f"GD-C{k}-Cancel"]
+
+
+def test_workers_sharing_a_channel_keep_its_rate_limit_together(store, client):
+    with Receiver() as rx:
+        ob = make_outbox(store, [webhook("hook", rx.url, rate_per_minute=3, concurrency=4)], client)
+        for i in range(6):
+            ob.enqueue(make_alert(f"GD-R{i}", "Actual", incident_id=f"GD-INC-R{i}"))
+        ob.run_until_idle(timeout_s=1.0)
+        assert ob.counts()["sent"] == 3 and len(rx.requests) == 3
+
+
 def test_a_cancel_never_overtakes_its_alert_on_a_channel(store, client):
     """The Alert fails and backs off; its incident's Cancel waits behind it, another incident's alert does not."""
     with Receiver() as rx:

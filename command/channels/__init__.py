@@ -228,3 +228,24 @@ class RateLimiter:
         if self.per_minute:
             with self._lock:
                 self._sent.append(self._clock())
+
+    def acquire(self) -> float:
+        """Take one send now if the window has room (returns 0.0), else the seconds to wait (nothing taken).
+        Check and take are one step, so workers sharing the channel never exceed the limit together."""
+        if not self.per_minute:
+            return 0.0
+        with self._lock:
+            now = self._clock()
+            while self._sent and self._sent[0] <= now - 60.0:
+                self._sent.popleft()
+            if len(self._sent) < self.per_minute:
+                self._sent.append(now)
+                return 0.0
+            return self._sent[0] + 60.0 - now
+
+    def give_back(self) -> None:
+        """Return the send taken by the last ``acquire`` that found nothing to send."""
+        if self.per_minute:
+            with self._lock:
+                if self._sent:
+                    self._sent.pop()
