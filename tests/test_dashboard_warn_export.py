@@ -184,3 +184,15 @@ def test_fetch_js_assets_checks_integrity_and_writes_all_or_nothing(tmp_path):
     assert (dest / "leaflet" / "leaflet.js").read_bytes() == b"L=1"
     assert export.vendor_files(dest) == ("L=1", ".x{}")
     srv.shutdown()
+
+
+def test_a_coastal_warning_in_pieces_is_previewed_piece_by_piece(rt):
+    """Every land piece CAP will warn is drawn in the composer's preview, not only the largest."""
+    from command.dashboard import mapview
+    form = {"coords": "110.45,21.05", "datum": "wgs84", "type": "hazmat_leak", "deaths": 40}
+    state = report.submit_report(rt.service(), form, actor="值班员")
+    data = warn.make_draft(rt, state.id, exercise=True, actor="值班员", radius=15000, zh="撤离", en="Leave")
+    assert data["area_polygon"] and data["area_more_polygons"]
+    shapes = mapview._draft_area(data)
+    assert len(shapes) == 1 + len(data["area_more_polygons"])
+    assert data["cap_xml"].count("<polygon>") == 2 * len(shapes)        # zh-CN and en-US blocks

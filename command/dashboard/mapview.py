@@ -146,8 +146,11 @@ def _draft_area(draft: dict | None) -> list:
     if not draft:
         return []
     if draft.get("area_polygon"):
+        more = draft.get("area_more_polygons") or []
         return [dl.Polygon(positions=draft["area_polygon"], color="#b3261e", weight=2, fillOpacity=0.12,
-                           id="map-warn-area", children=dl.Tooltip(draft.get("area_desc", "")))]
+                           id="map-warn-area", children=dl.Tooltip(draft.get("area_desc", "")))] + [
+            dl.Polygon(positions=ring, color="#b3261e", weight=2, fillOpacity=0.12, id=f"map-warn-area-{i + 2}")
+            for i, ring in enumerate(more)]
     if draft.get("circle"):
         latlon, km = draft["circle"].split(" ")
         la, lo = (float(v) for v in latlon.split(","))

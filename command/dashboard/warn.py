@@ -49,6 +49,9 @@ def draft_to_data(draft: Any, state: Any) -> dict:
     rec = next((a for a in state.alerts if a.identifier == draft.identifier), None)
     poly = (rec.area or {}).get("polygon") if rec else None
     d["area_polygon"] = [list(p) for p in poly] if poly else None
+    # the other land pieces of a clipped area: CAP warns them too, so the preview shows them
+    d["area_more_polygons"] = [[list(p) for p in ring] for ring in ((rec.area or {}).get("more_polygons") or [])] \
+        if rec else []
     return json.loads(json.dumps(d, ensure_ascii=False))       # exactly what a dcc.Store hands back
 
 
