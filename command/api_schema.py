@@ -189,7 +189,11 @@ class AlertOut(_Out):
     approved_at: str | None
     in_force: bool
     references: list[str]
-    circle: str | None = Field(description='CAP circle "lat,lon radius_km"')
+    circle: str | None = Field(description='the requested circle "lat,lon radius_km"; when part of it was sea '
+                                           'or outside Guangdong, CAP carries `polygons` instead')
+    polygons: list[str] = Field(default_factory=list, description='the CAP polygons "lat,lon lat,lon ...": '
+                                'the land warned, one per piece; the area is their union (with the circle '
+                                'when no polygon is given)')
     radius_m: float | None
     population: int
     admin_units: list[AdminUnitOut]

@@ -76,12 +76,18 @@ def _delivery(d: dict[str, Any]) -> S.DeliveryOut:
                          updated_at=d.get("updated_at"), last_error=d.get("last_error"))
 
 
+def _rings(area: dict[str, Any]) -> list[str]:
+    rings = ([area["polygon"]] if area.get("polygon") else []) + list(area.get("more_polygons") or [])
+    return [" ".join(f"{la:.5f},{lo:.5f}" for la, lo in r) for r in rings]
+
+
 def alert_out(s: IncidentState, a: AlertRecord, deliveries: list[dict[str, Any]]) -> S.AlertOut:
     active = {x.identifier for x in s.active_alerts}
     return S.AlertOut(
         identifier=a.identifier, incident_id=s.id, status=a.status, msg_type=a.msg_type, sent=a.sent,
         approved_at=a.approved_at, in_force=a.identifier in active, references=list(a.references),
-        circle=(a.area or {}).get("circle"), radius_m=_num((a.area or {}).get("radius_m")),
+        circle=(a.area or {}).get("circle"), polygons=_rings(a.area or {}),
+        radius_m=_num((a.area or {}).get("radius_m")),
         population=int(a.population), admin_units=[_unit(u) for u in a.admin_units],
         cancelled_by=a.cancelled_by, cancels=list(a.cancels), cap_xml=a.cap_xml,
         deliveries=[_delivery(d) for d in deliveries])

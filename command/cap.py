@@ -279,7 +279,8 @@ def _info(msg: dict, lang: str, it, grade: Grade, area: AlertArea):
                ("影响人口估算", str(area.population))] if zh else
               [("LEVEL", grade.level), ("COLOUR", colour), ("POPULATION_ESTIMATE", str(area.population))])
     if area.admin_units and not area.whole_units and (area.polygon or area.circle):
-        params.append(("涉及行政区划" if zh else "ADMIN_UNITS_TOUCHED", " ".join(u["adcode"] for u in area.admin_units)))
+        params.append(("涉及行政区划" if zh else "ADMIN_UNITS_TOUCHED",
+                       " ".join(u["adcode"] for u in area.admin_units)))
     kids = [_E.language(lang), _E.category(it.cap_category),
             _E.event(it.cap_event_zh if zh else it.cap_event_en),
             *[_E.responseType(r) for r in responses],

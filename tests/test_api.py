@@ -228,6 +228,17 @@ def test_warnings_are_read_with_deliveries_and_never_sent_through_the_api(env):
     assert methods == {"GET", "POST", "PATCH"}
 
 
+def test_a_warning_read_back_says_which_land_it_covers(env):
+    """A circle that reaches the sea is warned as its land pieces: the API gives them, not just the circle."""
+    body = {"external_id": "Z1", "type": "hazmat_leak", "point": {"lon": 110.45, "lat": 21.05}}
+    iid = env.call("POST", "/incidents", env.officer, json=body).get_json()["id"]
+    draft = env.svc.draft_alert(iid, actor="值班员", radius_m=15000, instruction_zh="撤离")
+    env.svc.send_alert(iid, draft, actor="指挥长", confirm=True)
+    one = env.call("GET", f"/alerts/{draft.identifier}", env.viewer).get_json()
+    assert one["circle"] == "21.05000,110.45000 15" and len(one["polygons"]) > 1
+    assert len(one["polygons"]) * 2 == one["cap_xml"].count("<polygon>")
+
+
 def test_every_api_route_names_its_action_and_refuses_without_the_role(env):
     from command.auth import ACTIONS, role_at_least
     api = env.app.extensions["yzt_api_app"]
