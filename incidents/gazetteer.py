@@ -26,10 +26,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from incidents.roads import ROAD_FILE, read_graph
 from settings import get_settings
 
 LEVELS_FINE_TO_COARSE = ("road", "community", "township", "district", "city", "province")
-ROAD_FILE = "roads/shenzhen_futian_osm_network.graphml"
 TOWNSHIP_FILE = "gazetteer/guangdong_townships_nbs2023.csv"
 COMMUNITY_FILE = "gazetteer/guangdong_villages_communities_nbs2023.csv"
 UNITS_FILE = "gazetteer/guangdong_admin_units.csv"
@@ -213,9 +213,8 @@ def _communities(g: Gazetteer, root: Path, towns: dict[str, Place]) -> None:
 
 
 def _road_lines(path: Path) -> dict[str, list]:
-    import networkx as nx
     from shapely import LineString, wkt
-    graph = nx.read_graphml(path)
+    graph = read_graph(path)
     lines: dict[str, list] = defaultdict(list)
     seen: set[tuple[str, frozenset]] = set()
     for u, v, data in graph.edges(data=True):

@@ -45,10 +45,11 @@ import numpy as np
 import shapely
 
 from incidents.model import Point
+from incidents.roads import ROAD_FILE, read_graph
 from layers.errors import LayerError
 from layers.index import as_wgs84, metric_xy
 
-GRAPH_FILE = "roads/shenzhen_futian_osm_network.graphml"
+GRAPH_FILE = ROAD_FILE
 
 SPEED_KMH: dict[str, float] = {
     "motorway": 80, "motorway_link": 40,
@@ -127,7 +128,7 @@ class RoadGraph:
         if not path.is_file():
             raise LayerError(f"road graph {path}: file not found")
         try:
-            raw = nx.read_graphml(path)
+            raw = read_graph(path)   # parsed once per process; the gazetteer reads the same file
         except Exception as exc:  # networkx raises several types for a bad file
             raise LayerError(f"road graph {path}: not readable graphml ({exc})") from exc
         g = nx.DiGraph()
