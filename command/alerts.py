@@ -24,6 +24,7 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 import shapely
+from shapely import unary_union
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 from shapely.geometry import MultiPolygon, Polygon
@@ -38,7 +39,8 @@ from settings import get_settings
 
 RULES_FILE = "alerting/warning_rules.yaml"
 MAX_CAP_VERTICES = 100
-MAX_CAP_POLYGONS = 12      # land pieces of one clipped area (coast, islands): more are merged by buffering
+MAX_CAP_POLYGONS = 40      # land pieces of one clipped area (coast, islands): more are merged by buffering
+MAX_CAP_TOTAL_VERTICES = 1000   # all its rings together: ~18 KB of coordinates per language block
 MIN_UNIT_M2 = 1000.0      # an admin unit with less of its land inside the area is not warned (border slivers)
 CLIP_KEEP_SHARE = 0.9      # below this share of the requested area left on land, CAP also gets the polygon
 ResponseType = Literal["Shelter", "Evacuate", "Prepare", "Execute", "Avoid", "Monitor", "Assess",
@@ -192,16 +194,24 @@ def cap_ring(geom_wgs84, max_vertices: int = MAX_CAP_VERTICES) -> list[tuple[flo
 def cap_rings(geom_wgs84, max_vertices: int = MAX_CAP_VERTICES,
               max_rings: int = MAX_CAP_POLYGONS) -> list[tuple[tuple[float, float], ...]]:
     """Closed (lat, lon) rings, largest first, that together cover every part of the geometry: at most
-    ``max_rings`` of at most ``max_vertices`` each. Buffering by a tolerance and simplifying by the same
-    tolerance keeps the cover (overshoot <= the tolerance + 1 m, the 1 m outlasting the rounding of the
-    coordinates to 5 decimals) and merges parts closer than twice the tolerance (islands) into one ring."""
+    ``max_rings`` of at most ``max_vertices`` each. The land is buffered by a margin and simplified by a
+    tolerance (parts closer than twice the margin, islands, merge into one ring); the rings as CAP will read
+    them (rounded to 5 decimals, straight edges in lat/lon) are checked to cover the land, and the margin
+    grows until they do. Overshoot: the margin, from 1 m up; never a ring that leaves land out."""
     m = to_metric(geom_wgs84)
+    land = geom_wgs84.buffer(-1e-7)          # ~1 cm inside: float noise is not "land left out"
     for tol in (0, 5, 10, 25, 50, 100, 160, 250, 500, 1000, 2000, 5000, 10000):
-        shape = m.buffer(tol + 1.0, quad_segs=2).simplify(tol)
-        parts = [Polygon(p.exterior) for p in getattr(shape, "geoms", [shape]) if not p.is_empty]
-        if len(parts) <= max_rings and all(len(p.exterior.coords) <= max_vertices for p in parts):
-            break
-    return [_latlon_ring(p) for p in sorted(parts, key=lambda p: p.area, reverse=True)]
+        for margin in (tol + 1.0, 2 * tol + 5.0, 3 * tol + 25.0):
+            shape = m.buffer(margin, quad_segs=2).simplify(tol)
+            parts = [Polygon(p.exterior) for p in getattr(shape, "geoms", [shape]) if not p.is_empty]
+            sizes = [len(p.exterior.coords) for p in parts]
+            if len(parts) > max_rings or max(sizes) > max_vertices or sum(sizes) > MAX_CAP_TOTAL_VERTICES:
+                break                       # a wider margin only merges more: go to a coarser tolerance
+            rings = [_latlon_ring(p) for p in sorted(parts, key=lambda p: p.area, reverse=True)]
+            if unary_union([Polygon([(lo, la) for la, lo in r]) for r in rings]).covers(land):
+                return rings
+    box = geom_wgs84.minimum_rotated_rectangle.buffer(1e-4, join_style="mitre")   # a last resort: covers all
+    return [tuple((round(la, 5), round(lo, 5)) for lo, la in box.exterior.coords)]
 
 
 def _latlon_ring(part_metric: Polygon) -> tuple[tuple[float, float], ...]:

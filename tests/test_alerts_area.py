@@ -202,3 +202,21 @@ def test_a_clipped_area_in_pieces_sends_every_piece():
     ns = {"c": "urn:oasis:names:tc:emergency:cap:1.2"}
     info = etree.fromstring(xml.encode()).find("c:info", ns)
     assert len(info.findall("c:area/c:polygon", ns)) == len(rings) and info.find("c:area/c:circle", ns) is None
+
+
+@pytest.mark.parametrize("lon, lat, radius_m", [
+    (113.55, 22.20, 20000),      # 珠海: coast and islands
+    (117.00, 23.43, 30000),      # 南澳
+    (112.80, 21.70, 25000),      # 台山
+    (113.84108, 21.99413, 30000),  # 万山群岛: 51 islands, where simplifying alone left 771 m of land out
+])
+def test_the_cap_polygons_cover_every_bit_of_land_they_stand_for(lon, lat, radius_m):
+    """As a receiver reads them (5 decimals, straight edges in lat/lon), within the size limits."""
+    from shapely import unary_union
+    a = build_area(Point(lon, lat), radius_m=radius_m, type="hazmat_leak", level="I")
+    rings = [a.polygon, *a.more_polygons]
+    assert len(rings) <= alerts.MAX_CAP_POLYGONS and all(4 <= len(r) <= alerts.MAX_CAP_VERTICES for r in rings)
+    assert sum(len(r) for r in rings) <= alerts.MAX_CAP_TOTAL_VERTICES
+    cover = unary_union([Polygon([(lo, la) for la, lo in r]) for r in rings])
+    assert cover.covers(a.geometry_wgs84.buffer(-1e-7))
+    assert wgs84_to_metric(cover).area < 3 * wgs84_to_metric(a.geometry_wgs84).area     # islands merge, not sea
