@@ -96,6 +96,42 @@ def check_cap_matches(alert: OutgoingAlert) -> None:
             raise AlertError(f"alert {alert.identifier}: CAP <{tag}> is {found!r} but the alert says {expected!r}")
 
 
+class _Lane:
+    """What the workers of one channel share: a wake-up that none of them can miss (a generation count under
+    a condition, so a set() between a worker's look at the queue and its wait still wakes it) and the
+    channel's rest after a run of failures (the receiver rests as a whole, whatever the concurrency)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._gen = 0
+        self._streak = 0
+        self._rest_until = 0.0        # time.monotonic()
+
+    def mark(self) -> int:
+        with self._cond:
+            return self._gen
+
+    def set(self) -> None:
+        with self._cond:
+            self._gen += 1
+            self._cond.notify_all()
+
+    def wait(self, since: int, timeout_s: float) -> None:
+        """Until set() is called after mark() returned ``since``, or ``timeout_s``."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._gen != since, timeout_s)
+
+    def outcome(self, retry: bool, backoff: Any) -> None:
+        """A failed send lengthens the channel's failure streak and rests it; a sent or dead one ends both."""
+        with self._cond:
+            self._streak = self._streak + 1 if retry else 0
+            self._rest_until = time.monotonic() + min(backoff(self._streak), 60.0) if retry else 0.0
+
+    def resting_s(self) -> float:
+        with self._cond:
+            return max(0.0, self._rest_until - time.monotonic())
+
+
 def _iso(t: float | None) -> str | None:
     return None if t is None else datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds")
 
@@ -121,7 +157,7 @@ class Outbox:
         self._configs = {c.name: c for c in settings.channels}
         self._channels: dict[str, GuardedChannel] = {}
         self._limiters: dict[str, RateLimiter] = {}
-        self._wake: dict[str, threading.Event] = {name: threading.Event() for name in self._configs}
+        self._lanes: dict[str, _Lane] = {name: _Lane() for name in self._configs}
         self._lock = threading.Lock()
         self._bg_stop: threading.Event | None = None
         self._bg_threads: list[threading.Thread] = []
@@ -171,7 +207,7 @@ class Outbox:
         now = time.time()
         ids = self.store.insert_alert_with_deliveries(alert.as_dict(), rows, created_at=_iso(now) or "", now=now)
         for name in names:
-            self._wake[name].set()
+            self._lanes[name].set()
         return ids
 
     # -- workers ------------------------------------------------------------------------------------
@@ -203,38 +239,34 @@ class Outbox:
         except CommandError as e:
             log.error("outbox: channel %s cannot be built, its deliveries stay pending: %s", name, e)
             return
-        limiter, wake = self._limiters[name], self._wake[name]
-        last_recovery, streak = time.monotonic(), 0
+        limiter, lane = self._limiters[name], self._lanes[name]
+        last_recovery = time.monotonic()
 
-        def pause(seconds: float, event: threading.Event) -> None:
-            if deadline is not None:
-                seconds = min(seconds, max(deadline - time.monotonic(), 0.0))
-            event.wait(seconds)
+        def left(seconds: float) -> float:
+            return seconds if deadline is None else min(seconds, max(deadline - time.monotonic(), 0.0))
 
         while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
             if time.monotonic() - last_recovery > min(10.0, self.lease_s):
                 self.recover_orphans()
                 last_recovery = time.monotonic()
-            wake.clear()
-            wait = limiter.acquire()
+            seen = lane.mark()
+            rest = lane.resting_s()   # a receiver that keeps failing rests, not hammered with every queued alert
+            wait, token = (rest, None) if rest > 0 else limiter.acquire()
             if wait > 0:
                 if until_idle and self.store.next_due(name) is None:
                     return
-                pause(min(wait, self.poll_s), stop)
+                stop.wait(left(min(wait, self.poll_s)))
                 continue
             job = self.store.claim_delivery(name, owner=self.owner, now=time.time(), lease_s=self.lease_s)
             if job is None:
-                limiter.give_back()
+                limiter.give_back(token)
                 due = self.store.next_due(name)
                 if due is None and until_idle:
                     return
-                pause(self.poll_s if due is None else min(self.poll_s, max(due - time.time(), 0.002)), wake)
+                lane.wait(seen, left(self.poll_s if due is None else min(self.poll_s, max(due - time.time(), 0.002))))
                 continue
-            # a receiver that keeps failing is given a rest as a whole, not hammered with every queued alert
-            streak = streak + 1 if self._attempt(ch, job) == "retry" else 0
-            wake.set()   # siblings on this channel: what waited behind this delivery (or for the end) may go
-            if streak:
-                pause(min(self._backoff_s(streak, None), 60.0), stop)
+            lane.outcome(self._attempt(ch, job) == "retry", lambda n: self._backoff_s(n, None))
+            lane.set()   # siblings: what waited behind this delivery (or for the end) may go now
 
     def _attempt(self, ch: GuardedChannel, job: dict[str, Any]) -> str:
         """One send of a claimed delivery; returns "sent", "dead" or "retry" (the receiver failed)."""
@@ -304,8 +336,8 @@ class Outbox:
         for t in threads:
             t.join(max(deadline - time.monotonic(), 0))
         stop.set()
-        for name in self._wake:
-            self._wake[name].set()
+        for lane in self._lanes.values():
+            lane.set()
         for t in threads:
             t.join()
 
@@ -322,14 +354,16 @@ class Outbox:
             t.start()
 
     def stop(self, timeout_s: float = 15.0) -> None:
-        """Stop the background workers; a send in progress finishes (or times out) first."""
+        """Stop the background workers; a send in progress finishes (or times out) first. ``timeout_s`` is
+        for all of them together."""
         if self._bg_stop is None:
             return
         self._bg_stop.set()
-        for ev in self._wake.values():
-            ev.set()
+        for lane in self._lanes.values():
+            lane.set()
+        deadline = time.monotonic() + timeout_s
         for t in self._bg_threads:
-            t.join(timeout_s)
+            t.join(max(deadline - time.monotonic(), 0.0))
         self._bg_stop, self._bg_threads = None, []
 
     def close(self) -> None:

@@ -251,8 +251,13 @@ def test_rate_limiter_allows_n_per_sliding_minute():
 def test_rate_limiter_acquire_takes_and_gives_back_in_one_step():
     now = [1000.0]
     lim = RateLimiter(2, clock=lambda: now[0])
-    assert lim.acquire() == 0 and lim.acquire() == 0
-    assert lim.acquire() == pytest.approx(60.0)          # full: nothing taken
-    lim.give_back()                                        # the second found nothing to send
-    assert lim.acquire() == 0 and lim.acquire() == pytest.approx(60.0)
-    assert RateLimiter(None).acquire() == 0
+    wait_a, a = lim.acquire()
+    now[0] = 1005.0
+    wait_b, b = lim.acquire()
+    assert wait_a == wait_b == 0 and (a, b) == (1000.0, 1005.0)
+    assert lim.acquire() == (pytest.approx(55.0), None)      # full: nothing taken
+    lim.give_back(a)                                          # A found nothing to send: ITS slot comes back
+    now[0] = 1060.0
+    assert lim.acquire()[0] == 0                              # A's slot, then B's (taken at 1005) still counts
+    assert lim.acquire()[0] == pytest.approx(5.0)             # so no third send inside (1005, 1065]
+    assert RateLimiter(None).acquire() == (0.0, None)

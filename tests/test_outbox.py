@@ -195,6 +195,61 @@ def test_workers_sharing_a_channel_keep_its_rate_limit_together(store, client):
         assert ob.counts()["sent"] == 3 and len(rx.requests) == 3
 
 
+def test_a_failing_receiver_rests_as_a_whole_whatever_the_concurrency(store, client):
+    """Four workers on a channel whose receiver is down: after the first failures the channel rests (one
+    streak for the channel), instead of each worker hammering it on its own schedule."""
+    with Receiver() as rx:
+        rx.fail_status = 503
+        ob = make_outbox(store, [webhook("hook", rx.url, concurrency=4, max_attempts=50)], client,
+                         backoff_base_s=0.5)
+        for i in range(40):
+            ob.enqueue(make_alert(f"GD-K{i}", "Actual", incident_id=f"GD-INC-K{i}"))
+        ob.run_until_idle(timeout_s=2.0)
+        assert 4 <= len(rx.requests) <= 8, len(rx.requests)     # the first burst, at most one more
+
+
+def test_stop_waits_for_all_workers_together_not_each_in_turn(store, client):
+    with Receiver() as rx:
+        rx.delay_s = 2.0
+        ob = make_outbox(store, [webhook("hook", rx.url, concurrency=4)], client)
+        for i in range(4):
+            ob.enqueue(make_alert(f"GD-T{i}", "Actual", incident_id=f"GD-INC-T{i}"))
+        ob.start()
+        waits = []
+
+        class Joined:
+            def __init__(self, t):
+                self.t = t
+
+            def join(self, timeout=None):
+                waits.append(timeout)
+                self.t.join(timeout)
+        ob._bg_threads = [Joined(t) for t in ob._bg_threads]
+        wait_for(lambda: rx.in_flight == 4)
+        ob.stop(timeout_s=0.3)
+        assert len(waits) == 4 and sum(waits) <= 0.3 + 1e-6, waits
+
+
+def test_a_sibling_is_woken_when_the_delivery_it_waits_behind_is_done(store, client):
+    """Two workers, one incident's Alert then Update: the worker that finds only the Update (waiting behind
+    the Alert in flight) must be woken by the Alert's end, not sleep out its poll (here 5 s), even when the
+    wake-up comes between its look at the queue and its wait."""
+    with Receiver() as rx:
+        rx.delay_s = 0.05
+        ob = make_outbox(store, [webhook("hook", rx.url, concurrency=2)], client, poll_s=5.0)
+        ob.enqueue(make_alert("GD-W1", "Actual", incident_id="GD-INC-W"))
+        ob.enqueue(make_alert("GD-W1-U", "Actual", "Update", incident_id="GD-INC-W"))
+        real = store.next_due
+
+        def slow_next_due(name):
+            time.sleep(0.1)        # widen the window between the look and the wait
+            return real(name)
+        store.next_due = slow_next_due
+        t0 = time.monotonic()
+        ob.run_until_idle(timeout_s=20)
+        assert ob.counts()["sent"] == 2 and time.monotonic() - t0 < 4.0
+
+
 def test_a_cancel_never_overtakes_its_alert_on_a_channel(store, client):
     """The Alert fails and backs off; its incident's Cancel waits behind it, another incident's alert does not."""
     with Receiver() as rx:

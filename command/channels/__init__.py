@@ -229,23 +229,26 @@ class RateLimiter:
             with self._lock:
                 self._sent.append(self._clock())
 
-    def acquire(self) -> float:
-        """Take one send now if the window has room (returns 0.0), else the seconds to wait (nothing taken).
-        Check and take are one step, so workers sharing the channel never exceed the limit together."""
+    def acquire(self) -> tuple[float, float | None]:
+        """Take one send now if the window has room: (0.0, token); else (seconds to wait, None), nothing
+        taken. Check and take are one step, so workers sharing the channel never exceed the limit together."""
         if not self.per_minute:
-            return 0.0
+            return 0.0, None
         with self._lock:
             now = self._clock()
             while self._sent and self._sent[0] <= now - 60.0:
                 self._sent.popleft()
             if len(self._sent) < self.per_minute:
                 self._sent.append(now)
-                return 0.0
-            return self._sent[0] + 60.0 - now
+                return 0.0, now
+            return self._sent[0] + 60.0 - now, None
 
-    def give_back(self) -> None:
-        """Return the send taken by the last ``acquire`` that found nothing to send."""
-        if self.per_minute:
-            with self._lock:
-                if self._sent:
-                    self._sent.pop()
+    def give_back(self, token: float | None) -> None:
+        """Return the send that ``acquire`` took (its token) when there turned out to be nothing to send."""
+        if token is None:
+            return
+        with self._lock:
+            try:
+                self._sent.remove(token)
+            except ValueError:
+                pass            # already out of the window
