@@ -19,6 +19,19 @@ from layers.population import circle_wgs84, population_within
 
 TIANHE = Point(113.3186, 23.1391)
 DAMEISHA = Point(114.3080, 22.5940)      # 盐田区 大梅沙: half of a 5 km circle is sea
+CAP = {"c": "urn:oasis:names:tc:emergency:cap:1.2"}
+
+
+def cap_info(area, adcode: str, type: str, deaths: int):
+    """The zh-CN <info> of a validated CAP Exercise for ``area`` (what a receiver reads), and the XML."""
+    from command import cap
+    from incidents.grading import grade
+    now = dt.datetime(2026, 6, 1, 12, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    xml = cap.build_alert(identifier=cap.new_identifier(adcode, now, lambda i: False), sender="yzt@gd.gov.cn",
+                          sent=now, status="Exercise", msg_type="Alert", references=[], incident_type=type,
+                          grade=grade(type, Casualties(deaths=deaths)), area=area, instruction_zh="撤离",
+                          instruction_en="Leave")
+    return etree.fromstring(xml.encode()).find("c:info", CAP), xml
 
 
 def test_gas_explosion_radii_and_reason():
@@ -91,20 +104,12 @@ def test_border_circle_leaves_out_hong_kong():
     assert a.land_share < 0.9 and all(u["adcode"].startswith("44") for u in a.admin_units)
     # what a cell-broadcast gateway reads: CAP's shapes are a union, so the message must hold no shape that
     # reaches into Hong Kong (新田, 2.6 km south of the crossing, is inside the 3 km circle)
-    from command import cap
-    from incidents.grading import grade
     san_tin = ShapelyPoint(114.0700, 22.5000)
     assert not admin.province_shape().covers(san_tin)
-    now = dt.datetime(2026, 6, 1, 12, tzinfo=dt.timezone(dt.timedelta(hours=8)))
-    xml = cap.build_alert(identifier=cap.new_identifier("440304", now, lambda i: False), sender="yzt@gd.gov.cn",
-                          sent=now, status="Exercise", msg_type="Alert", references=[], incident_type="fire",
-                          grade=grade("fire", Casualties(deaths=12)), area=a, instruction_zh="远离",
-                          instruction_en="Keep away")
-    root = etree.fromstring(xml.encode())
-    ns = {"c": "urn:oasis:names:tc:emergency:cap:1.2"}
-    assert root.find("c:info/c:area/c:circle", ns) is None
+    info, xml = cap_info(a, "440304", "fire", 12)
+    assert info.find("c:area/c:circle", CAP) is None
     rings = [[tuple(map(float, p.split(","))) for p in el.text.split()]
-             for el in root.iterfind("c:info/c:area/c:polygon", ns)]
+             for el in info.iterfind("c:area/c:polygon", CAP)]
     assert rings and not any(Polygon([(lo, la) for la, lo in r]).covers(san_tin) for r in rings)
     assert "广东陆地" in xml and "Guangdong's land within 3 km" in xml
 
@@ -163,15 +168,8 @@ def test_flood_defaults_to_the_district():
     tianhe = admin.districts().set_index("district_adcode").loc["440106", "population"]
     assert a.population == pytest.approx(tianhe, rel=0.01)
     # a district-wide warning IS its district: CAP gets the district's geocode (and its outline)
-    from command import cap
-    from incidents.grading import grade
-    now = dt.datetime(2026, 6, 1, 12, tzinfo=dt.timezone(dt.timedelta(hours=8)))
-    xml = cap.build_alert(identifier=cap.new_identifier("440106", now, lambda i: False), sender="yzt@gd.gov.cn",
-                          sent=now, status="Exercise", msg_type="Alert", references=[], incident_type="flood",
-                          grade=grade("flood", Casualties(deaths=12)), area=a, instruction_zh="转移",
-                          instruction_en="Move to higher ground")
-    ns = {"c": "urn:oasis:names:tc:emergency:cap:1.2"}
-    area = etree.fromstring(xml.encode()).find("c:info/c:area", ns)
+    info, _ = cap_info(a, "440106", "flood", 12)
+    area, ns = info.find("c:area", CAP), CAP
     assert [g.findtext("c:value", namespaces=ns) for g in area.iterfind("c:geocode", ns)] == ["440106"]
     assert area.find("c:polygon", ns) is not None and area.find("c:circle", ns) is None
 
@@ -192,15 +190,8 @@ def test_a_clipped_area_in_pieces_sends_every_piece():
     cover = unary_union([Polygon([(lo, la) for la, lo in r]) for r in rings])
     assert cover.buffer(1e-6).covers(a.geometry_wgs84)
     assert a.as_dict()["area"]["more_polygons"]
-    from command import cap
-    from incidents.grading import grade
-    now = dt.datetime(2026, 6, 1, 12, tzinfo=dt.timezone(dt.timedelta(hours=8)))
-    xml = cap.build_alert(identifier=cap.new_identifier("440800", now, lambda i: False), sender="yzt@gd.gov.cn",
-                          sent=now, status="Exercise", msg_type="Alert", references=[], incident_type="hazmat_leak",
-                          grade=grade("hazmat_leak", Casualties(deaths=40)), area=a, instruction_zh="撤离",
-                          instruction_en="Leave")
-    ns = {"c": "urn:oasis:names:tc:emergency:cap:1.2"}
-    info = etree.fromstring(xml.encode()).find("c:info", ns)
+    info, _ = cap_info(a, "440800", "hazmat_leak", 40)
+    ns = CAP
     assert len(info.findall("c:area/c:polygon", ns)) == len(rings) and info.find("c:area/c:circle", ns) is None
 
 
