@@ -14,12 +14,12 @@ Guarantees:
   CAP XML whose identifier/status/msgType disagree with the alert. The same guard runs again at every send
   (``GuardedChannel``), and the database refuses such a row, so no configuration can get a drill on air.
 - Worker threads per channel (``concurrency``, default 1): a slow or failing channel never holds up another,
-  and on one channel an incident's deliveries leave one after another in the order they were enqueued. Retries back off
-  exponentially with jitter (``backoff_base_s`` · 2^(n-1), capped, or the receiver's Retry-After); after
-  ``max_attempts`` the delivery is dead-lettered with its last error kept. A channel whose receiver keeps
-  failing rests as a whole (the same backoff over its failure streak, at most 60 s) instead of trying every
-  queued alert in turn; a success ends the rest. Rate limits per channel
-  (``rate_per_minute``; WeCom and DingTalk robots default to 20).
+  and on one channel an incident's deliveries leave one after another in the order they were enqueued.
+  Retries back off exponentially with jitter (``backoff_base_s`` · 2^(n-1), capped, or the receiver's
+  Retry-After); after ``max_attempts`` the delivery is dead-lettered with its last error kept. A channel whose
+  receiver keeps failing rests as a whole, all its workers (the same backoff over its failure streak, at most
+  60 s) instead of trying every queued alert in turn; a success ends the rest. Rate limits per channel
+  (``rate_per_minute``; WeCom and DingTalk robots default to 20), shared by its workers.
 - At-least-once: a claim marks the delivery 'sending' (attempts + 1) under a lease. If the process dies, the
   delivery is claimed again once the lease runs out, or at once when its owner process is seen to be gone.
   Each (alert, channel) carries one idempotency key, sha256(identifier + channel), so receivers that honour it
