@@ -99,9 +99,9 @@ class AlertArea:
             lat, lon, r = self.circle
             d["circle"] = f"{lat:.5f},{lon:.5f} {r:g}"
         if self.polygon:
-            d["polygon"] = " ".join(f"{la:.5f},{lo:.5f}" for la, lo in self.polygon)
+            d["polygon"] = ring_text(self.polygon)
         if self.more_polygons:
-            d["more_polygons"] = [" ".join(f"{la:.5f},{lo:.5f}" for la, lo in r) for r in self.more_polygons]
+            d["more_polygons"] = [ring_text(r) for r in self.more_polygons]
         return {"area": d, "population": self.population, "radius_m": self.radius_m,
                 "admin_units": [u["adcode"] for u in self.admin_units], "reason": self.reason,
                 "land_share": round(self.land_share, 3)}
@@ -182,6 +182,11 @@ def _population(area_wgs84) -> tuple[int, list[dict], str]:
     units = [{"adcode": str(u["adcode"]), "name": u["name"], "population": int(u["population"])}
              for u in est.units if u["share"] * km2.get(str(u["adcode"]), 0.0) * 1e6 >= MIN_UNIT_M2]
     return int(est.total), units, est.method
+
+
+def ring_text(ring: Sequence[tuple[float, float]]) -> str:
+    """A (lat, lon) ring as CAP writes a <polygon>: "lat,lon lat,lon ..." to 5 decimals (~1 m)."""
+    return " ".join(f"{la:.5f},{lo:.5f}" for la, lo in ring)
 
 
 def cap_ring(geom_wgs84, max_vertices: int = MAX_CAP_VERTICES) -> list[tuple[float, float]]:

@@ -12,6 +12,7 @@ import math
 from typing import Any
 
 from command import api_schema as S
+from command.alerts import ring_text
 from command.timeline import AlertRecord, IncidentState, Reported
 
 
@@ -78,7 +79,7 @@ def _delivery(d: dict[str, Any]) -> S.DeliveryOut:
 
 def _rings(area: dict[str, Any]) -> list[str]:
     rings = ([area["polygon"]] if area.get("polygon") else []) + list(area.get("more_polygons") or [])
-    return [" ".join(f"{la:.5f},{lo:.5f}" for la, lo in r) for r in rings]
+    return [ring_text(r) for r in rings]
 
 
 def alert_out(s: IncidentState, a: AlertRecord, deliveries: list[dict[str, Any]]) -> S.AlertOut:

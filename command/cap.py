@@ -211,6 +211,7 @@ def _check_token(name: str, value: str) -> None:
 
 
 def _area_el(area: AlertArea, lang: str):
+    from command.alerts import ring_text
     names = [u["name"] for u in area.admin_units]
     desc = "、".join(names) if lang == "zh-CN" else ", ".join(
         f"{u['name']} ({u['adcode']})" for u in area.admin_units)
@@ -221,7 +222,7 @@ def _area_el(area: AlertArea, lang: str):
     # polygon alone, or the circle would put the sea and Hong Kong back into the warned area.
     if area.polygon:
         for ring in (area.polygon, *area.more_polygons):   # every land piece: an island is warned too
-            kids.append(_E.polygon(" ".join(f"{la:.5f},{lo:.5f}" for la, lo in ring)))
+            kids.append(_E.polygon(ring_text(ring)))
     elif area.circle:
         lat, lon, r = area.circle
         kids.append(_E.circle(f"{lat:.5f},{lon:.5f} {r:g}"))

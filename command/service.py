@@ -24,7 +24,6 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from lxml import etree
 
 from command import session
 from command.auth import Principal, as_principal, require
@@ -37,7 +36,6 @@ from incidents.model import Casualties, IncidentReport, Point
 
 NEARBY_LAYERS = ("hospital", "fire_station", "camera", "shelter")
 NEARBY_K = 5
-CAP_NS = "{urn:oasis:names:tc:emergency:cap:1.2}"
 
 
 @dataclass(frozen=True)
@@ -432,14 +430,6 @@ def _text(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
     return json.dumps(_plain(value), ensure_ascii=False, sort_keys=True)
-
-
-def _circle_text(xml: str) -> str | None:
-    """The first CAP ``circle`` of the message, exactly as written (no entities, no network)."""
-    parser = etree.XMLParser(resolve_entities=False, no_network=True)
-    root = etree.fromstring(xml.encode("utf-8"), parser)
-    el = root.find(f".//{CAP_NS}circle")
-    return el.text.strip() if el is not None and el.text else None
 
 
 def reported_at_s(state: IncidentState, at: str) -> int:
