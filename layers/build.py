@@ -2,7 +2,8 @@
 
     yzt data build --shared ../shared/data      (or: python -m layers.build ../shared/data)
 
-Step 1 copies the real sources (boundaries, census, gazetteer, road graph, shelters), trimmed where
+Step 1 copies the real sources (boundaries, census, gazetteer with its township, community and
+place points, road graph, shelters), trimmed where
 a file carries far more than the product reads; step 2 generates the seeded synthetic demo layers
 (``layers.synth``). Held-out files are never read: ``eval/``, and
 ``gazetteer/shenzhen_futian_osm_road_names.csv`` (SOURCES.md marks it a held-out set of street
@@ -25,6 +26,11 @@ COPIES = {
     "gazetteer/guangdong_admin_units.csv": "gazetteer/guangdong_admin_units.csv",
     "gazetteer/guangdong_townships_nbs2023.csv": "gazetteer/guangdong_townships_nbs2023.csv",
     "gazetteer/guangdong_villages_communities_nbs2023.csv": "gazetteer/guangdong_villages_communities_nbs2023.csv",
+    # points for townships, communities and named places (Vonng/adcode and GeoNames, CC BY 4.0: the
+    # attribution is in data/SOURCES.md and must stay there while these files ship)
+    "gazetteer/guangdong_township_points.csv": "gazetteer/guangdong_township_points.csv",
+    "gazetteer/guangdong_community_points_vonng.csv": "gazetteer/guangdong_community_points_vonng.csv",
+    "gazetteer/guangdong_geonames_places.csv": "gazetteer/guangdong_geonames_places.csv",
     "roads/shenzhen_futian_osm_network.graphml": "roads/shenzhen_futian_osm_network.graphml",
 }
 
