@@ -5,7 +5,7 @@
     app.serve(host="127.0.0.1", port=8050) # or: yzt serve / make run
 
 Every page and route needs a signed-in user (/login); roles and CSRF: command/dashboard/security.py.
-The 110/119/120 dispatch API (/api/v1, bearer tokens, OpenAPI at /api/v1/openapi.json): command/api.py.
+The 110/119/120 dispatch API (/api/v1, bearer tokens, OpenAPI at /api/v1/openapi.json): command/api/routes.py.
 Import is cheap: no data is read until the first request (layers, outlines and the store open lazily).
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ def create_app(settings: Any = None, *, secure_cookies: bool | None = None) -> d
     security.install(app.server, runtime.current().settings, secure=secure_cookies)
     routes.register(app.server)
     # The dispatch systems' token API (/api/v1) sits in front of the dashboard's sign-in and CSRF hooks.
-    from command.api import register_api
+    from command.api.routes import register_api
     register_api(app.server, lambda: runtime.current().service())
     return app
 

@@ -32,7 +32,7 @@ def _free_port() -> int:
 
 def _yzt() -> list[str]:
     exe = Path(sys.executable).with_name("yzt")
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "command.cli"]
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "command.cli.main"]
 
 
 def _page(url: str, t_start: float, password: str | None) -> dict:
@@ -61,14 +61,14 @@ def _page(url: str, t_start: float, password: str | None) -> dict:
             "goto_to_cameras_drawn_s": round(t2 - t0, 3), "camera_clusters_on_screen": clusters}
 
 
-USER = ("from command.auth import Users; from command.store import Store; "
+USER = ("from command.security.auth import Users; from command.store.sqlite import Store; "
         "print(Users(Store.open_default()).add('bench', 'officer'))")
 
 
 def _bench_user(env: dict) -> str | None:
     """An officer account in the throwaway var dir when the dashboard has a sign-in gate (else None)."""
     try:
-        import command.auth  # noqa: F401
+        import command.security.auth  # noqa: F401
     except ImportError:
         return None
     out = subprocess.run([sys.executable, "-c", USER], cwd=ROOT, env=env, capture_output=True, text=True)

@@ -51,7 +51,7 @@ def scenario_doc(events: int = 1000, seed: int = SEED) -> dict:
 
 
 def _floor(n: int, tmp: Path) -> float:
-    from command.store import Store
+    from command.store.sqlite import Store
     store = Store(tmp / "floor.db")
     t0 = time.perf_counter()
     for i in range(n):
@@ -67,8 +67,8 @@ def _cli_wall(path: Path, tmp: Path) -> tuple[float, float, int]:
     same modules, and the command's exit status."""
     from bench.common import ROOT
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp), "YZT_VAR_DIR": str(tmp / "var")}
-    run = [sys.executable, "-c", "from command.cli import main; main()", "drill", "run", str(path), "--json"]
-    floor = [sys.executable, "-c", "import command.cli, command.drills, command.service, command.outbox, "
+    run = [sys.executable, "-c", "from command.cli.main import main; main()", "drill", "run", str(path), "--json"]
+    floor = [sys.executable, "-c", "import command.cli.main, command.drills.replay, command.response.service, command.alerts.outbox, "
              "incidents.geocode, layers.index, layers.routing, geopandas"]
     t0 = time.perf_counter()
     subprocess.run(floor, env=env, cwd=ROOT, check=True, capture_output=True)
@@ -78,8 +78,8 @@ def _cli_wall(path: Path, tmp: Path) -> tuple[float, float, int]:
 
 
 def open_group_samples(n: int) -> list[float]:
-    """Seconds per session.open_group (roster + conference) on located, graded incidents."""
-    from command import session
+    """Seconds per group.open_group (roster + conference) on located, graded incidents."""
+    from command.response import group
     from incidents import geocode, grading
     from incidents.model import Casualties, Point
     from settings import get_settings
@@ -91,7 +91,7 @@ def open_group_samples(n: int) -> list[float]:
         cas = Casualties(inc.deaths, inc.injuries, 0)
         g = grading.grade(inc.type, cas)
         t0 = time.perf_counter()
-        session.open_group(f"BENCH{k}", inc.type, g, loc, at="2026-11-23T09:00:00+08:00", actor="bench",
+        group.open_group(f"BENCH{k}", inc.type, g, loc, at="2026-11-23T09:00:00+08:00", actor="bench",
                            settings=settings, casualties=cas)
         out.append(time.perf_counter() - t0)
     return out

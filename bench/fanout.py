@@ -47,7 +47,7 @@ def _floor(url: str, n: int) -> float:
 
 def _channel_floor(ob, n: int) -> float:
     """Seconds for n sends through the webhook channel itself (signing, JSON, httpx), no database."""
-    from command.channels import idempotency_key
+    from command.alerts.channels import idempotency_key
     from tests.helpers_http import make_alert
     ch = ob.channel("hook0")
     alerts = [make_alert(f"44010600000_chfloor_{i}") for i in range(n)]
@@ -59,8 +59,8 @@ def _channel_floor(ob, n: int) -> float:
 
 def healthy(alerts: int, channels: int, tmp: Path) -> dict:
     from bench.receiver import ReceiverProcess
-    from command.outbox import Outbox
-    from command.store import Store
+    from command.alerts.outbox import Outbox
+    from command.store.sqlite import Store
     with ReceiverProcess() as rx:
         names = {f"hook{i}": rx.url for i in range(channels)}
         store = Store(tmp / "healthy.db")
@@ -89,8 +89,8 @@ def healthy(alerts: int, channels: int, tmp: Path) -> dict:
 
 def one_failing(alerts: int, channels: int, tmp: Path, timeout_s: float = 120) -> dict:
     from bench.receiver import ReceiverProcess
-    from command.outbox import Outbox
-    from command.store import Store
+    from command.alerts.outbox import Outbox
+    from command.store.sqlite import Store
     with ReceiverProcess() as rx, ReceiverProcess(fail_status=503) as bad:
         names = {f"hook{i}": rx.url for i in range(channels)} | {"broken": bad.url}
         store = Store(tmp / "failing.db")
@@ -121,8 +121,8 @@ def slow_gateway(alerts: int, tmp: Path, *, delay_ms: int = 20, concurrency: tup
     gateway is this far away, not 0.1 ms): deliveries per second with 1 and with N in flight. Each alert is
     its own incident (an incident's messages are sent one after another whatever the concurrency)."""
     from bench.receiver import ReceiverProcess
-    from command.outbox import Outbox
-    from command.store import Store
+    from command.alerts.outbox import Outbox
+    from command.store.sqlite import Store
     from settings import load_settings
     from tests.helpers_http import make_alert
     out: dict = {"alerts": alerts, "receiver_delay_ms": delay_ms}

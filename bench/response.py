@@ -103,14 +103,15 @@ class Package:
         return list(geo.distance(shapely.Point(x, y)).sort_values().head(5).items())
 
     def __call__(self, inc: Incident) -> None:
-        from command import alerts, cap
+        from command.alerts import area
+        from command.alerts import cap
         from incidents import geocode, grading
         from incidents.model import Casualties, Point
         loc = geocode.locate_any(inc.address, Point(inc.lon, inc.lat, "wgs84"))
         g = grading.grade(inc.type, Casualties(inc.deaths, inc.injuries, 0))
         for layer in ("hospital", "fire_station", "camera"):
             self.nearest(layer, loc.point)
-        area = alerts.build_area(loc.point, type=inc.type, level=g.level)
+        area = area.build_area(loc.point, type=inc.type, level=g.level)
         self.seq += 1
         when = dt.datetime(2026, 11, 23, 9, 0, 0, tzinfo=TZ) + dt.timedelta(seconds=self.seq)
         ident = cap.new_identifier(loc.district_adcode or "440000", when, lambda _i: False)

@@ -1,6 +1,6 @@
 """The one place where 粤政图's plugin hooks are declared (pluggy, project name ``yzt``).
 
-Built-in behaviour ships as default plugins (each module in ``command/channels/`` and ``command/conference.py``,
+Built-in behaviour ships as default plugins (each module in ``command/alerts/channels/`` and ``command/response/conference.py``,
 listed in ``command/plugins.py``); third parties register through the ``yzt`` entry-point group::
 
     # pyproject.toml of a third-party package

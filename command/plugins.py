@@ -19,17 +19,17 @@ import httpx
 import pluggy
 
 from command import hookspecs
-from command.channels import ChannelFactory, GuardedChannel
+from command.alerts.channels import ChannelFactory, GuardedChannel
 from command.errors import ChannelError
 
 DEFAULT_PLUGINS = (
-    "command.channels.outbox_file",
-    "command.channels.webhook",
-    "command.channels.wecom",
-    "command.channels.dingtalk",
-    "command.channels.sms",
-    "command.channels.cell_broadcast",
-    "command.conference",
+    "command.alerts.channels.outbox_file",
+    "command.alerts.channels.webhook",
+    "command.alerts.channels.wecom",
+    "command.alerts.channels.dingtalk",
+    "command.alerts.channels.sms",
+    "command.alerts.channels.cell_broadcast",
+    "command.response.conference",
 )
 
 

@@ -3,7 +3,7 @@
     .venv/bin/python scripts/fetch_js_assets.py                 # -> command/dashboard/vendor/leaflet/
     .venv/bin/python scripts/fetch_js_assets.py --registry http://127.0.0.1:4873 --dest /tmp/vendor
 
-The export (command/export.py) draws with Leaflet only (circle markers, no icon fonts), so Leaflet is the
+The export (command/dashboard/export.py) draws with Leaflet only (circle markers, no icon fonts), so Leaflet is the
 one package: folium's jQuery/Bootstrap/awesome-markers links are dropped instead of fetched. The tarball is
 checked against the registry's ``dist.integrity`` (sha512) before anything is written, and files land by
 rename, so a failed fetch leaves the previous copy intact. Exit 0 ok, 1 on failure (one line on stderr).

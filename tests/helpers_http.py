@@ -24,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from command.channels import OutgoingAlert
+from command.alerts.channels import OutgoingAlert
 
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
 

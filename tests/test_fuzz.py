@@ -282,7 +282,7 @@ def _cap_files() -> list[Path]:
 
 
 def _ingest(tmp_path: Path, data: bytes, name: str = "m.xml"):
-    from command.cap_ingest import ingest_file
+    from command.alerts.ingest import ingest_file
     p = tmp_path / name
     p.write_bytes(data)
     got = refusal(ingest_file, p, allowed=(CommandError,))
@@ -397,7 +397,7 @@ ARGS = st.one_of(st.text(max_size=40), st.sampled_from(
                             ["cap", "ingest"]]),
        args=st.lists(ARGS, max_size=4))
 def test_cli_with_hostile_args_refuses_in_one_line(capsys, monkeypatch, tmp_path, cmd, args):
-    from command.cli import main
+    from command.cli.main import main
     monkeypatch.chdir(tmp_path)
     assume("serve" not in args and "--help" not in args and "-h" not in args)
     code = main(cmd + args)
@@ -421,14 +421,14 @@ def test_cli_with_hostile_args_refuses_in_one_line(capsys, monkeypatch, tmp_path
     ["cap", "ingest", "/nonexistent/x.xml"],
 ])
 def test_cli_hostile_args_exit_2_with_one_line(capsys, argv):
-    from command.cli import main
+    from command.cli.main import main
     assert main(argv) == 2
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("yzt: ") and len(lines[0]) <= MAX_LINE + 5, lines
 
 
 def test_cli_refuses_a_billion_laughs_drill(tmp_path, capsys):
-    from command.cli import main
+    from command.cli.main import main
     p = tmp_path / "bomb.yaml"
     p.write_text(_bomb(12), encoding="utf-8")
     assert main(["drill", "run", str(p)]) == 2

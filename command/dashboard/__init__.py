@@ -7,7 +7,7 @@
     cameras.py         the camera wall (field of view first, simulated feed where there is no stream)
     group.py           roster, conference, tasks, timeline, casualty update (regrade)
     warn.py            the warning composer: preview, confirmation, send/update/cancel, deliveries
-    export_view.py     situation map and resource tables for download (command.export)
+    export_view.py     situation map and resource tables for download (command.dashboard.export)
     sync.py            polling the store so several officers see the same incidents
     routes.py          Flask routes: GeoJSON layers/outlines, the simulated camera feed
     runtime.py         the one store, outbox and ResponseService pair, opened lazily

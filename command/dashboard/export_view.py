@@ -1,5 +1,5 @@
 """Export buttons: the static situation map (folium HTML that opens with no internet) and the resource
-tables as CSV and GeoJSON, all built by command.export from the incident's state and sent with dcc.Download.
+tables as CSV and GeoJSON, all built by command.dashboard.export from the incident's state and sent with dcc.Download.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def export_panel() -> html.Div:
 
 
 def export_file(kind: str, state) -> dict:
-    from command import export
+    from command.dashboard import export
     if kind == "export-map":
         return dict(content=export.situation_map_html(state), filename=f"{state.id}-situation.html")
     if kind == "export-csv":

@@ -53,7 +53,7 @@ def group_panel() -> html.Div:
 
 
 def event_line(ev: Any) -> str:
-    """A one-line description of a timeline event (kinds from command.timeline)."""
+    """A one-line description of a timeline event (kinds from command.response.timeline)."""
     k = ev.kind
     if k == "Reported":
         return f"首报 reported: {ev.location.get('matched', '')} · {ev.grade['name']}({ev.grade['level']})"

@@ -2,7 +2,7 @@
 
     login.register(server)        # security.install does this
     GET  /login?next=/            the form (its own CSRF token, kept in the pre-login session)
-    POST /login                   command.auth.Users.authenticate (throttled there); a fresh session on success
+    POST /login                   command.security.auth.Users.authenticate (throttled there); a fresh session on success
     POST /logout                  ends the session (needs the session's CSRF token)
 
 A refusal never says whether the name exists: it shows the one line auth gives.

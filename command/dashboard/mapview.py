@@ -120,12 +120,12 @@ def _ring(lat: float, lon: float, radius_m: float, colour: str, label: str, dash
 
 def focus_layer(state: Any, draft: dict | None = None) -> list:
     """Warning ring from the rules, the drafted warned area, and the nearby resources of ``state``."""
-    from command import alerts
+    from command.alerts import area
     lat, lon = state.location.point.lat, state.location.point.lon
     colour = LEVEL_COLOUR.get(state.grade.level, "#333")
     out: list = []
     try:
-        radius, reason = alerts.warning_radius_m(state.type, state.grade.level)
+        radius, reason = area.warning_radius_m(state.type, state.grade.level)
     except ValueError:
         radius, reason = None, ""
     if radius:

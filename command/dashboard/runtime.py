@@ -33,14 +33,14 @@ class Runtime:
     def store(self):
         with self._lock:
             if self._store is None:
-                from command.store import Store
+                from command.store.sqlite import Store
                 self._store = Store(self.settings.database_path)
             return self._store
 
     def outbox(self):
         with self._lock:
             if self._outbox is None:
-                from command.outbox import Outbox
+                from command.alerts.outbox import Outbox
                 self._outbox = Outbox(self.store(), self.settings)
                 self._outbox.start()
             return self._outbox
@@ -48,7 +48,7 @@ class Runtime:
     def service(self, exercise: bool = False):
         with self._lock:
             if exercise not in self._services:
-                from command.service import ResponseService
+                from command.response.service import ResponseService
                 self._services[exercise] = ResponseService(
                     self.store(), settings=self.settings, exercise=exercise, outbox=self.outbox())
             return self._services[exercise]

@@ -4,7 +4,7 @@
     @callback(...)
     @security.guarded("incident.report")     # or {"warn-send": "alert.send", None: "view"} by trigger id
     def on_report(...): ...
-    security.principal()                     # the signed-in command.auth.Principal of this request
+    security.principal()                     # the signed-in command.security.auth.Principal of this request
     security.actor("值班员")                 # who acts: the signed-in user (in-process calls: the fallback)
     security.can("alert.send")               # for hiding buttons; the server check is what counts
 
@@ -15,7 +15,7 @@ session cookie HttpOnly and Secure when served over https (settings.session_cook
 YZT_SECURE_COOKIES=1). The secret key lives in settings.var_dir/secret_key (mode 0600, made once).
 
 A callback called directly in-process (no HTTP request: tests, scripts) is not an HTTP caller and runs
-as its arguments say; over HTTP the guard always checks the permission with command.auth.require.
+as its arguments say; over HTTP the guard always checks the permission with command.security.auth.require.
 """
 from __future__ import annotations
 
@@ -100,7 +100,7 @@ def _same_origin() -> bool:
 
 
 def _users():
-    from command import auth
+    from command.security import auth
     from command.dashboard import runtime
     return auth.Users(runtime.current().store())
 
@@ -119,7 +119,7 @@ def session_principal() -> Any:
     if user is None or user.get("disabled"):
         session.clear()
         return None
-    from command import auth
+    from command.security import auth
     return auth.Principal(name=user["name"], role=user["role"], kind="user", source=request.remote_addr or "?")
 
 
@@ -140,7 +140,7 @@ def actor(fallback: str) -> Any:
 
 def can(action: str) -> bool:
     """Whether the signed-in user may do ``action`` (for hiding buttons only)."""
-    from command import auth
+    from command.security import auth
     p = principal()
     return p is not None and auth.role_at_least(p.role, auth.ACTIONS[action])
 
@@ -148,7 +148,7 @@ def can(action: str) -> bool:
 def require(action: str) -> None:
     """Inside a callback: raise PermissionDenied unless the signed-in user may do ``action`` (no-op in-process)."""
     if has_request_context():
-        from command import auth
+        from command.security import auth
         auth.require(principal(), action)
 
 
@@ -220,7 +220,7 @@ def guarded(spec: str | dict[str | None, str]) -> Callable:
             if not has_request_context():
                 return func(*args, **kwargs)
             from dash import ctx, set_props
-            from command import auth
+            from command.security import auth
             from command.errors import CommandError
             action = _action_for(spec, ctx.triggered_id)
             try:

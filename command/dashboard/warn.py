@@ -34,7 +34,7 @@ CAP_FIELDS = ("language", "event", "headline", "description", "instruction", "se
 
 def cap_texts(xml: str) -> list[dict[str, str]]:
     """The human texts of every <info> block (zh-CN first as written), parsed without entities/network."""
-    from command.cap import CAP_NS, parse
+    from command.alerts.cap import CAP_NS, parse
     ns = {"c": CAP_NS}
     out = []
     for info in parse(xml).findall("c:info", ns):
@@ -56,7 +56,7 @@ def draft_to_data(draft: Any, state: Any) -> dict:
 
 
 def draft_from_data(data: dict) -> Any:
-    from command.service import AlertDraft
+    from command.response.service import AlertDraft
     names = {f.name for f in dataclasses.fields(AlertDraft)}
     d = {k: v for k, v in data.items() if k in names}
     d["references"] = tuple(d.get("references") or ())
@@ -170,12 +170,12 @@ def cancel_active(rt: Any, incident_id: str, *, actor: str, confirm: bool) -> No
 @callback(Output("warn-radius", "placeholder"), Input("incident-selected", "data"))
 @guarded("view")
 def radius_hint(incident_id: str | None) -> str:
-    from command import alerts
+    from command.alerts import area
     if not incident_id:
         return ""
     s = runtime.current().service().get(incident_id)
     try:
-        radius, _ = alerts.warning_radius_m(s.type, s.grade.level)
+        radius, _ = area.warning_radius_m(s.type, s.grade.level)
     except ValueError:
         return ""
     return f"{radius:,.0f}" if radius else ""

@@ -1,0 +1,399 @@
+"""CAP 1.2 public warnings (GB/T 35965.1 profile): build, validate, summarise.
+
+    from command.alerts.cap import new_identifier, build_alert, validate, summary_zh, default_sender
+    ident = new_identifier("440106", now, is_used=store_knows)       # 44010600000000_20260314091200_0
+    xml = build_alert(identifier=ident, sender=default_sender("440106"), sent=now, status="Exercise",
+                      msg_type="Alert", incident_type="gas_explosion", grade=grade, area=area,
+                      instruction_zh="请附近居民立即向东侧疏散", instruction_en="Evacuate eastwards")
+    validate(xml)                        # XSD + the rules the XSD cannot say; raises CapValidationError
+    summary_zh(xml)                      # <= 360 characters for chat robots, SMS and cell broadcast
+
+Every message has two ``info`` blocks (zh-CN, en-US). Update and Cancel must reference the messages they
+replace ("sender,identifier,sent"); an Exercise says 演练 in its headline and note. The schema is the OASIS
+XSD shipped in ``data/standards/``; XML is parsed with entities, DTDs and the network off.
+"""
+from __future__ import annotations
+
+import functools
+import re
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+from lxml import etree
+from lxml.builder import ElementMaker
+
+from command.errors import AlertError, CapValidationError
+from incidents.model import LEVELS, Grade
+from settings import ROOT, get_settings
+
+if TYPE_CHECKING:
+    from command.alerts.area import AlertArea
+
+CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
+SCHEMA_FILE = "standards/CAP-v1.2-schema.xsd"
+BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
+SENT_RE = re.compile(r"^\d\d\d\d-\d\d-\d\dT\d\d:\d\d:\d\d[-+]\d\d:\d\d$")
+IDENT_RE = re.compile(r"^\d{6}\d{3}000\d{2}_\d{14}_\d$")   # GB/T 35965.1 Annex A, 31 characters
+SENDER_TEMPLATE = "yzt@{adcode}.gd.gov.cn"
+DEFAULT_ORG_CODE = "000"                                   # the issuing organisation's 3-digit code
+SENDER_NAME = ("粤政图应急指挥平台", "Yue Zheng Tu emergency command (Guangdong)")
+SUMMARY_MAX = 360                                          # WEA / cell-broadcast length
+_E = ElementMaker(namespace=CAP_NS, nsmap={None: CAP_NS})
+
+SEVERITY = {"I": "Extreme", "II": "Severe", "III": "Moderate", "IV": "Minor"}
+ROMAN_ZH = {"I": "Ⅰ", "II": "Ⅱ", "III": "Ⅲ", "IV": "Ⅳ"}
+COLOUR_EN = {"红": "Red", "橙": "Orange", "黄": "Yellow", "蓝": "Blue"}
+VERB = {"Alert": ("发布", "issued"), "Update": ("更新", "updated"), "Cancel": ("解除", "cancelled")}
+DEFAULT_INSTRUCTION = {   # used when the officer gave none: keyed by the first CAP responseType
+    "Evacuate": ("请立即撤离至安全区域, 听从现场人员指挥。", "Leave the area now and follow responders' directions."),
+    "Shelter": ("请留在室内, 关闭门窗和通风设备。", "Stay indoors, close windows and turn off ventilation."),
+    "Avoid": ("请远离事发区域, 为救援车辆让出通道。", "Keep away from the area and leave roads clear for responders."),
+    "Prepare": ("请做好防范准备, 留意官方通知。", "Get ready to act and follow official updates."),
+    "Monitor": ("请留意官方通知。", "Follow official updates."),
+    "AllClear": ("预警已解除, 可恢复正常活动。", "The warning is over; normal activity may resume."),
+}
+
+
+# ---------------------------------------------------------------- parsing and the schema
+
+
+def safe_parser() -> etree.XMLParser:
+    """An XML parser that never resolves entities, loads a DTD or reaches the network."""
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
+                           dtd_validation=False)
+
+
+def _schema_path() -> Path:
+    path = get_settings().data_dir / SCHEMA_FILE
+    return path if path.is_file() else ROOT / "data" / SCHEMA_FILE
+
+
+@functools.lru_cache(maxsize=2)
+def _load_schema(path: Path) -> etree.XMLSchema:
+    return etree.XMLSchema(etree.parse(str(path), safe_parser()))
+
+
+def schema() -> etree.XMLSchema:
+    """The OASIS CAP 1.2 XML schema (cached)."""
+    return _load_schema(_schema_path())
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _schema_error(log) -> CapValidationError:
+    e = log[0]
+    m = re.match(r"Element '(?:\{[^}]*\})?([^']+)'(?:, attribute '([^']+)')?: (.*)", e.message)
+    elem, msg = (m.group(1), m.group(3)) if m else ("?", e.message)
+    msg = msg.replace("{" + CAP_NS + "}", "")
+    return CapValidationError(f"CAP <{elem}> line {e.line}: {msg}")
+
+
+def check_tree(root: etree._Element, *, require_references: bool = True) -> None:
+    """XSD validation plus the CAP 1.2 rules the XSD cannot say. Raises CapValidationError."""
+    if root.tag != f"{{{CAP_NS}}}alert":
+        raise CapValidationError(f"CAP root element is <{_local(root.tag)}> in namespace "
+                                 f"{etree.QName(root).namespace or 'none'}, not a CAP 1.2 <alert>")
+    xsd = schema()
+    if not xsd.validate(root):
+        raise _schema_error(xsd.error_log)
+    ns = {"c": CAP_NS}
+    sent = root.find("c:sent", ns)
+    if not SENT_RE.match(sent.text or ""):
+        raise CapValidationError(f"CAP <sent> line {sent.sourceline}: {sent.text!r} is not "
+                                 "YYYY-MM-DDThh:mm:ss+hh:mm (no Z, no fractions)")
+    for tag in ("identifier", "sender"):
+        el = root.find(f"c:{tag}", ns)
+        if not el.text or re.search(r"[\s,<&]", el.text):
+            raise CapValidationError(f"CAP <{tag}> line {el.sourceline}: must be non-empty, without "
+                                     "spaces, commas, < or &")
+    refs = root.find("c:references", ns)
+    msg_type = root.findtext("c:msgType", namespaces=ns)
+    if refs is not None:
+        _check_references((refs.text or "").split(), refs.sourceline)
+    elif require_references and msg_type in ("Update", "Cancel"):
+        raise CapValidationError(f"CAP <msgType> {msg_type}: <references> to the replaced message is required")
+    for el in root.iterfind("c:info/c:area/c:polygon", ns):
+        _check_polygon(el.text or "", el.sourceline)
+    for el in root.iterfind("c:info/c:area/c:circle", ns):
+        if not re.fullmatch(r"\s*-?\d+(\.\d+)?,-?\d+(\.\d+)?\s+\d+(\.\d+)?\s*", el.text or ""):
+            raise CapValidationError(f"CAP <circle> line {el.sourceline}: {el.text!r} is not 'lat,lon radius_km'")
+
+
+def _check_references(refs: list[str], line: int | None) -> None:
+    if not refs:
+        raise CapValidationError(f"CAP <references> line {line}: empty")
+    for ref in refs:
+        parts = ref.split(",")
+        if len(parts) != 3 or not all(parts) or not SENT_RE.match(parts[2]):
+            raise CapValidationError(f"CAP <references> line {line}: {ref!r} is not 'sender,identifier,sent'")
+
+
+def _check_polygon(text: str, line: int | None) -> None:
+    try:
+        pairs = [tuple(float(v) for v in tok.split(",")) for tok in text.split()]
+    except ValueError:
+        raise CapValidationError(f"CAP <polygon> line {line}: not 'lat,lon lat,lon ...'") from None
+    if len(pairs) < 4 or any(len(p) != 2 for p in pairs) or pairs[0] != pairs[-1]:
+        raise CapValidationError(f"CAP <polygon> line {line}: needs >= 4 lat,lon pairs, first = last")
+    if any(abs(la) > 90 or abs(lo) > 180 for la, lo in pairs):
+        raise CapValidationError(f"CAP <polygon> line {line}: a coordinate is out of range")
+
+
+def parse(xml: str | bytes) -> etree._Element:
+    """Parse CAP XML safely; a DOCTYPE (entities) is refused. Raises CapValidationError."""
+    data = xml.encode("utf-8") if isinstance(xml, str) else xml
+    try:
+        tree = etree.fromstring(data, safe_parser()).getroottree()
+    except etree.XMLSyntaxError as e:
+        raise CapValidationError(f"CAP XML line {e.lineno}: not well-formed: {e.msg}") from None
+    if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
+        raise CapValidationError("CAP XML declares a DOCTYPE (entities): refused")
+    return tree.getroot()
+
+
+def validate(xml: str | bytes) -> None:
+    """Check a CAP message against the XSD and CAP's extra rules. Raises CapValidationError."""
+    check_tree(parse(xml))
+
+
+# ---------------------------------------------------------------- identifiers and times
+
+
+def format_sent(when: datetime) -> str:
+    """``2026-03-14T09:12:00+08:00``: Beijing time, whole seconds. Naive datetimes are refused."""
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise AlertError(f"time {when.isoformat()} has no time zone: give an aware datetime")
+    return when.astimezone(BEIJING).replace(microsecond=0).isoformat()
+
+
+def default_sender(district_adcode: str, template: str = SENDER_TEMPLATE) -> str:
+    """The sender address of messages issued for a district, e.g. yzt@440106.gd.gov.cn."""
+    return template.format(adcode=district_adcode)
+
+
+def new_identifier(district_adcode: str, when: datetime, is_used: Callable[[str], bool], *,
+                   org_code: str = DEFAULT_ORG_CODE, max_seconds: int = 3600) -> str:
+    """A fresh GB/T 35965.1 identifier: adcode + org + 000 + 00 + _YYYYMMDDhhmmss_N (Beijing time).
+
+    Tries N = 0..9, then the next second; ``is_used`` (the store) says which are taken."""
+    if not re.fullmatch(r"\d{6}", district_adcode or ""):
+        raise AlertError(f"area code {district_adcode!r} is not a 6-digit GB/T 2260 code")
+    if not re.fullmatch(r"\d{3}", org_code):
+        raise AlertError(f"organisation code {org_code!r} is not 3 digits")
+    t = datetime.fromisoformat(format_sent(when))
+    for _ in range(max_seconds):
+        for n in range(10):
+            ident = f"{district_adcode}{org_code}00000_{t:%Y%m%d%H%M%S}_{n}"
+            if not is_used(ident):
+                return ident
+        t += timedelta(seconds=1)
+    raise AlertError(f"no free identifier for {district_adcode} within {max_seconds} s of {format_sent(when)}")
+
+
+# ---------------------------------------------------------------- building
+
+
+def _incident_type(key: str, types: Mapping[str, Any] | None = None):
+    if types is None:
+        from incidents.grading import incident_types
+        types = incident_types()
+    if key not in types:
+        raise AlertError(f"incident type {key!r} is unknown: use one of {', '.join(sorted(types))}")
+    return types[key]
+
+
+def _check_token(name: str, value: str) -> None:
+    if not value or re.search(r"[\s,<&]", value):
+        raise AlertError(f"CAP {name} {value!r} must be non-empty, without spaces, commas, < or &")
+
+
+def _area_el(area: AlertArea, lang: str):
+    from command.alerts.area import ring_text
+    names = [u["name"] for u in area.admin_units]
+    desc = "、".join(names) if lang == "zh-CN" else ", ".join(
+        f"{u['name']} ({u['adcode']})" for u in area.admin_units)
+    if not desc:
+        desc = "广东省" if lang == "zh-CN" else "Guangdong"
+    kids = [_E.areaDesc(desc)]
+    # CAP reads several shapes in one <area> as their union: a circle clipped to land is sent as its land
+    # polygon alone, or the circle would put the sea and Hong Kong back into the warned area.
+    if area.polygon:
+        for ring in (area.polygon, *area.more_polygons):   # every land piece: an island is warned too
+            kids.append(_E.polygon(ring_text(ring)))
+    elif area.circle:
+        lat, lon, r = area.circle
+        kids.append(_E.circle(f"{lat:.5f},{lon:.5f} {r:g}"))
+    # The same union rule: a district <geocode> next to a 500 m circle would warn the whole district. Codes
+    # are the area only for a district-wide warning; otherwise the districts touched go in a <parameter>.
+    if area.whole_units or not (area.polygon or area.circle):
+        kids += [_E.geocode(_E.valueName("GB/T2260"), _E.value(u["adcode"])) for u in area.admin_units]
+    return _E.area(*kids)
+
+
+def _where_text(area: AlertArea, zh: bool) -> str:
+    if area.circle:
+        lat, lon, r = area.circle
+        if area.polygon:      # clipped: the land part of the circle
+            return (f"以{lat:.5f},{lon:.5f}为中心半径{r:g}公里内的广东陆地" if zh
+                    else f"Guangdong's land within {r:g} km of {lat:.5f},{lon:.5f}")
+        return (f"以{lat:.5f},{lon:.5f}为中心半径{r:g}公里" if zh
+                else f"within {r:g} km of {lat:.5f},{lon:.5f}")
+    return "图示多边形范围" if zh else "the polygon shown"
+
+
+def _texts(msg: dict, it, grade: Grade, area: AlertArea, zh: bool) -> tuple[str, str]:
+    """(headline, description) in one language."""
+    exercise = msg["status"] == "Exercise"
+    verb = VERB[msg["msg_type"]][0 if zh else 1]
+    people = f"{area.population:,}"
+    if zh:
+        head = (f"{'【演练】' if exercise else ''}{SENDER_NAME[0]}{verb}{it.cap_event_zh}"
+                f"{grade.colour}色预警[{ROMAN_ZH[grade.level]}级/{grade.name}]")
+        desc = (f"{'【演练】' if exercise else ''}{it.cap_event_zh}, 预警级别{ROMAN_ZH[grade.level]}级"
+                f"({grade.colour}色)。预警范围: {area.area_desc}{_where_text(area, True)}, 约{people}人。")
+    else:
+        colour = COLOUR_EN.get(grade.colour, grade.colour)
+        head = (f"{'EXERCISE: ' if exercise else ''}{colour} warning (level {grade.level}, "
+                f"{SEVERITY[grade.level]}) {verb}: {it.cap_event_en}")
+        desc = (f"{'EXERCISE, not a real emergency. ' if exercise else ''}{it.cap_event_en}, warning level "
+                f"{grade.level} ({colour}). Area: {_where_text(area, False)}, about {people} people.")
+    return head, desc
+
+
+def _info(msg: dict, lang: str, it, grade: Grade, area: AlertArea):
+    zh = lang == "zh-CN"
+    responses = ["AllClear"] if msg["msg_type"] == "Cancel" else msg["responses"]
+    head, desc = _texts(msg, it, grade, area, zh)
+    if zh and msg.get("headline_zh"):
+        head = ("【演练】" if msg["status"] == "Exercise" and "演练" not in msg["headline_zh"] else "") \
+            + msg["headline_zh"]
+    if zh and msg.get("description_zh"):
+        desc = msg["description_zh"]
+    instruction = msg["instruction_zh" if zh else "instruction_en"].strip()
+    if msg["msg_type"] == "Cancel" or not instruction:
+        instruction = DEFAULT_INSTRUCTION.get(responses[0], DEFAULT_INSTRUCTION["Monitor"])[0 if zh else 1]
+    colour = f"{grade.colour}色" if zh else COLOUR_EN.get(grade.colour, grade.colour)
+    params = ([("预警级别", f"{ROMAN_ZH[grade.level]}级"), ("预警颜色", colour), ("事件等级", grade.name),
+               ("影响人口估算", str(area.population))] if zh else
+              [("LEVEL", grade.level), ("COLOUR", colour), ("POPULATION_ESTIMATE", str(area.population))])
+    if area.admin_units and not area.whole_units and (area.polygon or area.circle):
+        params.append(("涉及行政区划" if zh else "ADMIN_UNITS_TOUCHED",
+                       " ".join(u["adcode"] for u in area.admin_units)))
+    kids = [_E.language(lang), _E.category(it.cap_category),
+            _E.event(it.cap_event_zh if zh else it.cap_event_en),
+            *[_E.responseType(r) for r in responses],
+            _E.urgency("Immediate" if grade.level != "IV" else "Expected"),
+            _E.severity(SEVERITY[grade.level]), _E.certainty("Observed"),
+            _E.eventCode(_E.valueName("YZT_TYPE"), _E.value(it.key)),
+            _E.effective(msg["sent"])]
+    if msg.get("expires"):
+        kids.append(_E.expires(msg["expires"]))
+    kids += [_E.senderName(SENDER_NAME[0 if zh else 1]), _E.headline(head), _E.description(desc),
+             _E.instruction(instruction)]
+    if msg.get("web"):
+        kids.append(_E.web(msg["web"]))
+    kids += [_E.parameter(_E.valueName(n), _E.value(v)) for n, v in params]
+    kids.append(_area_el(area, lang))
+    return _E.info(*kids)
+
+
+def build_alert(*, identifier: str, sender: str, sent: datetime, status: str, msg_type: str,
+                references: list[str] = [], incident_type: str, grade: Grade, area: AlertArea,  # noqa: B006
+                instruction_zh: str, instruction_en: str, headline_zh: str | None = None,
+                description_zh: str = "", web: str | None = None, expires: datetime | None = None,
+                incident_id: str | None = None, incident_types: Mapping[str, Any] | None = None) -> str:
+    """A CAP 1.2 message (XML text, UTF-8 declaration) with zh-CN and en-US info blocks; validated.
+
+    ``incident_types`` (key -> IncidentType) defaults to ``incidents.grading.incident_types()``."""
+    if status not in ("Actual", "Exercise"):
+        raise AlertError(f"CAP status {status!r}: the product sends only Actual or Exercise")
+    if msg_type not in VERB:
+        raise AlertError(f"CAP msgType {msg_type!r}: use Alert, Update or Cancel")
+    if msg_type in ("Update", "Cancel") and not references:
+        raise AlertError(f"a CAP {msg_type} must reference the message(s) it replaces (sender,identifier,sent)")
+    if msg_type == "Alert" and references:
+        raise AlertError("a new CAP Alert references nothing: send an Update to replace a message")
+    if grade.level not in LEVELS:
+        raise AlertError(f"grade level {grade.level!r} is not one of I..IV")
+    _check_token("identifier", identifier)
+    _check_token("sender", sender)
+    try:
+        if references:
+            _check_references(list(references), None)
+    except CapValidationError as e:
+        raise AlertError(str(e).replace(" line None", "")) from None
+    if area.circle is None and not area.polygon and not area.admin_units:
+        raise AlertError("the warning area has no circle, polygon or admin unit")
+    it = _incident_type(incident_type, incident_types)
+    from command.alerts.area import response_types
+    msg = {"status": status, "msg_type": msg_type, "sent": format_sent(sent),
+           "responses": response_types(incident_type), "instruction_zh": instruction_zh or "",
+           "instruction_en": instruction_en or "", "headline_zh": headline_zh,
+           "description_zh": description_zh, "web": web,
+           "expires": format_sent(expires) if expires else None}
+    head = [_E.identifier(identifier), _E.sender(sender), _E.sent(msg["sent"]), _E.status(status),
+            _E.msgType(msg_type), _E.scope("Public")]
+    if status == "Exercise":
+        head.append(_E.note("演练信息, 非真实事件。EXERCISE - not a real emergency."))
+    if references:
+        head.append(_E.references(" ".join(references)))
+    if incident_id:
+        _check_token("incident id", incident_id)
+        head.append(_E.incidents(incident_id))
+    root = _E.alert(*head, _info(msg, "zh-CN", it, grade, area), _info(msg, "en-US", it, grade, area))
+    xml = etree.tostring(root, encoding="UTF-8", xml_declaration=True, pretty_print=True).decode("utf-8")
+    validate(xml)
+    return xml
+
+
+def reference_of(xml: str | bytes) -> str:
+    """The "sender,identifier,sent" triple an Update or Cancel uses to point at this message."""
+    root = parse(xml)
+    ns = {"c": CAP_NS}
+    return ",".join(root.findtext(f"c:{t}", namespaces=ns) or "" for t in ("sender", "identifier", "sent"))
+
+
+# ---------------------------------------------------------------- the short text
+
+
+def _fit(text: str, room: int) -> str:
+    if room <= 1:
+        return ""
+    return text if len(text) <= room else text[: room - 1] + "…"
+
+
+def summary_zh(xml: str | bytes, max_chars: int = SUMMARY_MAX) -> str:
+    """A plain zh summary (<= max_chars) for chat robots, SMS and cell broadcast: 【演练】, level, event,
+    area, instruction, issuer and time. Built from the message itself, so it never says something else."""
+    root = parse(xml)
+    ns = {"c": CAP_NS}
+    infos = root.findall("c:info", ns)
+    info = next((i for i in infos if (i.findtext("c:language", namespaces=ns) or "").startswith("zh")),
+                infos[0] if infos else None)
+    if info is None:
+        raise CapValidationError("CAP message has no <info> block to summarise")
+    params = {p.findtext("c:valueName", namespaces=ns): p.findtext("c:value", namespaces=ns)
+              for p in info.iterfind("c:parameter", ns)}
+    status = root.findtext("c:status", namespaces=ns)
+    msg_type = root.findtext("c:msgType", namespaces=ns)
+    level = params.get("预警级别") or info.findtext("c:severity", namespaces=ns)
+    colour = params.get("预警颜色", "")
+    tag = {"Update": "预警更新", "Cancel": "预警解除"}.get(msg_type, f"{colour}预警")
+    head = f"{'【演练】' if status == 'Exercise' else ''}【{tag}】{info.findtext('c:event', namespaces=ns)}"
+    head += f"({level})。"
+    area = info.find("c:area", ns)
+    where = area.findtext("c:areaDesc", namespaces=ns) if area is not None else ""
+    circle = area.findtext("c:circle", namespaces=ns) if area is not None else None
+    if circle:
+        centre, r = circle.split()
+        where += f", 事发点{centre}周边{r}公里"
+    sent = root.findtext("c:sent", namespaces=ns)
+    tail = f"({info.findtext('c:senderName', namespaces=ns) or ''} {sent[5:10]} {sent[11:16]})"
+    instruction = info.findtext("c:instruction", namespaces=ns) or ""
+    room = max_chars - len(head) - len(tail) - len("范围: 。")
+    where = _fit(where, max(room // 3, room - len(instruction)))
+    instruction = _fit(instruction, room - len(where))
+    return _fit(f"{head}范围: {where}。{instruction}{tail}", max_chars)

@@ -1,0 +1,405 @@
+"""Durable delivery of alerts to broadcast channels: store first, then send, retry, dead-letter.
+
+    from command.alerts.outbox import Outbox, OutgoingAlert
+    outbox = Outbox(store, settings)                     # channels from settings.channels
+    ids = outbox.enqueue(alert)                          # every channel of the alert's mode, ONE transaction
+    outbox.run_until_idle(timeout_s=60)                  # CLI and drills: deliver what is due, then return
+    outbox.start(); ...; outbox.stop()                   # dashboard: background workers
+    outbox.deliveries(alert.identifier)                  # [{channel, mode, status, attempts, receipt, ...}]
+    outbox.counts("exercise")                            # {"pending": 0, "sent": 12, "failed": 0, "dead": 1}
+
+Guarantees:
+- ``enqueue`` writes the alert and one delivery per channel in one transaction before anything is sent, and
+  refuses (AlertError, nothing written) an Exercise to a live channel or an Actual to an exercise channel, or
+  CAP XML whose identifier/status/msgType disagree with the alert. The same guard runs again at every send
+  (``GuardedChannel``), and the database refuses such a row, so no configuration can get a drill on air.
+- Worker threads per channel (``concurrency``, default 1): a slow or failing channel never holds up another,
+  and on one channel an incident's deliveries leave one after another in the order they were enqueued.
+  Retries back off exponentially with jitter (``backoff_base_s`` · 2^(n-1), capped, or the receiver's
+  Retry-After); after ``max_attempts`` the delivery is dead-lettered with its last error kept. A channel whose
+  receiver keeps failing rests as a whole, all its workers (the same backoff over its failure streak, at most
+  60 s) instead of trying every queued alert in turn; a success ends the rest. Rate limits per channel
+  (``rate_per_minute``; WeCom and DingTalk robots default to 20), shared by its workers.
+- At-least-once: a claim marks the delivery 'sending' (attempts + 1) under a lease. If the process dies, the
+  delivery is claimed again once the lease runs out, or at once when its owner process is seen to be gone.
+  Each (alert, channel) carries one idempotency key, sha256(identifier + channel), so receivers that honour it
+  (and the file channel) see it effectively once.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pluggy
+from lxml import etree
+
+from command.alerts.channels import (GuardedChannel, OutgoingAlert, PermanentError, RateLimiter, RetryableError,
+                              check_drill_guard, idempotency_key)
+from command.errors import AlertError, ChannelError, CommandError
+from command.store.sqlite import Store
+
+__all__ = ["Outbox", "OutgoingAlert", "idempotency_key"]
+
+log = logging.getLogger(__name__)
+CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
+HOST = socket.gethostname()
+_LIVE_OWNERS: set[str] = set()  # owners (Outbox instances) alive in this process
+_PUBLIC_STATUS = {"pending": "pending", "sending": "pending", "failed": "failed", "sent": "sent", "dead": "dead"}
+
+
+def owner_alive(owner: str) -> bool:
+    """Whether the Outbox named ``owner`` (host:pid:token) may still be running. Unknown hosts count as alive
+    (their leases expire by time instead)."""
+    parts = owner.rsplit(":", 2)
+    if len(parts) != 3 or parts[0] != HOST:
+        return True
+    try:
+        pid = int(parts[1])
+    except ValueError:
+        return True
+    if pid == os.getpid():
+        return owner in _LIVE_OWNERS
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            if fh.read().rpartition(")")[2].split()[0] == "Z":
+                return False  # a zombie: exited, not yet reaped
+    except OSError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def check_cap_matches(alert: OutgoingAlert) -> None:
+    """Refuse CAP XML that is not XML or whose identifier/status/msgType differ from the alert's fields."""
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    try:
+        root = etree.fromstring(alert.cap_xml.encode("utf-8"), parser)
+    except etree.XMLSyntaxError as e:
+        raise AlertError(f"alert {alert.identifier}: the CAP XML does not parse (line {e.lineno}: {e.msg})") from None
+    for tag, expected in (("identifier", alert.identifier), ("status", alert.status), ("msgType", alert.msg_type)):
+        found = root.findtext(f"{{{CAP_NS}}}{tag}")
+        if found is None or found.strip() != expected:
+            raise AlertError(f"alert {alert.identifier}: CAP <{tag}> is {found!r} but the alert says {expected!r}")
+
+
+class _Lane:
+    """What the workers of one channel share: a wake-up that none of them can miss (a generation count under
+    a condition, so a set() between a worker's look at the queue and its wait still wakes it) and the
+    channel's rest after a run of failures (the receiver rests as a whole, whatever the concurrency)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._gen = 0
+        self._streak = 0
+        self._rest_until = 0.0        # time.monotonic()
+
+    def mark(self) -> int:
+        with self._cond:
+            return self._gen
+
+    def set(self) -> None:
+        with self._cond:
+            self._gen += 1
+            self._cond.notify_all()
+
+    def wait(self, since: int, timeout_s: float) -> None:
+        """Until set() is called after mark() returned ``since``, or ``timeout_s``."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._gen != since, timeout_s)
+
+    def outcome(self, retry: bool, backoff: Any) -> None:
+        """A failed send lengthens the channel's failure streak and rests it; a sent or dead one ends both."""
+        with self._cond:
+            self._streak = self._streak + 1 if retry else 0
+            self._rest_until = time.monotonic() + min(backoff(self._streak), 60.0) if retry else 0.0
+
+    def resting_s(self) -> float:
+        with self._cond:
+            return max(0.0, self._rest_until - time.monotonic())
+
+
+def _iso(t: float | None) -> str | None:
+    return None if t is None else datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds")
+
+
+class Outbox:
+    """Durable, per-channel delivery of ``OutgoingAlert`` s; see the module docstring."""
+
+    def __init__(self, store: Store, settings: Any = None, *, client: httpx.Client | None = None,
+                 backoff_base_s: float = 2.0, backoff_cap_s: float = 600.0, lease_s: float = 60.0,
+                 poll_s: float = 1.0, pm: pluggy.PluginManager | None = None) -> None:
+        if settings is None:
+            from settings import get_settings
+            settings = get_settings()
+        self.store = store
+        self.settings = settings
+        self._own_client = client is None
+        self.client = client if client is not None else httpx.Client(timeout=10.0)
+        self.backoff_base_s, self.backoff_cap_s = backoff_base_s, backoff_cap_s
+        self.lease_s, self.poll_s = lease_s, poll_s
+        self._pm = pm
+        self.owner = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        _LIVE_OWNERS.add(self.owner)
+        self._configs = {c.name: c for c in settings.channels}
+        self._channels: dict[str, GuardedChannel] = {}
+        self._limiters: dict[str, RateLimiter] = {}
+        self._lanes: dict[str, _Lane] = {name: _Lane() for name in self._configs}
+        self._lock = threading.Lock()
+        self._bg_stop: threading.Event | None = None
+        self._bg_threads: list[threading.Thread] = []
+
+    # -- channels -----------------------------------------------------------------------------------
+    def _plugin_manager(self) -> pluggy.PluginManager:
+        if self._pm is None:
+            from command.plugins import get_plugin_manager
+            self._pm = get_plugin_manager()
+        return self._pm
+
+    def channel(self, name: str) -> GuardedChannel:
+        """The built (and drill-guarded) channel called ``name``; ChannelError if unknown or misconfigured."""
+        with self._lock:
+            if name not in self._channels:
+                cfg = self._configs.get(name)
+                if cfg is None:
+                    raise ChannelError(f"no channel named {name!r}; configured: {', '.join(self._configs) or 'none'}")
+                from command.plugins import channel as build
+                self._channels[name] = build(cfg, client=self.client, settings=self.settings,
+                                             pm=self._plugin_manager())
+                rate = cfg.rate_per_minute or self._channels[name].default_rate_per_minute
+                self._limiters[name] = RateLimiter(rate)
+            return self._channels[name]
+
+    # -- enqueue ------------------------------------------------------------------------------------
+    def enqueue(self, alert: OutgoingAlert, channels: list[str] | None = None) -> list[int]:
+        """Store ``alert`` and one delivery per channel (default: every channel of the alert's mode) in one
+        transaction; returns the delivery ids. Refuses, writing nothing, any channel of the wrong mode."""
+        mode = "exercise" if alert.is_exercise else "live"
+        if channels is None:
+            names = [c.name for c in self._configs.values() if c.mode == mode]
+            if not names:
+                raise AlertError(f"alert {alert.identifier}: no {mode} channel is configured for an {alert.status}")
+        else:
+            names = list(dict.fromkeys(channels))
+            if not names:
+                raise AlertError(f"alert {alert.identifier}: an empty channel list sends nowhere")
+        check_cap_matches(alert)
+        rows = []
+        for name in names:
+            ch = self.channel(name)
+            check_drill_guard(alert.status, ch.mode, name, alert.identifier)
+            rows.append((name, ch.mode))
+        if self.store.identifier_used(alert.identifier):
+            raise AlertError(f"alert {alert.identifier}: already enqueued; a CAP identifier is never reused")
+        now = time.time()
+        ids = self.store.insert_alert_with_deliveries(alert.as_dict(), rows, created_at=_iso(now) or "", now=now)
+        for name in names:
+            self._lanes[name].set()
+        return ids
+
+    # -- workers ------------------------------------------------------------------------------------
+    def recover_orphans(self) -> int:
+        """Free at once the deliveries leased by an Outbox whose process has ended; returns how many."""
+        gone = [o for o in self.store.sending_owners() if o != self.owner and not owner_alive(o)]
+        freed = self.store.expire_leases(gone, now=time.time())
+        if freed:
+            log.warning("outbox: %d delivery(ies) interrupted by an ended process will be retried", freed)
+        return freed
+
+    def _backoff_s(self, attempts: int, retry_after: float | None) -> float:
+        delay = min(self.backoff_cap_s, self.backoff_base_s * 2 ** max(attempts - 1, 0))
+        delay *= random.uniform(0.5, 1.5)
+        return max(delay, retry_after or 0.0)
+
+    def _work(self, name: str, stop: threading.Event, until_idle: bool, deadline: float | None = None) -> None:
+        """One channel's worker (on its own thread, or inline in run_until_idle). Never raises: if the database
+        fails under it, it says so in one line and stops; what it had not sent stays in the database."""
+        try:
+            self._deliver_loop(name, stop, until_idle, deadline)
+        except Exception as e:  # a locked or closed database: the next run picks the deliveries up
+            log.error("outbox: channel %s stopped delivering (%s: %s); its deliveries stay in the database for "
+                      "the next run", name, type(e).__name__, e)
+
+    def _deliver_loop(self, name: str, stop: threading.Event, until_idle: bool, deadline: float | None) -> None:
+        try:
+            ch = self.channel(name)
+        except CommandError as e:
+            log.error("outbox: channel %s cannot be built, its deliveries stay pending: %s", name, e)
+            return
+        limiter, lane = self._limiters[name], self._lanes[name]
+        last_recovery = time.monotonic()
+
+        def left(seconds: float) -> float:
+            return seconds if deadline is None else min(seconds, max(deadline - time.monotonic(), 0.0))
+
+        while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+            if time.monotonic() - last_recovery > min(10.0, self.lease_s):
+                self.recover_orphans()
+                last_recovery = time.monotonic()
+            seen = lane.mark()
+            rest = lane.resting_s()   # a receiver that keeps failing rests, not hammered with every queued alert
+            wait, token = (rest, None) if rest > 0 else limiter.acquire()
+            if wait > 0:
+                if until_idle and self.store.next_due(name) is None:
+                    return
+                stop.wait(left(min(wait, self.poll_s)))
+                continue
+            job = self.store.claim_delivery(name, owner=self.owner, now=time.time(), lease_s=self.lease_s)
+            if job is None:
+                limiter.give_back(token)
+                due = self.store.next_due(name)
+                if due is None and until_idle:
+                    return
+                lane.wait(seen, left(self.poll_s if due is None else min(self.poll_s, max(due - time.time(), 0.002))))
+                continue
+            lane.outcome(self._attempt(ch, job) == "retry", lambda n: self._backoff_s(n, None))
+            lane.set()   # siblings: what waited behind this delivery (or for the end) may go now
+
+    def _attempt(self, ch: GuardedChannel, job: dict[str, Any]) -> str:
+        """One send of a claimed delivery; returns "sent", "dead" or "retry" (the receiver failed)."""
+        cfg = self._configs[ch.name]
+        attempts = job["attempts"]
+        fields = {k: job[f"alert_{k}"] for k in ("identifier", "incident_id", "status", "msg_type", "cap_xml",
+                                                 "headline_zh", "text_zh", "area_desc")}
+        if attempts > cfg.max_attempts:
+            note = (f"the last attempt ({attempts - 1}/{cfg.max_attempts}) was interrupted when its process ended; "
+                    f"outcome unknown, not retried")
+            self._finish(job, "dead", error=f"{note}; before: {job['last_error']}" if job["last_error"] else note)
+            return "dead"
+        try:
+            alert = OutgoingAlert(**fields)
+            receipt = ch.send(alert, idempotency_key=idempotency_key(alert.identifier, ch.name))
+        except AlertError as e:
+            self._finish(job, "dead", error=f"refused by the drill guard: {e}")
+            return "dead"
+        except PermanentError as e:
+            self._finish(job, "dead", error=f"permanent: {e}")
+            return "dead"
+        except Exception as e:  # RetryableError, or a plugin's bug: both are worth another try
+            retry_after = e.retry_after if isinstance(e, RetryableError) else None
+            error = str(e) if isinstance(e, RetryableError) else f"{type(e).__name__}: {e}"
+            if attempts >= cfg.max_attempts:
+                self._finish(job, "dead", error=f"gave up after {attempts} attempts: {error}")
+            else:
+                nxt = time.time() + self._backoff_s(attempts, retry_after)
+                self._finish(job, "failed", error=error, next_attempt_at=nxt)
+            return "retry"
+        self._finish(job, "sent", receipt=receipt)
+        return "sent"
+
+    def _finish(self, job: dict[str, Any], status: str, *, receipt: str | None = None, error: str | None = None,
+                next_attempt_at: float | None = None) -> None:
+        kept = self.store.finish_delivery(job["id"], owner=self.owner, status=status, now=time.time(),
+                                          receipt=receipt, last_error=error, next_attempt_at=next_attempt_at)
+        if not kept:
+            log.warning("outbox: delivery %s lost its lease before finishing; another worker owns it", job["id"])
+            return
+        if status in ("sent", "dead"):
+            try:
+                self._plugin_manager().hook.yzt_alert_delivered(
+                    identifier=job["identifier"], channel=job["channel"], mode=job["mode"], status=status,
+                    attempts=job["attempts"], receipt=receipt, error=error)
+            except Exception:  # an observer's bug never undoes a delivery
+                log.exception("outbox: a yzt_alert_delivered observer failed")
+
+    def run_until_idle(self, timeout_s: float = 60.0) -> None:
+        """Deliver until no configured channel has a pending, sending or retrying delivery, or ``timeout_s``
+        passes (what is left stays in the database for the next run)."""
+        self.recover_orphans()
+        unfinished = self.store.unfinished_channels()
+        unknown = [n for n in unfinished if n not in self._configs]
+        if unknown:
+            log.warning("outbox: deliveries wait for channels no longer configured: %s", ", ".join(unknown))
+        names = [n for n in unfinished if n in self._configs]
+        deadline = time.monotonic() + timeout_s
+        stop = threading.Event()
+        if len(names) == 1 and self._configs[names[0]].concurrency == 1:
+            self._work(names[0], stop, True, deadline)    # one worker: on this thread, none to start and join
+            return
+        threads = [threading.Thread(target=self._work, args=(n, stop, True, deadline), name=f"outbox-{n}-{i}",
+                                    daemon=True) for n in names for i in range(self._configs[n].concurrency)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(max(deadline - time.monotonic(), 0))
+        stop.set()
+        for lane in self._lanes.values():
+            lane.set()
+        for t in threads:
+            t.join()
+
+    def start(self) -> None:
+        """Background delivery: ``concurrency`` workers per configured channel until ``stop()``."""
+        if self._bg_stop is not None:
+            return
+        self.recover_orphans()
+        self._bg_stop = threading.Event()
+        self._bg_threads = [
+            threading.Thread(target=self._work, args=(n, self._bg_stop, False), name=f"outbox-{n}-{i}", daemon=True)
+            for n, cfg in self._configs.items() for i in range(cfg.concurrency)]
+        for t in self._bg_threads:
+            t.start()
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """Stop the background workers; a send in progress finishes (or times out) first. ``timeout_s`` is
+        for all of them together."""
+        if self._bg_stop is None:
+            return
+        self._bg_stop.set()
+        for lane in self._lanes.values():
+            lane.set()
+        deadline = time.monotonic() + timeout_s
+        for t in self._bg_threads:
+            t.join(max(deadline - time.monotonic(), 0.0))
+        self._bg_stop, self._bg_threads = None, []
+
+    def close(self) -> None:
+        """Stop, close the HTTP client if this outbox made it, and let other processes take over its leases."""
+        self.stop()
+        if self._own_client:
+            self.client.close()
+        _LIVE_OWNERS.discard(self.owner)
+
+    # -- reading ------------------------------------------------------------------------------------
+    def deliveries(self, identifier: str | None = None) -> list[dict[str, Any]]:
+        """Deliveries (all or of one alert): channel, mode, status (pending|sent|failed|dead), attempts,
+        receipt, last_error, updated_at, plus identifier, id, in_flight and next_attempt_at."""
+        out = []
+        for r in self.store.deliveries(identifier):
+            out.append({"id": r["id"], "identifier": r["identifier"], "channel": r["channel"], "mode": r["mode"],
+                        "status": _PUBLIC_STATUS[r["status"]], "in_flight": r["status"] == "sending",
+                        "attempts": r["attempts"], "receipt": r["receipt"], "last_error": r["last_error"],
+                        "updated_at": _iso(r["updated_at"]),
+                        "next_attempt_at": _iso(r["next_attempt_at"]) if r["status"] == "failed" else None})
+        return out
+
+    def counts(self, mode: str | None = None) -> dict[str, int]:
+        """Deliveries by status (pending|sent|failed|dead) and total, of one mode ("live"|"exercise") or all."""
+        if mode not in (None, "live", "exercise"):
+            raise ChannelError(f"counts: mode {mode!r} must be 'live' or 'exercise'")
+        out = dict.fromkeys(("pending", "sent", "failed", "dead"), 0)
+        for status, n in self.store.delivery_counts(mode).items():
+            out[_PUBLIC_STATUS[status]] += n
+        out["total"] = sum(out.values())
+        return out
+
+
+def default_outbox(*, settings: Any = None, store: Store | None = None, client: httpx.Client | None = None) -> Outbox:
+    """An Outbox over the default store of ``settings`` (for the CLI and the dashboard)."""
+    if settings is None:
+        from settings import get_settings
+        settings = get_settings()
+    return Outbox(store or Store(Path(settings.database_path)), settings, client=client)

@@ -1,0 +1,335 @@
+"""The HTTP API of the 110/119/120 dispatch systems: a Flask blueprint under ``/api/v1``.
+
+    from command.api.routes import register_api, make_api_app
+    register_api(server, service_factory)      # app.py: server is the dashboard's Flask, factory -> ResponseService
+    app = make_api_app()                       # a standalone Flask app over settings' store (tests, tools)
+
+``register_api`` puts the API in front of the dashboard's WSGI callable, so the dashboard's sign-in and CSRF
+hooks never see API requests and the dashboard never sees API 404s; see its docstring.
+
+Routes (JSON; the OpenAPI 3.1 document at ``GET /api/v1/openapi.json`` is generated from
+``command.api.schema``): ``POST /incidents`` (report; idempotent on the system's ``external_id``: 201 the
+first time, 200 with the same incident after), ``PATCH /incidents/{id}`` (update, regrade),
+``GET /incidents`` (filters level/state/district), ``GET /incidents/{id}``, ``GET /incidents/{id}/alerts``,
+``GET /alerts/{identifier}`` (with its deliveries), ``GET /health``. There is no route that sends a warning.
+
+Every request carries ``Authorization: Bearer <token>``; ``command.security.auth.Tokens(store).verify`` turns it into
+a system Principal (401 otherwise) and every view checks ``command.security.auth.require(principal, action)`` (403);
+each view function carries its action as ``view.required_action``. Bodies are read at most 64 KB (413) and
+validated strictly with pydantic (422); every refusal is ``{"error": "one line", "field": ...}``, never HTML
+or a traceback (404/405/500 on ``/api/`` paths included).
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import re
+import threading
+from typing import Any, Callable
+
+import flask
+from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import HTTPException
+
+from command.api import schema as S
+from command.errors import CommandError, PermissionDenied, SessionError
+from incidents.errors import IncidentError
+
+log = logging.getLogger(__name__)
+_REPORT_LOCK = threading.Lock()      # check-then-report of one external_id is atomic within the process
+_SYSTEM_NAME = re.compile(r"^[A-Za-z0-9_.]{1,40}$")
+
+
+class ApiRefusal(Exception):
+    """A refusal with its HTTP status and the field at fault; rendered as ``{"error", "field"}``."""
+
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.field = status, message, field
+
+
+def _error(status: int, message: str, field: str | None = None) -> flask.Response:
+    resp = flask.Response(S.ErrorOut(error=" ".join(message.split()), field=field).model_dump_json(),
+                          status=status, mimetype="application/json")
+    if status == 401:
+        resp.headers["WWW-Authenticate"] = 'Bearer realm="yzt"'
+    return resp
+
+
+def _json(model: BaseModel, status: int = 200) -> flask.Response:
+    return flask.Response(model.model_dump_json(), status=status, mimetype="application/json")
+
+
+# ------------------------------------------------------------------------------------------ auth
+def _service():
+    return flask.current_app.extensions["yzt_api"]()
+
+
+def _principal():
+    """The system behind the bearer token, or a 401 refusal."""
+    from command.security import auth
+    header = flask.request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiRefusal(401, "send Authorization: Bearer <token> (a dispatch system token from yzt tokens issue)",
+                         "Authorization")
+    try:
+        return auth.Tokens(_service().store).verify(token.strip(), source=flask.request.remote_addr or "unknown")
+    except auth.PermissionDenied as e:
+        raise ApiRefusal(401, f"token refused: {e}", "Authorization") from None
+
+
+def requires(action: str) -> Callable:
+    """Decorator: the view runs only for a token whose role may do ``action``; the Principal is ``g.principal``."""
+    def wrap(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def inner(*args: Any, **kwargs: Any) -> flask.Response:
+            from command.security import auth
+            principal = _principal()
+            try:
+                flask.g.principal = auth.require(principal, action)
+            except auth.PermissionDenied as e:
+                raise ApiRefusal(403, str(e)) from None
+            return view(*args, **kwargs)
+        inner.required_action = action      # type: ignore[attr-defined]
+        return inner
+    return wrap
+
+
+def _actor(principal) -> Any:
+    """What the service records (and audits) as the actor: the Principal itself, with its source."""
+    return principal
+
+
+# ------------------------------------------------------------------------------------------ bodies
+def _body(model: type[BaseModel]) -> Any:
+    req = flask.request
+    if req.content_length is not None and req.content_length > S.MAX_BODY_BYTES:
+        raise ApiRefusal(413, f"request body of {req.content_length} bytes is over the {S.MAX_BODY_BYTES} byte limit")
+    raw = req.stream.read(S.MAX_BODY_BYTES + 1)
+    if len(raw) > S.MAX_BODY_BYTES:
+        raise ApiRefusal(413, f"request body is over the {S.MAX_BODY_BYTES} byte limit")
+    if req.mimetype != "application/json":
+        raise ApiRefusal(400, f"send the body as application/json, not {req.mimetype or 'no content type'}")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as e:
+        err = e.errors(include_url=False)[0]
+        if err["type"] == "json_invalid":
+            raise ApiRefusal(400, f"the body is not valid JSON ({err['msg']})") from None
+        where = ".".join(str(p) for p in err["loc"]) or None
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown field {where!r}"
+        elif err["type"] == "missing":
+            msg = f"field {where!r} is required"
+        elif where:
+            msg = f"{where}: {msg}"
+        raise ApiRefusal(422, msg, where) from None
+
+
+def _incident_or_404(svc, incident_id: str):
+    if len(incident_id) > 120 or not svc.store.events(incident_id):
+        raise ApiRefusal(404, f"no incident {incident_id!r}", "incident_id")
+    return svc.get(incident_id)
+
+
+def _incident_id(principal, external_id: str) -> str:
+    """One incident per (system, external_id): the id is derived from both, so a retry finds it."""
+    name = principal.name if _SYSTEM_NAME.match(principal.name) else \
+        "sys" + hashlib.sha256(principal.name.encode("utf-8")).hexdigest()[:10]
+    return f"{name}-{external_id}"
+
+
+# ------------------------------------------------------------------------------------------ views
+bp = flask.Blueprint("yzt_api", __name__, url_prefix=S.PREFIX)
+
+
+@bp.get("/health")
+@requires("view")
+def health() -> flask.Response:
+    p = flask.g.principal
+    n = len(_service().store.incident_ids())
+    return _json(S.HealthOut(status="ok", system=p.name, role=p.role, incidents=n))
+
+
+@bp.get("/openapi.json")
+@requires("view")
+def openapi() -> flask.Response:
+    return flask.jsonify(S.openapi_document())
+
+
+@bp.post("/incidents")
+@requires("incident.report")
+def report_incident() -> flask.Response:
+    from incidents.model import Casualties, IncidentReport, Point
+    body: S.ReportIn = _body(S.ReportIn)
+    svc, p = _service(), flask.g.principal
+    incident_id = _incident_id(p, body.external_id)
+    point = Point(body.point.lon, body.point.lat, body.point.crs) if body.point else None
+    report = IncidentReport(type=body.type, address=body.address, point=point,
+                            casualties=Casualties(**body.casualties.model_dump()),
+                            economic_loss_cny=body.economic_loss_cny, description=body.description)
+    with _REPORT_LOCK:
+        if svc.store.events(incident_id):
+            return _json(_views().incident_out(svc.get(incident_id)), 200)
+        try:
+            state = svc.report(report, actor=_actor(p), incident_id=incident_id)
+        except IncidentError as e:
+            raise ApiRefusal(422, str(e), "point" if point is not None else "address") from None
+    resp = _json(_views().incident_out(state), 201)
+    resp.headers["Location"] = f"{S.PREFIX}/incidents/{state.id}"
+    return resp
+
+
+@bp.patch("/incidents/<incident_id>")
+@requires("incident.update")
+def update_incident(incident_id: str) -> flask.Response:
+    from incidents.model import Casualties
+    body: S.UpdateIn = _body(S.UpdateIn)
+    svc = _service()
+    state = _incident_or_404(svc, incident_id)
+    if state.state == "closed":
+        raise ApiRefusal(409, f"incident {incident_id} was closed at {state.closed_at}; it takes no more updates")
+    try:
+        state = svc.update(incident_id, actor=_actor(flask.g.principal), type=body.type,
+                           casualties=Casualties(**body.casualties.model_dump()) if body.casualties else None,
+                           economic_loss_cny=body.economic_loss_cny, description=body.description)
+    except IncidentError as e:
+        raise ApiRefusal(422, str(e)) from None
+    except SessionError as e:
+        raise ApiRefusal(409, str(e)) from None
+    return _json(_views().incident_out(state))
+
+
+@bp.get("/incidents")
+@requires("view")
+def list_incidents() -> flask.Response:
+    args = flask.request.args
+    unknown = sorted(set(args) - {"level", "state", "district"})
+    if unknown:
+        raise ApiRefusal(400, f"unknown query parameter {unknown[0]!r} (use level, state, district)", unknown[0])
+    level, state, district = args.get("level"), args.get("state"), args.get("district")
+    if level is not None and level not in ("I", "II", "III", "IV"):
+        raise ApiRefusal(400, f"level {level!r} must be one of I, II, III, IV", "level")
+    if state is not None and state not in ("open", "closed"):
+        raise ApiRefusal(400, f"state {state!r} must be open or closed", "state")
+    if district is not None and not 1 <= len(district) <= 50:
+        raise ApiRefusal(400, "district must be an adcode or a name of 1 to 50 characters", "district")
+    states = _service().list_incidents(level=level, state=state, district=district)
+    items = [_views().summary_out(s) for s in states]
+    return _json(S.IncidentListOut(count=len(items), incidents=items))
+
+
+@bp.get("/incidents/<incident_id>")
+@requires("view")
+def get_incident(incident_id: str) -> flask.Response:
+    return _json(_views().incident_out(_incident_or_404(_service(), incident_id)))
+
+
+@bp.get("/incidents/<incident_id>/alerts")
+@requires("view")
+def incident_alerts(incident_id: str) -> flask.Response:
+    svc = _service()
+    state = _incident_or_404(svc, incident_id)
+    alerts = [_views().alert_out(state, a, svc.outbox.deliveries(a.identifier)) for a in state.alerts if a.was_sent]
+    return _json(S.AlertListOut(incident_id=state.id, alerts=alerts))
+
+
+@bp.get("/alerts/<identifier>")
+@requires("view")
+def get_alert(identifier: str) -> flask.Response:
+    svc = _service()
+    row = svc.store.alert(identifier) if len(identifier) <= 120 else None
+    state = svc.get(row["incident_id"]) if row else None
+    rec = next((a for a in state.alerts if a.identifier == identifier and a.was_sent), None) if state else None
+    if rec is None:
+        raise ApiRefusal(404, f"no sent warning {identifier!r}", "identifier")
+    return _json(_views().alert_out(state, rec, svc.outbox.deliveries(identifier)))
+
+
+def _views():
+    from command.api import views
+    return views
+
+
+# ------------------------------------------------------------------------------------------ errors
+@bp.errorhandler(ApiRefusal)
+def _refused(e: ApiRefusal) -> flask.Response:
+    return _error(e.status, e.message, e.field)
+
+
+@bp.errorhandler(HTTPException)
+def _http(e: HTTPException) -> flask.Response:
+    resp = _error(e.code or 500, e.description or e.name)
+    allowed = getattr(e, "valid_methods", None)
+    if allowed:
+        resp.headers["Allow"] = ", ".join(allowed)
+    return resp
+
+
+@bp.errorhandler(PermissionDenied)
+def _denied(e: PermissionDenied) -> flask.Response:
+    return _error(403, str(e))
+
+
+@bp.errorhandler(CommandError)
+def _command(e: CommandError) -> flask.Response:
+    return _error(422, str(e))
+
+
+@bp.errorhandler(Exception)
+def _crash(e: Exception) -> flask.Response:
+    log.exception("dispatch API: %s %s failed", flask.request.method, flask.request.path)
+    return _error(500, f"internal error ({type(e).__name__}); it is logged, the request changed nothing it could not finish")
+
+
+# ------------------------------------------------------------------------------------------ wiring
+def create_api_app(service_factory: Callable[[], Any]) -> flask.Flask:
+    """A Flask app holding only the dispatch API; ``service_factory()`` returns the ResponseService to use
+    (its ``store`` also holds the tokens). Every 404/405 of this app is a JSON refusal."""
+    app = flask.Flask("yzt_api")
+    app.extensions["yzt_api"] = service_factory
+    app.register_blueprint(bp)
+    app.register_error_handler(404, _http)      # routing errors never reach a blueprint's handlers
+    app.register_error_handler(405, _http)
+    return app
+
+
+def register_api(server: flask.Flask, service_factory: Callable[[], Any]) -> None:
+    """Serve the dispatch API under ``/api/v1`` of ``server`` (the dashboard's Flask app).
+
+    The API runs as its own Flask app in front of ``server``'s WSGI callable: requests under the prefix never
+    pass the dashboard's session, sign-in redirect or CSRF hooks (a bearer token is not a cookie, so CSRF does
+    not apply) and get only JSON answers; every other path goes to ``server`` untouched. The API app is kept
+    in ``server.extensions["yzt_api_app"]`` (its ``url_map`` lists the API routes)."""
+    api = create_api_app(service_factory)
+    outer = server.wsgi_app
+
+    def dispatch(environ: dict, start_response: Callable) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if path == S.PREFIX or path.startswith(S.PREFIX + "/"):
+            return api.wsgi_app(environ, start_response)
+        return outer(environ, start_response)
+
+    server.wsgi_app = dispatch          # type: ignore[method-assign]
+    server.extensions["yzt_api_app"] = api
+
+
+def make_api_app(settings: Any = None) -> flask.Flask:
+    """A Flask app serving only the dispatch API over the store of ``settings`` (opened on first request)."""
+    from settings import get_settings
+    settings = settings or get_settings()
+    lock = threading.Lock()
+    holder: dict[str, Any] = {}
+
+    def factory():
+        with lock:
+            if "svc" not in holder:
+                from command.response.service import ResponseService
+                from command.store.sqlite import Store
+                holder["svc"] = ResponseService(Store(settings.database_path), settings=settings)
+            return holder["svc"]
+
+    return create_api_app(factory)

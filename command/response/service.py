@@ -1,0 +1,437 @@
+"""ResponseService: the one set of response services the CLI, drills and the dashboard call.
+
+    from command.response.service import ResponseService
+    from command.store.sqlite import Store
+    svc = ResponseService(Store(path), exercise=False)          # settings, clock, outbox default
+    state = svc.report(IncidentReport(type="gas_explosion", address="广州市天河区天河路"), actor="值班员")
+    state = svc.update(state.id, actor="值班员", casualties=Casualties(deaths=4))   # regrade, group grows
+    draft = svc.draft_alert(state.id, actor="值班员", instruction_zh="请远离商场")
+    svc.send_alert(state.id, draft, actor="值班员", confirm=True)  # Actual needs confirm=True
+
+Every action appends timeline events (command.response.timeline) to the store; every read folds them. With
+``exercise=True`` every message is CAP status Exercise and goes only to channels whose mode is exercise,
+whatever the settings say; an Actual never goes without ``confirm=True``.
+
+``actor`` is a ``command.security.auth.Principal`` (a signed-in user or a dispatch system) or a plain name (the
+local operator at the terminal: a commander). Every action checks ``auth.require`` first. Two-person rule:
+an Actual Alert/Update at a level in ``settings.two_person_levels`` also needs ``approve_alert`` by a
+commander other than the one who sends it. A Cancel never waits for a second person.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+
+from command.response import group
+from command.security.auth import Principal, as_principal, require
+from command.errors import AlertError, IncidentExistsError, SessionError
+from command.response.timeline import (AlertApproved, AlertCancelled, AlertDrafted, AlertFailed, AlertRecord,
+                              AlertSent, Clock, Closed, Event, IncidentState, NoteAdded, Reported, SystemClock, TaskDone, TaskSet, Updated, fold, from_record,
+                              iso, location_to_dict, parse_iso, to_record)
+from incidents.model import Casualties, IncidentReport, Point
+
+NEARBY_LAYERS = ("hospital", "fire_station", "camera", "shelter")
+NEARBY_K = 5
+
+
+@dataclass(frozen=True)
+class AlertDraft:
+    """A validated CAP message not yet sent: what it says, where, to whom and through which channels."""
+
+    incident_id: str
+    identifier: str
+    status: str                         # Actual | Exercise
+    msg_type: str                       # Alert | Update | Cancel
+    references: tuple[str, ...]
+    sender: str
+    sent: str
+    cap_xml: str
+    circle: str | None                  # CAP circle "lat,lon radius_km"
+    radius_m: float | None
+    population: int
+    admin_units: tuple[dict[str, Any], ...]
+    channels: tuple[str, ...]
+    headline_zh: str
+    text_zh: str
+    area_desc: str
+    reason: str = ""
+    polygon: tuple[tuple[float, float], ...] | None = field(default=None)
+
+
+def _plain(value: Any) -> Any:
+    """A JSON round trip: numpy scalars and tuples become plain values the store keeps as is."""
+    def default(o: Any) -> Any:
+        if hasattr(o, "item"):
+            return o.item()
+        raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+    return json.loads(json.dumps(value, ensure_ascii=False, default=default))
+
+
+class ResponseService:
+    def __init__(self, store, *, settings=None, clock: Clock | None = None, exercise: bool = False,
+                 outbox=None) -> None:
+        from settings import get_settings
+        self.store = store
+        self.settings = settings or get_settings()
+        self.clock = clock or SystemClock()
+        self.exercise = exercise
+        if outbox is None:
+            from command.alerts.outbox import Outbox
+            outbox = Outbox(store, self.settings)
+        self.outbox = outbox
+        # incident -> (last seq read, decoded events, their fold): the log is append-only, so only newer rows
+        # are read, and an unchanged timeline is not folded again (IncidentState is immutable)
+        self._timelines: dict[str, tuple[int, tuple[Event, ...], IncidentState]] = {}
+        self._timelines_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ timeline plumbing
+    def _append(self, incident_id: str, events: list[Event], who: Principal | None = None) -> None:
+        """All ``events`` in ONE transaction, each with its audit entry (by ``who``, from its source)."""
+        if not events:
+            return
+        records = []
+        for ev in events:
+            kind, payload = to_record(ev)
+            records.append((kind, payload, ev.at, ev.actor))   # the store writes numpy scalars as numbers
+        self.store.append_events(incident_id, records, source=who.source if who else "local",
+                                 by=who.name if who else None)
+
+    def _now(self) -> str:
+        return iso(self.clock.now())
+
+    def get(self, incident_id: str) -> IncidentState:
+        """The incident's state: the pure fold of its whole timeline (new rows read since the last call; the
+        fold is reused while no new row has arrived)."""
+        with self._timelines_lock:
+            last, events, state = self._timelines.get(incident_id, (0, (), None))
+        new = self.store.events(incident_id, since_seq=last)
+        if new:
+            events = events + tuple(from_record(e.kind, e.payload, at=e.at, actor=e.actor) for e in new)
+            last, state = new[-1].seq, None
+        if not events:
+            raise SessionError(f"no incident {incident_id!r} in the store")
+        if state is None:
+            state = fold(incident_id, events)
+            with self._timelines_lock:
+                if self._timelines.get(incident_id, (0,))[0] <= last:
+                    self._timelines[incident_id] = (last, events, state)
+        return state
+
+    def _open(self, incident_id: str) -> IncidentState:
+        state = self.get(incident_id)
+        if state.state == "closed":
+            raise SessionError(f"incident {incident_id} was closed at {state.closed_at}; it takes no more actions")
+        return state
+
+    def list_incidents(self, *, level: str | None = None, state: str | None = None,
+                       district: str | None = None) -> list[IncidentState]:
+        out = []
+        for iid in self.store.incident_ids():
+            s = self.get(iid)
+            if level and s.grade.level != level or state and s.state != state:
+                continue
+            if district and district not in (s.location.district_adcode, s.location.district_name):
+                continue
+            out.append(s)
+        return out
+
+    # ------------------------------------------------------------------ report / update
+    def report(self, report: IncidentReport, *, actor: Principal | str,
+               incident_id: str | None = None) -> IncidentState:
+        """Locate, grade, find what is nearby, open the response group; all recorded at once."""
+        who = require(as_principal(actor), "incident.report")
+        actor = who.name
+        from incidents.geocode import locate_any
+        from incidents.grading import grade
+        location = locate_any(report.address, report.point)
+        g = grade(report.type, report.casualties, report.economic_loss_cny)
+        now = self.clock.now()
+        at = iso(now)
+        nearby, problems = self._nearby(location.point)
+        for n in range(1, 101):  # the database allows one report per id; a same-second twin takes the next
+            iid = incident_id or self._incident_id(location.district_adcode or "440000", now, n)
+            if incident_id and self.store.events(iid):
+                raise SessionError(f"incident {iid} already exists; use update")
+            events: list[Event] = [Reported(
+                at=at, actor=actor, type=report.type, location=location_to_dict(location),
+                casualties=report.casualties.as_dict(), economic_loss_cny=float(report.economic_loss_cny),
+                description=report.description, grade=g.as_dict(), address=report.address, nearby=nearby)]
+            events += [NoteAdded(at=at, actor="system", text=p) for p in problems]
+            events += group.open_group(iid, report.type, g, location, at=at, actor=actor,
+                                         settings=self.settings, casualties=report.casualties)
+            try:
+                self._append(iid, events, who)
+            except IncidentExistsError:
+                if incident_id:
+                    raise
+                continue
+            return self.get(iid)
+        raise SessionError(f"could not find a free incident id near {iid}")
+
+    @staticmethod
+    def _incident_id(adcode: str, now, n: int) -> str:
+        """The n-th candidate id of an incident reported in ``adcode`` at ``now`` (the store decides)."""
+        base = f"{adcode}-{now.strftime('%Y%m%d%H%M%S')}"
+        return base if n == 1 else f"{base}-{n}"
+
+    def _nearby(self, point: Point) -> tuple[dict[str, list[dict]], list[str]]:
+        from layers.errors import LayerError
+        from layers.index import nearest
+        from layers.routing import drive_times
+        out: dict[str, list[dict]] = {}
+        problems: list[str] = []
+        for layer in NEARBY_LAYERS:
+            try:
+                items = nearest(layer, point, k=NEARBY_K * 2 if layer == "fire_station" else NEARBY_K)
+                if layer == "fire_station":
+                    timed = drive_times(point, items)
+                    ranked = sorted(timed, key=lambda d: (d["drive_time_s"], d["distance_m"]))
+                    items = [dict(d, drive_rank=i + 1) for i, d in enumerate(ranked[:NEARBY_K])]
+            except LayerError as e:
+                items = []
+                problems.append(f"附近 {layer} 不可用: {e}")
+            out[layer] = items
+        return out, problems
+
+    def update(self, incident_id: str, *, actor: Principal | str, type: str | None = None,
+               casualties: Casualties | None = None, economic_loss_cny: float | None = None,
+               description: str | None = None) -> IncidentState:
+        """Record what changed, regrade, and say so; a higher level brings its government in."""
+        from incidents.grading import grade
+        who = require(as_principal(actor), "incident.update")
+        actor = who.name
+        state = self._open(incident_id)
+        changes: dict[str, Any] = {}
+        if type is not None and type != state.type:
+            changes["type"] = type
+        if casualties is not None and casualties != state.casualties:
+            changes["casualties"] = casualties.as_dict()
+        if economic_loss_cny is not None and float(economic_loss_cny) != state.economic_loss_cny:
+            changes["economic_loss_cny"] = float(economic_loss_cny)
+        if description is not None and description != state.description:
+            changes["description"] = description
+        if not changes:
+            return state
+        new_type = changes.get("type", state.type)
+        new_cas = casualties if "casualties" in changes else state.casualties
+        new_loss = changes.get("economic_loss_cny", state.economic_loss_cny)
+        g = grade(new_type, new_cas, new_loss)
+        at = self._now()
+        events: list[Event] = [Updated(at=at, actor=actor, changes=changes)]
+        events += group.regrade(state, g, new_type, at=at, actor=actor, casualties=new_cas)
+        self._append(incident_id, events, who)
+        return self.get(incident_id)
+
+    def note(self, incident_id: str, text: str, *, actor: Principal | str) -> IncidentState:
+        who = require(as_principal(actor), "incident.note")
+        if not text.strip():
+            raise SessionError("a note needs some text")
+        self.get(incident_id)
+        self._append(incident_id, [NoteAdded(at=self._now(), actor=who.name, text=text)], who)
+        return self.get(incident_id)
+
+    def add_task(self, incident_id: str, role: str, text: str, *, actor: Principal | str) -> str:
+        who = require(as_principal(actor), "task.set")
+        state = self._open(incident_id)
+        task_id = f"T{len(state.tasks) + 1}"
+        self._append(incident_id, [TaskSet(at=self._now(), actor=who.name, task_id=task_id, role=role,
+                                           text=text)], who)
+        return task_id
+
+    def complete_task(self, incident_id: str, task_id: str, *, actor: Principal | str) -> None:
+        who = require(as_principal(actor), "task.done")
+        state = self._open(incident_id)
+        task = next((t for t in state.tasks if t.id == task_id), None)
+        if task is None:
+            raise SessionError(f"incident {incident_id} has no task {task_id!r}")
+        if task.done_at:
+            raise SessionError(f"task {task_id} of incident {incident_id} is already done ({task.done_at})")
+        self._append(incident_id, [TaskDone(at=self._now(), actor=who.name, task_id=task_id)], who)
+
+    def close(self, incident_id: str, *, actor: Principal | str, reason: str = "") -> IncidentState:
+        who = require(as_principal(actor), "incident.close")
+        self._open(incident_id)
+        self._append(incident_id, [Closed(at=self._now(), actor=who.name, reason=reason)], who)
+        return self.get(incident_id)
+
+    # ------------------------------------------------------------------ alerts
+    @property
+    def _status(self) -> str:
+        return "Exercise" if self.exercise else "Actual"
+
+    def _channels(self, status: str) -> list[str]:
+        mode = "exercise" if status == "Exercise" else "live"
+        return [c.name for c in self.settings.channels if c.mode == mode]
+
+    def draft_alert(self, incident_id: str, *, actor: Principal | str, radius_m: float | None = None,
+                    polygon: list[tuple[float, float]] | None = None, instruction_zh: str = "",
+                    instruction_en: str = "") -> AlertDraft:
+        """Build and validate the CAP message (zh + en) for the incident's area; record the draft."""
+        actor = require(as_principal(actor), "alert.draft")
+        state = self._open(incident_id)
+        active = state.active_alerts
+        msg_type = "Update" if active else "Alert"
+        return self._draft(state, actor=actor, msg_type=msg_type, references=[a.reference for a in active],
+                           radius_m=radius_m, polygon=polygon, instruction_zh=instruction_zh,
+                           instruction_en=instruction_en)
+
+    def _draft(self, state: IncidentState, *, actor: Principal, msg_type: str, references: list[str],
+               radius_m, polygon, instruction_zh: str, instruction_en: str) -> AlertDraft:
+        from command.alerts import area
+        from command.alerts import cap
+        from incidents.grading import incident_types
+        area = area.build_area(state.location.point, radius_m=radius_m, polygon=polygon,
+                                 type=state.type, level=state.grade.level)
+        now = self.clock.now()
+        adcode = state.location.district_adcode or "440000"
+        used = {a.identifier for a in state.alerts}    # this incident's drafts; sent ones are in the store
+        identifier = cap.new_identifier(adcode, now, lambda i: i in used or self.store.identifier_used(i))
+        itype = incident_types()[state.type]
+        status = self._status
+        sender = cap.default_sender(adcode)
+        place = f"{state.location.city_name or ''}{state.location.district_name or ''}"
+        tag = "【演练】" if status == "Exercise" else ""
+        word = {"Cancel": "解除", "Update": "更新"}.get(msg_type, "")
+        headline = f"{tag}{place}{itype.cap_event_zh}{state.grade.colour}色预警{word}"
+        xml = cap.build_alert(
+            identifier=identifier, sender=sender, sent=now, status=status, msg_type=msg_type,
+            references=references, incident_type=state.type, grade=state.grade, area=area,
+            instruction_zh=instruction_zh, instruction_en=instruction_en, headline_zh=headline,
+            description_zh=state.description, incident_id=state.id)    # validated against the XSD inside
+        units = _plain(area.admin_units)
+        area_desc = "、".join(u.get("name", u.get("adcode", "")) for u in units) or place
+        text = f"{headline}：{state.location.matched}。{instruction_zh}".strip()
+        draft = AlertDraft(
+            incident_id=state.id, identifier=identifier, status=status, msg_type=msg_type,
+            references=tuple(references), sender=sender, sent=iso(now), cap_xml=xml,
+            circle=area.as_dict()["area"].get("circle"), radius_m=area.radius_m, population=int(area.population),
+            admin_units=tuple(units), channels=tuple(self._channels(status)), headline_zh=headline,
+            text_zh=text, area_desc=area_desc, reason=area.reason,
+            polygon=tuple(tuple(p) for p in polygon) if polygon else None)
+        self._append(state.id, [AlertDrafted(
+            at=draft.sent, actor=actor.name, identifier=identifier, status=status, msg_type=msg_type,
+            references=list(references), sender=sender, sent=draft.sent, cap_xml=xml,
+            area={"circle": draft.circle, "radius_m": area.radius_m, "reason": area.reason,
+                  "polygon": [list(p) for p in area.polygon] if area.polygon else None,
+                  "more_polygons": [[list(p) for p in ring] for ring in area.more_polygons]},
+            population=draft.population, admin_units=list(units), channels=list(draft.channels),
+            headline_zh=headline, text_zh=text, radius_m=radius_m,
+            polygon=[list(p) for p in polygon] if polygon else None)], actor)
+        return draft
+
+    def approve_alert(self, incident_id: str, draft_identifier: str, *, actor: Principal | str) -> IncidentState:
+        """A commander's approval of an Actual draft, so that another commander may send it."""
+        who = require(as_principal(actor), "alert.approve")
+        state = self._open(incident_id)
+        rec = next((a for a in state.alerts if a.identifier == draft_identifier), None)
+        if rec is None:
+            raise AlertError(f"alert {draft_identifier} was not drafted for incident {incident_id}")
+        if rec.was_sent:
+            raise AlertError(f"alert {draft_identifier} was already sent; there is nothing to approve")
+        if rec.status != "Actual":
+            raise AlertError(f"alert {draft_identifier} is an {rec.status}: only an Actual warning is approved")
+        self._append(incident_id, [AlertApproved(at=self._now(), actor=who.name, identifier=draft_identifier,
+                                                 confirmed=True, second=True)], who)
+        return self.get(incident_id)
+
+    def send_alert(self, incident_id: str, draft: AlertDraft, *, actor: Principal | str, confirm: bool) -> dict:
+        """Approve and deliver a draft through the outbox; record each delivery's outcome."""
+        who = require(as_principal(actor), "alert.send")
+        state = self._open(incident_id)
+        rec = self._check_sendable(state, draft, confirm)
+        self._check_two_person(state, rec, who)
+        if draft.msg_type != "Cancel":
+            current = {a.identifier for a in state.active_alerts}
+            if current != {r.split(",")[1] for r in rec.references}:
+                raise AlertError(f"draft {draft.identifier} is out of date: another alert was sent since; "
+                                 "draft again")
+        return self._deliver(state, rec, draft, actor=who, confirm=confirm)
+
+    def _check_two_person(self, state: IncidentState, rec: AlertRecord, who: Principal) -> None:
+        level = state.grade.level
+        if rec.status != "Actual" or rec.msg_type == "Cancel" or level not in self.settings.two_person_levels:
+            return
+        if not any(name != who.name for name in rec.approvals):
+            why = " (the sender cannot approve their own warning)" if who.name in rec.approvals else ""
+            raise AlertError(f"level {level} warning needs a second commander's approval{why}")
+
+    def _check_sendable(self, state: IncidentState, draft: AlertDraft, confirm: bool) -> AlertRecord:
+        rec = next((a for a in state.alerts if a.identifier == draft.identifier), None)
+        if rec is None or draft.incident_id != state.id:
+            raise AlertError(f"alert {draft.identifier} was not drafted for incident {state.id}")
+        if rec.was_sent or self.store.identifier_used(draft.identifier):
+            raise AlertError(f"alert {draft.identifier} was already sent; an identifier is never reused")
+        if rec.status != self._status or draft.status != rec.status or draft.cap_xml != rec.cap_xml:
+            raise AlertError(f"alert {draft.identifier} is {draft.status} but this service is in "
+                             f"{'exercise' if self.exercise else 'live'} mode; draft again")
+        if rec.status == "Actual" and not confirm:
+            raise AlertError("an Actual public warning needs confirmation")
+        channels = self._channels(rec.status)
+        if not channels:
+            mode = "exercise" if rec.status == "Exercise" else "live"
+            raise AlertError(f"no {mode} channel in the settings: alert {draft.identifier} not sent "
+                             f"(add a channel with mode: {mode})")
+        return rec
+
+    def _deliver(self, state: IncidentState, rec: AlertRecord, draft: AlertDraft, *, actor: Principal,
+                 confirm: bool, cancels: list[str] | None = None) -> dict:
+        from command.alerts.outbox import OutgoingAlert
+        channels = self._channels(rec.status)
+        outgoing = OutgoingAlert(identifier=rec.identifier, incident_id=state.id, status=rec.status,
+                                 msg_type=rec.msg_type, cap_xml=rec.cap_xml, headline_zh=draft.headline_zh,
+                                 text_zh=draft.text_zh, area_desc=draft.area_desc)
+        ids = self.outbox.enqueue(outgoing, channels)
+        at = self._now()
+        events: list[Event] = [AlertApproved(at=at, actor=actor.name, identifier=rec.identifier,
+                                             confirmed=confirm)]
+        if cancels is not None:
+            events.append(AlertCancelled(at=at, actor=actor.name, identifier=rec.identifier, cancels=cancels))
+        self._append(state.id, events, actor)
+        self.outbox.run_until_idle(timeout_s=30)
+        rows = self.outbox.deliveries(rec.identifier)
+        outcome: list[Event] = []
+        for row in rows:
+            if row["status"] == "sent":
+                outcome.append(AlertSent(at=self._now(), actor="outbox", identifier=rec.identifier,
+                                         channel=row["channel"], mode=row["mode"],
+                                         receipt=_text(row.get("receipt"))))
+            elif row["status"] in ("failed", "dead"):
+                outcome.append(AlertFailed(at=self._now(), actor="outbox", identifier=rec.identifier,
+                                           channel=row["channel"], mode=row["mode"],
+                                           error=str(row.get("last_error") or ""), status=row["status"]))
+        self._append(state.id, outcome, actor)
+        return {"identifier": rec.identifier, "incident_id": state.id, "status": rec.status,
+                "msg_type": rec.msg_type, "references": list(rec.references), "delivery_ids": list(ids),
+                "channels": channels, "deliveries": _plain(rows), "cancels": cancels or []}
+
+    def cancel_alert(self, incident_id: str, *, actor: Principal | str, confirm: bool) -> dict:
+        """A CAP Cancel referencing every alert of the incident still in force."""
+        actor = require(as_principal(actor), "alert.cancel")
+        state = self._open(incident_id)
+        active = state.active_alerts
+        if not active:
+            raise AlertError(f"incident {incident_id} has no alert in force to cancel")
+        if not self.exercise and not confirm:
+            raise AlertError("an Actual public warning needs confirmation (a Cancel too)")
+        last = active[-1]
+        draft = self._draft(state, actor=actor, msg_type="Cancel", references=[a.reference for a in active],
+                            radius_m=last.radius_m, polygon=[list(p) for p in last.polygon] if last.polygon
+                            else None, instruction_zh="预警解除", instruction_en="The warning is cancelled.")
+        state = self.get(incident_id)
+        rec = self._check_sendable(state, draft, confirm)
+        return self._deliver(state, rec, draft, actor=actor, confirm=confirm,
+                             cancels=[a.identifier for a in active])
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(_plain(value), ensure_ascii=False, sort_keys=True)
+
+
+def reported_at_s(state: IncidentState, at: str) -> int:
+    """Seconds from the incident's report to ``at`` (both ISO 8601 with offset)."""
+    return int((parse_iso(at) - parse_iso(state.reported_at)).total_seconds())
