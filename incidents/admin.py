@@ -1,6 +1,8 @@
 """Guangdong's admin units: province/city/district polygons (WGS84), the admin-unit table, census 2020.
 
-Loaded lazily, once per process and data directory; nothing is read at import.
+Loaded lazily, once per process and data directory; nothing is read at import. Every reader takes the data
+directory as ``root``; without one it reads the bundled ``data/`` (DEFAULT_DATA_DIR). Settings are not read
+here: the door that read them passes ``root`` down.
 
     from incidents import admin
     admin.districts()          # GeoDataFrame: district_adcode, district_name, city_adcode, city_name,
@@ -19,7 +21,7 @@ import geopandas as gpd
 import pandas as pd
 from shapely import Point as ShapelyPoint
 
-from settings import get_settings
+from settings import ROOT
 
 WGS84 = "EPSG:4326"
 METRIC = "EPSG:4547"  # CGCS2000 / 3-degree Gauss-Kruger CM 114E: metres, covers Guangdong
@@ -32,10 +34,12 @@ BOUNDARY_FILES = {
 }
 CENSUS_FILE = "population/guangdong_census2020_county.csv"
 UNITS_FILE = "gazetteer/guangdong_admin_units.csv"
+DEFAULT_DATA_DIR = ROOT / "data"   # the bundled data; a deployment's own folder is passed as ``root``
 
 
-def data_dir() -> Path:
-    return get_settings().data_dir
+def data_dir(root: Path | None = None) -> Path:
+    """``root`` when given, else the bundled data folder."""
+    return Path(root) if root is not None else DEFAULT_DATA_DIR
 
 
 @functools.lru_cache(maxsize=4)
@@ -49,18 +53,16 @@ def _read_boundaries(level: str, root: Path) -> gpd.GeoDataFrame:
 
 
 @functools.lru_cache(maxsize=2)
-def census(root: Path | None = None) -> pd.DataFrame:
+def _census(root: Path) -> pd.DataFrame:
     """2020 census by adcode (province, city, county rows)."""
-    root = root or data_dir()
     df = pd.read_csv(root / CENSUS_FILE, dtype={"adcode": str})
     return df.set_index("adcode", drop=False)
 
 
 @functools.lru_cache(maxsize=2)
-def districts(root: Path | None = None) -> gpd.GeoDataFrame:
-    root = root or data_dir()
+def _districts(root: Path) -> gpd.GeoDataFrame:
     gdf = _read_boundaries("district", root).copy()
-    pop = census(root)["population"]
+    pop = _census(root)["population"]
     gdf["population"] = gdf["district_adcode"].map(pop).astype(float)
     gdf["area_km2"] = gdf.to_crs(METRIC).area / 1e6
     return gdf[["district_adcode", "district_name", "short_name", "city_adcode", "city_name",
@@ -68,44 +70,41 @@ def districts(root: Path | None = None) -> gpd.GeoDataFrame:
 
 
 @functools.lru_cache(maxsize=2)
-def cities(root: Path | None = None) -> gpd.GeoDataFrame:
-    root = root or data_dir()
+def _cities(root: Path) -> gpd.GeoDataFrame:
     gdf = _read_boundaries("city", root).copy()
-    gdf["population"] = gdf["city_adcode"].map(census(root)["population"]).astype(float)
+    gdf["population"] = gdf["city_adcode"].map(_census(root)["population"]).astype(float)
     return gdf[["city_adcode", "city_name", "short_name", "population", "geometry"]]
 
 
 @functools.lru_cache(maxsize=2)
-def province(root: Path | None = None) -> gpd.GeoDataFrame:
-    root = root or data_dir()
+def _province(root: Path) -> gpd.GeoDataFrame:
     return _read_boundaries("province", root)
 
 
 @functools.lru_cache(maxsize=2)
-def province_shape(root: Path | None = None):
+def _province_shape(root: Path):
     """The province outline as one shapely geometry (WGS84), prepared for fast point tests."""
     import shapely
-    geom = province(root).geometry.union_all()
+    geom = _province(root).geometry.union_all()
     shapely.prepare(geom)
     return geom
 
 
 @functools.lru_cache(maxsize=2)
-def units(root: Path | None = None) -> pd.DataFrame:
-    root = root or data_dir()
+def _units(root: Path) -> pd.DataFrame:
     df = pd.read_csv(root / UNITS_FILE, dtype={"adcode": str})
     df["city_adcode"] = df["city_adcode"].astype("Int64").astype(str).replace("<NA>", None)
     return df
 
 
-def in_guangdong(lon: float, lat: float) -> bool:
+def in_guangdong(lon: float, lat: float, *, root: Path | None = None) -> bool:
     """True when the WGS84 point lies inside Guangdong's outline."""
-    return bool(province_shape().covers(ShapelyPoint(lon, lat)))
+    return bool(_province_shape(data_dir(root)).covers(ShapelyPoint(lon, lat)))
 
 
-def locate_point(lon: float, lat: float) -> pd.Series | None:
+def locate_point(lon: float, lat: float, *, root: Path | None = None) -> pd.Series | None:
     """The district row whose polygon covers the WGS84 point, or None outside Guangdong."""
-    tree, areas, rows = _district_tree(data_dir())
+    tree, areas, rows = _district_tree(data_dir(root))
     idx = tree.query(ShapelyPoint(lon, lat), predicate="covered_by")
     if len(idx) == 0:
         return None
@@ -118,7 +117,31 @@ def _district_tree(root: Path):
     """An STRtree over prepared district polygons (geopandas' sindex adds ~0.3 ms a query here), and the
     district rows already cut (``iloc`` costs more than the query). Treat the rows as read-only."""
     import shapely
-    d = districts(root)
+    d = _districts(root)
     geoms = d.geometry.to_numpy().copy()
     shapely.prepare(geoms)
     return shapely.STRtree(geoms), d["area_km2"].to_numpy(), [d.iloc[i] for i in range(len(d))]
+
+
+def census(root: Path | None = None):
+    return _census(data_dir(root))
+
+
+def districts(root: Path | None = None):
+    return _districts(data_dir(root))
+
+
+def cities(root: Path | None = None):
+    return _cities(data_dir(root))
+
+
+def province(root: Path | None = None):
+    return _province(data_dir(root))
+
+
+def province_shape(root: Path | None = None):
+    return _province_shape(data_dir(root))
+
+
+def units(root: Path | None = None):
+    return _units(data_dir(root))

@@ -23,15 +23,18 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from incidents.coords import shown
 from incidents.errors import GeocoderError, IncidentError, LocateError
 from incidents.gazetteer import Gazetteer, Mention, Place, gazetteer
 from incidents.model import Candidate, Location, Point
 
-PRECISION = {"road": "road", "community": "district", "township": "district", "district": "district",
-             "city": "city", "province": "province"}
-BASE_CONFIDENCE = {"road": 0.9, "community": 0.8, "township": 0.8, "district": 0.85, "city": 0.5,
+# precision is the level whose point is used (Place.point_level): a community without a point of its own
+# is placed at its township's point with precision "township", or at its district's with "district".
+PRECISION = {"road": "road", "community": "community", "place": "place", "township": "township",
+             "district": "district", "city": "city", "province": "province"}
+BASE_CONFIDENCE = {"road": 0.9, "community": 0.8, "place": 0.7, "township": 0.8, "district": 0.85, "city": 0.5,
                    "province": 0.2}
 WEAK_FACTOR = 0.75            # a short name (天河, 沙面) rather than the official one
 NO_CONTEXT_FACTOR = 0.85      # a township/community/road named without its city or district
@@ -39,7 +42,7 @@ FALLBACK_FACTOR = 0.9         # a finer place (a road) was named but is not in t
 CONFLICT_FACTOR = 0.6         # the names given disagree (广州市福田区)
 MAX_CANDIDATES = 10
 MAX_ADDRESS_CHARS = 200       # longer text is not an address said on a call: refused before it is scanned
-_ORDER = ("province", "city", "district", "township", "community", "road")
+_ORDER = ("province", "city", "district", "township", "place", "community", "road")
 # After a short name these words make it part of a longer proper name (a road, an estate, a metro line).
 _LONGER_NAME_2 = ("大道", "大街", "大桥", "大学", "大厦", "广场", "公园", "医院", "中学", "小学", "码头", "花园",
                   "机场", "商场", "酒店", "立交", "隧道", "新城", "新村", "小区", "中心", "地铁", "号线")
@@ -93,7 +96,7 @@ def _foreign_refusal(text: str, mentions: list[Mention]) -> str | None:
 def _consistent(p: Place, cities: set, districts: set, towns: set) -> bool:
     if cities and p.level != "city" and p.city_adcode not in cities:
         return False
-    if districts and p.level in ("township", "community", "road") and p.district_adcode not in districts:
+    if districts and p.level in ("township", "place", "community", "road") and p.district_adcode not in districts:
         return False
     return not (towns and p.level == "community" and p.township_code not in towns)
 
@@ -146,17 +149,28 @@ def _rank(hits: list[_Hit], level: str) -> list[tuple[Place, float, _Hit]]:
     return out
 
 
+def _precision(p: Place) -> str:
+    return PRECISION.get(p.point_level or p.level, "district")
+
+
 def _candidate(p: Place, score: float) -> Candidate:
-    return Candidate(name=p.full, precision=PRECISION.get(p.level, "district"), lon=p.lon, lat=p.lat,
-                     district_adcode=p.district_adcode, city_adcode=p.city_adcode, score=round(score, 4))
+    return Candidate(name=p.full, precision=_precision(p), lon=p.lon, lat=p.lat,  # type: ignore[arg-type]
+                     district_adcode=p.district_adcode, city_adcode=p.city_adcode, score=round(score, 4),
+                     uncertainty_m=round(p.uncertainty_m))
 
 
 def _notes(text: str, level: str, best: Place, end: int, ranked: list) -> tuple[list[str], float]:
     notes: list[str] = []
     factor = 1.0
-    if level in ("township", "community"):
+    if best.point_level == "district" and level in ("township", "community", "place"):
         notes.append(f"{level} {best.name} has no coordinates in the gazetteer: the point is the inner point "
                      f"of {best.district_name}")
+    elif best.point_level == "township" and level == "community":
+        notes.append(f"community {best.name} has no coordinates in the gazetteer: the point is its township's "
+                     "centre")
+    if best.point_level in ("township", "community", "place"):
+        notes.append(f"the point is the {best.point_level}'s centre as the source gives it; the place lies within "
+                     f"about {_km(best.uncertainty_m)} of it")
     if level != "road":
         road = _ROADISH.search(text, end)
         if road:
@@ -170,14 +184,18 @@ def _notes(text: str, level: str, best: Place, end: int, ranked: list) -> tuple[
     return notes, factor
 
 
+def _km(m: float) -> str:
+    return f"{m / 1000:.1f} km" if m >= 1000 else f"{m:.0f} m"
+
+
 def _refuse(raw: str, why: str, *, final: bool = False) -> LocateError:
     err = LocateError(f"address {shown(raw)}: {why}")
     err.final = final   # True: no online geocoder may overturn it (outside Guangdong, empty)
     return err
 
 
-def locate_offline(text: str, *, g: Gazetteer | None = None) -> Location:
-    """The offline geocoder alone (no network ever)."""
+def locate_offline(text: str, *, g: Gazetteer | None = None, data_dir: Path | None = None) -> Location:
+    """The offline geocoder alone (no network ever), over the gazetteer of ``data_dir`` (default: bundled)."""
     raw = text
     if len(raw or "") > MAX_ADDRESS_CHARS:
         raise _refuse(raw, f"{len(raw)} characters is over the {MAX_ADDRESS_CHARS}-character limit for an "
@@ -186,7 +204,7 @@ def locate_offline(text: str, *, g: Gazetteer | None = None) -> Location:
     if not norm:
         raise _refuse(raw, "empty; give a place in Guangdong (city, district, township, community or road)",
                       final=True)
-    g = g or gazetteer()
+    g = g or gazetteer(data_dir)
     mentions = _usable(norm, g.scan(norm))
     foreign = _foreign_refusal(norm, mentions)
     if foreign:
@@ -203,67 +221,84 @@ def locate_offline(text: str, *, g: Gazetteer | None = None) -> Location:
     notes = conflicts + notes
     if conflicts:
         factor *= CONFLICT_FACTOR
-    if level in ("township", "community", "road") and not had_context:
+    if level in ("township", "place", "community", "road") and not had_context:
         factor *= NO_CONTEXT_FACTOR
     if level == "province":
         best = g.province or best
     return Location(
-        point=Point(best.lon, best.lat, "wgs84"), precision=PRECISION[level], matched=best.full,
+        point=Point(best.lon, best.lat, "wgs84"), precision=_precision(best), matched=best.full,  # type: ignore[arg-type]
         district_adcode=best.district_adcode, city_adcode=best.city_adcode,
         confidence=max(0.0, min(1.0, score * factor)),
         candidates=tuple(_candidate(p, s) for p, s, _ in ranked[:MAX_CANDIDATES]),
         source="offline", district_name=best.district_name, city_name=best.city_name,
-        matched_level=level, notes=tuple(notes))
+        matched_level=level, notes=tuple(notes), uncertainty_m=best.uncertainty_m)
 
 
-def locate(text: str, *, settings=None, client=None) -> Location:
-    """Address text -> Location in Guangdong (raises LocateError with the reason)."""
-    from settings import get_settings
-    s = settings or get_settings()
+def locate(text: str, *, settings=None, client=None, data_dir: Path | None = None) -> Location:
+    """Address text -> Location in Guangdong (raises LocateError with the reason).
+
+    Offline unless the caller passes ``settings`` with a ``tianditu_key`` (settings are passed down by the door
+    that read them, never fetched here); ``data_dir`` defaults to ``settings.data_dir``, else the bundled data."""
+    if data_dir is None and settings is not None:
+        data_dir = getattr(settings, "data_dir", None)
     try:
-        offline, error = locate_offline(text), None
+        offline, error = locate_offline(text, data_dir=data_dir), None
     except LocateError as e:
         offline, error = None, e
         if getattr(e, "final", False):
             raise
-    if not s.tianditu_key:
+    if settings is None or not getattr(settings, "tianditu_key", None):
         if error:
             raise error
         return offline
     from incidents import providers
-    return providers.locate_online(text, offline, error, settings=s, client=client)
+    return providers.locate_online(text, offline, error, settings=settings, client=client)
 
 
-def locate_point(p: Point) -> Location:
-    """Reverse: a point in any datum -> its district and city (raises LocateError outside Guangdong)."""
+def locate_point(p: Point, *, data_dir: Path | None = None) -> Location:
+    """Reverse: a point in any datum -> its district and city, and the nearest township centre inside that
+    district, labelled approximate (raises LocateError outside Guangdong). ``uncertainty_m`` is 0: the point
+    is used as given (datum conversion is exact to well under a metre)."""
     from incidents import admin
     from incidents.coords import to_wgs84
     w = to_wgs84(p)
-    row = admin.locate_point(w.lon, w.lat)
+    row = admin.locate_point(w.lon, w.lat, root=data_dir)
     if row is None:
         raise LocateError(f"point {p.lon},{p.lat} ({p.crs}) is outside Guangdong "
                           f"(WGS84 {w.lon:.6f},{w.lat:.6f}); this system covers Guangdong only")
     name = (row["city_name"] if row["city_name"] != row["district_name"] else "") + row["district_name"]
-    return Location(point=w, precision="point", matched=f"{p.lon},{p.lat}",
+    township, notes = None, ()
+    near = gazetteer(data_dir).nearest_township(str(row["district_adcode"]), w.lon, w.lat)
+    if near is not None:
+        t, dist = near
+        township = {"code": t.code, "name": t.name, "distance_m": round(dist), "approximate": True}
+        notes = (f"nearest township centre in {row['district_name']}: {t.name}, {_km(dist)} away "
+                 "(approximate: township boundaries are not in the data)",)
+    return Location(point=w, precision="point", matched=f"{p.lon},{p.lat}", uncertainty_m=0.0,
+                    township=township, notes=notes,
                     district_adcode=str(row["district_adcode"]), city_adcode=str(row["city_adcode"]),
                     confidence=1.0, source="point", district_name=row["district_name"],
                     city_name=row["city_name"], input_point=p, matched_level="point",
                     candidates=(Candidate(name=name, precision="point", lon=w.lon, lat=w.lat,
                                           district_adcode=str(row["district_adcode"]),
-                                          city_adcode=str(row["city_adcode"]), score=1.0),))
+                                          city_adcode=str(row["city_adcode"]), score=1.0,
+                                          uncertainty_m=0.0),))
 
 
-def locate_any(address: str | None, point: Point | None) -> Location:
+def locate_any(address: str | None, point: Point | None, *, settings=None, client=None,
+               data_dir: Path | None = None) -> Location:
     """Point wins for the position when given; the address adds what it names (or a note if it disagrees)."""
+    if data_dir is None and settings is not None:
+        data_dir = getattr(settings, "data_dir", None)
     if point is None:
         if not address or not address.strip():
             raise LocateError("no address and no point given: give at least one")
-        return locate(address)
-    loc = locate_point(point)
+        return locate(address, settings=settings, client=client, data_dir=data_dir)
+    loc = locate_point(point, data_dir=data_dir)
     if not address or not address.strip():
         return loc
     try:
-        named = locate(address)
+        named = locate(address, settings=settings, client=client, data_dir=data_dir)
     except LocateError as e:
         return replace(loc, notes=loc.notes + (f"address not used: {e}",))
     notes = list(loc.notes)

@@ -12,7 +12,7 @@ from incidents.errors import CoordinateError, IncidentError
 
 Datum = Literal["wgs84", "gcj02", "bd09"]
 DATUMS: tuple[str, ...] = ("wgs84", "gcj02", "bd09")
-Precision = Literal["province", "city", "district", "township", "community", "road", "poi", "point"]
+Precision = Literal["province", "city", "district", "township", "community", "place", "road", "poi", "point"]
 Level = Literal["I", "II", "III", "IV"]
 LEVELS: tuple[str, ...] = ("IV", "III", "II", "I")  # ascending gravity
 
@@ -49,6 +49,7 @@ class Candidate:
     district_adcode: str | None
     city_adcode: str | None
     score: float
+    uncertainty_m: float | None = None   # radius around lon/lat the place may lie in (see Location)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -72,6 +73,13 @@ class Location:
     matched_level: str | None = None   # the finest name recognised (may be finer than `precision`,
                                        # e.g. a community matched but only its district has coordinates)
     notes: tuple[str, ...] = ()        # honest remarks: "road not in the road data", "online geocoder down"
+    # Radius in metres around `point` within which the place lies, derived from the data (the unit's size
+    # and how far the sources disagree: incidents/gazetteer.py). None only where nothing says (an online
+    # answer without a level); 0 for a point given as coordinates.
+    uncertainty_m: float | None = None
+    # Reverse lookup: the nearest township centre inside the district (approximate: no township boundaries
+    # exist in the data), as {"code", "name", "distance_m", "approximate": True}.
+    township: dict | None = None
 
     def __post_init__(self) -> None:
         if self.point.crs != "wgs84":
@@ -90,6 +98,7 @@ class Location:
             "city_name": self.city_name,
             "matched": self.matched,
             "confidence": round(self.confidence, 3),
+            "uncertainty_m": None if self.uncertainty_m is None else round(self.uncertainty_m),
             "source": self.source,
             "candidates": [c.as_dict() for c in self.candidates],
         }
@@ -99,6 +108,8 @@ class Location:
             d["notes"] = list(self.notes)
         if self.input_point is not None:
             d["input"] = self.input_point.as_dict()
+        if self.township is not None:
+            d["township"] = dict(self.township)
         return d
 
 

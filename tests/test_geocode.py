@@ -27,17 +27,52 @@ def test_futian_road_gives_road_precision():
     assert 113.997 <= loc.point.lon <= 114.040 and 22.516 <= loc.point.lat <= 22.551
 
 
-def test_township_is_named_but_placed_at_its_district():
+def test_township_is_placed_at_its_own_point_with_an_uncertainty():
     loc = locate("广州市荔湾区沙面街道")
     assert loc.matched_level == "township" and "沙面街道" in loc.matched
-    assert loc.precision == "district" and loc.district_adcode == "440103"
+    assert loc.precision == "township" and loc.district_adcode == "440103"
+    # Vonng/adcode's point of 440103001 (GCJ-02 113.2483,23.107235 converted to WGS84)
+    assert abs(loc.point.lon - 113.242977) < 1e-6 and abs(loc.point.lat - 23.109923) < 1e-6
+    district = locate("广州市荔湾区")
+    assert 0 < loc.uncertainty_m < district.uncertainty_m
+
+
+def test_issue_addresses_no_longer_land_on_the_city_or_district_centre():
+    dongguan, humen = locate("东莞市"), locate("东莞市虎门镇")
+    assert humen.precision == "township" and humen.district_adcode == "441900"
+    assert (humen.point.lon, humen.point.lat) != (dongguan.point.lon, dongguan.point.lat)
+    dashi = locate("广州市番禺区大石街道")
+    assert dashi.precision == "township" and dashi.district_adcode == "440113"
+    assert dashi.point != locate("广州市番禺区").point
+
+
+def test_a_township_without_a_point_says_so_and_falls_back_to_its_district():
+    loc = locate("广州市白云区龙归街道")        # created after the 2016 point sources: no point
+    assert loc.matched_level == "township" and loc.precision == "district"
+    assert loc.point == locate("广州市白云区").point
+    assert loc.uncertainty_m == locate("广州市白云区").uncertainty_m
     assert any("no coordinates" in n for n in loc.notes)
 
 
-def test_community_spoken_name_is_recognised():
-    loc = locate("翠洲社区3栋")          # 翠洲社区居民委员会 in the NBS list
-    assert loc.matched_level == "community" and loc.precision == "district"
+def test_community_with_a_point_gets_community_precision():
+    loc = locate("广州市荔湾区泰华社区")          # 440103004103 in Vonng/adcode
+    assert loc.matched_level == "community" and loc.precision == "community"
+    assert abs(loc.point.lon - 113.23475) < 1e-6 and abs(loc.point.lat - 23.117928) < 1e-6
+    assert loc.uncertainty_m < locate("广州市荔湾区").uncertainty_m
+
+
+def test_community_without_a_point_takes_its_townships():
+    loc = locate("翠洲社区3栋")          # 翠洲社区居民委员会 in the NBS list, no point of its own
+    assert loc.matched_level == "community" and loc.precision == "township"
     assert loc.district_adcode == "440103" and "翠洲社区" in loc.matched
+    assert loc.point == locate("广州市荔湾区沙面街道").point
+    assert any("its township's centre" in n for n in loc.notes)
+
+
+def test_geonames_place_that_is_not_a_township():
+    loc = locate("梅州市大埔县双溪镇")          # an old town, merged away; GeoNames still names it
+    assert loc.precision == "place" and loc.district_adcode == "441422"
+    assert loc.uncertainty_m > 0
 
 
 def test_village_committee_is_said_as_its_village():
@@ -113,6 +148,16 @@ def test_confidence_and_candidates_are_sane():
 def test_reverse_of_a_tianhe_point():
     loc = locate_point(Point(113.3245, 23.1190, "wgs84"))      # 珠江新城
     assert loc.district_adcode == "440106" and loc.city_adcode == "440100" and loc.precision == "point"
+    assert loc.uncertainty_m == 0
+
+
+def test_reverse_names_the_nearest_township_of_its_district_labelled_approximate():
+    sha_mian = locate("广州市荔湾区沙面街道")
+    loc = locate_point(sha_mian.point)
+    assert loc.township["name"] == "沙面街道" and loc.township["approximate"] is True
+    assert loc.township["distance_m"] == 0
+    assert any("approximate" in n for n in loc.notes)
+    assert loc.as_dict()["township"]["code"] == "440103001"
 
 
 def test_reverse_converts_the_datum_first():
