@@ -2,8 +2,10 @@
 
 The rules are data, not code: ``data/grading/*.yaml`` holds one table per standard with its citation
 (``production_safety``: 《生产安全事故报告和调查处理条例》第三条; ``fire``; ``geological_disaster``;
-``earthquake``; ``environmental``; ...), ``incident_types.yaml`` maps each incident type to its table and
-CAP category, ``levels.yaml`` names the levels. Everything is read lazily on first use and validated with
+``earthquake``; ``environmental``; ...), ``incident_types.yaml`` maps each incident type to its category of
+the national overall plan (natural_disaster / accident / public_health / social_safety), its table (or says
+there is no national grading standard: ``no_standard``), its CAP category and the words a caller uses for it;
+``levels.yaml`` names the levels. Everything is read lazily on first use and validated with
 pydantic: a broken table is refused with one line naming the file and the key.
 
     from incidents.grading import grade, incident_types, level_info
@@ -16,8 +18,11 @@ pydantic: a broken table is refused with one line naming the file and the key.
 Rules: each band is a LOWER bound, inclusive ("以上" includes the number, "以下" excludes it). The criteria
 are joined by "or": the level is the highest any single criterion reaches, and the rule names that
 criterion (all of them when several reach it). Missing persons count with deaths when
-``settings.missing_count_as_deaths`` (default True) or when the table's text says so (含失踪).
-IV is the floor: any reported incident is at least 一般. Bad input raises ``GradingError``.
+``missing_count_as_deaths`` (default True, the settings' default; the door passes the deployment's value) or
+when the table's text says so (含失踪). IV is the floor: any reported incident is at least 一般; a type with no
+national grading standard is graded at that floor and its rule says so. Bad input raises ``GradingError``.
+
+Settings are not read here: every function takes ``data_dir`` (default: the bundled data folder).
 """
 from __future__ import annotations
 
@@ -34,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from incidents.errors import GradingError
 from incidents.model import LEVELS, Casualties, Grade, Rule
+from settings import ROOT
 
 CAP_CATEGORIES: tuple[str, ...] = ("Geo", "Met", "Safety", "Security", "Rescue", "Fire", "Health", "Env",
                                    "Transport", "Infra", "CBRNE", "Other")
@@ -43,6 +49,12 @@ BandLevel = Literal["I", "II", "III"]
 LEVELS_FILE = "levels.yaml"
 TYPES_FILE = "incident_types.yaml"
 _COUNTS = ("deaths", "serious_injuries", "missing")
+DEFAULT_DATA_DIR = ROOT / "data"
+MISSING_COUNT_AS_DEATHS = True     # the default of settings.missing_count_as_deaths
+# The four categories of 《国家突发公共事件总体应急预案》 1.3 (自然灾害 / 事故灾难 / 公共卫生事件 / 社会安全事件).
+CATEGORIES: dict[str, str] = {"natural_disaster": "自然灾害", "accident": "事故灾难",
+                              "public_health": "公共卫生事件", "social_safety": "社会安全事件"}
+NO_STANDARD_LAW = "无国家数值分级标准 (no national numeric grading standard)"
 
 
 # ------------------------------------------------------------------------------------------ schema
@@ -125,15 +137,33 @@ class LevelsFile(_Strict):
         return self
 
 
+class _Refine(_Strict):
+    """Read as this type instead of ``type`` when the text also says one of ``when`` (爆炸 + 燃气 -> gas_explosion)."""
+
+    type: str = Field(min_length=1)
+    when: tuple[str, ...] = Field(min_length=1)
+
+
 class _TypeEntry(_Strict):
     zh: str = Field(min_length=1)
     en: str = Field(min_length=1)
-    table: str = Field(min_length=1)
+    category: Literal["natural_disaster", "accident", "public_health", "social_safety"]
+    table: str | None = None
+    no_standard: str = ""          # why there is no table: no national numeric grading standard
     cap_category: CapCategory
     cap_event_zh: str = Field(min_length=1)
     cap_event_en: str = Field(min_length=1)
     aliases: tuple[str, ...] = ()
+    words: tuple[str, ...] = ()    # what callers and reports say (起火, 着火): read by incidents/intake.py
+    priority: int = Field(default=0, ge=0, le=100)   # which type wins when a text says several
+    refines: _Refine | None = None
     note: str = ""
+
+    @model_validator(mode="after")
+    def _table_or_why_not(self) -> _TypeEntry:
+        if (self.table is None) == (not self.no_standard):
+            raise ValueError("give either a grading table or no_standard (why there is no national standard)")
+        return self
 
 
 class IncidentType(_TypeEntry):
@@ -157,6 +187,7 @@ class Catalogue:
     tables: dict[str, Table]
     types: dict[str, IncidentType]
     names: dict[str, str]          # every accepted spelling (key, alias, zh; lower-cased) -> type key
+    words: dict[str, str]          # every word intake reads (zh, aliases, words) -> type key
 
 
 def _read(path: Path) -> Any:
@@ -196,6 +227,19 @@ def _name_index(types: dict[str, IncidentType], path: Path) -> dict[str, str]:
     return names
 
 
+def _word_index(types: dict[str, IncidentType], path: Path) -> dict[str, str]:
+    words: dict[str, str] = {}
+    for key, t in types.items():
+        for w in (t.zh, *t.aliases, *t.words):
+            if not w or w.isascii():
+                continue
+            if words.get(w, key) != key:
+                raise GradingError(f"grading table {path}: types.{key}: word {w!r} is also used by "
+                                   f"types.{words[w]}")
+            words[w] = key
+    return words
+
+
 @functools.lru_cache(maxsize=4)
 def load_catalogue(directory: Path) -> Catalogue:
     """Read and validate a grading folder (cached per folder). Raises ``GradingError`` naming file and key."""
@@ -215,17 +259,20 @@ def load_catalogue(directory: Path) -> Catalogue:
     raw = _validate(TypesFile, types_path)
     types: dict[str, IncidentType] = {}
     for key, entry in raw.types.items():
-        if entry.table not in tables:
+        if entry.refines is not None and entry.refines.type not in raw.types:
+            raise GradingError(f"grading table {types_path}: types.{key}.refines.type: no type "
+                               f"{entry.refines.type!r}")
+        if entry.table is not None and entry.table not in tables:
             raise GradingError(f"grading table {types_path}: types.{key}.table: no grading table "
                                f"{entry.table!r} (have: {', '.join(sorted(tables))})")
         types[key] = IncidentType(key=key, **entry.model_dump())
-    return Catalogue(directory, levels, tables, types, _name_index(types, types_path))
+    return Catalogue(directory, levels, tables, types, _name_index(types, types_path),
+                     _word_index(types, types_path))
 
 
-def catalogue() -> Catalogue:
-    """The catalogue of the configured data folder (``settings.data_dir / "grading"``)."""
-    from settings import get_settings
-    return load_catalogue(Path(get_settings().data_dir) / "grading")
+def catalogue(data_dir: Path | None = None) -> Catalogue:
+    """The catalogue of ``data_dir / "grading"`` (default: the bundled data folder)."""
+    return load_catalogue(Path(data_dir if data_dir is not None else DEFAULT_DATA_DIR) / "grading")
 
 
 def clear_cache() -> None:
@@ -234,28 +281,28 @@ def clear_cache() -> None:
 
 
 # ------------------------------------------------------------------------------------------ public API
-def incident_types() -> dict[str, IncidentType]:
+def incident_types(*, data_dir: Path | None = None) -> dict[str, IncidentType]:
     """The incident type catalogue, keyed by type key, in the file's order."""
-    return dict(catalogue().types)
+    return dict(catalogue(data_dir).types)
 
 
-def tables() -> dict[str, Table]:
+def tables(*, data_dir: Path | None = None) -> dict[str, Table]:
     """The grading tables, keyed by table key (file name)."""
-    return dict(catalogue().tables)
+    return dict(catalogue(data_dir).tables)
 
 
-def level_info(level: str) -> dict:
+def level_info(level: str, *, data_dir: Path | None = None) -> dict:
     """Name, colour, CAP severity and English name of a level ("I".."IV")."""
-    lv = catalogue().levels.levels.get(level)  # type: ignore[call-overload]
+    lv = catalogue(data_dir).levels.levels.get(level)  # type: ignore[call-overload]
     if lv is None:
         raise GradingError(f"unknown level {level!r}: use one of I, II, III, IV")
     return {"level": level, "name": lv.name, "colour": lv.colour, "colour_en": lv.colour_en,
             "cap_severity": lv.cap_severity, "en": lv.en}
 
 
-def resolve_type(type: str) -> str:
+def resolve_type(type: str, *, data_dir: Path | None = None) -> str:
     """The catalogue key of a type given by key, alias or Chinese name (``"交通事故"`` -> ``"traffic"``)."""
-    cat = catalogue()
+    cat = catalogue(data_dir)
     if not isinstance(type, str) or not type.strip():
         raise GradingError(f"incident type must be a non-empty name, got {type!r}")
     key = cat.names.get(type.strip().lower())
@@ -265,19 +312,26 @@ def resolve_type(type: str) -> str:
 
 
 def grade(type: str, casualties: Casualties | Mapping[str, int], economic_loss_cny: float = 0, *,
-          missing_count_as_deaths: bool | None = None) -> Grade:
+          missing_count_as_deaths: bool | None = None, data_dir: Path | None = None) -> Grade:
     """Grade an incident by its type's table; the rule names the law, article and criterion that fired.
 
-    ``missing_count_as_deaths`` overrides ``settings.missing_count_as_deaths`` for this call.
+    ``missing_count_as_deaths``: the deployment's ``settings.missing_count_as_deaths``, passed down by the
+    caller (None: the settings' default, True). ``data_dir``: whose grading tables (default: bundled).
     """
-    cat = catalogue()
-    key = resolve_type(type)
+    cat = catalogue(data_dir)
+    key = resolve_type(type, data_dir=data_dir)
     counts = _counts(casualties)
     loss = _loss(economic_loss_cny)
     if missing_count_as_deaths is None:
-        from settings import get_settings
-        missing_count_as_deaths = get_settings().missing_count_as_deaths
-    table = cat.tables[cat.types[key].table]
+        missing_count_as_deaths = MISSING_COUNT_AS_DEATHS
+    entry = cat.types[key]
+    if entry.table is None:
+        info = cat.levels.levels["IV"]
+        rule = Rule(law=NO_STANDARD_LAW, article="—",
+                    criterion=f"{entry.no_standard} 一般 (IV) is the floor: the officer sets the level")
+        return Grade(level="IV", name=info.name, colour=info.colour, cap_severity=info.cap_severity,
+                     rule=rule, category="")
+    table = cat.tables[entry.table]
     hits = [h for c in table.criteria
             if (h := _evaluate(c, counts, loss, bool(missing_count_as_deaths))) is not None]
     if hits:

@@ -122,15 +122,20 @@ def test_missing_not_counted_when_the_option_is_off():
     assert "missing 2 not counted" in g.rule.criterion
 
 
-def test_missing_option_read_from_the_settings_file(tmp_path, monkeypatch):
+def test_missing_option_is_passed_down_not_read_from_the_settings(tmp_path, monkeypatch):
+    # the door reads the settings file and passes the flag; grading itself never reads settings
     cfg = tmp_path / "yzt.yaml"
     cfg.write_text("missing_count_as_deaths: false\n", encoding="utf-8")
     monkeypatch.setenv("YZT_CONFIG", str(cfg))
     settings_mod.reset_settings_cache()
-    assert grade("gas_explosion", Casualties(deaths=2, missing=5)).level == "IV"
-    cfg.write_text("missing_count_as_deaths: true\n", encoding="utf-8")
-    settings_mod.reset_settings_cache()
-    assert grade("gas_explosion", Casualties(deaths=2, missing=5)).level == "III"
+    flag = settings_mod.get_settings().missing_count_as_deaths
+    assert grade("gas_explosion", Casualties(deaths=2, missing=5), missing_count_as_deaths=flag).level == "IV"
+    assert grade("gas_explosion", Casualties(deaths=2, missing=5)).level == "III"     # the default: True
+
+
+def test_grading_reads_no_settings():
+    src = (ROOT / "incidents" / "grading.py").read_text(encoding="utf-8")
+    assert "get_settings" not in src
 
 
 def test_earthquake_counts_missing_whatever_the_option():
@@ -256,8 +261,36 @@ def test_every_type_grades_and_has_a_valid_cap_category():
         assert t.key == key and t.zh and t.en and t.cap_event_zh and t.cap_event_en
         assert t.cap_category in cats
         assert grade(key, Casualties()).level == "IV"
+        if t.table is None:           # no national standard: the floor, and the rule says why
+            g = grade(key, Casualties(deaths=1000))
+            assert g.level == "IV" and g.rule.law == grading.NO_STANDARD_LAW and t.no_standard in g.rule.criterion
+            assert g.category == ""
+            continue
         assert grade(key, Casualties(deaths=1000)).level == "I"
         assert grade(key, Casualties()).category == t.table
+
+
+def test_catalogue_covers_the_four_categories_of_the_national_overall_plan():
+    types = incident_types()
+    by_cat = {c: [k for k, t in types.items() if t.category == c] for c in grading.CATEGORIES}
+    assert all(by_cat.values()), by_cat
+    assert {"terror_attack", "mass_incident"} <= set(by_cat["social_safety"])
+    assert "public_health" in by_cat["public_health"] and "earthquake" in by_cat["natural_disaster"]
+    for k in ("terror_attack", "mass_incident"):
+        assert types[k].table is None and "not public" in types[k].no_standard
+
+
+def test_a_type_needs_a_table_or_a_reason_for_none(data_copy):
+    _edit(data_copy / "incident_types.yaml", "    category: social_safety\n    no_standard: >-\n",
+          "    category: social_safety\n    note: >-\n")
+    with pytest.raises(GradingError, match="either a grading table or no_standard"):
+        grade("fire", Casualties(), data_dir=data_copy.parent)
+
+
+def test_intake_words_are_unique_across_types(data_copy):
+    _edit(data_copy / "incident_types.yaml", "words: [追尾,", "words: [起火, 追尾,")
+    with pytest.raises(GradingError, match="word '起火' is also used"):
+        grade("fire", Casualties(), data_dir=data_copy.parent)
 
 
 def test_grade_as_dict_matches_the_cli_contract():
@@ -271,8 +304,6 @@ def test_grade_as_dict_matches_the_cli_contract():
 def data_copy(tmp_path, monkeypatch):
     d = tmp_path / "data"
     shutil.copytree(DATA / "grading", d / "grading")
-    monkeypatch.setenv("YZT_DATA_DIR", str(d))
-    settings_mod.reset_settings_cache()
     return d / "grading"
 
 
@@ -283,7 +314,7 @@ def _edit(path: Path, old: str, new: str) -> None:
 
 
 def test_copied_tables_grade_the_same(data_copy):
-    assert grade("fire", Casualties(deaths=10)).level == "II"
+    assert grade("fire", Casualties(deaths=10), data_dir=data_copy.parent).level == "II"
 
 
 @pytest.mark.parametrize("file,old,new,expect", [
@@ -302,7 +333,7 @@ def test_copied_tables_grade_the_same(data_copy):
 def test_broken_table_refused_with_file_and_key(data_copy, file, old, new, expect):
     _edit(data_copy / file, old, new)
     with pytest.raises(GradingError, match=expect) as e:
-        grade("fire", Casualties())
+        grade("fire", Casualties(), data_dir=data_copy.parent)
     assert "\n" not in str(e.value)
 
 
