@@ -28,8 +28,8 @@ COLUMNS = ("layer", "synthetic", "rank", "id", "name", "lon", "lat", "distance_m
 
 
 def _synthetic() -> dict[str, bool]:
-    from layers import catalog
-    return {i.name: i.synthetic for i in catalog.list_layers()}
+    from command.dashboard import runtime
+    return {i.name: i.synthetic for i in runtime.current().catalog.list_layers()}
 
 
 def resource_rows(state: Any) -> list[dict]:
