@@ -40,6 +40,7 @@ WEAK_FACTOR = 0.75            # a short name (天河, 沙面) rather than the of
 NO_CONTEXT_FACTOR = 0.85      # a township/community/road named without its city or district
 FALLBACK_FACTOR = 0.9         # a finer place (a road) was named but is not in the data
 CONFLICT_FACTOR = 0.6         # the names given disagree (广州市福田区)
+ROAD_NAME_GUESS_FACTOR = 0.5  # only a road named after a district was said (天河路): the district is a guess
 MAX_CANDIDATES = 10
 MAX_ADDRESS_CHARS = 200       # longer text is not an address said on a call: refused before it is scanned
 _ORDER = ("province", "city", "district", "township", "place", "community", "road")
@@ -78,6 +79,18 @@ def _usable(text: str, mentions: list[Mention]) -> list[Mention]:
             continue
         out.append(m)
     return out
+
+
+def _district_in_road_name(text: str, scanned: list[Mention]) -> tuple[list[Mention], str | None]:
+    """When nothing else is named: a district's short name that begins a road name (天河路, 宝安大道) stands
+    for that district, as a guess. Only districts: city names (中山路, 北京路) name roads in every city."""
+    for m in scanned:
+        hits = tuple((p, False) for p, _ in m.hits if p.level == "district" and p.code != p.city_adcode)
+        if hits and len(hits) == len(m.hits):
+            road = _ROADISH.match(text, m.start)
+            if road:
+                return [Mention(m.start, m.end, m.alias, hits)], road.group(0)
+    return [], None
 
 
 def _foreign_refusal(text: str, mentions: list[Mention]) -> str | None:
@@ -205,7 +218,11 @@ def locate_offline(text: str, *, g: Gazetteer | None = None, data_dir: Path | No
         raise _refuse(raw, "empty; give a place in Guangdong (city, district, township, community or road)",
                       final=True)
     g = g or gazetteer(data_dir)
-    mentions = _usable(norm, g.scan(norm))
+    scanned = g.scan(norm)
+    mentions = _usable(norm, scanned)
+    guessed = None
+    if not mentions:
+        mentions, guessed = _district_in_road_name(norm, scanned)
     foreign = _foreign_refusal(norm, mentions)
     if foreign:
         raise _refuse(raw, f"names {foreign}, outside Guangdong; this system covers Guangdong only",
@@ -223,6 +240,10 @@ def locate_offline(text: str, *, g: Gazetteer | None = None, data_dir: Path | No
         factor *= CONFLICT_FACTOR
     if level in ("township", "place", "community", "road") and not had_context:
         factor *= NO_CONTEXT_FACTOR
+    if guessed:
+        notes.insert(0, f"no place named but the road {guessed}: roads named after a district usually lie in it, "
+                        f"so {best.name} is a guess; check it")
+        factor *= ROAD_NAME_GUESS_FACTOR
     if level == "province":
         best = g.province or best
     return Location(

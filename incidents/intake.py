@@ -1,0 +1,408 @@
+"""Reading a caller's words: what happened, to how many, where, and the grade these give.
+
+    from incidents.intake import read, read_batch
+    r = read("广州市天河区体育西路191号 写字楼火灾 5人被困")
+    r.type, r.casualties.trapped, r.place      # "fire", 5, "广州市天河区体育西路191号"
+    r.as_dict()                                # the `yzt intake --json` shape of cli.md
+    for d in read_batch(lines): ...            # one dict per line; a refused line gives {"error": ...}
+
+What is read, and how:
+- **type**: the catalogue's names, aliases and ``words`` (data/grading/incident_types.yaml: 起火/着火/失火 -> fire,
+  燃气爆炸 -> gas_explosion, 追尾/相撞/翻车 -> traffic, 食物中毒 -> public_health ...), found leftmost-longest.
+  When a text says several, the type with the highest ``priority`` wins (a cause above its consequence:
+  "货车追尾后起火" is traffic), then the first said; ``refines`` turns 爆炸 + 燃气 into gas_explosion.
+- **counts**: deaths, serious injuries, other injured, missing, trapped, in Arabic or Chinese numerals (两, 十二,
+  一百零五), as "3人死亡", "死亡3人", "死亡人数升至8人", "3死5伤", "发现2具遗体". "十余/20余/20多/逾/超过/数十/上百"
+  give the lower bound, "近百/约" the figure said, and either is flagged in ``approximate``. "10人受伤，其中4人
+  重伤" gives 4 serious and 6 other injured; "10人伤亡，其中3人死亡" gives 3 deaths and 7 injured. "无人员伤亡"
+  gives 0. Where a figure is said several times (an update), the largest is kept. Anything the text does not
+  say stays None: never 0 by default.
+- **place**: the words from the first Guangdong (or other province's) name the gazetteer knows to the first
+  word that is not part of an address (the incident words, 发生, 附近, a count); located with incidents.geocode.
+- **level**: incidents.grading.grade on the type and the counts given (unknown counts graded as 0, and said so);
+  None when the type is unknown or has no national grading standard.
+
+Nothing here reads settings: the caller passes ``data_dir``, ``missing_count_as_deaths`` and (for the online
+geocoder) ``settings``.
+"""
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from incidents import grading
+from incidents.errors import GeocoderError, IncidentError, LocateError
+from incidents.geocode import locate, normalise
+from incidents.model import Casualties, Grade, Location
+
+MAX_TEXT_CHARS = 2000          # a call's notes or a news paragraph; longer text is refused before it is read
+FIELDS = ("deaths", "serious_injuries", "injured", "missing", "trapped")
+
+# ------------------------------------------------------------------------------------------ numbers
+_CN_DIGIT = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "俩": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7,
+             "八": 8, "九": 9}
+_CN_UNIT = {"十": 10, "百": 100, "千": 1000}
+# said -> (value, bound): "at_least" (the value is a lower bound) or "about" (the figure said, approximate)
+_VAGUE = {"数十": (10, "at_least"), "几十": (10, "at_least"), "数百": (100, "at_least"), "几百": (100, "at_least"),
+          "上百": (100, "at_least"), "近百": (100, "about"), "上千": (1000, "at_least"), "数千": (1000, "at_least"),
+          "近千": (1000, "about")}
+_AT_LEAST_PRE = ("超过", "逾", "至少", "不少于", "不低于")
+_ABOUT_PRE = ("近", "约", "大约", "将近", "接近")
+
+
+def cn_number(s: str) -> int:
+    """Chinese numerals (一百零五, 十二, 两千三百, 3万) or Arabic digits -> int. Raises ValueError."""
+    if s.isdigit():
+        return int(s)
+    total, section, digit = 0, 0, None
+    for ch in s:
+        if ch.isdigit():
+            digit = (digit or 0) * 10 + int(ch)
+        elif ch in _CN_DIGIT:
+            digit = _CN_DIGIT[ch]
+        elif ch in _CN_UNIT:
+            section += (1 if digit is None else digit) * _CN_UNIT[ch]
+            digit = None
+        elif ch == "万":
+            total += (section + (digit or 0)) * 10_000
+            section, digit = 0, None
+        else:
+            raise ValueError(f"not a number: {s!r}")
+    return total + section + (digit or 0)
+
+
+_NUM = (r"(?P<@pre>超过|逾|至少|不少于|不低于|将近|接近|大约|近|约)?"
+        r"(?P<@num>\d+|数十|几十|数百|几百|上百|近百|上千|数千|近千|百|千"
+        r"|[零〇一二两俩三四五六七八九十][零〇一二两三四五六七八九十百千万]*)"
+        r"(?P<@post>余|多|来)?")
+_CL = r"(?:人|名|位|例|口|个人)"
+# between "3名" and "死亡": a short noun phrase (工人, 男子, 施工人员) and adverbs (当场, 经抢救无效), never
+# punctuation, digits, another casualty word or a rescue verb ("30名消防员救出被困..." is not 30 trapped)
+_GAP = r"(?:(?!经抢救|抢救)[^\d，。；、,;:：！!？?\s()（）死亡伤困失踪遇难无未没救派赶调疏撤转和与及]){0,7}?" \
+       r"(?:经抢救无效|抢救无效|因伤势过重|因伤重|不治)?"
+_DEATH = r"死亡|遇难|身亡|罹难|丧生|殒命|丧命|去世|遇害|牺牲|不治"
+_SERIOUS = r"重伤|伤势严重|伤势较重|伤势危重|危重|病危"
+_NOT_DEAD_LATER = r"(?![^，。；,;]{0,6}(?:死亡|身亡|不治|遇难))"
+_INJURED = rf"(?:不同程度受伤|受轻伤|轻微伤|轻伤|受伤|负伤|[烧烫砸摔撞割炸刺划咬压]伤|中毒|送医|入院|就医|住院|伤(?!亡)){_NOT_DEAD_LATER}"
+_MISSING = r"失踪|下落不明|失联"
+_TRAPPED = r"被困|受困|被埋|被压|困在|困于|被围困"
+_CASUALTY = r"伤亡|死伤"
+_KINDS = (("casualties", _CASUALTY), ("deaths", _DEATH), ("serious_injuries", _SERIOUS), ("injured", _INJURED),
+          ("missing", _MISSING), ("trapped", _TRAPPED))
+_VERB = "|".join(f"(?P<@{k}>{v})" for k, v in _KINDS)
+_LINK = r"(?:人数|人员|者|群众)?(?:已|共|共计|总计)?(?:为|达到|达|升至|上升至|上升到|增至|增加至|增加到|增到|已达|约有|有)?"
+_AFTER_NUM = rf"(?:{_CL}|(?=[，。；、,;\s)）]|$))"
+
+_PATTERNS = [
+    # 3人死亡, 3名工人经抢救无效死亡, 十余人受伤
+    ("n_verb", _NUM.replace("@", "a") + _CL + _GAP + "(?:" + _VERB.replace("@", "a") + ")"),
+    # 死亡3人, 受伤人数增至10人, 被困人员约30人
+    ("verb_n", "(?:" + _VERB.replace("@", "b") + ")" + _LINK + _NUM.replace("@", "b") + _AFTER_NUM),
+    # 3死5伤, 一死两伤
+    ("short", _NUM.replace("@", "c") + r"(?P<cshort>死|伤|亡)(?![亡者伤])"),
+    # 发现2具遗体
+    ("bodies", _NUM.replace("@", "d") + r"具(?:遗体|尸体)"),
+]
+_COUNT_RE = re.compile("|".join(f"(?P<{name}>{pat})" for name, pat in _PATTERNS))
+_ZERO_RE = re.compile(r"(?:无|没有|未造成|未有|暂无|未发现|暂未发现|未见|并无|无一|未致)(?:任何)?(?:人员|人)?"
+                      r"(?P<what>伤亡|死亡|受伤|被困|失踪|失联)")
+_SOME_RE = re.compile(r"(?:多人|数人|若干人|几人|有人|人员)(?:员)?(?P<what>死亡|受伤|被困|失踪|伤亡)")
+_WITHIN = ("其中", "含", "包括")
+
+
+@dataclass
+class _Count:
+    value: int
+    said: str
+    bound: str | None       # None (exact), "at_least" or "about"
+    start: int
+
+
+def _number(m: re.Match, p: str) -> tuple[int, str, str | None] | None:
+    num = m.group(f"{p}num")
+    pre, post = m.group(f"{p}pre"), m.group(f"{p}post")
+    said = (pre or "") + num + (post or "")
+    bound = None
+    if num in _VAGUE:
+        value, bound = _VAGUE[num]
+    else:
+        try:
+            value = cn_number(num)
+        except ValueError:
+            return None
+    if pre in _AT_LEAST_PRE or post in ("余", "多"):
+        bound = "at_least"
+    elif pre in _ABOUT_PRE or post == "来":
+        bound = bound or "about"
+    return value, said, bound
+
+
+# ------------------------------------------------------------------------------------------ result
+@dataclass(frozen=True)
+class Counts:
+    """What the text says of each count: an int, or None where it says nothing."""
+
+    deaths: int | None = None
+    serious_injuries: int | None = None
+    injured: int | None = None            # injured other than seriously
+    missing: int | None = None
+    trapped: int | None = None
+
+    def as_dict(self) -> dict:
+        return {f: getattr(self, f) for f in FIELDS}
+
+    def for_grading(self) -> Casualties:
+        """Unknown counts as 0: what grading can do with what was said (the reading says which were unknown)."""
+        return Casualties(deaths=self.deaths or 0, serious_injuries=self.serious_injuries or 0,
+                          missing=self.missing or 0)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What a caller's words say."""
+
+    text: str
+    type: str | None
+    type_words: tuple[str, ...]             # the words that gave the type, in the order said
+    casualties: Counts
+    approximate: dict[str, dict]            # field -> {"said": "十余", "bound": "at_least" | "about"}
+    place: str | None
+    location: Location | None
+    grade: Grade | None
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def level(self) -> str | None:
+        return self.grade.level if self.grade else None
+
+    def as_dict(self) -> dict:
+        """The ``yzt intake --json`` shape (cli.md), plus what supports it."""
+        return {
+            "type": self.type,
+            "casualties": self.casualties.as_dict(),
+            "place": self.place,
+            "location": self.location.as_dict() if self.location else None,
+            "level": self.level,
+            "grade": self.grade.as_dict() if self.grade else None,
+            "type_words": list(self.type_words),
+            "approximate": self.approximate,
+            "unknown": [f for f in FIELDS if getattr(self.casualties, f) is None],
+            "notes": list(self.notes),
+        }
+
+
+# ------------------------------------------------------------------------------------------ type
+@dataclass(frozen=True)
+class _Words:
+    index: dict[str, str]
+    lengths: dict[str, tuple[int, ...]]
+    priority: dict[str, int]
+    refine: tuple[tuple[str, str, tuple[str, ...]], ...]     # (from type, to type, when words)
+    no_standard: frozenset[str]
+    stops: re.Pattern
+
+
+@functools.lru_cache(maxsize=4)
+def _words(data_dir: Path | None) -> _Words:
+    cat = grading.catalogue(data_dir)
+    index = dict(cat.words)
+    by_first: dict[str, set[int]] = {}
+    for w in index:
+        by_first.setdefault(w[0], set()).add(len(w))
+    refine = tuple((t.refines.type, k, t.refines.when) for k, t in cat.types.items() if t.refines)
+    words = sorted(index, key=len, reverse=True)
+    stops = re.compile("|".join(map(re.escape, words))
+                       + r"|发生|出现|突发|附近|周边|一带|门口|处有|有人|现场|一(?![路街巷号期横马村区环楼层单元])|\d+(?:人|名)|"
+                       + r"[零一二两三四五六七八九十]+(?:人|名)")
+    return _Words(index, {c: tuple(sorted(ls, reverse=True)) for c, ls in by_first.items()},
+                  {k: t.priority for k, t in cat.types.items()}, refine,
+                  frozenset(k for k, t in cat.types.items() if t.table is None), stops)
+
+
+def _scan_words(text: str, w: _Words) -> list[tuple[int, str, str]]:
+    """Leftmost-longest catalogue words: (start, word, type)."""
+    out, i, n = [], 0, len(text)
+    index, lengths = w.index, w.lengths
+    while i < n:
+        for L in lengths.get(text[i], ()):
+            word = text[i:i + L]
+            key = index.get(word)
+            if key is not None:
+                out.append((i, word, key))
+                i += L
+                break
+        else:
+            i += 1
+    return out
+
+
+def read_type(text: str, *, data_dir: Path | None = None) -> tuple[str | None, tuple[str, ...]]:
+    """The incident type the words say (or None), and the words that said it."""
+    w = _words(data_dir)
+    found = _scan_words(text, w)
+    if not found:
+        return None, ()
+    best: dict[str, int] = {}
+    for start, _, key in found:
+        best.setdefault(key, start)
+    key = min(best, key=lambda k: (-w.priority.get(k, 0), best[k]))
+    for src, dst, when in w.refine:
+        if key == src and any(x in text for x in when):
+            key = dst
+            break
+    return key, tuple(word for _, word, k in found if k == key) or tuple(word for _, word, _ in found)
+
+
+# ------------------------------------------------------------------------------------------ counts
+def read_counts(text: str) -> tuple[Counts, dict[str, dict], list[str]]:
+    """Counts the words give, what of them is approximate, and notes (e.g. "有人被困": a count not given)."""
+    found: dict[str, list[_Count]] = {k: [] for k, _ in _KINDS}
+    for m in _COUNT_RE.finditer(text):
+        kind = m.lastgroup
+        if kind == "n_verb" or kind == "verb_n":
+            p = "a" if kind == "n_verb" else "b"
+            what = next(k for k, _ in _KINDS if m.group(p + k))
+        elif kind == "short":
+            p, what = "c", ("deaths" if m.group("cshort") in "死亡" else "injured")
+        else:
+            p, what = "d", "deaths"
+        num = _number(m, p)
+        if num is None:
+            continue
+        value, said, bound = num
+        found[what].append(_Count(value, said, bound, m.start()))
+    out: dict[str, int | None] = {f: None for f in FIELDS}
+    approx: dict[str, dict] = {}
+    notes: list[str] = []
+
+    def best(kind: str) -> _Count | None:
+        cs = found[kind]
+        return max(cs, key=lambda c: c.value) if cs else None
+
+    for f in ("deaths", "serious_injuries", "missing", "trapped"):
+        c = best(f)
+        if c is not None:
+            out[f] = c.value
+            if c.bound:
+                approx[f] = {"said": c.said, "bound": c.bound}
+    inj = best("injured")
+    if inj is not None:
+        out["injured"] = inj.value
+        if inj.bound:
+            approx["injured"] = {"said": inj.said, "bound": inj.bound}
+        ser = best("serious_injuries")
+        if ser is not None and _is_within(text, inj.start, ser.start) and ser.value <= inj.value:
+            out["injured"] = inj.value - ser.value      # "10人受伤，其中4人重伤"
+    total = best("casualties")
+    if total is not None:
+        known = sum(out[f] or 0 for f in ("deaths", "serious_injuries", "injured"))
+        if out["injured"] is None and out["deaths"] is not None and out["deaths"] <= total.value:
+            out["injured"] = total.value - out["deaths"] - (out["serious_injuries"] or 0)
+            if total.bound:
+                approx["injured"] = {"said": total.said, "bound": total.bound}
+        elif known == 0 and out["deaths"] is None:
+            notes.append(f"{total.said}人伤亡: dead and injured together, not split")
+    for m in _ZERO_RE.finditer(text):
+        what = m.group("what")
+        targets = {"伤亡": ("deaths", "serious_injuries", "injured"), "死亡": ("deaths",),
+                   "受伤": ("injured", "serious_injuries"), "被困": ("trapped",),
+                   "失踪": ("missing",), "失联": ("missing",)}[what]
+        for f in targets:
+            if out[f] is None:
+                out[f] = 0
+    for m in _SOME_RE.finditer(text):
+        what = m.group("what")
+        f = {"死亡": "deaths", "受伤": "injured", "被困": "trapped", "失踪": "missing", "伤亡": "injured"}[what]
+        if out[f] is None:
+            notes.append(f"{m.group(0)}: said, but no count given ({f} unknown)")
+    counts = Counts(**out)
+    return counts, approx, notes
+
+
+def _is_within(text: str, total_at: int, part_at: int) -> bool:
+    """True when the part (重伤) is said after the total (受伤) with 其中/含/包括 between them."""
+    if part_at <= total_at:
+        return False
+    between = text[total_at:part_at]
+    return any(w in between for w in _WITHIN)
+
+
+# ------------------------------------------------------------------------------------------ place
+_CLAUSE = re.compile(r"[，。；！？!?;,\n\s]+")
+
+
+def read_place(text: str, *, data_dir: Path | None = None) -> str | None:
+    """The place words: from the first known place name of a clause to the first word that is not an address."""
+    from incidents.gazetteer import gazetteer
+    from incidents.geocode import _district_in_road_name, _usable
+    g = gazetteer(data_dir)
+    w = _words(data_dir)
+    fallback = None
+    for clause in _CLAUSE.split(text):
+        if not clause:
+            continue
+        norm = normalise(clause)
+        scanned = g.scan(norm)
+        mentions = _usable(norm, scanned) or _district_in_road_name(norm, scanned)[0]
+        if not mentions:
+            continue
+        levels = {p.level for m in mentions for p, _ in m.hits}
+        start = mentions[0].start
+        stop = w.stops.search(norm, mentions[0].end)
+        end = stop.start() if stop else len(norm)
+        place = norm[start:end].rstrip("的在于内里旁边处")
+        if not place:
+            continue
+        if levels - {"province", "foreign"} or "foreign" in levels:
+            return place
+        fallback = fallback or place
+    return fallback
+
+
+# ------------------------------------------------------------------------------------------ all together
+def read(text: str, *, data_dir: Path | None = None, missing_count_as_deaths: bool | None = None,
+         settings=None, client=None) -> Reading:
+    """Read one text (raises IncidentError for an empty or over-long text)."""
+    if not isinstance(text, str) or not text.strip():
+        raise IncidentError("intake: the text is empty; give what the caller said")
+    if len(text) > MAX_TEXT_CHARS:
+        raise IncidentError(f"intake: {len(text)} characters is over the {MAX_TEXT_CHARS}-character limit")
+    norm = "".join(text.split()) if any(ch.isspace() for ch in text) else text
+    import unicodedata
+    norm = unicodedata.normalize("NFKC", norm)
+    type_, words = read_type(norm, data_dir=data_dir)
+    counts, approx, notes = read_counts(norm)
+    place = read_place(unicodedata.normalize("NFKC", text), data_dir=data_dir)
+    location = None
+    if place:
+        try:
+            location = locate(place, settings=settings, client=client, data_dir=data_dir)
+        except (LocateError, GeocoderError) as e:
+            notes.append(f"place not located: {e}")
+    else:
+        notes.append("no place name recognised in the text")
+    g = None
+    if type_ is None:
+        notes.append("incident type not recognised: the level is unknown")
+    elif type_ in _words(data_dir).no_standard:
+        notes.append(f"{type_} has no national grading standard: the level is the officer's to set")
+    else:
+        g = grading.grade(type_, counts.for_grading(), missing_count_as_deaths=missing_count_as_deaths,
+                          data_dir=data_dir)
+        unknown = [f for f in ("deaths", "serious_injuries", "missing") if getattr(counts, f) is None]
+        if unknown:
+            notes.append(f"graded with {', '.join(unknown)} unknown (taken as 0): the level may rise")
+    return Reading(text=text, type=type_, type_words=words, casualties=counts, approximate=approx, place=place,
+                   location=location, grade=g, notes=tuple(notes))
+
+
+def read_batch(lines: Iterable[str], **kwargs) -> Iterator[dict]:
+    """One dict per line, in order: Reading.as_dict() or {"error": "..."}; a bad line never stops the batch."""
+    for line in lines:
+        try:
+            yield read(line, **kwargs).as_dict()
+        except IncidentError as e:
+            yield {"error": str(e)}
