@@ -9,6 +9,8 @@ process and run; the machine and the date are recorded with them.
 """
 from __future__ import annotations
 
+from settings import get_settings
+
 import argparse
 import gc
 import os
@@ -51,7 +53,7 @@ def _drill(results: Results, size: dict, do_profile: bool) -> None:
             path = Path(d) / "s.yaml"
             path.write_text(yaml.safe_dump(drill.scenario_doc(size["events"]), allow_unicode=True), encoding="utf-8")
             sc = load_scenario(path)
-            results.add("profile_drill", profile.profile("drill_replay", lambda: run_drill(sc), out=PROFILES))
+            results.add("profile_drill", profile.profile("drill_replay", lambda: run_drill(sc, settings=get_settings()), out=PROFILES))
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -106,9 +106,9 @@ def run(results: Results, *, events: int = 1000, groups: int = 500) -> dict:
         t0 = time.perf_counter()
         sc = load_scenario(path)
         t1 = time.perf_counter()
-        report = run_drill(sc)      # first replay in this process: layers, routing graph, rules load on use
+        report = run_drill(sc, settings=get_settings())      # first replay in this process: layers, routing graph, rules load on use
         t2 = time.perf_counter()
-        run_drill(sc)               # the same drill again, everything loaded
+        run_drill(sc, settings=get_settings())               # the same drill again, everything loaded
         warm_s = time.perf_counter() - t2
         floor_s = _floor(len(sc.events), tmp)
         cli_s, cli_floor_s, cli_code = _cli_wall(path, tmp)

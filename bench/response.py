@@ -87,10 +87,10 @@ class Package:
     """One incident through the product's services; `naive=True` swaps in the brute-force nearest."""
 
     def __init__(self, cams, cam_gdf, *, naive: bool = False):
-        from layers import catalog
+        from layers.catalog import BUNDLED
         self.cams, self.naive = cams, naive
         self.cam_m = cam_gdf.to_crs("EPSG:4547").geometry if naive else None
-        self.fac_m = {n: catalog.load(n).gdf.to_crs("EPSG:4547").geometry for n in ("hospital", "fire_station")} \
+        self.fac_m = {n: BUNDLED.load(n).gdf.to_crs("EPSG:4547").geometry for n in ("hospital", "fire_station")} \
             if naive else None
         self.seq = 0
 

@@ -64,16 +64,13 @@ def channel_kinds(pm: pluggy.PluginManager | None = None) -> dict[str, ChannelFa
     return kinds
 
 
-def channel(cfg: Any, *, client: httpx.Client | None = None, settings: Any = None,
+def channel(cfg: Any, *, settings: Any, client: httpx.Client | None = None,
             pm: pluggy.PluginManager | None = None) -> GuardedChannel:
     """Build the channel of ``cfg`` (a ``ChannelConfig``), wrapped in the drill guard of its mode."""
     kinds = channel_kinds(pm)
     factory = kinds.get(cfg.kind)
     if factory is None:
         raise ChannelError(f"channel {cfg.name!r}: unknown kind {cfg.kind!r}; known kinds: {', '.join(sorted(kinds))}")
-    if settings is None:
-        from settings import get_settings
-        settings = get_settings()
     inner = factory(cfg, client=client, settings=settings)
     if getattr(inner, "mode", cfg.mode) != cfg.mode:
         raise ChannelError(f"channel {cfg.name!r}: the {cfg.kind} plugin changed the mode from {cfg.mode}")

@@ -1,13 +1,14 @@
 """The catalogue of point layers: what exists, where it came from, whether it is synthetic; loading.
 
-    from layers import catalog
-    catalog.list_layers()          # [LayerInfo(name, rows, source, synthetic, crs, licence, description), ...]
-    lay = catalog.load("camera")   # Layer: gdf (WGS84 points: id, name, geometry + layer columns),
+    from layers.catalog import Catalog
+    cat = Catalog.of(settings)
+    cat.list_layers()              # [LayerInfo(name, rows, source, synthetic, crs, licence, description), ...]
+    lay = cat.load("camera")       # Layer: gdf (WGS84 points: id, name, geometry + layer columns),
                                    #        x_m / y_m (EPSG:4547 metres, same order), synthetic, source...
 
-Shipped layers live in ``settings.data_dir/layers/`` and are described by ``layers.json`` (written by
+A ``Catalog`` says where layers live (the door builds it from the settings). Shipped layers live in ``data_dir/layers/`` and are described by ``layers.json`` (written by
 ``layers.synth``). A real registry imported with ``layers.io.import_layer`` (``yzt layers import``) is
-stored as ``settings.var_dir/layers/NAME.csv`` and replaces the shipped layer of the same name; its
+stored as ``var_dir/layers/NAME.csv`` and replaces the shipped layer of the same name; its
 first line is ``# yzt-layer {json metadata}``. Loaded layers are cached per process, keyed by the
 file and its modification time, so a new import is seen at the next ``load``. Treat the returned
 GeoDataFrame as read-only (it is shared); x_m / y_m are read-only arrays.
@@ -27,7 +28,7 @@ import shapely
 from pyproj import Transformer
 
 from layers.errors import LayerError, UnknownLayerError
-from settings import get_settings
+from settings import ROOT
 
 WGS84 = "EPSG:4326"
 METRIC = "EPSG:4547"
@@ -113,29 +114,80 @@ class Layer:
         return len(self.gdf)
 
 
-def shipped_dir() -> Path:
-    return get_settings().data_dir / "layers"
+@dataclass(frozen=True)
+class Catalog:
+    """Where the layers live: shipped ones in ``data_dir/layers`` (described by ``layers.json``), imported
+    ones in ``var_dir/layers`` (an import replaces the shipped layer of its name). The composition root
+    builds one from the settings (``Catalog.of(settings)``) and passes it down."""
+
+    data_dir: Path
+    var_dir: Path
+
+    @classmethod
+    def of(cls, settings) -> Catalog:
+        return cls(Path(settings.data_dir), Path(settings.var_dir))
+
+    @property
+    def shipped_dir(self) -> Path:
+        return self.data_dir / "layers"
+
+    @property
+    def imported_dir(self) -> Path:
+        return self.var_dir / "layers"
+
+    def imported_path(self, name: str) -> Path:
+        return self.imported_dir / f"{name}{REGISTRY_SUFFIX}"
+
+    def manifest(self) -> dict:
+        """The shipped layers' metadata (``layers.json``), or {} when not built."""
+        path = self.shipped_dir / MANIFEST_NAME
+        if not path.is_file():
+            return {}
+        return _manifest(path, path.stat().st_mtime_ns)
+
+    def imported(self) -> dict[str, Path]:
+        d = self.imported_dir
+        if not d.is_dir():
+            return {}
+        return {p.name[: -len(REGISTRY_SUFFIX)]: p for p in sorted(d.glob(f"*{REGISTRY_SUFFIX}"))}
+
+    def list_layers(self) -> list[LayerInfo]:
+        """Every layer available, shipped or imported (an import replaces the shipped layer of its name)."""
+        out: dict[str, LayerInfo] = {}
+        for name, m in self.manifest().items():
+            out[name] = LayerInfo(name, int(m["rows"]), m["source"], bool(m["synthetic"]), m.get("crs", "wgs84"),
+                                  m.get("licence", ""), m.get("description", ""), False, m["file"])
+        for name, path in self.imported().items():
+            m = read_registry_header(path)
+            out[name] = LayerInfo(name, int(m["rows"]), m["source"], bool(m["synthetic"]), "wgs84",
+                                  m.get("licence", ""), m.get("description", ""), True, str(path))
+        return [out[k] for k in sorted(out)]
+
+    def known_names(self) -> list[str]:
+        return sorted(set(self.manifest()) | set(self.imported()))
+
+    def load(self, name: str) -> Layer:
+        """The layer called ``name`` (imported registry first, else the shipped file). Cached per process,
+        keyed by the file and its modification time."""
+        imported = self.imported().get(name)
+        if imported is not None:
+            return _load_file(name, imported, imported.stat().st_mtime_ns, True, self.shipped_dir)
+        meta = self.manifest().get(name)
+        if meta is None:
+            known = ", ".join(self.known_names()) or "none (run `yzt data build` to generate data/layers)"
+            raise UnknownLayerError(f"no layer named {name!r}; known layers: {known}")
+        path = self.shipped_dir / meta["file"]
+        if not path.is_file():
+            raise LayerError(f"layer {name}: file {path} is missing (run `yzt data build`)")
+        return _load_file(name, path, path.stat().st_mtime_ns, False, self.shipped_dir)
 
 
-def imported_dir() -> Path:
-    return get_settings().var_dir / "layers"
-
-
-def imported_path(name: str) -> Path:
-    return imported_dir() / f"{name}{REGISTRY_SUFFIX}"
+BUNDLED = Catalog(ROOT / "data", ROOT / "var")   # the bundled data and the default var/ of `make run`
 
 
 @functools.lru_cache(maxsize=4)
 def _manifest(path: Path, mtime_ns: int) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
-
-
-def manifest() -> dict:
-    """The shipped layers' metadata (``data/layers/layers.json``), or {} when not built."""
-    path = shipped_dir() / MANIFEST_NAME
-    if not path.is_file():
-        return {}
-    return _manifest(path, path.stat().st_mtime_ns)
 
 
 def read_registry_header(path: Path) -> dict:
@@ -145,45 +197,6 @@ def read_registry_header(path: Path) -> dict:
     if not first.startswith(REGISTRY_MAGIC):
         raise LayerError(f"{path}: not a yzt layer registry (first line should start {REGISTRY_MAGIC!r})")
     return json.loads(first[len(REGISTRY_MAGIC):])
-
-
-def _imported() -> dict[str, Path]:
-    d = imported_dir()
-    if not d.is_dir():
-        return {}
-    return {p.name[: -len(REGISTRY_SUFFIX)]: p for p in sorted(d.glob(f"*{REGISTRY_SUFFIX}"))}
-
-
-def list_layers() -> list[LayerInfo]:
-    """Every layer available, shipped or imported (an import replaces the shipped layer of its name)."""
-    out: dict[str, LayerInfo] = {}
-    for name, m in manifest().items():
-        out[name] = LayerInfo(name, int(m["rows"]), m["source"], bool(m["synthetic"]), m.get("crs", "wgs84"),
-                              m.get("licence", ""), m.get("description", ""), False, m["file"])
-    for name, path in _imported().items():
-        m = read_registry_header(path)
-        out[name] = LayerInfo(name, int(m["rows"]), m["source"], bool(m["synthetic"]), "wgs84",
-                              m.get("licence", ""), m.get("description", ""), True, str(path))
-    return [out[k] for k in sorted(out)]
-
-
-def known_names() -> list[str]:
-    return sorted(set(manifest()) | set(_imported()))
-
-
-def load(name: str) -> Layer:
-    """The layer called ``name`` (imported registry first, else the shipped file). Cached per process."""
-    imported = _imported().get(name)
-    if imported is not None:
-        return _load_file(name, imported, imported.stat().st_mtime_ns, True)
-    meta = manifest().get(name)
-    if meta is None:
-        known = ", ".join(known_names()) or "none (run `yzt data build` to generate data/layers)"
-        raise UnknownLayerError(f"no layer named {name!r}; known layers: {known}")
-    path = shipped_dir() / meta["file"]
-    if not path.is_file():
-        raise LayerError(f"layer {name}: file {path} is missing (run `yzt data build`)")
-    return _load_file(name, path, path.stat().st_mtime_ns, False)
 
 
 def clear_cache() -> None:
@@ -218,11 +231,13 @@ def read_table(path: Path, numeric: list[str], *, skip_header_line: bool = False
 
 
 @functools.lru_cache(maxsize=32)
-def _load_file(name: str, path: Path, mtime_ns: int, imported: bool) -> Layer:
+def _load_file(name: str, path: Path, mtime_ns: int, imported: bool, shipped_dir: Path) -> Layer:
     if imported:
         meta = read_registry_header(path)
     else:
-        meta = {**SHIPPED.get(name, {}), **manifest().get(name, {})}
+        man = shipped_dir / MANIFEST_NAME
+        shipped = _manifest(man, man.stat().st_mtime_ns) if man.is_file() else {}
+        meta = {**SHIPPED.get(name, {}), **shipped.get(name, {})}
     df = read_table(path, list(meta.get("numeric", [])), skip_header_line=imported)
     lon, lat = df.pop("lon").to_numpy(float), df.pop("lat").to_numpy(float)
     gdf = gpd.GeoDataFrame(df, geometry=shapely.points(lon, lat), crs=WGS84)

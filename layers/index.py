@@ -225,30 +225,31 @@ class LayerIndex:
 
 
 # -- by layer name (catalog) ------------------------------------------------------------------
-_CACHE: dict[str, tuple[object, LayerIndex]] = {}
+_CACHE: dict[tuple[object, str], tuple[object, LayerIndex]] = {}
 _LOCK = threading.Lock()
 
 
-def index_for(layer: str) -> LayerIndex:
+def index_for(layer: str, catalog=None) -> LayerIndex:
     """The index of a catalog layer, built on first use and rebuilt if the catalog reloads it."""
-    from layers import catalog
+    from layers.catalog import BUNDLED
 
+    catalog = catalog or BUNDLED
     loaded = catalog.load(layer)
     with _LOCK:
-        hit = _CACHE.get(layer)
+        hit = _CACHE.get((catalog, layer))
         if hit is not None and hit[0] is loaded:
             return hit[1]
     ix = LayerIndex.for_layer(loaded)
     with _LOCK:
-        _CACHE[layer] = (loaded, ix)
+        _CACHE[(catalog, layer)] = (loaded, ix)
     return ix
 
 
-def nearest(layer: str, point: Point, *, k: int = 5, radius_m: float | None = None) -> list[dict]:
+def nearest(layer: str, point: Point, *, k: int = 5, radius_m: float | None = None, catalog=None) -> list[dict]:
     """The k nearest features of a catalog layer to the point (any datum), nearest first."""
-    return index_for(layer).nearest(point, k=k, radius_m=radius_m)
+    return index_for(layer, catalog).nearest(point, k=k, radius_m=radius_m)
 
 
-def within(layer: str, point: Point, radius_m: float) -> list[dict]:
+def within(layer: str, point: Point, radius_m: float, *, catalog=None) -> list[dict]:
     """Every feature of a catalog layer within radius_m metres of the point, nearest first."""
-    return index_for(layer).within(point, radius_m)
+    return index_for(layer, catalog).within(point, radius_m)

@@ -35,7 +35,7 @@ import shapely
 from incidents import admin
 from incidents.model import DATUMS
 from layers import _validate as v
-from layers import catalog
+from layers.catalog import BUNDLED, REGISTRY_MAGIC, Catalog
 from layers.errors import ImportRefused
 
 VECTOR_SUFFIXES = {".geojson", ".json", ".gpkg", ".shp", ".zip"}
@@ -177,11 +177,11 @@ def _with_expected(name: str, frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _write_registry(name: str, frame: pd.DataFrame, meta: dict) -> Path:
+def _write_registry(name: str, frame: pd.DataFrame, meta: dict, catalog: Catalog) -> Path:
     target = catalog.imported_path(name)
     target.parent.mkdir(parents=True, exist_ok=True)
     buf = _io.StringIO()
-    buf.write(catalog.REGISTRY_MAGIC + json.dumps(meta, ensure_ascii=False) + "\n")
+    buf.write(REGISTRY_MAGIC + json.dumps(meta, ensure_ascii=False) + "\n")
     frame.to_csv(buf, index=False, lineterminator="\n")
     _atomic_write(target, buf.getvalue().encode("utf-8"))
     return target
@@ -201,7 +201,7 @@ def _atomic_write(target: Path, data: bytes) -> None:
 
 
 def import_layer(name: str, path: Path | str, *, crs: str = "wgs84", id_field: str | None = None,
-                 name_field: str | None = None, dry_run: bool = False) -> ImportReport:
+                 name_field: str | None = None, dry_run: bool = False, catalog: Catalog = BUNDLED) -> ImportReport:
     """Validate ``path`` and store it as the registry of layer ``name`` (all rows, or nothing)."""
     v.check_layer_name(name)
     path = Path(path)
@@ -238,7 +238,7 @@ def import_layer(name: str, path: Path | str, *, crs: str = "wgs84", id_field: s
             "source": f"{path.name} (imported {now.date().isoformat()})",
             "licence": "as supplied by the importer", "input_datum": datum, "imported_at": now.isoformat(),
             "description": f"imported registry {path.name}", "notes": notes}
-    report.path = _write_registry(name, frame, meta)
+    report.path = _write_registry(name, frame, meta, catalog)
     return report
 
 
@@ -252,7 +252,7 @@ def _json_value(value: object) -> object:
     return value
 
 
-def export_layer(name: str, path: Path | str) -> int:
+def export_layer(name: str, path: Path | str, *, catalog: Catalog = BUNDLED) -> int:
     """Write layer ``name`` as a GeoJSON FeatureCollection (WGS84); returns the number of features.
     Every feature carries ``synthetic``; the foreign member ``yzt`` holds layer, synthetic, source, licence."""
     layer = catalog.load(name)

@@ -174,11 +174,12 @@ def _load(path: Path) -> RoadGraph:
     return RoadGraph.from_graphml(path)
 
 
-def road_graph(path: Path | None = None) -> RoadGraph:
-    """The bundled Futian road graph (or another graphml), read once per process."""
+def road_graph(path: Path | None = None, *, data_dir: Path | None = None) -> RoadGraph:
+    """The road graph of ``data_dir`` (the bundled Futian graph by default), or another graphml; read once
+    per process."""
     if path is None:
-        from settings import get_settings
-        path = get_settings().data_dir / GRAPH_FILE
+        from settings import ROOT
+        path = Path(data_dir or ROOT / "data") / GRAPH_FILE
     return _load(Path(path))
 
 

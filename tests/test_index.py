@@ -1,6 +1,9 @@
 """layers.index: nearest/within on the real shelters agree with a brute-force distance to every row."""
 from __future__ import annotations
 
+from layers.catalog import Catalog
+from settings import load_settings
+
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,6 +19,12 @@ from pyproj import Geod
 from incidents.model import Point
 from layers.errors import LayerError
 from layers.index import LayerIndex, METRIC
+
+
+def cat():
+    """The layer catalogue of this test's settings (its own var_dir), as a door builds it."""
+    return Catalog.of(load_settings())
+
 
 SHELTERS = Path(__file__).resolve().parents[1] / "data/facilities/shelters_sz_gz_geocoded_2020_unnamed.csv"
 
@@ -182,10 +191,10 @@ def test_mismatched_coordinates_are_refused(shelters):
 
 
 def test_by_layer_name_uses_the_catalog_and_builds_once():
-    from layers import catalog, index
+    from layers import index
     from layers.errors import UnknownLayerError
 
-    layer = catalog.load("shelter")
+    layer = cat().load("shelter")
     p = Point(113.33, 23.14)
     assert index.index_for("shelter") is index.index_for("shelter")
     _same(index.nearest("shelter", p, k=7), brute(layer, p.lon, p.lat)[:7])

@@ -35,7 +35,6 @@ import threading
 import time
 import uuid
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -139,14 +138,12 @@ def _iso(t: float | None) -> str | None:
 class Outbox:
     """Durable, per-channel delivery of ``OutgoingAlert`` s; see the module docstring."""
 
-    def __init__(self, store: Store, settings: Any = None, *, client: httpx.Client | None = None,
+    def __init__(self, store: Store, settings: Any, *, client: httpx.Client | None = None,
                  backoff_base_s: float = 2.0, backoff_cap_s: float = 600.0, lease_s: float = 60.0,
-                 poll_s: float = 1.0, pm: pluggy.PluginManager | None = None) -> None:
-        if settings is None:
-            from settings import get_settings
-            settings = get_settings()
+                 poll_s: float = 1.0, pm: pluggy.PluginManager | None = None, clock: Any = None) -> None:
         self.store = store
         self.settings = settings
+        self.clock = clock                  # the response's clock (a drill's virtual one), for timeline times
         self._own_client = client is None
         self.client = client if client is not None else httpx.Client(timeout=10.0)
         self.backoff_base_s, self.backoff_cap_s = backoff_base_s, backoff_cap_s
@@ -395,11 +392,3 @@ class Outbox:
             out[_PUBLIC_STATUS[status]] += n
         out["total"] = sum(out.values())
         return out
-
-
-def default_outbox(*, settings: Any = None, store: Store | None = None, client: httpx.Client | None = None) -> Outbox:
-    """An Outbox over the default store of ``settings`` (for the CLI and the dashboard)."""
-    if settings is None:
-        from settings import get_settings
-        settings = get_settings()
-    return Outbox(store or Store(Path(settings.database_path)), settings, client=client)

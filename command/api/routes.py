@@ -317,19 +317,16 @@ def register_api(server: flask.Flask, service_factory: Callable[[], Any]) -> Non
     server.extensions["yzt_api_app"] = api
 
 
-def make_api_app(settings: Any = None) -> flask.Flask:
+def make_api_app(settings: Any) -> flask.Flask:
     """A Flask app serving only the dispatch API over the store of ``settings`` (opened on first request)."""
-    from settings import get_settings
-    settings = settings or get_settings()
     lock = threading.Lock()
     holder: dict[str, Any] = {}
 
     def factory():
         with lock:
             if "svc" not in holder:
-                from command.response.service import ResponseService
-                from command.store.sqlite import Store
-                holder["svc"] = ResponseService(Store(settings.database_path), settings=settings)
+                from command import compose
+                holder["svc"] = compose.open_app(settings).service()
             return holder["svc"]
 
     return create_api_app(factory)

@@ -79,7 +79,8 @@ def grade(
     """Grade an incident by China's four levels and name the rule that fired."""
     from incidents.grading import grade as grade_fn
     from incidents.model import Casualties
-    g = grade_fn(type_, Casualties(deaths, serious_injuries, missing), loss)
+    g = grade_fn(type_, Casualties(deaths, serious_injuries, missing), loss,
+                 missing_count_as_deaths=out.settings().missing_count_as_deaths)
     out.emit(g.as_dict(), as_json, out.grade_text)
 
 
@@ -103,13 +104,11 @@ def nearby(
     as_json: bool = JSON_OPT,
 ) -> None:
     """The K nearest (or those within a radius) of a layer, in metres measured in EPSG:4547."""
-    from layers import catalog, index
+    from layers.nearby import around
     p = _point(point, crs)
-    items = index.nearest(layer, p, k=k, radius_m=radius_m)
-    if layer == "fire_station":
-        from layers.routing import drive_times
-        items = drive_times(p, items)
-    meta = catalog.load(layer)
+    cat = out.catalog()
+    items = around(layer, p, k=k, radius_m=radius_m, catalog=cat)
+    meta = cat.load(layer)
     result = {"layer": layer, "synthetic": bool(meta.synthetic), "point": p.as_dict(), "items": items}
     out.emit(result, as_json, out.nearby_text)
 
@@ -118,8 +117,7 @@ def nearby(
 @layers_app.command("list")
 def layers_list(as_json: bool = JSON_OPT) -> None:
     """Every layer: rows, source, whether it is synthetic, datum."""
-    from layers import catalog
-    rows = [out.layer_info_dict(i) for i in catalog.list_layers()]
+    rows = [out.layer_info_dict(i) for i in out.catalog().list_layers()]
     out.emit({"layers": rows}, as_json,  # the text view stays narrow: --json has source and licence
              lambda d: out.table(d["layers"], ["name", "rows", "synthetic", "crs", "description"]))
 
@@ -128,7 +126,7 @@ def layers_list(as_json: bool = JSON_OPT) -> None:
 def layers_export(name: str, file: Path, as_json: bool = JSON_OPT) -> None:
     """Write layer NAME as GeoJSON (WGS84)."""
     from layers import io
-    n = io.export_layer(name, file)
+    n = io.export_layer(name, file, catalog=out.catalog())
     out.emit({"layer": name, "file": str(file), "rows": n}, as_json,
              lambda d: f"wrote {d['rows']} rows of {d['layer']} to {d['file']} (GeoJSON, WGS84)")
 
@@ -143,7 +141,8 @@ def layers_import(
 ) -> None:
     """Load a real registry (GeoJSON, GeoPackage, Shapefile, CSV); all rows or none."""
     from layers import io
-    rep = io.import_layer(name, file, crs=crs.lower(), id_field=id_field, name_field=name_field)
+    rep = io.import_layer(name, file, crs=crs.lower(), id_field=id_field, name_field=name_field,
+                          catalog=out.catalog())
     out.emit(out.asdict(rep), as_json, lambda d: f"imported {d.get('rows_accepted')} rows into layer {name}")
 
 
@@ -152,7 +151,8 @@ def layers_import(
 def drill_run(
     file: Path,
     speed: Optional[float] = typer.Option(None, "--speed", min=0.001,
-                                          help="replay on the scenario's own timeline N times faster"),
+                                          help="replay on the scenario's own timeline N times faster "
+                                          "(default: settings.drill_speed; 0 there = virtual clock)"),
     report: Optional[Path] = typer.Option(None, "--report", help="also write an after-action report "
                                           "(.md or .html)"),
     as_json: bool = JSON_OPT,
@@ -160,7 +160,8 @@ def drill_run(
     """Replay a drill scenario; every message is an Exercise. Exit 1 when an expect fails."""
     from command import drills
     scenario = drills.load_scenario(file)
-    result = drills.run_drill(scenario, speed=speed)
+    settings = out.settings()
+    result = drills.run_drill(scenario, settings=settings, speed=speed or settings.drill_speed or None)
     if report is not None:
         from command.drills import aar
         aar.write_report(result, report)

@@ -26,6 +26,23 @@ from settings import SettingsError, get_settings
 JSON_OPT = typer.Option(False, "--json", help="print one JSON object on stdout")
 
 
+def settings():
+    """The settings of this command, read once at the door (the settings file, then the environment)."""
+    return get_settings()
+
+
+def open_app():
+    """Store, outbox, catalogue and services for this command (``command.compose``), from its settings."""
+    from command import compose
+    return compose.open_app(settings())
+
+
+def catalog():
+    """The layer catalogue of this command's settings (shipped data, imported registries)."""
+    from layers.catalog import Catalog
+    return Catalog.of(settings())
+
+
 def cli_actor() -> str:
     """Who acts from the command line: the local operator's login name."""
     try:
@@ -48,7 +65,7 @@ def _say(msg: str) -> None:
 
 def _log_internal(exc: BaseException) -> Path | None:
     try:
-        var = get_settings().var_dir
+        var = settings().var_dir
         var.mkdir(parents=True, exist_ok=True)
         path = var / "yzt-error.log"
         with path.open("a", encoding="utf-8") as f:

@@ -27,13 +27,7 @@ from command.cli.output import JSON_OPT, cli_actor as _actor  # noqa: E402
 
 
 def _service(*, exercise: bool = False):
-    from command.alerts.outbox import Outbox
-    from command.response.service import ResponseService
-    from command.store.sqlite import Store
-    from settings import get_settings
-    s = get_settings()
-    store = Store.open_default()
-    return ResponseService(store, settings=s, exercise=exercise, outbox=Outbox(store, s))
+    return out.open_app().service(exercise=exercise)
 
 
 def state_dict(state: Any) -> dict:
@@ -236,15 +230,15 @@ def demo_incident() -> dict:
     """Locate, grade and rank one sample incident on the real data (nothing is stored)."""
     from incidents import geocode, grading
     from incidents.model import Casualties
-    from layers import catalog, index
-    from layers.routing import drive_times
+    from layers.nearby import around
+    settings, cat = out.settings(), out.catalog()
     loc = geocode.locate(DEMO_ADDRESS)
-    g = grading.grade("gas_explosion", Casualties(serious_injuries=3))
+    g = grading.grade("gas_explosion", Casualties(serious_injuries=3),
+                      missing_count_as_deaths=settings.missing_count_as_deaths)
     nearby, synthetic = {}, {}
     for layer in ("hospital", "fire_station", "shelter", "camera"):
-        items = index.nearest(layer, loc.point, k=5)
-        nearby[layer] = drive_times(loc.point, items) if layer == "fire_station" else items
-        synthetic[layer] = bool(catalog.load(layer).synthetic)
+        nearby[layer] = around(layer, loc.point, k=5, catalog=cat)
+        synthetic[layer] = bool(cat.load(layer).synthetic)
     return {"address": DEMO_ADDRESS, "type": "gas_explosion", "location": loc.as_dict(),
             "grade": g.as_dict(), "nearby": nearby, "synthetic": synthetic}
 

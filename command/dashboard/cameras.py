@@ -49,7 +49,7 @@ def wall_cameras(point: Any, k: int = 8) -> list[dict]:
     from layers.index import metric_xy, nearest
     target = metric_xy(point)
     out = []
-    for cam in nearest("camera", point, k=CANDIDATES):
+    for cam in nearest("camera", point, k=CANDIDATES, catalog=runtime.current().catalog):
         xy = metric_xy(Point(cam["lon"], cam["lat"], "wgs84"))
         out.append(dict(cam, covers=covers(cam, xy, target), bearing_deg=round(bearing_deg(xy, target), 1)))
     out.sort(key=lambda c: (not c["covers"], c["distance_m"]))

@@ -30,8 +30,7 @@ LEVEL_COLOUR = {"I": "#d7191c", "II": "#f28c28", "III": "#e6b800", "IV": "#1f6fd
 
 
 def _synthetic_flags() -> dict[str, bool]:
-    from layers import catalog
-    return {info.name: info.synthetic for info in catalog.list_layers()}
+    return {info.name: info.synthetic for info in runtime.current().catalog.list_layers()}
 
 
 def _basemaps(settings: Any) -> list:

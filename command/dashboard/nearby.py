@@ -75,8 +75,7 @@ def fly_to_row(clicks: list) -> dict:
 
 
 def synthetic_flags() -> dict[str, bool]:
-    from layers import catalog
-    return {info.name: info.synthetic for info in catalog.list_layers()}
+    return {info.name: info.synthetic for info in runtime.current().catalog.list_layers()}
 
 
 def render(incident_id: str | None) -> list:

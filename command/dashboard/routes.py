@@ -111,8 +111,8 @@ def simulated_snapshot(cam_id: str, name: str, now: datetime) -> str:
 
 
 def _camera_names() -> dict[str, str]:
-    from layers import catalog
-    layer = catalog.load("camera")
+    from command.dashboard import runtime
+    layer = runtime.current().catalog.load("camera")
     with _lock:
         hit = _cache.get("camera-names")
         if hit is not None and hit[0] is layer:
@@ -134,10 +134,10 @@ def register(server: Flask) -> None:
 
     @server.get("/yzt/geo/layer/<name>.geojson")
     def yzt_layer(name: str) -> Response:
-        from layers import catalog
+        from command.dashboard import runtime
         from layers.errors import UnknownLayerError
         try:
-            layer = catalog.load(name)
+            layer = runtime.current().catalog.load(name)
         except UnknownLayerError:
             abort(404)
         return _geojson_response(_cached(f"layer-{name}", layer, lambda: layer_geojson(layer)))

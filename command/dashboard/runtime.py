@@ -22,36 +22,41 @@ log = logging.getLogger(__name__)
 
 
 class Runtime:
+    """The dashboard's ``command.compose.App``, opened on first use, plus a small pool for slow work."""
+
     def __init__(self, settings: Any) -> None:
         self.settings = settings
         self._lock = threading.RLock()
-        self._store = None
-        self._outbox = None
-        self._services: dict[bool, Any] = {}
+        self._app = None
+        self._started = False
         self._pool: ThreadPoolExecutor | None = None
 
-    def store(self):
+    def app(self):
         with self._lock:
-            if self._store is None:
-                from command.store.sqlite import Store
-                self._store = Store(self.settings.database_path)
-            return self._store
+            if self._app is None:
+                from command import compose
+                self._app = compose.open_app(self.settings)
+            return self._app
+
+    def store(self):
+        return self.app().store
+
+    @property
+    def catalog(self):
+        return self.app().catalog
 
     def outbox(self):
+        """The one outbox, its background workers started: in the server only they send."""
         with self._lock:
-            if self._outbox is None:
-                from command.alerts.outbox import Outbox
-                self._outbox = Outbox(self.store(), self.settings)
-                self._outbox.start()
-            return self._outbox
+            app = self.app()
+            if not self._started:
+                app.outbox.start()
+                self._started = True
+            return app.outbox
 
     def service(self, exercise: bool = False):
-        with self._lock:
-            if exercise not in self._services:
-                from command.response.service import ResponseService
-                self._services[exercise] = ResponseService(
-                    self.store(), settings=self.settings, exercise=exercise, outbox=self.outbox())
-            return self._services[exercise]
+        self.outbox()
+        return self.app().service(exercise=exercise)
 
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future:
         with self._lock:
@@ -67,13 +72,10 @@ class Runtime:
             if self._pool is not None:
                 self._pool.shutdown(wait=True)
                 self._pool = None
-            if self._outbox is not None:
-                self._outbox.close()
-                self._outbox = None
-            if self._store is not None:
-                self._store.close()
-                self._store = None
-            self._services.clear()
+            if self._app is not None:
+                self._app.close()
+                self._app = None
+                self._started = False
 
 
 _current: Runtime | None = None

@@ -11,8 +11,8 @@
 Every request except /login and /logout needs a signed-in, enabled user (pages redirect to /login, the
 rest get 401). Every POST also needs the session's CSRF token in the X-CSRF-Token header (assets/csrf.js
 reads it from the yzt_csrf cookie and adds it to same-origin fetches); cookies are SameSite=Strict, the
-session cookie HttpOnly and Secure when served over https (settings.session_cookie_secure or
-YZT_SECURE_COOKIES=1). The secret key lives in settings.var_dir/secret_key (mode 0600, made once).
+session cookie HttpOnly and Secure when served over https (settings.session_cookie_secure, or
+YZT_SECURE_COOKIES=1 in the environment). The secret key lives in settings.var_dir/secret_key (mode 0600, made once).
 
 A callback called directly in-process (no HTTP request: tests, scripts) is not an HTTP caller and runs
 as its arguments say; over HTTP the guard always checks the permission with command.security.auth.require.
@@ -36,7 +36,6 @@ PUBLIC_PATHS = frozenset({"/login", "/logout"})
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_COOKIE = "yzt_csrf"
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-DEFAULT_LIFETIME_H = 8.0
 
 
 def secret_key(var_dir: Path) -> bytes:
@@ -56,23 +55,14 @@ def secret_key(var_dir: Path) -> bytes:
     return key
 
 
-def _secure_cookies(settings: Any, secure: bool | None) -> bool:
-    if secure is not None:
-        return secure
-    configured = getattr(settings, "session_cookie_secure", None)
-    if configured is not None:
-        return bool(configured)
-    return os.environ.get("YZT_SECURE_COOKIES", "").lower() in ("1", "true", "yes")
-
-
 def install(server: Flask, settings: Any, *, secure: bool | None = None) -> None:
     """Secret key, cookie flags, the sign-in gate, CSRF, /login and /logout on the dashboard's server."""
     from command.dashboard import login
     server.secret_key = secret_key(settings.var_dir)
-    hours = float(getattr(settings, "session_lifetime_h", None) or DEFAULT_LIFETIME_H)
     server.config.update(
         SESSION_COOKIE_NAME="yzt_session", SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Strict",
-        SESSION_COOKIE_SECURE=_secure_cookies(settings, secure), PERMANENT_SESSION_LIFETIME=timedelta(hours=hours))
+        SESSION_COOKIE_SECURE=settings.session_cookie_secure if secure is None else secure,
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.session_lifetime_h))
     server.before_request(_gate)
     server.after_request(_csrf_cookie)
     login.register(server)

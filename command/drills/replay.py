@@ -5,11 +5,8 @@
 """
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from command.drills.scenario import Scenario, ScenarioEvent
@@ -18,37 +15,25 @@ from incidents.errors import IncidentError
 from layers.errors import LayerError
 
 
-def run_drill(scenario: Scenario, *, store=None, speed: float | None = None) -> dict[str, Any]:
+def run_drill(scenario: Scenario, *, settings: Any, store=None, speed: float | None = None) -> dict[str, Any]:
     """Replay ``scenario`` as an Exercise and return the contract's drill report.
 
+    ``settings`` are the door's; the drill keeps only their exercise channels (``compose.open_drill``).
     ``speed`` None: virtual clock, no waiting (deterministic). ``speed`` N: waits (real sleeps) between
     events, the scenario's gaps divided by N; the recorded times stay the scenario's own.
     """
-    from command.alerts.outbox import Outbox
-    from command.response.service import ResponseService
-    from command.store.sqlite import Store
+    from command import compose
     from command.response.timeline import VirtualClock
-    from settings import get_settings
     if speed is not None and not speed > 0:
         raise ScenarioError(f"speed {speed!r}: must be more than 0 (or none for the virtual clock)")
-    tmp = None
-    if store is None:
-        tmp = Path(tempfile.mkdtemp(prefix="yzt-drill-"))
-        store = Store(tmp / "drill.db", durable=False)  # thrown away after the replay: no fsync
-    # The drill's settings hold the exercise channels only: its outbox cannot even build a live channel.
-    base = get_settings()
-    drill_settings = base.model_copy(update={"channels": [c for c in base.channels if c.mode == "exercise"]})
-    outbox = Outbox(store, drill_settings)
+    clock = VirtualClock(scenario.start)
+    app = compose.open_drill(settings, store=store, clock=clock)
     try:
-        clock = VirtualClock(scenario.start)
-        svc = ResponseService(store, settings=drill_settings, clock=clock, exercise=True, outbox=outbox)
+        svc = app.service(exercise=True)
         ids, errors = _replay(scenario, svc, clock, speed)
         return _report(scenario, svc, ids, errors)
     finally:
-        outbox.close()
-        if tmp is not None:
-            store.close()
-            shutil.rmtree(tmp, ignore_errors=True)
+        app.close()
 
 
 def _replay(scenario: Scenario, svc, clock, speed: float | None) -> tuple[dict[str, str], list[dict]]:

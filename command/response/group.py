@@ -25,6 +25,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from command.errors import SessionError
 from command.response.timeline import ConferenceOpened, Event, IncidentState, Member, MemberJoined, Regraded
 from incidents.model import LEVELS, Casualties, Grade, Location
+from settings import ROOT
+
+BUNDLED_DATA = ROOT / "data"
 
 PROVINCE = "广东省"                                      # the product serves Guangdong only
 LevelKey = Literal["I", "II", "III", "IV"]
@@ -61,9 +64,8 @@ class DutyRules(_Rules):
     overrides: dict[str, dict[str, dict[Literal["district", "county", "city", "province"], str]]] = {}
 
 
-def rules_path() -> Path:
-    from settings import get_settings
-    return get_settings().data_dir / "command" / "duty_rules.yaml"
+def rules_path(data_dir: Path = BUNDLED_DATA) -> Path:
+    return Path(data_dir) / "command" / "duty_rules.yaml"
 
 
 @functools.lru_cache(maxsize=4)
@@ -87,8 +89,9 @@ def _load(path: Path) -> DutyRules:
     return r
 
 
-def rules() -> DutyRules:
-    return _load(rules_path())
+def rules(data_dir: Path = BUNDLED_DATA) -> DutyRules:
+    """The duty rules of ``data_dir`` (the service passes its own; the bundled ones otherwise)."""
+    return _load(rules_path(data_dir))
 
 
 def _short(name: str, suffixes: str) -> str:
@@ -105,9 +108,9 @@ def _names(location: Location) -> dict[str, str]:
             "district_full": full}
 
 
-def lead_level(level: str) -> str:
+def lead_level(level: str, *, duty: DutyRules | None = None) -> str:
     """The government level leading an incident of ``level`` (district | city | province)."""
-    lv = rules().levels.get(level)  # type: ignore[call-overload]
+    lv = (duty or rules()).levels.get(level)  # type: ignore[call-overload]
     if lv is None:
         raise SessionError(f"duty rules: no lead government for level {level!r}")
     return lv.lead
@@ -143,11 +146,12 @@ def _departments(r: DutyRules, type: str, casualties: Casualties | None) -> list
     return list(dict.fromkeys(keys))
 
 
-def roster(type: str, level: str, location: Location, *, casualties: Casualties | None = None) -> list[Member]:
+def roster(type: str, level: str, location: Location, *, casualties: Casualties | None = None,
+           duty: DutyRules | None = None) -> list[Member]:
     """The group for an incident of ``type`` at ``level`` at ``location``: desks of every government level
     that joins at this level, for the departments of ``always`` + the type (+ ``when_casualties``)."""
     from incidents.grading import level_info
-    r = rules()
+    r = duty or rules()
     lv = r.levels.get(level)  # type: ignore[call-overload]
     if lv is None:
         raise SessionError(f"duty rules: no rule for level {level!r}")
@@ -177,12 +181,12 @@ def roster(type: str, level: str, location: Location, *, casualties: Casualties 
 
 
 def open_group(incident_id: str, type: str, grade: Grade, location: Location, *, at: str, actor: str,
-               settings: Any, casualties: Casualties | None = None) -> list[Event]:
+               settings: Any, casualties: Casualties | None = None, duty: DutyRules | None = None) -> list[Event]:
     """The events that open the group at once: every member joins, and the conference opens."""
     from command.plugins import open_conference
     events: list[Event] = [MemberJoined(at=at, actor=actor, role=m.role, org=m.org,
                                         level_of_government=m.level_of_government, reason=m.reason)
-                           for m in roster(type, grade.level, location, casualties=casualties)]
+                           for m in roster(type, grade.level, location, casualties=casualties, duty=duty)]
     place = f"{location.city_name or ''}{location.district_name or ''}"
     title = f"{place} {grade.name}({grade.level}) 应急指挥"
     conf = open_conference(incident_id, title, grade.level, settings)
@@ -192,13 +196,13 @@ def open_group(incident_id: str, type: str, grade: Grade, location: Location, *,
 
 
 def regrade(state: IncidentState, new: Grade, type: str, *, at: str, actor: str,
-            casualties: Casualties | None = None) -> list[Event]:
+            casualties: Casualties | None = None, duty: DutyRules | None = None) -> list[Event]:
     """After an update: Regraded when the grade changed (with the sentence the timeline shows), plus the
     desks that join (a higher level's government, a type's or casualties' departments); nobody leaves."""
     old = state.grade
     names = _names(state.location)
     up = LEVELS.index(new.level) > LEVELS.index(old.level)
-    lead = lead_level(new.level)
+    lead = lead_level(new.level, duty=duty)
     if up:
         reason = f"升级为{new.name}({new.level})：{names[lead]} 牵头"
     elif new.level != old.level:
@@ -210,7 +214,7 @@ def regrade(state: IncidentState, new: Grade, type: str, *, at: str, actor: str,
         events.append(Regraded(at=at, actor=actor, from_level=old.level, to_level=new.level,
                                grade=new.as_dict(), reason=reason))
     present = {(m.role, m.org) for m in state.group.members}
-    for m in roster(type, new.level, state.location, casualties=casualties or state.casualties):
+    for m in roster(type, new.level, state.location, casualties=casualties or state.casualties, duty=duty):
         if (m.role, m.org) in present:
             continue
         why = reason if m.level_of_government == lead and up else m.reason

@@ -30,7 +30,7 @@ from command.security.auth import Principal, as_principal, require
 from command.errors import AlertError, IncidentExistsError, SessionError
 from command.response.timeline import (AlertApproved, AlertCancelled, AlertDrafted, AlertFailed, AlertRecord,
                               AlertSent, Clock, Closed, Event, IncidentState, NoteAdded, Reported, SystemClock, TaskDone, TaskSet, Updated, fold, from_record,
-                              iso, location_to_dict, parse_iso, to_record)
+                              iso, location_to_dict, to_record)
 from incidents.model import Casualties, IncidentReport, Point
 
 NEARBY_LAYERS = ("hospital", "fire_station", "camera", "shelter")
@@ -71,17 +71,19 @@ def _plain(value: Any) -> Any:
 
 
 class ResponseService:
-    def __init__(self, store, *, settings=None, clock: Clock | None = None, exercise: bool = False,
-                 outbox=None) -> None:
-        from settings import get_settings
+    def __init__(self, store, *, settings, clock: Clock | None = None, exercise: bool = False,
+                 outbox=None, catalog=None) -> None:
+        from layers.catalog import Catalog
         self.store = store
-        self.settings = settings or get_settings()
+        self.settings = settings                 # this service's own: every rule below reads them from here
         self.clock = clock or SystemClock()
         self.exercise = exercise
         if outbox is None:
             from command.alerts.outbox import Outbox
-            outbox = Outbox(store, self.settings)
+            outbox = Outbox(store, settings, clock=clock)
         self.outbox = outbox
+        self.catalog = catalog or Catalog.of(settings)
+        self.duty = group.rules(settings.data_dir)
         # incident -> (last seq read, decoded events, their fold): the log is append-only, so only newer rows
         # are read, and an unchanged timeline is not folded again (IncidentState is immutable)
         self._timelines: dict[str, tuple[int, tuple[Event, ...], IncidentState]] = {}
@@ -145,9 +147,8 @@ class ResponseService:
         who = require(as_principal(actor), "incident.report")
         actor = who.name
         from incidents.geocode import locate_any
-        from incidents.grading import grade
         location = locate_any(report.address, report.point)
-        g = grade(report.type, report.casualties, report.economic_loss_cny)
+        g = self._grade(report.type, report.casualties, report.economic_loss_cny)
         now = self.clock.now()
         at = iso(now)
         nearby, problems = self._nearby(location.point)
@@ -161,7 +162,7 @@ class ResponseService:
                 description=report.description, grade=g.as_dict(), address=report.address, nearby=nearby)]
             events += [NoteAdded(at=at, actor="system", text=p) for p in problems]
             events += group.open_group(iid, report.type, g, location, at=at, actor=actor,
-                                         settings=self.settings, casualties=report.casualties)
+                                       settings=self.settings, casualties=report.casualties, duty=self.duty)
             try:
                 self._append(iid, events, who)
             except IncidentExistsError:
@@ -177,19 +178,18 @@ class ResponseService:
         base = f"{adcode}-{now.strftime('%Y%m%d%H%M%S')}"
         return base if n == 1 else f"{base}-{n}"
 
+    def _grade(self, type: str, casualties: Casualties, loss: float):
+        from incidents.grading import grade
+        return grade(type, casualties, loss, missing_count_as_deaths=self.settings.missing_count_as_deaths)
+
     def _nearby(self, point: Point) -> tuple[dict[str, list[dict]], list[str]]:
         from layers.errors import LayerError
-        from layers.index import nearest
-        from layers.routing import drive_times
+        from layers.nearby import around
         out: dict[str, list[dict]] = {}
         problems: list[str] = []
         for layer in NEARBY_LAYERS:
             try:
-                items = nearest(layer, point, k=NEARBY_K * 2 if layer == "fire_station" else NEARBY_K)
-                if layer == "fire_station":
-                    timed = drive_times(point, items)
-                    ranked = sorted(timed, key=lambda d: (d["drive_time_s"], d["distance_m"]))
-                    items = [dict(d, drive_rank=i + 1) for i, d in enumerate(ranked[:NEARBY_K])]
+                items = around(layer, point, k=NEARBY_K, catalog=self.catalog)
             except LayerError as e:
                 items = []
                 problems.append(f"附近 {layer} 不可用: {e}")
@@ -200,7 +200,6 @@ class ResponseService:
                casualties: Casualties | None = None, economic_loss_cny: float | None = None,
                description: str | None = None) -> IncidentState:
         """Record what changed, regrade, and say so; a higher level brings its government in."""
-        from incidents.grading import grade
         who = require(as_principal(actor), "incident.update")
         actor = who.name
         state = self._open(incident_id)
@@ -218,10 +217,10 @@ class ResponseService:
         new_type = changes.get("type", state.type)
         new_cas = casualties if "casualties" in changes else state.casualties
         new_loss = changes.get("economic_loss_cny", state.economic_loss_cny)
-        g = grade(new_type, new_cas, new_loss)
+        g = self._grade(new_type, new_cas, new_loss)
         at = self._now()
         events: list[Event] = [Updated(at=at, actor=actor, changes=changes)]
-        events += group.regrade(state, g, new_type, at=at, actor=actor, casualties=new_cas)
+        events += group.regrade(state, g, new_type, at=at, actor=actor, casualties=new_cas, duty=self.duty)
         self._append(incident_id, events, who)
         return self.get(incident_id)
 
@@ -431,7 +430,3 @@ def _text(value: Any) -> str | None:
         return value
     return json.dumps(_plain(value), ensure_ascii=False, sort_keys=True)
 
-
-def reported_at_s(state: IncidentState, at: str) -> int:
-    """Seconds from the incident's report to ``at`` (both ISO 8601 with offset)."""
-    return int((parse_iso(at) - parse_iso(state.reported_at)).total_seconds())

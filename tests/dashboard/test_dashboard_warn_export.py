@@ -1,6 +1,9 @@
 """Warning composer, export and routes of the dashboard, over a real store, outbox and Flask test client."""
 from __future__ import annotations
 
+from layers.catalog import Catalog
+from settings import load_settings
+
 import gzip
 import hashlib
 import base64
@@ -16,9 +19,14 @@ import yaml
 import settings as settings_mod
 from command.dashboard import export
 from command.dashboard import report, runtime, warn
-from settings import load_settings
 
 FORM = {"address": "广州市天河区天河路", "type": "gas_explosion", "serious": 3, "datum": "wgs84"}
+
+
+
+def cat():
+    """The layer catalogue of this test's settings (its own var_dir), as a door builds it."""
+    return Catalog.of(load_settings())
 
 
 @pytest.fixture
@@ -107,7 +115,6 @@ def test_export_tables_and_offline_map(rt, tmp_path):
 
 def test_routes_serve_layers_outlines_and_simulated_feed(rt):
     import app
-    from layers import catalog
     import re
     from command.security import auth
     client = app.create_app(rt.settings).server.test_client()
@@ -118,11 +125,11 @@ def test_routes_serve_layers_outlines_and_simulated_feed(rt):
     resp = client.get("/yzt/geo/layer/shelter.geojson", headers={"Accept-Encoding": "gzip"})
     assert resp.headers["Content-Encoding"] == "gzip"
     data = json.loads(gzip.decompress(resp.data))
-    assert len(data["features"]) == len(catalog.load("shelter").gdf)
+    assert len(data["features"]) == len(cat().load("shelter").gdf)
     assert client.get("/yzt/geo/layer/nope.geojson").status_code == 404
     prov = json.loads(client.get("/yzt/geo/admin/province.geojson").data)
     assert prov["features"][0]["properties"]["adcode"] == "440000"
-    cam_id = str(catalog.load("camera").gdf["id"].iloc[0])
+    cam_id = str(cat().load("camera").gdf["id"].iloc[0])
     svg = client.get(f"/yzt/sim/camera/{cam_id}.svg").data.decode()
     assert "模拟画面" in svg and cam_id in svg
     assert client.get("/yzt/sim/camera/CAM-NOPE.svg").status_code == 404

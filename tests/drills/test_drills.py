@@ -9,12 +9,18 @@ import pytest
 import yaml
 
 from command import drills
+from settings import load_settings
 from command.errors import ScenarioError
 from command.drills.aar import targets, to_html, to_markdown, write_report
 from command.store.sqlite import Store
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
+
+
+def run(scenario, **kw):
+    """A drill replayed with this test's settings (its own var_dir), as the CLI door passes them."""
+    return drills.run_drill(scenario, settings=load_settings(), **kw)
 
 @pytest.fixture
 def scenarios(shared_dir) -> Path:
@@ -46,7 +52,7 @@ def test_bad_scenarios_are_refused_naming_file_event_line_and_field(name, expect
 def test_refused_scenario_runs_nothing(tmp_path):
     store = Store(tmp_path / "d.db")
     with pytest.raises(ScenarioError):
-        drills.run_drill(drills.load_scenario(DATA / "drill_update_before_report.yaml"), store=store)
+        run(drills.load_scenario(DATA / "drill_update_before_report.yaml"), store=store)
     assert store.incident_ids() == []
 
 
@@ -109,7 +115,7 @@ def test_json_scenario_is_ordered_by_time(tmp_path):
 
 @pytest.mark.slow
 def test_tianhe_scenario_runs_and_its_expects_pass(scenarios):
-    report = drills.run_drill(drills.load_scenario(scenarios / "tianhe-mall-gas-explosion.yaml"))
+    report = run(drills.load_scenario(scenarios / "tianhe-mall-gas-explosion.yaml"))
     assert drills.report_exit_code(report) == 0, report["checks"] or report["errors"]
     a = report["incidents"]["A"]
     assert report["status"] == "Exercise" and a["level"] == "III"
@@ -132,7 +138,7 @@ def test_tianhe_scenario_runs_and_its_expects_pass(scenarios):
 
 @pytest.mark.slow
 def test_futian_scenario_runs_and_its_expects_pass(scenarios):
-    report = drills.run_drill(drills.load_scenario(scenarios / "futian-residential-fire.yaml"))
+    report = run(drills.load_scenario(scenarios / "futian-residential-fire.yaml"))
     assert drills.report_exit_code(report) == 0, report["checks"] or report["errors"]
     f = report["incidents"]["F"]
     assert f["level"] == "III" and f["location"]["district_adcode"] == "440304"
@@ -143,8 +149,8 @@ def test_futian_scenario_runs_and_its_expects_pass(scenarios):
 @pytest.mark.slow
 def test_same_file_twice_gives_the_identical_report(scenarios):
     sc = drills.load_scenario(scenarios / "tianhe-mall-gas-explosion.yaml")
-    one = json.dumps(drills.run_drill(sc), ensure_ascii=False, sort_keys=True)
-    two = json.dumps(drills.run_drill(drills.load_scenario(scenarios / "tianhe-mall-gas-explosion.yaml")),
+    one = json.dumps(run(sc), ensure_ascii=False, sort_keys=True)
+    two = json.dumps(run(drills.load_scenario(scenarios / "tianhe-mall-gas-explosion.yaml")),
                      ensure_ascii=False, sort_keys=True)
     assert one == two
 
@@ -157,14 +163,14 @@ def test_speed_replays_on_the_scenario_timeline_with_the_same_report(tmp_path):
                  "  - {at: 4s, kind: close, incident: Q}\n", encoding="utf-8")
     sc = drills.load_scenario(p)
     began = time.monotonic()
-    fast = drills.run_drill(sc, speed=10)
+    fast = run(sc, speed=10)
     assert time.monotonic() - began >= 0.4 - 0.05    # it waited on the scenario's timeline (4 s / 10)
-    assert fast == drills.run_drill(sc)
+    assert fast == run(sc)
     assert fast["incidents"]["Q"]["closed_at_s"] == 4
 
 
 def test_json_drill_with_gcj02_point(tmp_path):
-    report = drills.run_drill(drills.load_scenario(DATA / "drill_point_gcj02.json"))
+    report = run(drills.load_scenario(DATA / "drill_point_gcj02.json"))
     assert drills.report_exit_code(report) == 0, report["checks"] or report["errors"]
     p = report["incidents"]["P"]
     assert p["location"]["crs"] == "wgs84" and p["location"]["lon"] < 114.0596   # GCJ-02 shifted back
@@ -180,7 +186,7 @@ def test_a_drill_never_reaches_a_live_channel(tmp_path, monkeypatch):
     import settings as settings_mod
     settings_mod.reset_settings_cache()
     store = Store(tmp_path / "d.db")
-    report = drills.run_drill(drills.load_scenario(DATA / "drill_point_gcj02.json"), store=store)
+    report = run(drills.load_scenario(DATA / "drill_point_gcj02.json"), store=store)
     assert report["deliveries"]["live"] == 0 and report["deliveries"]["exercise"] == 0
     assert store.deliveries() == []
     assert report["errors"] and "no exercise channel" in report["errors"][0]["error"]
@@ -192,7 +198,7 @@ def test_a_failed_expect_exits_1(tmp_path):
     doc["expect"] = [{"incident": "P", "level": "I"}]
     p = tmp_path / "s.json"
     p.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
-    report = drills.run_drill(drills.load_scenario(p))
+    report = run(drills.load_scenario(p))
     assert report["checks"] == [{"incident": "P", "field": "level", "expected": "I", "actual": "IV",
                                  "passed": False}]
     assert drills.report_exit_code(report) == 1
@@ -201,7 +207,7 @@ def test_a_failed_expect_exits_1(tmp_path):
 # ---------------------------------------------------------------- after-action report
 
 def test_after_action_report_markdown_and_html(tmp_path):
-    report = drills.run_drill(drills.load_scenario(DATA / "drill_point_gcj02.json"))
+    report = run(drills.load_scenario(DATA / "drill_point_gcj02.json"))
     ts = targets(report)
     names = {t.name for t in ts}
     assert {"group formed (reported upward)", "group alerted", "first public warning",
@@ -247,7 +253,7 @@ def test_a_generated_1000_event_scenario_replays(tmp_path, capsys):
     began = time.perf_counter()
     sc = drills.load_scenario(p)
     loaded = time.perf_counter()
-    report = drills.run_drill(sc)
+    report = run(sc)
     done = time.perf_counter()
     assert len(sc.events) == 1000
     assert not report["errors"] and len(report["incidents"]) == 50
@@ -263,7 +269,7 @@ def test_an_address_not_found_is_listed_and_the_drill_goes_on(tmp_path):
                  "  - {at: 0, kind: report, incident: X, address: 火星市不存在路, type: fire}\n"
                  "  - {at: 0, kind: report, incident: F, address: 深圳市福田区景田路, type: fire}\n"
                  "  - {at: 60, kind: close, incident: X}\n", encoding="utf-8")
-    report = drills.run_drill(drills.load_scenario(p))
+    report = run(drills.load_scenario(p))
     assert [e["event"] for e in report["errors"]] == [1, 3]
     assert "火星市不存在路" in report["errors"][0]["error"]
     assert list(report["incidents"]) == ["F"] and drills.report_exit_code(report) == 1

@@ -5,6 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from settings import load_settings
 from command.errors import IncidentExistsError, SessionError
 from command.response.service import ResponseService
 from command.store.sqlite import Store
@@ -27,9 +28,9 @@ def test_store_refuses_a_second_report_of_the_same_id_and_writes_nothing(tmp_pat
 
 def test_same_second_same_district_reports_get_their_own_timelines(tmp_path):
     store = Store(tmp_path / "ids.db")
-    first = ResponseService(store, clock=VirtualClock(NOON)).report(REPORT, actor="officer-a")
+    first = ResponseService(store, settings=load_settings(), clock=VirtualClock(NOON)).report(REPORT, actor="officer-a")
     # another officer's service, same second, same district: its first choice is refused by the store
-    second = ResponseService(store, clock=VirtualClock(NOON)).report(REPORT, actor="officer-b")
+    second = ResponseService(store, settings=load_settings(), clock=VirtualClock(NOON)).report(REPORT, actor="officer-b")
     assert first.id == "440304-20260602120000"
     assert second.id == "440304-20260602120000-2"
     assert [e.kind for e in store.events(first.id)].count("Reported") == 1
@@ -38,7 +39,7 @@ def test_same_second_same_district_reports_get_their_own_timelines(tmp_path):
 
 def test_an_explicit_id_that_exists_is_refused(tmp_path):
     store = Store(tmp_path / "ids.db")
-    svc = ResponseService(store, clock=VirtualClock(NOON))
+    svc = ResponseService(store, settings=load_settings(), clock=VirtualClock(NOON))
     svc.report(REPORT, actor="officer-a", incident_id="119-F1")
     with pytest.raises(SessionError, match="119-F1 already exists"):
         svc.report(REPORT, actor="officer-a", incident_id="119-F1")

@@ -175,3 +175,32 @@ def test_closed_incident_takes_no_more_actions(store):
     with pytest.raises(SessionError, match="no incident"):
         svc.get("nope")
     assert [x.id for x in svc.list_incidents(state="closed")] == [s.id]
+
+
+def test_the_services_own_settings_decide_the_grade_not_the_process_settings(store, monkeypatch):
+    """A service built with missing_count_as_deaths=False grades 2 deaths + 2 missing by deaths alone (IV),
+    whatever the process-wide settings say; one built with True counts 4 (III)."""
+    from settings import get_settings, reset_settings_cache
+    reset_settings_cache()
+    assert get_settings().missing_count_as_deaths      # the process default counts missing with deaths
+    fire = IncidentReport(type="fire", address="广州市天河区天河路", casualties=Casualties(deaths=2, missing=2))
+    own = load_settings(channels=[EXERCISE], missing_count_as_deaths=False)
+    off = ResponseService(store, settings=own, clock=VirtualClock(START), outbox=Outbox(store, own))
+    assert off.report(fire, actor="值班员").grade.level == "IV"
+    on = service(store)
+    assert on.report(fire, actor="值班员", incident_id="440106-on").grade.level == "III"
+    # a regrade goes through the same settings
+    s = off.report(IncidentReport(type="fire", address="广州市天河区天河路"), actor="值班员", incident_id="440106-u")
+    assert off.update(s.id, actor="值班员", casualties=Casualties(deaths=2, missing=2)).grade.level == "IV"
+
+
+def test_fire_stations_are_ranked_by_drive_time_the_same_way_by_every_door(store):
+    """The service's ranking is layers.nearby.around, the one `yzt nearby` and `yzt demo` call."""
+    from layers.catalog import Catalog
+    from layers.nearby import around
+    svc = service(store)
+    s = svc.report(IncidentReport(type="fire", point=Point(114.0579, 22.5431)), actor="值班员")
+    ranked = around("fire_station", s.location.point, k=5, catalog=Catalog.of(svc.settings))
+    assert [d["id"] for d in s.nearby["fire_station"]] == [d["id"] for d in ranked]
+    times = [d["drive_time_s"] for d in ranked]
+    assert times == sorted(times) and [d["drive_rank"] for d in ranked] == [1, 2, 3, 4, 5]
