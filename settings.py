@@ -12,13 +12,18 @@ Settings file: ``$YZT_CONFIG`` or ``./yzt.yaml`` when present. Example (all keys
     database: var/yzt.db               # SQLite file (the embedded default)
     tianditu_key: null                 # enables the online Tianditu geocoder and basemap tiles
     basemap_url: null                  # any XYZ tile URL; the map works with none
-    drill_speed: 0                     # 0 = virtual clock
+    drill_speed: 0                     # `yzt drill run` without --speed: 0 = virtual clock
+    session_cookie_secure: false       # true when the dashboard is served over https
+    session_lifetime_h: 8
     channels:                          # broadcast channels, each marked live or exercise
       - {name: outbox-exercise, kind: outbox, mode: exercise}
       - {name: gd-webhook, kind: webhook, mode: live, url: "https://...", secret: "..."}
 
 Environment: ``YZT_VAR_DIR``, ``YZT_DATABASE``, ``YZT_DATA_DIR``, ``YZT_TIANDITU_KEY``,
-``YZT_BASEMAP_URL``, ``YZT_CONFIG``.
+``YZT_BASEMAP_URL``, ``YZT_TIANDITU_GEOCODER_URL``, ``YZT_SECURE_COOKIES``, ``YZT_CONFIG``.
+
+Only the doors read settings (``get_settings()`` in the CLI, app.py and ``command.compose``); everything
+below is given what it needs.
 
 This module must not import the rest of the project: everything else imports it.
 """
@@ -102,6 +107,12 @@ class Settings(BaseModel):
     two_person_levels: list[Literal["I", "II", "III", "IV"]] = Field(default_factory=lambda: ["I", "II"])
     missing_count_as_deaths: bool = Field(
         default=True, description="count missing persons with deaths when grading (a rule option)")
+    drill_speed: float = Field(
+        default=0, ge=0, description="`yzt drill run` without --speed: 0 = the virtual clock (no waiting), "
+        "N = the scenario's own timeline N times faster")
+    session_cookie_secure: bool = Field(
+        default=False, description="mark the dashboard's cookies Secure: set it when served over https")
+    session_lifetime_h: float = Field(default=8.0, gt=0, le=24 * 7, description="a sign-in lasts this many hours")
 
     @field_validator("channels")
     @classmethod
@@ -130,6 +141,7 @@ _ENV = {
     "YZT_TIANDITU_KEY": "tianditu_key",
     "YZT_BASEMAP_URL": "basemap_url",
     "YZT_TIANDITU_GEOCODER_URL": "tianditu_geocoder_url",
+    "YZT_SECURE_COOKIES": "session_cookie_secure",
 }
 
 
