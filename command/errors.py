@@ -3,7 +3,8 @@
     CommandError(ValueError)
     ├── ScenarioError         a drill scenario refused whole: names the file, event (index, line) and field
     ├── AlertError            a warning that may not be built or sent (no confirmation, invalid CAP, Exercise->live)
-    │   └── CapValidationError    the CAP XML fails the XSD; names the first failing element and line
+    │   ├── CapValidationError    the CAP XML fails the XSD; names the first failing element and line
+    │   └── CapSignatureError     a CAP message unsigned, tampered with, or signed by an unknown key
     ├── CapIngestError        an incoming CAP file refused (malformed, entities, schema)
     ├── ChannelError          a channel misconfigured (unknown kind, missing url/key)
     ├── SessionError          an action on an incident/session that does not exist or is closed
@@ -30,6 +31,11 @@ class AlertError(CommandError):
 
 class CapValidationError(AlertError):
     pass
+
+
+class CapSignatureError(AlertError):
+    """The XML-DSig signature of a CAP message is missing, broken or not the trusted signer's; or no
+    signing key can be loaded."""
 
 
 class CapIngestError(CommandError):
