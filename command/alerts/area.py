@@ -1,18 +1,34 @@
-"""The warned area of a public warning: default radius rules, the officer's radius or polygon, land clipping.
+"""The warned area of a public warning: default radius rules, the officer's radius or polygon, land clipping,
+and the CAP shapes (circle or polygons, plus district geocodes) that carry it to receivers.
 
     from command.alerts.area import warning_radius_m, build_area
     warning_radius_m("gas_explosion", "III")        # (800.0, "gas_explosion level III: 800 m circle (ERG ...)")
     area = build_area(point, type="gas_explosion", level="III")            # the rule's circle
     area = build_area(point, radius_m=1200, type="fire", level="IV")       # the officer's radius wins
     area = build_area(point, polygon=[(23.13, 113.31), ..., (23.13, 113.31)], type="flood", level="II")
+    area = build_area(point, type="flood", level="II", data_dir=settings.data_dir)   # a deployment's data
     area.circle        # (lat, lon, radius_km) as CAP writes it, the requested radius
-    area.polygon       # [(lat, lon), ...] closed ring: the officer's, the clipped area, or the district
-    area.population, area.admin_units   # people and districts inside the land part of the area
+    area.polygon, area.more_polygons   # closed (lat, lon) rings: the officer's, or the land's outline
+    area.population, area.admin_units  # people and districts inside the land part of the area
+    area.geocodes      # GB/T 2260 codes of a district-wide warning (the area IS those districts)
 
 Rules are data (``data/alerting/warning_rules.yaml``, reasons in ``data/alerting/README.md``). The area is
 kept to the hazard: too-wide targeting is the most reported failure of public alerting (US WEA lessons),
 so a circle is never widened to whole districts; only area-wide hazards (flood, typhoon) default to them.
-Every distance is measured in EPSG:4547. Refusals raise ``AlertError`` with one clear line.
+
+Targeting (what a receiver does with the <area>: the union of its shapes is warned):
+- the shapes cover all of Guangdong's land inside the requested circle (a true circle on the ellipsoid, as a
+  receiver reads CAP's <circle>) or polygon (straight edges in lat/lon, as a receiver reads <polygon>);
+- they reach at most ``REACH_M`` = 161 m (the US WEA 0.1-mile overshoot rule) beyond that land, so no sea,
+  Hong Kong, Macau or neighbouring province beyond it; a circle or polygon that would reach further is sent
+  as land outlines instead (several rings of <= ``MAX_CAP_VERTICES``);
+- a district-wide warning carries the district's outline to the same rule, and its geocode.
+Both are checked on the rings as written (5 decimals); if the vertex budget cannot hold the 161 m rule the
+reach actually used is in ``AlertArea.reach_m`` and in the reason, never silently.
+澳门大学横琴校区 (440499) is under Macau's jurisdiction: never a Guangdong unit, never a geocode.
+
+Every distance and area is measured in EPSG:4547. Refusals raise ``AlertError`` with one clear line. No
+settings are read here: the door passes ``data_dir`` (default: the bundled ``data/``).
 """
 from __future__ import annotations
 
@@ -24,25 +40,33 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 import shapely
-from shapely import unary_union
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
-from shapely.geometry import MultiPolygon, Polygon
+from pyproj import Geod
+from shapely.geometry import MultiPolygon, Polygon, box
 
 from command.errors import AlertError
 from incidents import admin
 from incidents.model import LEVELS, Point
 from layers.index import metric_to_wgs84 as to_wgs84
 from layers.index import wgs84_to_metric as to_metric
-from layers.population import circle_wgs84, population_within
-from settings import get_settings
+from layers.population import population_within
 
 RULES_FILE = "alerting/warning_rules.yaml"
-MAX_CAP_VERTICES = 100
-MAX_CAP_POLYGONS = 40      # land pieces of one clipped area (coast, islands): more are merged by buffering
-MAX_CAP_TOTAL_VERTICES = 1000   # all its rings together: ~18 KB of coordinates per language block
-MIN_UNIT_M2 = 1000.0      # an admin unit with less of its land inside the area is not warned (border slivers)
-CLIP_KEEP_SHARE = 0.9      # below this share of the requested area left on land, CAP also gets the polygon
+REACH_M = 161.0            # US WEA: a warning may reach 0.1 mile (161 m) beyond its target area, no more
+MAX_CAP_VERTICES = 100     # per ring, closing point included: common limit of WEA / cell-broadcast gateways
+MAX_CAP_POLYGONS = 64      # rings of one area: islands 322 m apart cannot merge within 161 m (万山群岛 ~45)
+MAX_CAP_TOTAL_VERTICES = 1500   # all rings together: ~28 KB of coordinates per language block
+MIN_UNIT_M2 = 1000.0       # an admin unit with less of its land inside the area is not warned (border slivers)
+CIRCLE_VERTICES = 256      # the land clip's circle: circumscribes the true circle (covers it), 0.008% wider
+NOT_GUANGDONG = {"440499": "澳门大学横琴校区: under Macau's jurisdiction (NPC Standing Committee, 2009)"}
+# (margin, tolerance) in metres: the land is buffered by the margin, then simplified by the tolerance, so the
+# outline lies between ~margin - tolerance and margin + tolerance from the land. The first pair that fits the
+# vertex budget and passes the checks wins; pairs past REACH_M are the last resort (reported in reach_m).
+_STEPS = ((85.0, 70.0), (60.0, 40.0), (30.0, 15.0), (160.0, 150.0), (300.0, 280.0), (600.0, 550.0),
+          (1200.0, 1100.0), (2500.0, 2300.0), (5000.0, 4500.0))
+_DENSIFY_DEG = 0.002       # a receiver draws polygon edges straight in lat/lon: checked as such (~200 m steps)
+_GEOD = Geod(ellps="WGS84")
 ResponseType = Literal["Shelter", "Evacuate", "Prepare", "Execute", "Avoid", "Monitor", "Assess",
                        "AllClear", "None"]
 
@@ -87,7 +111,14 @@ class AlertArea:
     population_method: str = ""
     land_share: float = 1.0                            # land part / requested area (1.0 = nothing clipped)
     whole_units: bool = False                          # the area IS its admin units (a district-wide warning)
-    more_polygons: tuple = ()                          # the other land pieces of a clipped area (CAP gets all)
+    more_polygons: tuple = ()                          # the other rings (land pieces, islands): CAP gets all
+    reach_m: float | None = None                       # the rings reach at most this far beyond the land
+
+    @property
+    def geocodes(self) -> list[str]:
+        """GB/T 2260 codes that ARE the area (a district-wide warning); none for a circle or polygon, where a
+        district code would widen the warned area to the whole district (CAP's shapes are a union)."""
+        return [u["adcode"] for u in self.admin_units] if self.whole_units else []
 
     @property
     def area_desc(self) -> str:
@@ -102,9 +133,11 @@ class AlertArea:
             d["polygon"] = ring_text(self.polygon)
         if self.more_polygons:
             d["more_polygons"] = [ring_text(r) for r in self.more_polygons]
+        if self.geocodes:
+            d["geocodes"] = list(self.geocodes)
         return {"area": d, "population": self.population, "radius_m": self.radius_m,
                 "admin_units": [u["adcode"] for u in self.admin_units], "reason": self.reason,
-                "land_share": round(self.land_share, 3)}
+                "land_share": round(self.land_share, 3), "reach_m": self.reach_m}
 
 
 # ---------------------------------------------------------------- rules
@@ -130,22 +163,22 @@ def _load_rules(path: Path) -> WarningRules:
     return rules
 
 
-def rules() -> WarningRules:
-    """The warning rules of the configured data directory (cached)."""
-    return _load_rules(get_settings().data_dir / RULES_FILE)
+def rules(data_dir: Path | None = None) -> WarningRules:
+    """The warning rules of ``data_dir`` (default: the bundled data), cached."""
+    return _load_rules(admin.data_dir(data_dir) / RULES_FILE)
 
 
-def rule_for(type: str) -> tuple[TypeRule, bool]:
+def rule_for(type: str, *, data_dir: Path | None = None) -> tuple[TypeRule, bool]:
     """(rule, is_default): the type's own rule, or the default rule for a type with none."""
-    r = rules()
+    r = rules(data_dir)
     if type in r.types:
         return r.types[type], False
     return r.default, True
 
 
-def response_types(type: str) -> list[str]:
+def response_types(type: str, *, data_dir: Path | None = None) -> list[str]:
     """CAP responseType values for a warning about this type (a Cancel sends AllClear instead)."""
-    return list(rule_for(type)[0].response)
+    return list(rule_for(type, data_dir=data_dir)[0].response)
 
 
 def _check_level(level: str) -> None:
@@ -153,10 +186,10 @@ def _check_level(level: str) -> None:
         raise AlertError(f"level {level!r} is not one of I, II, III, IV")
 
 
-def warning_radius_m(type: str, level: str) -> tuple[float | None, str]:
+def warning_radius_m(type: str, level: str, *, data_dir: Path | None = None) -> tuple[float | None, str]:
     """The default radius (metres) for a type and level and why; None for area-wide (district) types."""
     _check_level(level)
-    rule, is_default = rule_for(type)
+    rule, is_default = rule_for(type, data_dir=data_dir)
     note = f"; {rule.note_zh}" if rule.note_zh else ""
     if rule.area == "districts":
         return None, f"{type} level {level}: whole district(s) at the incident ({rule.basis}){note}"
@@ -165,7 +198,19 @@ def warning_radius_m(type: str, level: str) -> tuple[float | None, str]:
     return radius, f"{which} level {level}: {radius:g} m circle ({rule.basis}){note}"
 
 
-# ---------------------------------------------------------------- geometry helpers
+
+
+# ---------------------------------------------------------------- land, circles, units
+
+
+@functools.lru_cache(maxsize=2)
+def _land(root: Path):
+    """Guangdong's land (the Amap outline) in EPSG:4547, prepared, and its districts (metric, by adcode)."""
+    land = to_metric(admin.province_shape(root))
+    shapely.prepare(land)
+    d = admin.districts(root)
+    districts = dict(zip(d["district_adcode"].astype(str), to_metric(d.geometry.to_numpy())))
+    return land, districts
 
 
 @functools.lru_cache(maxsize=2)
@@ -174,14 +219,32 @@ def _district_km2(root: Path) -> dict[str, float]:
     return dict(zip(d["district_adcode"], d["area_km2"]))
 
 
-def _population(area_wgs84) -> tuple[int, list[dict], str]:
-    """(total, [{adcode, name, population}], method) inside the area."""
+def geodesic_circle(lat: float, lon: float, radius_m: float, n: int = CIRCLE_VERTICES) -> Polygon:
+    """The CAP circle as a receiver reads it (geodesic radius on WGS84) as an n-gon in WGS84 that
+    circumscribes it: every point within radius_m of the centre is inside (its edges touch the circle)."""
+    az = np.linspace(0.0, 360.0, n, endpoint=False)
+    r = np.full(n, radius_m / math.cos(math.pi / n))
+    x, y, _ = _GEOD.fwd(np.full(n, lon), np.full(n, lat), az, r)
+    return Polygon(np.column_stack([x, y]))
+
+
+def _polygon_metric(poly_wgs84):
+    """A WGS84 polygon with straight lat/lon edges (a receiver's reading) in EPSG:4547."""
+    return to_metric(shapely.segmentize(poly_wgs84, _DENSIFY_DEG))
+
+
+def _population(area_wgs84, root: Path) -> tuple[int, list[dict], str]:
+    """(total, [{adcode, name, population}], method) inside the area; only Guangdong's own units."""
     est = population_within(area_wgs84)
-    km2 = _district_km2(admin.data_dir())
+    km2 = _district_km2(root)
     # Shared borders touch the neighbours along a line: a unit is warned only with real land inside.
     units = [{"adcode": str(u["adcode"]), "name": u["name"], "population": int(u["population"])}
-             for u in est.units if u["share"] * km2.get(str(u["adcode"]), 0.0) * 1e6 >= MIN_UNIT_M2]
-    return int(est.total), units, est.method
+             for u in est.units if str(u["adcode"]) not in NOT_GUANGDONG
+             and u["share"] * km2.get(str(u["adcode"]), 0.0) * 1e6 >= MIN_UNIT_M2]
+    return sum(u["population"] for u in units), units, est.method
+
+
+# ---------------------------------------------------------------- CAP rings
 
 
 def ring_text(ring: Sequence[tuple[float, float]]) -> str:
@@ -189,34 +252,39 @@ def ring_text(ring: Sequence[tuple[float, float]]) -> str:
     return " ".join(f"{la:.5f},{lo:.5f}" for la, lo in ring)
 
 
-def cap_ring(geom_wgs84, max_vertices: int = MAX_CAP_VERTICES) -> list[tuple[float, float]]:
-    """The largest part's outline as a closed (lat, lon) ring of <= max_vertices, covering the part."""
-    m = to_metric(geom_wgs84)
-    parts = list(m.geoms) if isinstance(m, MultiPolygon) else [m]
-    return list(cap_rings(to_wgs84(Polygon(max(parts, key=lambda p: p.area).exterior)), max_vertices, max_rings=1)[0])
+def _polygons(geom) -> list[Polygon]:
+    if geom.is_empty:
+        return []
+    if isinstance(geom, Polygon):
+        return [geom]
+    return [p for g in getattr(geom, "geoms", []) for p in _polygons(g)]
 
 
-def cap_rings(geom_wgs84, max_vertices: int = MAX_CAP_VERTICES,
-              max_rings: int = MAX_CAP_POLYGONS) -> list[tuple[tuple[float, float], ...]]:
-    """Closed (lat, lon) rings, largest first, that together cover every part of the geometry: at most
-    ``max_rings`` of at most ``max_vertices`` each. The land is buffered by a margin and simplified by a
-    tolerance (parts closer than twice the margin, islands, merge into one ring); the rings as CAP will read
-    them (rounded to 5 decimals, straight edges in lat/lon) are checked to cover the land, and the margin
-    grows until they do. Overshoot: the margin, from 1 m up; never a ring that leaves land out."""
-    m = to_metric(geom_wgs84)
-    land = geom_wgs84.buffer(-1e-7)          # ~1 cm inside: float noise is not "land left out"
-    for tol in (0, 5, 10, 25, 50, 100, 160, 250, 500, 1000, 2000, 5000, 10000):
-        for margin in (tol + 1.0, 2 * tol + 5.0, 3 * tol + 25.0):
-            shape = m.buffer(margin, quad_segs=2).simplify(tol)
-            parts = [Polygon(p.exterior) for p in getattr(shape, "geoms", [shape]) if not p.is_empty]
-            sizes = [len(p.exterior.coords) for p in parts]
-            if len(parts) > max_rings or max(sizes) > max_vertices or sum(sizes) > MAX_CAP_TOTAL_VERTICES:
-                break                       # a wider margin only merges more: go to a coarser tolerance
-            rings = [_latlon_ring(p) for p in sorted(parts, key=lambda p: p.area, reverse=True)]
-            if unary_union([Polygon([(lo, la) for la, lo in r]) for r in rings]).covers(land):
-                return rings
-    box = geom_wgs84.minimum_rotated_rectangle.buffer(1e-4, join_style="mitre")   # a last resort: covers all
-    return [tuple((round(la, 5), round(lo, 5)) for lo, la in box.exterior.coords)]
+def _split(poly: Polygon, max_vertices: int) -> list[Polygon]:
+    """Hole-free pieces of <= max_vertices (closing point included) whose union is the polygon: cut at the
+    median vertex across the longer side (through a hole, when it has one) until every piece fits."""
+    out, todo = [], [poly]
+    while todo:
+        p = todo.pop()
+        if not p.interiors and len(p.exterior.coords) <= max_vertices:
+            out.append(p)
+            continue
+        x0, y0, x1, y1 = p.bounds
+        vertical = (x1 - x0) >= (y1 - y0)
+        if p.interiors:
+            hole = Polygon(max(p.interiors, key=lambda r: Polygon(r).area)).representative_point()
+            cut = hole.x if vertical else hole.y
+        else:
+            xy = shapely.get_coordinates(p.exterior)
+            cut = float(np.median(xy[:, 0] if vertical else xy[:, 1]))
+        halves = ((box(x0 - 1, y0 - 1, cut, y1 + 1), box(cut, y0 - 1, x1 + 1, y1 + 1)) if vertical else
+                  (box(x0 - 1, y0 - 1, x1 + 1, cut), box(x0 - 1, cut, x1 + 1, y1 + 1)))
+        pieces = [q for h in halves for q in _polygons(p.intersection(h)) if q.area > 0]
+        if len(pieces) <= 1 and pieces and len(pieces[0].exterior.coords) >= len(p.exterior.coords):
+            out.append(p)           # cannot be cut further (never happens on real outlines): the check refuses
+            continue
+        todo.extend(pieces)
+    return out
 
 
 def _latlon_ring(part_metric: Polygon) -> tuple[tuple[float, float], ...]:
@@ -228,6 +296,57 @@ def _latlon_ring(part_metric: Polygon) -> tuple[tuple[float, float], ...]:
     if out[0] != out[-1]:
         out.append(out[0])
     return tuple(out)
+
+
+def _as_read(rings) -> Any:
+    """The union of rings as a receiver draws them (straight lat/lon edges), in EPSG:4547."""
+    polys = [shapely.make_valid(Polygon([(lo, la) for la, lo in r])) for r in rings]
+    return shapely.union_all([_polygon_metric(p) for p in polys])
+
+
+def cover_rings(land_m, *, reach_m: float = REACH_M, max_vertices: int = MAX_CAP_VERTICES,
+                max_rings: int = MAX_CAP_POLYGONS, max_total: int = MAX_CAP_TOTAL_VERTICES):
+    """(rings, reach): closed (lat, lon) rings, largest first, whose union covers ``land_m`` (EPSG:4547) and
+    reaches at most ``reach`` metres beyond it; ``reach`` <= reach_m unless the vertex budget cannot hold it.
+
+    The land is buffered by a margin and simplified (topology kept) by a tolerance; what simplification
+    pushes past the reach is cut back to land + reach; holes that a receiver could not be told (CAP rings have
+    none) are filled where they lie within the reach and cut through where they do not; rings over the vertex
+    limit are cut in pieces. The rings as written (5 decimals, lat/lon edges) are checked both ways."""
+    if land_m.is_empty:
+        raise AlertError("the warning area has no land to outline")
+    parts = _polygons(land_m)
+    for margin, tol in _STEPS:
+        reach = reach_m if margin + tol < reach_m else margin + tol + 1.0
+        outer = land_m.buffer(reach - 2.0, quad_segs=4)    # inscribed in land + (reach - 2): rounding fits
+        shape = shapely.union_all([Polygon(p.exterior) for p in _polygons(
+            shapely.simplify(land_m.buffer(margin, quad_segs=4), tol, preserve_topology=True))])
+        if land_m.difference(shape).area > 0.01:           # simplification can slip inwards: put land back
+            shape = shapely.union_all([shape, land_m.buffer(margin / 2, quad_segs=2)])
+        if shape.difference(outer).area > 1.0:             # ... and outwards: cut back to the reach
+            shape = shape.intersection(outer)
+        pieces = [q for p in _polygons(shape) for q in _split(p, max_vertices)]
+        rings = [_latlon_ring(q) for q in sorted(pieces, key=lambda q: q.area, reverse=True)]
+        rings = [r for r in rings if len(r) >= 4]
+        if not rings or len(rings) > max_rings or sum(len(r) for r in rings) > max_total \
+                or max(len(r) for r in rings) > max_vertices:
+            continue
+        read = _as_read(rings)
+        if land_m.difference(read).area <= 1.0 and read.difference(land_m.buffer(reach, quad_segs=8)).area <= 1.0:
+            return rings, reach
+    raise AlertError(f"the warning area ({len(parts)} land pieces) cannot be outlined within "
+                     f"{max_rings} CAP polygons: warn by district or draw a smaller polygon")
+
+
+def cap_rings(geom_wgs84, max_vertices: int = MAX_CAP_VERTICES,
+              max_rings: int = MAX_CAP_POLYGONS) -> list[tuple[tuple[float, float], ...]]:
+    """Closed (lat, lon) rings, largest first, covering a WGS84 geometry within REACH_M (see cover_rings)."""
+    return cover_rings(to_metric(geom_wgs84), max_vertices=max_vertices, max_rings=max_rings)[0]
+
+
+@functools.lru_cache(maxsize=256)
+def _district_rings(root: Path, adcode: str):
+    return cover_rings(_land(root)[1][adcode])
 
 
 def parse_polygon(polygon: Any) -> Polygon:
@@ -298,57 +417,71 @@ def _check_radius(radius_m: Any, max_m: float) -> float:
     return float(radius_m)
 
 
-def _districts_at(p: Point, type: str):
-    row = admin.locate_point(p.lon, p.lat)
-    if row is None:
+def _districts_at(p: Point, type: str, root: Path):
+    row = admin.locate_point(p.lon, p.lat, root=root)
+    if row is None or str(row.district_adcode) in NOT_GUANGDONG:
         raise AlertError(f"{p.lat:.5f},{p.lon:.5f} is not on Guangdong's land: the default area of {type} is "
                          "its district, so give a radius or a polygon")
     return row
 
 
 def build_area(point: Point, *, radius_m: float | None = None, polygon: Any = None, type: str,
-               level: str) -> AlertArea:
+               level: str, data_dir: Path | None = None) -> AlertArea:
     """The warned area around an incident: the officer's radius or polygon, else the type/level rule;
-    clipped to Guangdong's land, with its population and districts. Raises AlertError."""
+    clipped to Guangdong's land, with its population and districts, and the CAP shapes that carry it
+    (module docstring: what they cover and how far they may reach). ``data_dir``: the deployment's data
+    folder (rules and boundaries), default the bundled ``data/``. Raises AlertError."""
     _check_level(level)
-    rs = rules()
+    root = admin.data_dir(data_dir)
+    rs = rules(root)
     p = _as_wgs84(point)
     if radius_m is not None and polygon is not None:
         raise AlertError("give a radius or a polygon for the warning area, not both")
-    requested_polygon, whole_units = None, False
+    land_all, districts = _land(root)
+    requested_polygon, whole_units, district = None, False, None
     if polygon is not None:
         requested = parse_polygon(polygon)
-        if to_metric(requested).area > math.pi * rs.max_radius_m ** 2:
+        requested_m = _polygon_metric(requested)
+        if requested_m.area > math.pi * rs.max_radius_m ** 2:
             raise AlertError(f"polygon covers more than a {rs.max_radius_m / 1000:g} km circle: keep the "
                              "warning to the hazard, or warn by district")
         requested_polygon = [(round(y, 6), round(x, 6)) for x, y in requested.exterior.coords]
         radius, reason = None, f"officer's polygon ({len(requested_polygon) - 1} vertices)"
-    elif radius_m is not None:
-        radius = _check_radius(radius_m, rs.max_radius_m)
-        requested, reason = circle_wgs84(p, radius), f"officer's radius {radius:g} m"
     else:
-        radius, reason = warning_radius_m(type, level)
+        if radius_m is not None:
+            radius, reason = _check_radius(radius_m, rs.max_radius_m), f"officer's radius {radius_m:g} m"
+        else:
+            radius, reason = warning_radius_m(type, level, data_dir=root)
         if radius is None:
-            row = _districts_at(p, type)
-            requested = row.geometry
-            requested_polygon, whole_units = cap_ring(requested), True
+            row = _districts_at(p, type, root)
+            district = str(row.district_adcode)
+            requested_m, whole_units = districts[district], True
             reason = f"{reason}: {row.district_name}"
         else:
-            requested = circle_wgs84(p, radius)
-    province = admin.province_shape()  # prepared: the covers() test is cheap, the intersection is not
-    inland = province.covers(requested)
-    land = requested if inland else requested.intersection(province)
-    if land.is_empty or land.area == 0:
+            requested_m = _polygon_metric(geodesic_circle(p.lat, p.lon, radius))
+    inland = land_all.covers(requested_m)
+    land_m = requested_m if inland else shapely.intersection(requested_m, land_all)
+    land_m = MultiPolygon(_polygons(land_m)) if land_m.geom_type == "GeometryCollection" else land_m
+    if land_m.is_empty or land_m.area == 0:
         raise AlertError(f"the warning area around {p.lat:.5f},{p.lon:.5f} has no land in Guangdong")
-    land_share = 1.0 if inland else min(1.0, to_metric(land).area / to_metric(requested).area)
-    cap_polygon = requested_polygon
-    more: tuple = ()
-    if land_share < CLIP_KEEP_SHARE:
-        rings = cap_rings(land)
+    land_share = 1.0 if inland else min(1.0, land_m.area / requested_m.area)
+    cap_polygon, more, reach = requested_polygon, (), None
+    if district is not None:
+        rings, reach = _district_rings(root, district)
+        cap_polygon, more = list(rings[0]), tuple(rings[1:])
+    elif not inland and not requested_m.difference(land_m.buffer(REACH_M, quad_segs=8)).area <= 1.0:
+        # the circle or polygon as drawn would reach sea, Hong Kong, Macau or another province: send the land
+        rings, reach = cover_rings(land_m)
         cap_polygon, more = list(rings[0]), tuple(rings[1:])
         reason = f"{reason}; {100 * (1 - land_share):.0f}% was sea or outside Guangdong and is left out"
-    total, units, method = _population(land)
-    circle = (round(p.lat, 6), round(p.lon, 6), round(radius / 1000, 3)) if radius is not None else None
+    if reach is not None and reach > REACH_M:
+        reason = f"{reason}; outline reaches up to {reach:.0f} m beyond the land (more than {REACH_M:g} m: " \
+                 "too many pieces for CAP)"
+    land = to_wgs84(land_m)
+    total, units, method = _population(land, root)
+    circle = (round(p.lat, 6), round(p.lon, 6), round(radius / 1000, 3)) \
+        if radius is not None and district is None else None
     return AlertArea(circle=circle, polygon=cap_polygon, geometry_wgs84=land, admin_units=units,
-                     population=total, radius_m=radius, reason=reason, population_method=method,
-                     land_share=land_share, whole_units=whole_units, more_polygons=more)
+                     population=total, radius_m=radius if district is None else None, reason=reason,
+                     population_method=method, land_share=land_share, whole_units=whole_units,
+                     more_polygons=more, reach_m=reach)
