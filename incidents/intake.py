@@ -81,12 +81,13 @@ _NUM = (r"(?P<@pre>超过|逾|至少|不少于|不低于|将近|接近|大约|�
 _CL = r"(?:人|名|位|例|口|个人)"
 # between "3名" and "死亡": a short noun phrase (工人, 男子, 施工人员) and adverbs (当场, 经抢救无效), never
 # punctuation, digits, another casualty word or a rescue verb ("30名消防员救出被困..." is not 30 trapped)
-_GAP = r"(?:(?!经抢救|抢救)[^\d，。；、,;:：！!？?\s()（）死亡伤困失踪遇难无未没救派赶调疏撤转和与及]){0,7}?" \
-       r"(?:经抢救无效|抢救无效|因伤势过重|因伤重|不治)?"
+_GAP = r"(?:\d{1,3}岁|重伤者|伤者|伤员|(?!经抢救|抢救)[^\d，。；、,;:：！!？?\s()（）死亡伤困失踪遇难无未没救派赶调疏撤转和与及]){0,8}?" \
+       r"(?:经抢救无效|抢救无效|因伤势过重|因伤重|不治)?后?"
 _DEATH = r"死亡|遇难|身亡|罹难|丧生|殒命|丧命|去世|遇害|牺牲|不治"
-_SERIOUS = r"重伤|伤势严重|伤势较重|伤势危重|危重|病危"
-_NOT_DEAD_LATER = r"(?![^，。；,;]{0,6}(?:死亡|身亡|不治|遇难))"
-_INJURED = rf"(?:不同程度受伤|受轻伤|轻微伤|轻伤|受伤|负伤|[烧烫砸摔撞割炸刺划咬压]伤|中毒|送医|入院|就医|住院|伤(?!亡)){_NOT_DEAD_LATER}"
+_SERIOUS = r"重伤(?![者员])|伤势严重|伤势较重|伤势危重|伤情严重|伤情较重|伤情危重|情况严重|危重|病危|重度烧伤"
+_NOT_DEAD_LATER = r"(?![^，。；,;]{0,10}(?:死亡|身亡|不治|遇难))"
+_INJURED = (r"(?:不同程度受伤|受轻伤|轻微伤|轻伤|受伤|负伤|[烧烫砸摔撞割炸刺划咬压]伤(?![者员])|中毒(?!者)"
+            r"|送(?:往|入|至|到)?(?:医院|医)|送院|入院|就医|住院|就诊|伤(?![亡者员势情]))" + _NOT_DEAD_LATER)
 _MISSING = r"失踪|下落不明|失联"
 _TRAPPED = r"被困|受困|被埋|被压|困在|困于|被围困"
 _CASUALTY = r"伤亡|死伤"
@@ -107,8 +108,14 @@ _PATTERNS = [
     ("bodies", _NUM.replace("@", "d") + r"具(?:遗体|尸体)"),
 ]
 _COUNT_RE = re.compile("|".join(f"(?P<{name}>{pat})" for name, pat in _PATTERNS))
-_ZERO_RE = re.compile(r"(?:无|没有|未造成|未有|暂无|未发现|暂未发现|未见|并无|无一|未致)(?:任何)?(?:人员|人)?"
-                      r"(?P<what>伤亡|死亡|受伤|被困|失踪|失联)")
+_ZERO_RE = re.compile(r"(?:无|没有|没有造成|没造成|没有发现|未造成|未有|暂无|未发现|暂未发现|未见|并无|无一|未致|未出现)"
+                      r"(?:任何)?(?:人员|人)?(?P<what>伤亡|死亡|受伤|被困|失踪|失联)")
+# one person said without a number: "司机当场死亡", "一名男子被困" is handled by the numeral patterns
+_ONE_RE = re.compile(r"(?<![\d两二三四五六七八九十百千多数几名位人])(?:司机|驾驶员|驾驶人|男子|女子|老人|男童|女童|女孩|男孩|"
+                     r"孕妇|车主|户主|屋主|店主|伤者|死者|工人|骑手)"
+                     r"(?:当场|不幸|经抢救无效|抢救无效|已|因伤势过重|被困车内)?"
+                     r"(?P<what>死亡|身亡|遇难|被困|失踪|受伤|重伤)")
+_PARTIAL = ("当场", "现场", "抢救无效", "送医后", "送院后", "不治", "另有", "另", "此外", "还有", "跳楼", "在火灾中")
 _SOME_RE = re.compile(r"(?:多人|数人|若干人|几人|有人|人员)(?:员)?(?P<what>死亡|受伤|被困|失踪|伤亡)")
 _WITHIN = ("其中", "含", "包括")
 
@@ -119,6 +126,7 @@ class _Count:
     said: str
     bound: str | None       # None (exact), "at_least" or "about"
     start: int
+    partial: bool = False   # one part of a figure said in parts (当场 / 抢救无效 / 另有 ...)
 
 
 def _number(m: re.Match, p: str) -> tuple[int, str, str | None] | None:
@@ -260,6 +268,7 @@ def read_type(text: str, *, data_dir: Path | None = None) -> tuple[str | None, t
 def read_counts(text: str) -> tuple[Counts, dict[str, dict], list[str]]:
     """Counts the words give, what of them is approximate, and notes (e.g. "有人被困": a count not given)."""
     found: dict[str, list[_Count]] = {k: [] for k, _ in _KINDS}
+    order: list[tuple[str, _Count, int]] = []           # every mention in text order: (kind, count, end)
     for m in _COUNT_RE.finditer(text):
         kind = m.lastgroup
         if kind == "n_verb" or kind == "verb_n":
@@ -273,7 +282,10 @@ def read_counts(text: str) -> tuple[Counts, dict[str, dict], list[str]]:
         if num is None:
             continue
         value, said, bound = num
-        found[what].append(_Count(value, said, bound, m.start()))
+        c = _Count(value, said, bound, m.start())
+        c.partial = any(w in text[max(0, m.start() - 4):m.end()] for w in _PARTIAL)
+        found[what].append(c)
+        order.append((what, c, m.end()))
     out: dict[str, int | None] = {f: None for f in FIELDS}
     approx: dict[str, dict] = {}
     notes: list[str] = []
@@ -282,20 +294,32 @@ def read_counts(text: str) -> tuple[Counts, dict[str, dict], list[str]]:
         cs = found[kind]
         return max(cs, key=lambda c: c.value) if cs else None
 
-    for f in ("deaths", "serious_injuries", "missing", "trapped"):
-        c = best(f)
+    def keep(f: str, c: _Count | None) -> None:
         if c is not None:
             out[f] = c.value
             if c.bound:
                 approx[f] = {"said": c.said, "bound": c.bound}
+
+    for f in ("deaths", "serious_injuries", "missing", "trapped"):
+        keep(f, best(f))
+    # "1人当场死亡，1人抢救无效死亡": parts said one after another add up (never below the largest figure said)
+    parts = [c for c in found["deaths"] if c.partial]
+    if len(parts) > 1 and sum(c.value for c in parts) > (out["deaths"] or 0):
+        out["deaths"] = sum(c.value for c in parts)
     inj = best("injured")
+    keep("injured", inj)
     if inj is not None:
-        out["injured"] = inj.value
-        if inj.bound:
-            approx["injured"] = {"said": inj.said, "bound": inj.bound}
         ser = best("serious_injuries")
         if ser is not None and _is_within(text, inj.start, ser.start) and ser.value <= inj.value:
             out["injured"] = inj.value - ser.value      # "10人受伤，其中4人重伤"
+        # "受伤4人，其中1人经抢救无效死亡": the one who died is no longer among the injured
+        for i, (kind, c, _) in enumerate(order):
+            if kind != "deaths" or i == 0:
+                continue
+            prev_kind, prev, prev_end = order[i - 1]
+            if prev_kind == "injured" and prev is inj and "其中" in text[prev_end:c.start] \
+                    and out["injured"] is not None and c.value <= out["injured"]:
+                out["injured"] -= c.value
     total = best("casualties")
     if total is not None:
         known = sum(out[f] or 0 for f in ("deaths", "serious_injuries", "injured"))
@@ -305,6 +329,11 @@ def read_counts(text: str) -> tuple[Counts, dict[str, dict], list[str]]:
                 approx["injured"] = {"said": total.said, "bound": total.bound}
         elif known == 0 and out["deaths"] is None:
             notes.append(f"{total.said}人伤亡: dead and injured together, not split")
+    for m in _ONE_RE.finditer(text):
+        f = {"死亡": "deaths", "身亡": "deaths", "遇难": "deaths", "被困": "trapped", "失踪": "missing",
+             "受伤": "injured", "重伤": "serious_injuries"}[m.group("what")]
+        if out[f] is None:
+            out[f] = 1
     for m in _ZERO_RE.finditer(text):
         what = m.group("what")
         targets = {"伤亡": ("deaths", "serious_injuries", "injured"), "死亡": ("deaths",),
