@@ -240,12 +240,11 @@ def test_rate_limiter_allows_n_per_sliding_minute():
     now = [1000.0]
     lim = RateLimiter(3, clock=lambda: now[0])
     for _ in range(3):
-        assert lim.wait_s() == 0
-        lim.record()
+        assert lim.acquire()[0] == 0
         now[0] += 1
-    assert lim.wait_s() == pytest.approx(57.0)
+    assert lim.acquire() == (pytest.approx(57.0), None)
     now[0] = 1060.0
-    assert lim.wait_s() == 0
+    assert lim.acquire()[0] == 0
 
 
 def test_rate_limiter_acquire_takes_and_gives_back_in_one_step():

@@ -212,23 +212,6 @@ class RateLimiter:
         self._sent: deque[float] = deque()
         self._lock = threading.Lock()
 
-    def wait_s(self) -> float:
-        """Seconds until one more send is allowed (0: now)."""
-        if not self.per_minute:
-            return 0.0
-        with self._lock:
-            now = self._clock()
-            while self._sent and self._sent[0] <= now - 60.0:
-                self._sent.popleft()
-            if len(self._sent) < self.per_minute:
-                return 0.0
-            return self._sent[0] + 60.0 - now
-
-    def record(self) -> None:
-        if self.per_minute:
-            with self._lock:
-                self._sent.append(self._clock())
-
     def acquire(self) -> tuple[float, float | None]:
         """Take one send now if the window has room: (0.0, token); else (seconds to wait, None), nothing
         taken. Check and take are one step, so workers sharing the channel never exceed the limit together."""
