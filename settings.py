@@ -30,7 +30,9 @@ This module must not import the rest of the project: everything else imports it.
 from __future__ import annotations
 
 import functools
+import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -157,12 +159,8 @@ def _config_path() -> Path | None:
 
 
 def _read_file(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise SettingsError(f"settings file {path}{where}: not valid YAML") from None
+    data, _ = read_yaml(path, what="settings file", error=SettingsError)
+    data = data or {}
     if not isinstance(data, dict):
         raise SettingsError(f"settings file {path}: expected a mapping of keys at the top")
     return data
@@ -182,9 +180,8 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**values)
     except ValidationError as e:
         first = e.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
         src = f"settings file {path}" if path else "settings"
-        raise SettingsError(f"{src}: {loc}: {first['msg']}") from None
+        raise SettingsError(f"{src}: {'.'.join(map(str, first['loc']))}: {field_message(first)}") from None
 
 
 @functools.lru_cache(maxsize=1)
@@ -195,3 +192,168 @@ def get_settings() -> Settings:
 
 def reset_settings_cache() -> None:
     get_settings.cache_clear()
+
+
+# ------------------------------------------------------------------ the product's YAML files, read one way
+# Settings, duty rules, warning rules, grading tables and drill scenarios are all read by ``read_yaml`` and
+# checked by ``validated``, so every refusal has one shape: "<what> <path>: line N: <field>: <why>", in the
+# error class of the package that asked (SettingsError, SessionError, GradingError, ScenarioError...).
+
+MAX_FILE_BYTES = 1_000_000     # the product's YAML files are kilobytes; bigger ones are refused unread
+MAX_NODES = 100_000            # YAML nodes once aliases are expanded (refuses "billion laughs" bombs)
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)   # libyaml when present: the same documents, faster
+
+
+def shown(text: object, limit: int = 40) -> str:
+    """repr() of user text for a refusal, cut to ``limit`` characters so the message stays one short line."""
+    text = str(text)
+    r = repr(text)
+    return r if len(r) <= limit + 2 else f"{r[:limit + 1]}... ({len(text)} characters)"
+
+
+class _Shape(ValueError):
+    """A document refused for its shape (duplicate key, alias bomb, cycle) before it is built."""
+
+
+class YamlLines:
+    """YAML line numbers of every node, keyed by path (('events', 2, 'casualties', 'deaths'))."""
+
+    def __init__(self, node: yaml.Node | None = None, *, max_nodes: int = MAX_NODES) -> None:
+        self.lines: dict[tuple, int] = {}
+        self.nodes, self.max_nodes = 0, max_nodes
+        self.open: set[int] = set()     # nodes being walked: an alias back to one of them is a cycle
+        if node is not None:
+            self._walk(node, ())
+
+    def _walk(self, node: yaml.Node, path: tuple) -> None:
+        """Record lines; refuse cycles, expansion past max_nodes, duplicate or non-scalar keys (_Shape)."""
+        line = node.start_mark.line + 1
+        self.nodes += 1
+        if self.nodes > self.max_nodes:
+            raise _Shape(f"more than {self.max_nodes:,} YAML nodes once aliases are expanded "
+                         "(an alias bomb?): refused")
+        if id(node) in self.open:
+            raise _Shape(f"line {line}: an alias refers to a node that contains it: refused")
+        self.lines.setdefault(path, line)
+        self.open.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for k, v in node.value:
+                kline = k.start_mark.line + 1
+                if not isinstance(k, yaml.ScalarNode):
+                    raise _Shape(f"line {kline}: a key must be a plain name, not a list or mapping")
+                if k.value in seen and k.value != "<<":
+                    raise _Shape(f"line {kline}: duplicate key {shown(k.value)}")
+                seen.add(k.value)
+                self.lines.setdefault(path + (k.value,), kline)
+                if not isinstance(v, yaml.ScalarNode):   # a scalar's line is its key's line
+                    self._walk(v, path + (k.value,))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self._walk(item, path + (i,))
+        self.open.discard(id(node))
+
+    def line(self, path: tuple) -> int | None:
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return None
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _Shape(f"duplicate key {shown(k)}")
+        out[k] = v
+    return out
+
+
+def _parse(text: str, path: Path, max_nodes: int) -> tuple[Any, YamlLines]:
+    if path.suffix.lower() == ".json":
+        return json.loads(text, object_pairs_hook=_no_duplicates), YamlLines()
+    loader = _LOADER(text)
+    try:       # parse once: the node tree gives the lines (and refuses bombs and cycles) before it is built
+        node = loader.get_single_node()
+        lines = YamlLines(node, max_nodes=max_nodes)
+        return (None if node is None else loader.construct_document(node)), lines
+    finally:
+        loader.dispose()
+
+
+def read_yaml(path: str | Path, *, what: str, error: type[Exception] = SettingsError,
+              max_bytes: int = MAX_FILE_BYTES, max_nodes: int = MAX_NODES) -> tuple[Any, YamlLines]:
+    """The document of a YAML (or .json) file and its line numbers; any fault is one ``error`` line."""
+    path = Path(path)
+    head = f"{what} {path}".strip()
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise error(f"{head}: {size:,} bytes is over the {max_bytes:,}-byte limit")
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        why = (getattr(e, "strerror", None) or str(e).splitlines()[0] if str(e) else "")[:120]
+        raise error(f"{head}: cannot be read ({e.__class__.__name__}: {why})") from None
+    try:
+        return _parse(text, path, max_nodes)
+    except json.JSONDecodeError as e:
+        raise error(f"{head}: line {e.lineno}: not valid JSON ({e.msg})") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark else ""
+        why = " ".join(str(getattr(e, "problem", None) or e).split())[:120]
+        raise error(f"{head}: {where}not valid YAML ({why})") from None
+    except _Shape as e:
+        raise error(f"{head}: {e}") from None
+    except RecursionError:
+        raise error(f"{head}: nested too deeply") from None
+    except ValueError as e:   # a date like 2024-02-30, an integer of thousands of digits
+        raise error(f"{head}: a value cannot be read ({' '.join(str(e).split())[:120]})") from None
+
+
+def field_message(err: dict[str, Any]) -> str:
+    """The one wording of a pydantic error for a person: "unknown key", "required", the rule in words."""
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required"
+    if kind == "literal_error":
+        return f"{err['msg'].lower()}, got {shown(err.get('input'))}"
+    msg = " ".join(err["msg"].removeprefix("Value error, ").split())
+    return msg if len(msg) <= 160 else msg[:157] + "..."
+
+
+def field_path(loc: tuple) -> str:
+    """"casualties.deaths" for a pydantic location (union branch names such as "int" left out)."""
+    parts = [str(p) if str(p).isprintable() and len(str(p)) <= 40 else shown(p, 30) for p in loc
+             if not (isinstance(p, str) and "[" in p)]
+    return ".".join(parts)
+
+
+def validated(model: type[BaseModel], data: Any, *, path: str | Path, lines: YamlLines | None = None,
+              what: str, error: type[Exception] = SettingsError,
+              where: Callable[[tuple], str] | None = None, message: Callable[[dict], str] = field_message,
+              **context: Any) -> Any:
+    """``model`` validated from ``data`` read from ``path``, or one ``error``: "<what> <path>: line N:
+    <field>: <why>" (``where`` may phrase the location, as a drill names its event; ``message`` the why)."""
+    try:
+        return model.model_validate(data, context=context or None)
+    except ValidationError as e:
+        first = e.errors()[0]
+        loc = tuple(first["loc"])
+        if where is not None:
+            place = where(loc)
+        else:
+            line = lines.line(loc) if lines else None
+            place = f"{what} {path}".strip() + (f": line {line}" if line else "")
+            place += f": {field_path(loc)}" if field_path(loc) else ""
+        raise error(f"{place}: {message(first)}") from None
+
+
+def load_yaml_model(path: str | Path, model: type[BaseModel], *, what: str,
+                    error: type[Exception] = SettingsError) -> Any:
+    """Read and validate one YAML file in one step (duty rules, warning rules, grading tables)."""
+    data, lines = read_yaml(path, what=what, error=error)
+    return validated(model, data, path=path, lines=lines, what=what, error=error)

@@ -10,7 +10,6 @@ the field: ``scenarios/x.yaml: event 3 (line 21): casualties.deaths: must be a w
 """
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -18,11 +17,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from command.errors import ScenarioError
-from incidents.coords import shown
+from settings import YamlLines, field_message, field_path, read_yaml, shown, validated
 
 KINDS = ("report", "update", "alert", "cancel_alert", "close", "note")
 FIELDS_OF_KIND: dict[str, set[str]] = {
@@ -159,105 +157,11 @@ class _Shape(ValueError):
     """A file whose structure is refused before validation (bomb, cycle, duplicate or complex key)."""
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in out:
-            raise _Shape(f"duplicate key {shown(k)}")
-        out[k] = v
-    return out
+def _read(path: Path) -> tuple[Any, YamlLines]:
+    return read_yaml(path, what="", error=ScenarioError, max_bytes=MAX_BYTES, max_nodes=MAX_NODES)
 
 
-class _Lines:
-    """YAML line numbers of every node, keyed by path (('events', 2, 'casualties', 'deaths'))."""
-
-    def __init__(self, node: yaml.Node | None) -> None:
-        self.lines: dict[tuple, int] = {}
-        self.nodes = 0
-        self.open: set[int] = set()     # nodes being walked: an alias back to one of them is a cycle
-        if node is not None:
-            self._walk(node, ())
-
-    def _walk(self, node: yaml.Node, path: tuple) -> None:
-        """Record lines; refuse cycles, expansion past MAX_NODES, duplicate or non-scalar keys (_Shape)."""
-        line = node.start_mark.line + 1
-        self.nodes += 1
-        if self.nodes > MAX_NODES:
-            raise _Shape(f"more than {MAX_NODES:,} YAML nodes once aliases are expanded "
-                         "(an alias bomb?): refused")
-        if id(node) in self.open:
-            raise _Shape(f"line {line}: an alias refers to a node that contains it: refused")
-        self.lines.setdefault(path, line)
-        self.open.add(id(node))
-        if isinstance(node, yaml.MappingNode):
-            seen: set[str] = set()
-            for k, v in node.value:
-                kline = k.start_mark.line + 1
-                if not isinstance(k, yaml.ScalarNode):
-                    raise _Shape(f"line {kline}: a key must be a plain name, not a list or mapping")
-                if k.value in seen and k.value != "<<":
-                    raise _Shape(f"line {kline}: duplicate key {shown(k.value)}")
-                seen.add(k.value)
-                self.lines.setdefault(path + (k.value,), kline)
-                if not isinstance(v, yaml.ScalarNode):   # a scalar's line is its key's line
-                    self._walk(v, path + (k.value,))
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                self._walk(item, path + (i,))
-        self.open.discard(id(node))
-
-    def line(self, path: tuple) -> int | None:
-        while path:
-            if path in self.lines:
-                return self.lines[path]
-            path = path[:-1]
-        return None
-
-
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)   # libyaml when present: the same documents, ~10x faster
-
-
-def _yaml(text: str) -> tuple[Any, _Lines]:
-    """Parse once: the node tree gives the lines (and refuses alias bombs and cycles) before it is built."""
-    loader = _LOADER(text)
-    try:
-        node = loader.get_single_node()
-        lines = _Lines(node)
-        return (None if node is None else loader.construct_document(node)), lines
-    finally:
-        loader.dispose()
-
-
-def _read(path: Path) -> tuple[Any, _Lines]:
-    try:
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            raise ScenarioError(f"{path}: {size:,} bytes is over the {MAX_BYTES:,}-byte limit for a scenario")
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        why = str(e).splitlines()[0][:120] if str(e) else ""
-        raise ScenarioError(f"{path}: cannot read the scenario ({e.__class__.__name__}: {why})") from None
-    try:
-        if path.suffix.lower() == ".json":
-            return json.loads(text, object_pairs_hook=_no_duplicates), _Lines(None)
-        return _yaml(text)
-    except json.JSONDecodeError as e:
-        raise ScenarioError(f"{path}: line {e.lineno}: not valid JSON ({e.msg})") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark else ""
-        why = " ".join(str(getattr(e, "problem", None) or e).split())[:120]
-        raise ScenarioError(f"{path}: {where}not valid YAML ({why})") from None
-    except _Shape as e:
-        raise ScenarioError(f"{path}: {e}") from None
-    except RecursionError:
-        raise ScenarioError(f"{path}: nested too deeply to be a scenario") from None
-    except ValueError as e:   # a date like 2024-02-30, an integer of thousands of digits
-        why = " ".join(str(e).split())[:120]
-        raise ScenarioError(f"{path}: a value cannot be read ({why})") from None
-
-
-def _where(path: Path, lines: _Lines, loc: tuple) -> str:
+def _where(path: Path, lines: YamlLines, loc: tuple) -> str:
     """"file: event 3 (line 21): casualties.deaths" for a location inside the scenario."""
     head = str(path)
     if len(loc) >= 2 and loc[0] == "events" and isinstance(loc[1], int):
@@ -268,35 +172,30 @@ def _where(path: Path, lines: _Lines, loc: tuple) -> str:
         line = lines.line(loc)
         head += f": line {line}" if line else ""
         rest = loc
-    field = ".".join(_part(p) for p in rest if not (isinstance(p, str) and "[" in p))
+    field = field_path(rest)
     return f"{head}: {field}" if field else head
 
 
-def _part(p: Any) -> str:
-    text = str(p)
-    return text if text.isprintable() and len(text) <= 40 else shown(text, 30)
-
-
 def _message(err: dict[str, Any]) -> str:
+    """The shared wording (settings.field_message), in a trainer's words for the fields they type most."""
     kind, loc = err["type"], err["loc"]
     last = str(loc[-1]) if loc else ""
-    if kind == "extra_forbidden":
-        return "unknown key"
-    if kind == "missing":
-        return "required"
-    if last in ("deaths", "serious_injuries", "missing"):
-        return "must be a whole number >= 0"
-    if last == "kind":
-        return f"must be one of {', '.join(KINDS)}, got {shown(err.get('input'))}"
-    if last == "lat" or last == "lon":
-        return f"must be a number, got {shown(err.get('input'))}"
-    if kind == "literal_error":
-        return f"{err['msg'].lower()}, got {shown(err.get('input'))}"
-    msg = " ".join(err["msg"].removeprefix("Value error, ").split())
-    return msg if len(msg) <= 160 else msg[:157] + "..."
+    if kind not in ("extra_forbidden", "missing"):
+        if last in ("deaths", "serious_injuries", "missing"):
+            return "must be a whole number >= 0"
+        if last == "kind":
+            return f"must be one of {', '.join(KINDS)}, got {shown(err.get('input'))}"
+        if last == "lat" or last == "lon":
+            return f"must be a number, got {shown(err.get('input'))}"
+    return field_message(err)
 
 
-def _refuse(path: Path, lines: _Lines, loc: tuple, message: str) -> ScenarioError:
+def _no_branch(loc: tuple) -> tuple:
+    """pydantic names the union's branch of a time: at.int -> at."""
+    return loc[:-1] if len(loc) >= 2 and loc[-2] == "at" and loc[-1] in ("int", "float", "str") else loc
+
+
+def _refuse(path: Path, lines: YamlLines, loc: tuple, message: str) -> ScenarioError:
     return ScenarioError(f"{_where(path, lines, loc)}: {message}")
 
 
@@ -306,14 +205,8 @@ def load_scenario(path: str | Path) -> Scenario:
     data, lines = _read(path)
     if not isinstance(data, dict):
         raise ScenarioError(f"{path}: expected a mapping with format, name, start and events")
-    try:
-        model = ScenarioIn.model_validate(data)
-    except ValidationError as e:
-        first = e.errors()[0]
-        loc = tuple(first["loc"])
-        if len(loc) >= 2 and loc[-2] == "at" and loc[-1] in ("int", "float", "str"):
-            loc = loc[:-1]          # pydantic names the union's branch: at.int -> at
-        raise _refuse(path, lines, loc, _message(first)) from None
+    model = validated(ScenarioIn, data, path=path, lines=lines, what="", error=ScenarioError,
+                      where=lambda loc: _where(path, lines, _no_branch(loc)), message=_message)
     events = [_check_event(path, lines, i, ev, data["events"][i]) for i, ev in enumerate(model.events)]
     ordered = sorted(events, key=lambda e: e.at_s)
     _check_order(path, lines, ordered)
@@ -325,7 +218,7 @@ def load_scenario(path: str | Path) -> Scenario:
                     expect=tuple(ex.model_dump(exclude_none=True) for ex in model.expect))
 
 
-def _check_event(path: Path, lines: _Lines, i: int, ev: EventIn, raw: dict) -> ScenarioEvent:
+def _check_event(path: Path, lines: YamlLines, i: int, ev: EventIn, raw: dict) -> ScenarioEvent:
     from incidents.errors import CoordinateError
     from incidents.grading import incident_types
     from incidents.model import Point
@@ -358,7 +251,7 @@ def _check_event(path: Path, lines: _Lines, i: int, ev: EventIn, raw: dict) -> S
                          fields=fields, actor=ev.actor or ACTOR)
 
 
-def _check_order(path: Path, lines: _Lines, ordered: list[ScenarioEvent]) -> None:
+def _check_order(path: Path, lines: YamlLines, ordered: list[ScenarioEvent]) -> None:
     """An incident is reported once, before anything else happens to it, and nothing follows its close."""
     reported: set[str] = set()
     closed: set[str] = set()

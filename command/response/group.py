@@ -19,13 +19,12 @@ import functools
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from command.errors import SessionError
 from command.response.timeline import ConferenceOpened, Event, IncidentState, Member, MemberJoined, Regraded
 from incidents.model import LEVELS, Casualties, Grade, Location
-from settings import ROOT
+from settings import ROOT, load_yaml_model
 
 BUNDLED_DATA = ROOT / "data"
 
@@ -70,17 +69,9 @@ def rules_path(data_dir: Path = BUNDLED_DATA) -> Path:
 
 @functools.lru_cache(maxsize=4)
 def _load(path: Path) -> DutyRules:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SessionError(f"duty rules {path} are missing: the response group cannot be formed") from None
-    except yaml.YAMLError as e:
-        raise SessionError(f"duty rules {path}: not valid YAML ({e})") from None
-    try:
-        r = DutyRules.model_validate(data)
-    except ValidationError as e:
-        first = e.errors()[0]
-        raise SessionError(f"duty rules {path}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    if not path.is_file():
+        raise SessionError(f"duty rules {path} are missing: the response group cannot be formed")
+    r = load_yaml_model(path, DutyRules, what="duty rules", error=SessionError)
     for where, keys in [("always", r.always), ("when_casualties", r.when_casualties),
                         *((f"types.{t}", ks) for t, ks in r.types.items())]:
         unknown = [k for k in keys if k not in r.departments]
