@@ -105,6 +105,7 @@ class Gazetteer:
     def __init__(self) -> None:
         self.index: dict[str, list[tuple[Place, bool]]] = defaultdict(list)
         self.lengths: dict[str, tuple[int, ...]] = {}
+        self.trie: dict[str, int] = {}
         self.districts: dict[str, Place] = {}
         self.cities: dict[str, Place] = {}
         self.province: Place | None = None
@@ -129,6 +130,15 @@ class Gazetteer:
         hits.append((place, strong))
 
     def freeze(self) -> None:
+        # every prefix of every name -> 1 (a prefix only) or 2 (a name itself): the scan extends a match one
+        # character at a time and stops at the first string that begins no name, so a position that starts no
+        # name costs one lookup instead of one per name length
+        trie: dict[str, int] = {}
+        for alias in self.index:
+            for k in range(1, len(alias)):
+                trie.setdefault(alias[:k], 1)
+            trie[alias] = 2
+        self.trie = trie
         by_first: dict[str, set[int]] = defaultdict(set)
         for alias in self.index:
             by_first[alias[0]].add(len(alias))
@@ -156,19 +166,20 @@ class Gazetteer:
         """Leftmost-longest non-overlapping matches of known names in ``text``."""
         out: list[Mention] = []
         i, n = 0, len(text)
-        index, lengths = self.index, self.lengths
+        index, trie = self.index, self.trie
         while i < n:
-            found = None
-            for L in lengths.get(text[i], ()):
-                if i + L <= n:
-                    alias = text[i:i + L]
-                    hits = index.get(alias)
-                    if hits:
-                        found = Mention(i, i + L, alias, tuple(hits))
-                        break
-            if found:
-                out.append(found)
-                i = found.end
+            j, best = i + 1, 0
+            while j <= n:
+                v = trie.get(text[i:j])
+                if v is None:
+                    break
+                if v == 2:
+                    best = j
+                j += 1
+            if best:
+                alias = text[i:best]
+                out.append(Mention(i, best, alias, tuple(index[alias])))
+                i = best
             else:
                 i += 1
         return out

@@ -47,7 +47,9 @@ _ORDER = ("province", "city", "district", "township", "place", "community", "roa
 # After a short name these words make it part of a longer proper name (a road, an estate, a metro line).
 _LONGER_NAME_2 = ("大道", "大街", "大桥", "大学", "大厦", "广场", "公园", "医院", "中学", "小学", "码头", "花园",
                   "机场", "商场", "酒店", "立交", "隧道", "新城", "新村", "小区", "中心", "地铁", "号线")
-_LONGER_NAME_1 = set("路街巷桥站道线")
+_LONGER_NAME_1 = set("路街巷桥站道线区县市省")   # 云岩区 is not 云岩镇: a short name before 区/县/市 is another unit's
+# District names that are also everyday words (城区 "the urban area"): a unit only right after their city.
+_GENERIC_DISTRICTS = {"城区"}
 _ROADISH = re.compile(r"[\u4e00-\u9fffA-Za-z0-9]{1,12}?(?:大道|大街|公路|路|街(?!道)|巷)")
 
 
@@ -77,6 +79,12 @@ def _usable(text: str, mentions: list[Mention]) -> list[Mention]:
     for m in mentions:
         if not any(s for _, s in m.hits) and _part_of_longer_name(text, m.end):
             continue
+        if m.alias in _GENERIC_DISTRICTS:
+            prev = out[-1] if out else None
+            cities = {p.city_adcode for p, _ in m.hits}
+            if prev is None or prev.end != m.start or not any(p.level == "city" and p.city_adcode in cities
+                                                              or p.code in cities for p, _ in prev.hits):
+                continue
         out.append(m)
     return out
 
@@ -116,16 +124,20 @@ def _consistent(p: Place, cities: set, districts: set, towns: set) -> bool:
 
 def _resolve(mentions: list[Mention]) -> tuple[dict[str, list[_Hit]], list[str], bool]:
     """Hits per level, each finer level filtered by the coarser names; conflicts; whether context was given."""
+    raw: dict[str, list[tuple[Mention, list[tuple[Place, bool]]]]] = {}
+    for m in mentions:                      # one pass: each mention's hits grouped by level, in text order
+        per: dict[str, list[tuple[Place, bool]]] = {}
+        for p, s in m.hits:
+            per.setdefault(p.level, []).append((p, s))
+        for level, hits in per.items():
+            raw.setdefault(level, []).append((m, hits))
     by_level: dict[str, list[_Hit]] = {lv: [] for lv in _ORDER}
     cities: set[str] = set()
     districts: set[str] = set()
     towns: set[str] = set()
     conflicts: list[str] = []
     for level in _ORDER:
-        for m in mentions:
-            hits = [(p, s) for p, s in m.hits if p.level == level]
-            if not hits:
-                continue
+        for m, hits in raw.get(level, ()):
             ok = [(p, s) for p, s in hits if _consistent(p, cities, districts, towns)]
             if not ok and level == "district" and any(s for _, s in hits):
                 conflicts.append(f"{m.alias} is not in {'/'.join(sorted(_names(by_level['city'])))}")
@@ -330,10 +342,38 @@ def locate_any(address: str | None, point: Point | None, *, settings=None, clien
                    notes=tuple(notes))
 
 
-def locate_batch(lines: Iterable[str]) -> Iterator[dict]:
-    """One dict per line, in order: Location.as_dict() or {"error": "..."}; a bad line never stops the batch."""
+def locate_batch(lines: Iterable[str], *, settings=None, client=None, data_dir: Path | None = None,
+                 memo_size: int = 100_000) -> Iterator[dict]:
+    """One dict per line, in order: Location.as_dict() or {"error": "..."}; a bad line never stops the batch.
+
+    Lines that read the same once normalised (spaces, full-width forms) are answered once per batch: a batch of
+    call addresses repeats its districts and estates. The answers are independent copies."""
+    g = gazetteer(data_dir if data_dir is not None else getattr(settings, "data_dir", None))
+    online = settings is not None and getattr(settings, "tianditu_key", None)
+    memo: dict[str, dict] = {}
     for line in lines:
-        try:
-            yield locate(line).as_dict()
-        except (IncidentError, GeocoderError) as e:
-            yield {"error": str(e)}
+        key = normalise(line) if len(line or "") <= MAX_ADDRESS_CHARS else None
+        hit = memo.get(key) if key is not None else None
+        if hit is None:
+            try:
+                if online:
+                    hit = locate(line, settings=settings, client=client, data_dir=data_dir).as_dict()
+                else:
+                    hit = locate_offline(line, g=g).as_dict()
+            except (IncidentError, GeocoderError) as e:
+                hit = {"error": str(e)}
+            if key is not None and len(memo) < memo_size and "error" not in hit:
+                memo[key] = hit
+        yield _copy(hit)
+
+
+def _copy(d: dict) -> dict:
+    out = dict(d)
+    out["candidates"] = [dict(c) for c in d.get("candidates", ())]
+    if "notes" in out:
+        out["notes"] = list(out["notes"])
+    if "input" in out:
+        out["input"] = dict(out["input"])
+    if "township" in out:
+        out["township"] = dict(out["township"])
+    return out

@@ -50,6 +50,7 @@ LEVELS_FILE = "levels.yaml"
 TYPES_FILE = "incident_types.yaml"
 _COUNTS = ("deaths", "serious_injuries", "missing")
 DEFAULT_DATA_DIR = ROOT / "data"
+_DEFAULT_GRADING = DEFAULT_DATA_DIR / "grading"
 MISSING_COUNT_AS_DEATHS = True     # the default of settings.missing_count_as_deaths
 # The four categories of 《国家突发公共事件总体应急预案》 1.3 (自然灾害 / 事故灾难 / 公共卫生事件 / 社会安全事件).
 CATEGORIES: dict[str, str] = {"natural_disaster": "自然灾害", "accident": "事故灾难",
@@ -272,7 +273,9 @@ def load_catalogue(directory: Path) -> Catalogue:
 
 def catalogue(data_dir: Path | None = None) -> Catalogue:
     """The catalogue of ``data_dir / "grading"`` (default: the bundled data folder)."""
-    return load_catalogue(Path(data_dir if data_dir is not None else DEFAULT_DATA_DIR) / "grading")
+    if data_dir is None:
+        return load_catalogue(_DEFAULT_GRADING)
+    return load_catalogue(Path(data_dir) / "grading")
 
 
 def clear_cache() -> None:

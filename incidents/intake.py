@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -223,8 +224,8 @@ def _words(data_dir: Path | None) -> _Words:
     refine = tuple((t.refines.type, k, t.refines.when) for k, t in cat.types.items() if t.refines)
     words = sorted(index, key=len, reverse=True)
     stops = re.compile("|".join(map(re.escape, words))
-                       + r"|发生|出现|突发|附近|周边|一带|门口|处有|有人|现场|一(?![路街巷号期横马村区环楼层单元])|\d+(?:人|名)|"
-                       + r"[零一二两三四五六七八九十]+(?:人|名)")
+                       + r"|发生|出现|突发|附近|周边|一带|门口|处有|有人|现场|凌晨|清晨|早上|上午|中午|下午|傍晚|晚上|夜间|深夜|今晨|昨晚|一(?![路街巷号期横马村区环楼层单元])|\d+(?:人|名)|"
+                       + r"[零一二两三四五六七八九十]+(?:人|名)|\d+(?:时|点|日|月|年)")
     return _Words(index, {c: tuple(sorted(ls, reverse=True)) for c, ls in by_first.items()},
                   {k: t.priority for k, t in cat.types.items()}, refine,
                   frozenset(k for k, t in cat.types.items() if t.table is None), stops)
@@ -360,32 +361,34 @@ def _is_within(text: str, total_at: int, part_at: int) -> bool:
 
 
 # ------------------------------------------------------------------------------------------ place
-_CLAUSE = re.compile(r"[，。；！？!?;,\n\s]+")
+_SPACES = re.compile(r"\s+")
+_BREAK = re.compile(r"[，。；！？!?;,、()（）【】\[\]]")
 
 
 def read_place(text: str, *, data_dir: Path | None = None) -> str | None:
-    """The place words: from the first known place name of a clause to the first word that is not an address."""
+    """The place words: from the first known place name of a clause to the first word that is not an address.
+
+    The text is scanned once (NFKC, spaces read as clause breaks); a clause that names only the province is
+    passed over for a later one that names more, and used only when none does."""
     from incidents.gazetteer import gazetteer
     from incidents.geocode import _district_in_road_name, _usable
     g = gazetteer(data_dir)
     w = _words(data_dir)
+    norm = _SPACES.sub("，", unicodedata.normalize("NFKC", text).strip())
+    scanned = g.scan(norm)
+    mentions = _usable(norm, scanned) or _district_in_road_name(norm, scanned)[0]
     fallback = None
-    for clause in _CLAUSE.split(text):
-        if not clause:
-            continue
-        norm = normalise(clause)
-        scanned = g.scan(norm)
-        mentions = _usable(norm, scanned) or _district_in_road_name(norm, scanned)[0]
-        if not mentions:
-            continue
-        levels = {p.level for m in mentions for p, _ in m.hits}
-        start = mentions[0].start
-        stop = w.stops.search(norm, mentions[0].end)
-        end = stop.start() if stop else len(norm)
-        place = norm[start:end].rstrip("的在于内里旁边处")
+    # start at a full name (广州市, 天河区) rather than a short one that may be a word's tail (中江高速 -> 江高)
+    strong = [m for m in mentions if any(s for _, s in m.hits)]
+    for m in strong or mentions:
+        levels = {p.level for p, _ in m.hits}
+        brk = _BREAK.search(norm, m.end)
+        clause_end = brk.start() if brk else len(norm)
+        stop = w.stops.search(norm, m.end, clause_end)
+        place = norm[m.start:stop.start() if stop else clause_end].rstrip("的在于内里旁边处")
         if not place:
             continue
-        if levels - {"province", "foreign"} or "foreign" in levels:
+        if levels - {"province"}:
             return place
         fallback = fallback or place
     return fallback
@@ -399,12 +402,10 @@ def read(text: str, *, data_dir: Path | None = None, missing_count_as_deaths: bo
         raise IncidentError("intake: the text is empty; give what the caller said")
     if len(text) > MAX_TEXT_CHARS:
         raise IncidentError(f"intake: {len(text)} characters is over the {MAX_TEXT_CHARS}-character limit")
-    norm = "".join(text.split()) if any(ch.isspace() for ch in text) else text
-    import unicodedata
-    norm = unicodedata.normalize("NFKC", norm)
+    norm = unicodedata.normalize("NFKC", "".join(text.split()))
     type_, words = read_type(norm, data_dir=data_dir)
     counts, approx, notes = read_counts(norm)
-    place = read_place(unicodedata.normalize("NFKC", text), data_dir=data_dir)
+    place = read_place(text, data_dir=data_dir)
     location = None
     if place:
         try:

@@ -52,7 +52,10 @@ class Candidate:
     uncertainty_m: float | None = None   # radius around lon/lat the place may lie in (see Location)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        # written out: dataclasses.asdict deep-copies field by field, a third of a batch locate's time
+        return {"name": self.name, "precision": self.precision, "lon": self.lon, "lat": self.lat,
+                "district_adcode": self.district_adcode, "city_adcode": self.city_adcode, "score": self.score,
+                "uncertainty_m": self.uncertainty_m}
 
 
 @dataclass(frozen=True, slots=True)

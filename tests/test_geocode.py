@@ -199,3 +199,21 @@ def test_metro_line_and_estate_names_are_not_places():
 def test_common_short_form_of_an_autonomous_county():
     assert locate("韶关市乳源县 山体滑坡 5人失踪").district_adcode == "440232"
     assert locate("乳源县").confidence == locate("乳源瑶族自治县").confidence
+
+
+def test_a_district_name_that_is_an_everyday_word_counts_only_after_its_city():
+    assert locate("汕尾市城区").district_adcode == "441502"
+    with pytest.raises(LocateError):
+        locate("长沙市望城区金山桥街道")        # 望城区 contains 城区; Changsha is not in Guangdong
+
+
+def test_a_short_town_name_before_district_is_another_unit():
+    with pytest.raises(LocateError):
+        locate("贵阳市云岩区")                   # not 乐昌市云岩镇
+
+
+def test_batch_answers_repeated_lines_once_and_hands_out_copies():
+    out = list(locate_batch(["广州市天河区", "广州市 天河区", "广州市天河区"]))
+    assert out[0] == out[1] == out[2]
+    out[0]["candidates"].clear()
+    assert out[1]["candidates"]
