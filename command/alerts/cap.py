@@ -8,30 +8,47 @@
     validate(xml)                        # XSD + the rules the XSD cannot say; raises CapValidationError
     summary_zh(xml)                      # <= 360 characters for chat robots, SMS and cell broadcast
 
+    profile = CapProfile.from_settings(settings)    # at the door: org code, contact, public URL, signer
+    xml = build_alert(..., references=references_in_force(sent_xmls, now), profile=profile)
+
 Every message has two ``info`` blocks (zh-CN, en-US). Update and Cancel must reference the messages they
 replace ("sender,identifier,sent"); an Exercise says 演练 in its headline and note. The schema is the OASIS
 XSD shipped in ``data/standards/``; XML is parsed with entities, DTDs and the network off.
+
+The profile receivers rely on (Google's public-alert CAP profile, 12379's own messages): every ``info`` has
+``<expires>`` (``data/alerting/expiry.yaml`` by incident type; a Cancel's too), ``<web>`` (the public page
+``{public_base_url}/warnings/{identifier}``) and ``<contact>``; the message carries an XML-DSig enveloped
+signature (``command.alerts.signing``); an Actual message with the placeholder organisation code ``000`` in
+its identifier is refused (set ``cap_org_code``).
 """
 from __future__ import annotations
 
 import functools
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping
+from urllib.parse import quote, urlsplit
 
+import yaml
 from lxml import etree
 from lxml.builder import ElementMaker
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from command.errors import AlertError, CapValidationError
 from incidents.model import LEVELS, Grade
-from settings import ROOT, get_settings
+from settings import ROOT
 
 if TYPE_CHECKING:
     from command.alerts.area import AlertArea
+    from command.alerts.signing import Signer
+    from settings import Settings
 
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
 SCHEMA_FILE = "standards/CAP-v1.2-schema.xsd"
+EXPIRY_FILE = "alerting/expiry.yaml"
+PLACEHOLDER_ORG_CODE = "000"
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
 SENT_RE = re.compile(r"^\d\d\d\d-\d\d-\d\dT\d\d:\d\d:\d\d[-+]\d\d:\d\d$")
 IDENT_RE = re.compile(r"^\d{6}\d{3}000\d{2}_\d{14}_\d$")   # GB/T 35965.1 Annex A, 31 characters
@@ -64,9 +81,17 @@ def safe_parser() -> etree.XMLParser:
                            dtd_validation=False)
 
 
-def _schema_path() -> Path:
-    path = get_settings().data_dir / SCHEMA_FILE
-    return path if path.is_file() else ROOT / "data" / SCHEMA_FILE
+def _data_file(data_dir: Path | None, name: str) -> Path:
+    """``data_dir/name``, or the bundled copy when the deployment's data_dir does not have it."""
+    if data_dir is not None:
+        path = Path(data_dir) / name
+        if path.is_file():
+            return path
+    return ROOT / "data" / name
+
+
+def _schema_path(data_dir: Path | None = None) -> Path:
+    return _data_file(data_dir, SCHEMA_FILE)
 
 
 @functools.lru_cache(maxsize=2)
@@ -74,9 +99,9 @@ def _load_schema(path: Path) -> etree.XMLSchema:
     return etree.XMLSchema(etree.parse(str(path), safe_parser()))
 
 
-def schema() -> etree.XMLSchema:
+def schema(data_dir: Path | None = None) -> etree.XMLSchema:
     """The OASIS CAP 1.2 XML schema (cached)."""
-    return _load_schema(_schema_path())
+    return _load_schema(_schema_path(data_dir))
 
 
 def _local(tag: str) -> str:
@@ -91,12 +116,12 @@ def _schema_error(log) -> CapValidationError:
     return CapValidationError(f"CAP <{elem}> line {e.line}: {msg}")
 
 
-def check_tree(root: etree._Element, *, require_references: bool = True) -> None:
+def check_tree(root: etree._Element, *, require_references: bool = True, data_dir: Path | None = None) -> None:
     """XSD validation plus the CAP 1.2 rules the XSD cannot say. Raises CapValidationError."""
     if root.tag != f"{{{CAP_NS}}}alert":
         raise CapValidationError(f"CAP root element is <{_local(root.tag)}> in namespace "
                                  f"{etree.QName(root).namespace or 'none'}, not a CAP 1.2 <alert>")
-    xsd = schema()
+    xsd = schema(data_dir)
     if not xsd.validate(root):
         raise _schema_error(xsd.error_log)
     ns = {"c": CAP_NS}
@@ -154,9 +179,9 @@ def parse(xml: str | bytes) -> etree._Element:
     return tree.getroot()
 
 
-def validate(xml: str | bytes) -> None:
+def validate(xml: str | bytes, *, data_dir: Path | None = None) -> None:
     """Check a CAP message against the XSD and CAP's extra rules. Raises CapValidationError."""
-    check_tree(parse(xml))
+    check_tree(parse(xml), data_dir=data_dir)
 
 
 # ---------------------------------------------------------------- identifiers and times
@@ -191,6 +216,123 @@ def new_identifier(district_adcode: str, when: datetime, is_used: Callable[[str]
                 return ident
         t += timedelta(seconds=1)
     raise AlertError(f"no free identifier for {district_adcode} within {max_seconds} s of {format_sent(when)}")
+
+
+# ---------------------------------------------------------------- the profile: expiry, web, contact, signer
+
+
+class ExpiryRules(BaseModel):
+    """``data/alerting/expiry.yaml``: hours a warning stays in force by incident type."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    format: Literal[1]
+    default_hours: float = Field(gt=0, le=24 * 30)
+    cancel_hours: float = Field(gt=0, le=24 * 30)
+    hours: dict[str, float] = {}
+
+
+@functools.lru_cache(maxsize=4)
+def _load_expiry(path: Path) -> ExpiryRules:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise AlertError(f"warning expiry rules {path}: file not found") from None
+    except yaml.YAMLError:
+        raise AlertError(f"warning expiry rules {path}: not valid YAML") from None
+    try:
+        rules = ExpiryRules.model_validate(raw)
+    except ValidationError as e:
+        first = e.errors()[0]
+        raise AlertError(f"warning expiry rules {path}: {'.'.join(map(str, first['loc']))}: {first['msg']}") \
+            from None
+    bad = {k: v for k, v in rules.hours.items() if not 0 < v <= 24 * 30}
+    if bad:
+        raise AlertError(f"warning expiry rules {path}: hours must be > 0 and <= 720: {bad}")
+    return rules
+
+
+def expiry_hours(incident_type: str, msg_type: str, *, data_dir: Path | None = None) -> float:
+    """How long a message of this type stays in force (``data/alerting/expiry.yaml``)."""
+    rules = _load_expiry(_data_file(data_dir, EXPIRY_FILE))
+    if msg_type == "Cancel":
+        return rules.cancel_hours
+    return rules.hours.get(incident_type, rules.default_hours)
+
+
+@dataclass(frozen=True)
+class CapProfile:
+    """What every message of one deployment carries, read from the settings once at the door.
+
+    ``org_code`` goes into identifiers (``new_identifier(..., org_code=profile.org_code)``); an Actual message
+    whose identifier has the placeholder ``000`` is refused. ``public_base_url`` makes ``<web>``
+    (``{public_base_url}/warnings/{identifier}``), ``contact`` is ``<contact>``, ``signer`` signs the message
+    (XML-DSig), ``data_dir`` is where the schema and the expiry rules are read."""
+
+    org_code: str = PLACEHOLDER_ORG_CODE
+    contact: str | None = None
+    public_base_url: str | None = None
+    signer: Signer | None = None
+    data_dir: Path | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, signer: Signer | None = None) -> CapProfile:
+        """From a Settings object; the signer from its key/cert paths (self-signed in var_dir if unset)."""
+        if signer is None:
+            from command.alerts.signing import load_signer
+            signer = load_signer(key=settings.cap_signing_key, cert=settings.cap_signing_cert,
+                                 var_dir=settings.var_dir)
+        return cls(org_code=settings.cap_org_code, contact=settings.cap_contact,
+                   public_base_url=settings.public_base_url, signer=signer, data_dir=settings.data_dir)
+
+    def web(self, identifier: str) -> str | None:
+        """The public page of a message: ``{public_base_url}/warnings/{identifier}``."""
+        if not self.public_base_url:
+            return None
+        return public_url(self.public_base_url, identifier)
+
+
+def public_url(base_url: str, identifier: str) -> str:
+    """``{base_url}/warnings/{identifier}``; the base must be an absolute http(s) URL."""
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise AlertError(f"public_base_url {base_url!r} is not an absolute http(s) URL without query: "
+                         "set public_base_url in the settings")
+    return f"{base_url.rstrip('/')}/warnings/{quote(identifier, safe='')}"
+
+
+def org_code_of(identifier: str) -> str | None:
+    """The organisation code inside a GB/T 35965.1 identifier (characters 7-9), or None for another form."""
+    return identifier[6:9] if IDENT_RE.match(identifier or "") else None
+
+
+def _expires_of(root: etree._Element) -> datetime | None:
+    ns = {"c": CAP_NS}
+    times = [datetime.fromisoformat(t) for t in (e.text for e in root.iterfind("c:info/c:expires", ns)) if t]
+    return max(times) if times else None
+
+
+def references_in_force(messages: Iterable[str | bytes], now: datetime) -> list[str]:
+    """The ``sender,identifier,sent`` of every message still in force, for the next Update or Cancel.
+
+    ``messages``: the CAP XML of every message of one incident that was actually sent, in any order. In force:
+    an Alert or Update not yet expired (``<expires>`` after ``now``; a message without one never expires) and not
+    named by a sent Cancel. An Alert that a later Update replaced still counts until it expires: a receiver that
+    missed the Update still holds it, so the next message must name it too (12379 and Google's profile)."""
+    ns = {"c": CAP_NS}
+    parsed = [parse(m) for m in messages]
+    cancelled = {ref.split(",")[1] for r in parsed if r.findtext("c:msgType", namespaces=ns) == "Cancel"
+                 for ref in (r.findtext("c:references", namespaces=ns) or "").split() if ref.count(",") == 2}
+    out: list[tuple[str, str]] = []
+    for r in parsed:
+        if r.findtext("c:msgType", namespaces=ns) not in ("Alert", "Update"):
+            continue
+        if r.findtext("c:identifier", namespaces=ns) in cancelled:
+            continue
+        expires = _expires_of(r)
+        if expires is not None and expires <= now:
+            continue
+        out.append((r.findtext("c:sent", namespaces=ns) or "", reference_of_tree(r)))
+    return [ref for _, ref in sorted(out, key=lambda t: (datetime.fromisoformat(t[0]), t[1]))]
 
 
 # ---------------------------------------------------------------- building
@@ -295,6 +437,8 @@ def _info(msg: dict, lang: str, it, grade: Grade, area: AlertArea):
              _E.instruction(instruction)]
     if msg.get("web"):
         kids.append(_E.web(msg["web"]))
+    if msg.get("contact"):
+        kids.append(_E.contact(msg["contact"]))
     kids += [_E.parameter(_E.valueName(n), _E.value(v)) for n, v in params]
     kids.append(_area_el(area, lang))
     return _E.info(*kids)
@@ -304,12 +448,22 @@ def build_alert(*, identifier: str, sender: str, sent: datetime, status: str, ms
                 references: list[str] = [], incident_type: str, grade: Grade, area: AlertArea,  # noqa: B006
                 instruction_zh: str, instruction_en: str, headline_zh: str | None = None,
                 description_zh: str = "", web: str | None = None, expires: datetime | None = None,
-                incident_id: str | None = None, incident_types: Mapping[str, Any] | None = None) -> str:
+                incident_id: str | None = None, incident_types: Mapping[str, Any] | None = None,
+                profile: CapProfile | None = None, contact: str | None = None) -> str:
     """A CAP 1.2 message (XML text, UTF-8 declaration) with zh-CN and en-US info blocks; validated.
 
-    ``incident_types`` (key -> IncidentType) defaults to ``incidents.grading.incident_types()``."""
+    ``incident_types`` (key -> IncidentType) defaults to ``incidents.grading.incident_types()``.
+    ``references``: every earlier message of the incident still in force (``references_in_force``).
+    ``profile`` (``CapProfile.from_settings``) gives ``<web>``, ``<contact>`` and the signature; ``expires``
+    defaults to ``sent`` + the type's hours in ``data/alerting/expiry.yaml``; ``web`` and ``contact`` given
+    here win over the profile's. With a signer the returned message is signed and still valid CAP 1.2."""
+    profile = profile or CapProfile()
     if status not in ("Actual", "Exercise"):
         raise AlertError(f"CAP status {status!r}: the product sends only Actual or Exercise")
+    if status == "Actual" and org_code_of(identifier) == PLACEHOLDER_ORG_CODE:
+        raise AlertError(f"identifier {identifier} has the placeholder organisation code {PLACEHOLDER_ORG_CODE}: "
+                         "an Actual warning needs the issuing organisation's GB/T 35965.1 code; set cap_org_code "
+                         "in the settings (yzt.yaml)")
     if msg_type not in VERB:
         raise AlertError(f"CAP msgType {msg_type!r}: use Alert, Update or Cancel")
     if msg_type in ("Update", "Cancel") and not references:
@@ -329,11 +483,18 @@ def build_alert(*, identifier: str, sender: str, sent: datetime, status: str, ms
         raise AlertError("the warning area has no circle, polygon or admin unit")
     it = _incident_type(incident_type, incident_types)
     from command.alerts.area import response_types
+    if expires is None:
+        expires = sent + timedelta(hours=expiry_hours(incident_type, msg_type, data_dir=profile.data_dir))
+    if format_sent(expires) and expires <= sent:     # format_sent refuses a naive time
+        raise AlertError(f"CAP expires {format_sent(expires)} is not after sent {format_sent(sent)}")
+    web = web or profile.web(identifier)
+    if web is not None and urlsplit(web).scheme not in ("http", "https"):
+        raise AlertError(f"CAP web {web!r} is not an http(s) URL")
     msg = {"status": status, "msg_type": msg_type, "sent": format_sent(sent),
            "responses": response_types(incident_type), "instruction_zh": instruction_zh or "",
            "instruction_en": instruction_en or "", "headline_zh": headline_zh,
-           "description_zh": description_zh, "web": web,
-           "expires": format_sent(expires) if expires else None}
+           "description_zh": description_zh, "web": web, "contact": contact or profile.contact,
+           "expires": format_sent(expires)}
     head = [_E.identifier(identifier), _E.sender(sender), _E.sent(msg["sent"]), _E.status(status),
             _E.msgType(msg_type), _E.scope("Public")]
     if status == "Exercise":
@@ -345,15 +506,21 @@ def build_alert(*, identifier: str, sender: str, sent: datetime, status: str, ms
         head.append(_E.incidents(incident_id))
     root = _E.alert(*head, _info(msg, "zh-CN", it, grade, area), _info(msg, "en-US", it, grade, area))
     xml = etree.tostring(root, encoding="UTF-8", xml_declaration=True, pretty_print=True).decode("utf-8")
-    validate(xml)
+    validate(xml, data_dir=profile.data_dir)
+    if profile.signer is not None:
+        xml = profile.signer.sign(xml)
+        validate(xml, data_dir=profile.data_dir)      # the XSD takes ds:Signature at the end of <alert>
     return xml
+
+
+def reference_of_tree(root: etree._Element) -> str:
+    ns = {"c": CAP_NS}
+    return ",".join(root.findtext(f"c:{t}", namespaces=ns) or "" for t in ("sender", "identifier", "sent"))
 
 
 def reference_of(xml: str | bytes) -> str:
     """The "sender,identifier,sent" triple an Update or Cancel uses to point at this message."""
-    root = parse(xml)
-    ns = {"c": CAP_NS}
-    return ",".join(root.findtext(f"c:{t}", namespaces=ns) or "" for t in ("sender", "identifier", "sent"))
+    return reference_of_tree(parse(xml))
 
 
 # ---------------------------------------------------------------- the short text

@@ -218,6 +218,8 @@ def _register_response_commands() -> None:
     app.add_typer(tokens_app, name="tokens")
     app.add_typer(audit_app, name="audit")
     app.add_typer(admin_app, name="admin")
+    from command.cli import cap as cap_cli
+    cap_cli.register(cap_app)           # yzt cap verify
 
 
 _register_response_commands()

@@ -38,8 +38,11 @@ def area():
 SENT = datetime(2026, 3, 14, 9, 12, 0, tzinfo=cap.BEIJING)
 
 
+ORG = "123"     # an organisation code that is not the placeholder 000, so Actual messages may be built
+
+
 def make(itypes, area, **kw) -> str:
-    args = dict(identifier="44010600000000_20260314091200_0", sender=cap.default_sender("440106"), sent=SENT,
+    args = dict(identifier=f"440106{ORG}00000_20260314091200_0", sender=cap.default_sender("440106"), sent=SENT,
                 status="Actual", msg_type="Alert", incident_type="gas_explosion", grade=grade("III"),
                 area=area, instruction_zh="请附近居民立即向东侧疏散", instruction_en="Evacuate eastwards",
                 incident_types=itypes)
@@ -57,11 +60,11 @@ def test_alert_update_cancel_validate_against_the_xsd(itypes, type_, level):
     a = build_area(TIANHE, type=type_, level=level)
     alert = make(itypes, a, incident_type=type_, grade=grade(level))
     ref = cap.reference_of(alert)
-    assert ref == f"yzt@440106.gd.gov.cn,44010600000000_20260314091200_0,2026-03-14T09:12:00+08:00"
+    assert ref == f"yzt@440106.gd.gov.cn,440106{ORG}00000_20260314091200_0,2026-03-14T09:12:00+08:00"
     update = make(itypes, a, incident_type=type_, grade=grade(level), msg_type="Update", references=[ref],
-                  identifier="44010600000000_20260314093000_0")
+                  identifier=f"440106{ORG}00000_20260314093000_0")
     cancel = make(itypes, a, incident_type=type_, grade=grade(level), msg_type="Cancel",
-                  references=[ref, cap.reference_of(update)], identifier="44010600000000_20260314100000_0")
+                  references=[ref, cap.reference_of(update)], identifier=f"440106{ORG}00000_20260314100000_0")
     for xml in (alert, update, cancel):
         cap.validate(xml)
         assert cap.schema().validate(root(xml))      # the XSD alone agrees
