@@ -35,6 +35,7 @@ from werkzeug.exceptions import HTTPException
 from command.api import schema as S
 from command.errors import CommandError, PermissionDenied, SessionError
 from incidents.errors import IncidentError
+from settings import field_message, field_path
 
 log = logging.getLogger(__name__)
 _REPORT_LOCK = threading.Lock()      # check-then-report of one external_id is atomic within the process
@@ -118,14 +119,8 @@ def _body(model: type[BaseModel]) -> Any:
         err = e.errors(include_url=False)[0]
         if err["type"] == "json_invalid":
             raise ApiRefusal(400, f"the body is not valid JSON ({err['msg']})") from None
-        where = ".".join(str(p) for p in err["loc"]) or None
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = f"unknown field {where!r}"
-        elif err["type"] == "missing":
-            msg = f"field {where!r} is required"
-        elif where:
-            msg = f"{where}: {msg}"
+        where = field_path(tuple(err["loc"])) or None      # the one wording of every file and form
+        msg = f"{where}: {field_message(err)}" if where else field_message(err)
         raise ApiRefusal(422, msg, where) from None
 
 

@@ -263,3 +263,13 @@ def test_openapi_document_is_served_and_lists_the_types(env):
                                  "/incidents/{incident_id}/alerts", "/alerts/{identifier}"}
     assert "gas_explosion" in doc["components"]["schemas"]["ReportIn"]["properties"]["type"]["enum"]
     assert doc["components"]["schemas"]["ReportIn"]["additionalProperties"] is False
+
+
+
+def test_a_refused_body_says_what_and_where_in_the_one_wording_of_every_file(env):
+    """The API words a refused field as the settings, duty rules and drill scenarios do: "<field>: <why>"."""
+    body = dict(TIANHE, surprise=1)
+    assert refusal(env.call("POST", "/incidents", env.officer, json=body), 422, "surprise") == "surprise: unknown key"
+    body = dict(TIANHE, casualties={"deaths": -1})
+    msg = refusal(env.call("POST", "/incidents", env.officer, json=body), 422, "casualties.deaths")
+    assert msg.startswith("casualties.deaths: ")
