@@ -29,7 +29,7 @@ SIZES = {
              "alerts": 10, "pg_queries": 20, "profile_n": 5},
 }
 PROFILES = ROOT / "bench" / "profiles"
-SECTIONS = ("response", "postgis", "geocoder", "drill", "fanout", "memory", "dashboard")
+SECTIONS = ("response", "postgis", "geocoder", "intake", "drill", "fanout", "memory", "dashboard")
 
 
 def _response_and_postgis(results: Results, size: dict, skip: set[str], do_profile: bool) -> None:
@@ -98,6 +98,10 @@ def main(argv: list[str] | None = None) -> dict:
     if "geocoder" not in skip:
         geocoder.run(results, n=size["geocode_n"], min_s=2.0 if mode == "full" else 0.3,
                      with_held_out=mode != "tiny")
+    if "intake" not in skip:
+        from bench import intake
+        intake.run(results, n=size["geocode_n"], geocode_n=4 * size["geocode_n"],
+                   min_s=2.0 if mode == "full" else 0.3)
     if "drill" not in skip:
         _drill(results, size, do_profile and mode != "tiny")
     if "fanout" not in skip:

@@ -116,7 +116,7 @@ _ONE_RE = re.compile(r"(?<![\d两二三四五六七八九十百千多数几名�
                      r"孕妇|车主|户主|屋主|店主|伤者|死者|工人|骑手)"
                      r"(?:当场|不幸|经抢救无效|抢救无效|已|因伤势过重|被困车内)?"
                      r"(?P<what>死亡|身亡|遇难|被困|失踪|受伤|重伤)")
-_PARTIAL = ("当场", "现场", "抢救无效", "送医后", "送院后", "不治", "另有", "另", "此外", "还有", "跳楼", "在火灾中")
+_PARTIAL = re.compile("当场|现场|抢救无效|送医后|送院后|不治|另|此外|还有|跳楼|在火灾中")
 _SOME_RE = re.compile(r"(?:多人|数人|若干人|几人|有人|人员)(?:员)?(?P<what>死亡|受伤|被困|失踪|伤亡)")
 _WITHIN = ("其中", "含", "包括")
 
@@ -284,7 +284,7 @@ def read_counts(text: str) -> tuple[Counts, dict[str, dict], list[str]]:
             continue
         value, said, bound = num
         c = _Count(value, said, bound, m.start())
-        c.partial = any(w in text[max(0, m.start() - 4):m.end()] for w in _PARTIAL)
+        c.partial = _PARTIAL.search(text, max(0, m.start() - 4), m.end()) is not None
         found[what].append(c)
         order.append((what, c, m.end()))
     out: dict[str, int | None] = {f: None for f in FIELDS}
@@ -395,8 +395,14 @@ def read_place(text: str, *, data_dir: Path | None = None) -> str | None:
 
 
 # ------------------------------------------------------------------------------------------ all together
+@functools.lru_cache(maxsize=4096)
+def _grade(type_: str, deaths: int, serious: int, missing: int, mcad: bool | None, data_dir: Path | None) -> Grade:
+    return grading.grade(type_, Casualties(deaths=deaths, serious_injuries=serious, missing=missing),
+                         missing_count_as_deaths=mcad, data_dir=data_dir)
+
+
 def read(text: str, *, data_dir: Path | None = None, missing_count_as_deaths: bool | None = None,
-         settings=None, client=None) -> Reading:
+         settings=None, client=None, _locate=None) -> Reading:
     """Read one text (raises IncidentError for an empty or over-long text)."""
     if not isinstance(text, str) or not text.strip():
         raise IncidentError("intake: the text is empty; give what the caller said")
@@ -409,7 +415,7 @@ def read(text: str, *, data_dir: Path | None = None, missing_count_as_deaths: bo
     location = None
     if place:
         try:
-            location = locate(place, settings=settings, client=client, data_dir=data_dir)
+            location = (_locate or locate)(place, settings=settings, client=client, data_dir=data_dir)
         except (LocateError, GeocoderError) as e:
             notes.append(f"place not located: {e}")
     else:
@@ -420,8 +426,8 @@ def read(text: str, *, data_dir: Path | None = None, missing_count_as_deaths: bo
     elif type_ in _words(data_dir).no_standard:
         notes.append(f"{type_} has no national grading standard: the level is the officer's to set")
     else:
-        g = grading.grade(type_, counts.for_grading(), missing_count_as_deaths=missing_count_as_deaths,
-                          data_dir=data_dir)
+        c = counts.for_grading()
+        g = _grade(type_, c.deaths, c.serious_injuries, c.missing, missing_count_as_deaths, data_dir)
         unknown = [f for f in ("deaths", "serious_injuries", "missing") if getattr(counts, f) is None]
         if unknown:
             notes.append(f"graded with {', '.join(unknown)} unknown (taken as 0): the level may rise")
@@ -430,9 +436,25 @@ def read(text: str, *, data_dir: Path | None = None, missing_count_as_deaths: bo
 
 
 def read_batch(lines: Iterable[str], **kwargs) -> Iterator[dict]:
-    """One dict per line, in order: Reading.as_dict() or {"error": "..."}; a bad line never stops the batch."""
+    """One dict per line, in order: Reading.as_dict() or {"error": "..."}; a bad line never stops the batch.
+
+    The place words of a batch repeat (one estate, one district, many calls): each is located once per batch."""
+    located: dict[str, Location | Exception] = {}
+
+    def once(place: str, **kw) -> Location:
+        hit = located.get(place)
+        if hit is None:
+            try:
+                hit = locate(place, **kw)
+            except (LocateError, GeocoderError) as e:
+                hit = e
+            if len(located) < 100_000:
+                located[place] = hit
+        if isinstance(hit, Exception):
+            raise hit
+        return hit
     for line in lines:
         try:
-            yield read(line, **kwargs).as_dict()
+            yield read(line, _locate=once, **kwargs).as_dict()
         except IncidentError as e:
             yield {"error": str(e)}
