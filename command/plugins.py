@@ -1,11 +1,10 @@
 """The plugin manager: built-in default plugins plus third parties from the ``yzt`` entry-point group.
 
-    from command.plugins import get_plugin_manager, channel, channel_kinds, open_conference
-    ch = channel(settings.channel("gd-webhook"), client=httpx.Client())   # guarded by the drill guard
-    ch.send(alert, idempotency_key=key)
+    from command.plugins import get_plugin_manager, open_conference
     conf = open_conference("GD-1", "广州天河火灾", "II", settings)         # {"link", "dial", "provider"}
 
-Hooks are declared in ``command/hookspecs.py``. ``make_plugin_manager()`` builds a fresh manager (tests add
+Hooks are declared in ``command/hookspecs.py``; channels are built from the plugins' kinds in
+``command.alerts.channels.build_channel``. ``make_plugin_manager()`` builds a fresh manager (tests add
 their own plugins to it); ``get_plugin_manager()`` is the cached one of the process.
 """
 from __future__ import annotations
@@ -15,11 +14,9 @@ import importlib
 from collections.abc import Iterable
 from typing import Any
 
-import httpx
 import pluggy
 
 from command import hookspecs
-from command.alerts.channels import ChannelFactory, GuardedChannel
 from command.errors import ChannelError
 
 DEFAULT_PLUGINS = (
@@ -30,6 +27,7 @@ DEFAULT_PLUGINS = (
     "command.alerts.channels.sms",
     "command.alerts.channels.cell_broadcast",
     "command.response.conference",
+    "command.response.delivery_log",       # final delivery outcomes into the incident's timeline
 )
 
 
@@ -50,31 +48,6 @@ def make_plugin_manager(extra: Iterable[object] = (), *, entry_points: bool = Tr
 def get_plugin_manager() -> pluggy.PluginManager:
     """The process-wide plugin manager (built on first use)."""
     return make_plugin_manager()
-
-
-def channel_kinds(pm: pluggy.PluginManager | None = None) -> dict[str, ChannelFactory]:
-    """Every channel kind known to the plugins. Two plugins claiming one kind is a configuration error."""
-    pm = pm or get_plugin_manager()
-    kinds: dict[str, ChannelFactory] = {}
-    for provided in pm.hook.yzt_channel_kinds():
-        for kind, factory in (provided or {}).items():
-            if kind in kinds and kinds[kind] is not factory:
-                raise ChannelError(f"channel kind {kind!r} is provided by two plugins; uninstall one")
-            kinds[kind] = factory
-    return kinds
-
-
-def channel(cfg: Any, *, settings: Any, client: httpx.Client | None = None,
-            pm: pluggy.PluginManager | None = None) -> GuardedChannel:
-    """Build the channel of ``cfg`` (a ``ChannelConfig``), wrapped in the drill guard of its mode."""
-    kinds = channel_kinds(pm)
-    factory = kinds.get(cfg.kind)
-    if factory is None:
-        raise ChannelError(f"channel {cfg.name!r}: unknown kind {cfg.kind!r}; known kinds: {', '.join(sorted(kinds))}")
-    inner = factory(cfg, client=client, settings=settings)
-    if getattr(inner, "mode", cfg.mode) != cfg.mode:
-        raise ChannelError(f"channel {cfg.name!r}: the {cfg.kind} plugin changed the mode from {cfg.mode}")
-    return GuardedChannel(inner, cfg.mode)
 
 
 def open_conference(incident_id: str, title: str, level: str | None, settings: Any,

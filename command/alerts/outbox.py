@@ -7,6 +7,7 @@
     outbox.start(); ...; outbox.stop()                   # dashboard: background workers
     outbox.deliveries(alert.identifier)                  # [{channel, mode, status, attempts, receipt, ...}]
     outbox.counts("exercise")                            # {"pending": 0, "sent": 12, "failed": 0, "dead": 1}
+    content_sha256(alert)                                # what an approval binds to (stored with the alert)
 
 Guarantees:
 - ``enqueue`` writes the alert and one delivery per channel in one transaction before anything is sent, and
@@ -20,6 +21,10 @@ Guarantees:
   receiver keeps failing rests as a whole, all its workers (the same backoff over its failure streak, at most
   60 s) instead of trying every queued alert in turn; a success ends the rest. Rate limits per channel
   (``rate_per_minute``; WeCom and DingTalk robots default to 20), shared by its workers.
+- What leaves is what was approved: the alert row keeps ``content_sha256`` (the CAP XML and every text a
+  channel sends), and each attempt recomputes it from the row before sending; a row changed since it was
+  enqueued is dead-lettered, never sent. Final outcomes (sent, dead) are announced through the
+  ``yzt_alert_delivered`` hook after they are recorded, with the outbox's ``clock`` for their time.
 - At-least-once: a claim marks the delivery 'sending' (attempts + 1) under a lease. If the process dies, the
   delivery is claimed again once the lease runs out, or at once when its owner process is seen to be gone.
   Each (alert, channel) carries one idempotency key, sha256(identifier + channel), so receivers that honour it
@@ -37,16 +42,19 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
+import hashlib
+import json
+
 import httpx
 import pluggy
 from lxml import etree
 
-from command.alerts.channels import (GuardedChannel, OutgoingAlert, PermanentError, RateLimiter, RetryableError,
+from command.alerts.channels import (GuardedChannel, build_channel, OutgoingAlert, PermanentError, RateLimiter, RetryableError,
                               check_drill_guard, idempotency_key)
 from command.errors import AlertError, ChannelError, CommandError
 from command.store.sqlite import Store
 
-__all__ = ["Outbox", "OutgoingAlert", "idempotency_key"]
+__all__ = ["Outbox", "OutgoingAlert", "content_sha256", "idempotency_key"]
 
 log = logging.getLogger(__name__)
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
@@ -80,6 +88,21 @@ def owner_alive(owner: str) -> bool:
     except PermissionError:
         return True
     return True
+
+
+CONTENT_FIELDS = ("identifier", "incident_id", "status", "msg_type", "cap_xml", "headline_zh", "text_zh",
+                  "area_desc")
+
+
+def content_sha256(alert: OutgoingAlert | dict[str, Any]) -> str:
+    """sha256 of everything any channel sends of ``alert``: the CAP XML and the headline, text and area
+    description that SMS, chat robots and webhooks carry, with its identifier, status and type. One
+    canonical JSON form, so the service (what was approved), the store (what was enqueued) and the
+    worker (what leaves) compute the same digest."""
+    d = alert if isinstance(alert, dict) else alert.as_dict()
+    body = json.dumps({k: d.get(k) or "" for k in CONTENT_FIELDS}, ensure_ascii=False, sort_keys=True,
+                      separators=(",", ":"))
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
 def check_cap_matches(alert: OutgoingAlert) -> None:
@@ -173,17 +196,18 @@ class Outbox:
                 cfg = self._configs.get(name)
                 if cfg is None:
                     raise ChannelError(f"no channel named {name!r}; configured: {', '.join(self._configs) or 'none'}")
-                from command.plugins import channel as build
-                self._channels[name] = build(cfg, client=self.client, settings=self.settings,
-                                             pm=self._plugin_manager())
+                self._channels[name] = build_channel(cfg, client=self.client, settings=self.settings,
+                                                     pm=self._plugin_manager())
                 rate = cfg.rate_per_minute or self._channels[name].default_rate_per_minute
                 self._limiters[name] = RateLimiter(rate)
             return self._channels[name]
 
     # -- enqueue ------------------------------------------------------------------------------------
-    def enqueue(self, alert: OutgoingAlert, channels: list[str] | None = None) -> list[int]:
+    def enqueue(self, alert: OutgoingAlert, channels: list[str] | None = None, *,
+                expect_sha256: str | None = None) -> list[int]:
         """Store ``alert`` and one delivery per channel (default: every channel of the alert's mode) in one
-        transaction; returns the delivery ids. Refuses, writing nothing, any channel of the wrong mode."""
+        transaction; returns the delivery ids. Refuses, writing nothing, any channel of the wrong mode, and
+        (``expect_sha256``) content whose digest is not the approved one."""
         mode = "exercise" if alert.is_exercise else "live"
         if channels is None:
             names = [c.name for c in self._configs.values() if c.mode == mode]
@@ -199,10 +223,15 @@ class Outbox:
             ch = self.channel(name)
             check_drill_guard(alert.status, ch.mode, name, alert.identifier)
             rows.append((name, ch.mode))
-        if self.store.identifier_used(alert.identifier):
+        digest = content_sha256(alert)
+        if expect_sha256 is not None and digest != expect_sha256:
+            raise AlertError(f"alert {alert.identifier}: its content is not the content approved (sha256 "
+                             f"{digest[:12]}… is not {expect_sha256[:12]}…); nothing was queued")
+        if self.store.alert(alert.identifier) is not None:     # a reserved identifier is fine; a stored one is used
             raise AlertError(f"alert {alert.identifier}: already enqueued; a CAP identifier is never reused")
         now = time.time()
-        ids = self.store.insert_alert_with_deliveries(alert.as_dict(), rows, created_at=_iso(now) or "", now=now)
+        ids = self.store.insert_alert_with_deliveries(dict(alert.as_dict(), content_sha256=digest), rows,
+                                                      created_at=_iso(now) or "", now=now)
         for name in names:
             self._lanes[name].set()
         return ids
@@ -276,6 +305,11 @@ class Outbox:
                     f"outcome unknown, not retried")
             self._finish(job, "dead", error=f"{note}; before: {job['last_error']}" if job["last_error"] else note)
             return "dead"
+        stored = job.get("alert_content_sha256")
+        if stored and content_sha256(fields) != stored:
+            self._finish(job, "dead", error=f"refused: the stored content no longer matches its sha256 "
+                                            f"{stored[:12]}… (changed after it was approved); not sent")
+            return "dead"
         try:
             alert = OutgoingAlert(**fields)
             receipt = ch.send(alert, idempotency_key=idempotency_key(alert.identifier, ch.name))
@@ -308,9 +342,15 @@ class Outbox:
             try:
                 self._plugin_manager().hook.yzt_alert_delivered(
                     identifier=job["identifier"], channel=job["channel"], mode=job["mode"], status=status,
-                    attempts=job["attempts"], receipt=receipt, error=error)
+                    attempts=job["attempts"], receipt=receipt, error=error,
+                    incident_id=job.get("alert_incident_id") or "", at=self._now_iso(), store=self.store)
             except Exception:  # an observer's bug never undoes a delivery
                 log.exception("outbox: a yzt_alert_delivered observer failed")
+
+    def _now_iso(self) -> str:
+        """Now on the outbox's clock (the response's; a drill's virtual one), ISO 8601 +08:00 seconds."""
+        from command.response.timeline import SystemClock, iso
+        return iso((self.clock or SystemClock()).now())
 
     def run_until_idle(self, timeout_s: float = 60.0) -> None:
         """Deliver until no configured channel has a pending, sending or retrying delivery, or ``timeout_s``

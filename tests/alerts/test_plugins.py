@@ -10,7 +10,8 @@ from command.alerts.channels import GuardedChannel
 from command.response.conference import room_name
 from command.errors import AlertError, ChannelError
 from command.hookspecs import hookimpl
-from command.plugins import channel, channel_kinds, get_plugin_manager, make_plugin_manager, open_conference
+from command.alerts.channels import build_channel as channel, channel_kinds
+from command.plugins import get_plugin_manager, make_plugin_manager, open_conference
 from settings import ChannelConfig, load_settings
 
 BUILT_IN = {"outbox", "webhook", "wecom", "dingtalk", "sms", "cell_broadcast"}

@@ -12,7 +12,7 @@ A channel is a small object built from a ``ChannelConfig`` by a factory that a p
     def yzt_channel_kinds():
         return {"my": MyChannel}          # factory(cfg, *, client, settings) -> channel
 
-Channels never decide about drills: ``command.plugins.channel`` wraps every channel in ``GuardedChannel``, which
+Channels never decide about drills: ``build_channel`` wraps every channel in ``GuardedChannel``, which
 refuses an Exercise on a live channel and an Actual on an exercise one, whatever the channel class does.
 Delivery errors are not user errors (they are recorded by the outbox and retried), so they are not part of
 ``command.errors``; configuration mistakes are, and raise ``ChannelError`` at construction.
@@ -29,6 +29,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
 import httpx
+import pluggy
 
 from command.errors import AlertError, ChannelError
 
@@ -235,3 +236,31 @@ class RateLimiter:
                 self._sent.remove(token)
             except ValueError:
                 pass            # already out of the window
+
+
+# ------------------------------------------------------------------ building a channel from the plugins
+def channel_kinds(pm: pluggy.PluginManager | None = None) -> dict[str, ChannelFactory]:
+    """Every channel kind known to the plugins. Two plugins claiming one kind is a configuration error."""
+    if pm is None:
+        from command.plugins import get_plugin_manager
+        pm = get_plugin_manager()
+    kinds: dict[str, ChannelFactory] = {}
+    for provided in pm.hook.yzt_channel_kinds():
+        for kind, factory in (provided or {}).items():
+            if kind in kinds and kinds[kind] is not factory:
+                raise ChannelError(f"channel kind {kind!r} is provided by two plugins; uninstall one")
+            kinds[kind] = factory
+    return kinds
+
+
+def build_channel(cfg: Any, *, settings: Any, client: httpx.Client | None = None,
+                  pm: pluggy.PluginManager | None = None) -> GuardedChannel:
+    """Build the channel of ``cfg`` (a ``ChannelConfig``), wrapped in the drill guard of its mode."""
+    kinds = channel_kinds(pm)
+    factory = kinds.get(cfg.kind)
+    if factory is None:
+        raise ChannelError(f"channel {cfg.name!r}: unknown kind {cfg.kind!r}; known kinds: {', '.join(sorted(kinds))}")
+    inner = factory(cfg, client=client, settings=settings)
+    if getattr(inner, "mode", cfg.mode) != cfg.mode:
+        raise ChannelError(f"channel {cfg.name!r}: the {cfg.kind} plugin changed the mode from {cfg.mode}")
+    return GuardedChannel(inner, cfg.mode)
