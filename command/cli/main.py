@@ -220,6 +220,8 @@ def _register_response_commands() -> None:
     app.add_typer(admin_app, name="admin")
     from command.cli import cap as cap_cli
     cap_cli.register(cap_app)           # yzt cap verify
+    from command.cli import intake as intake_cli
+    intake_cli.register(app)            # yzt intake TEXT | --batch FILE
 
 
 _register_response_commands()

@@ -185,8 +185,11 @@ def kv(d: dict, keys: list[str] | None = None) -> str:
 
 
 def location_text(d: dict) -> str:
-    s = kv(d, ["matched", "precision", "matched_level", "lon", "lat", "crs", "district_name",
+    s = kv(d, ["matched", "precision", "matched_level", "lon", "lat", "crs", "uncertainty_m", "district_name",
                "district_adcode", "city_name", "confidence", "source"])
+    if d.get("township"):
+        t = d["township"]
+        s += f"\nnearest township (approximate): {t['name']} {t['code']}, {t['distance_m']} m"
     for note in d.get("notes", []):
         s += f"\nnote: {note}"
     if len(d.get("candidates", [])) > 1:
