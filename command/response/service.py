@@ -26,6 +26,7 @@ from typing import Any
 
 
 from command.response import group
+from command.security import scopes
 from command.security.auth import Principal, as_principal, require
 from command.errors import AlertError, IncidentExistsError, SessionError
 from command.response.timeline import (AlertApproved, AlertCancelled, AlertDrafted, AlertFailed, AlertRecord,
@@ -104,9 +105,13 @@ class ResponseService:
     def _now(self) -> str:
         return iso(self.clock.now())
 
-    def get(self, incident_id: str) -> IncidentState:
+    def get(self, incident_id: str, *, viewer: Principal | str | None = None) -> IncidentState:
         """The incident's state: the pure fold of its whole timeline (new rows read since the last call; the
-        fold is reused while no new row has arrived)."""
+        fold is reused while no new row has arrived). With ``viewer``: only inside the viewer's scope."""
+        if viewer is not None:
+            state = self.get(incident_id)
+            scopes.require_incident(as_principal(viewer), state, "see")
+            return state
         with self._timelines_lock:
             last, events, state = self._timelines.get(incident_id, (0, (), None))
         new = self.store.events(incident_id, since_seq=last)
@@ -129,10 +134,13 @@ class ResponseService:
         return state
 
     def list_incidents(self, *, level: str | None = None, state: str | None = None,
-                       district: str | None = None) -> list[IncidentState]:
+                       district: str | None = None, viewer: Principal | str | None = None) -> list[IncidentState]:
+        """Incidents in order of report, filtered; with ``viewer`` only those inside the viewer's scope."""
         out = []
         for iid in self.store.incident_ids():
             s = self.get(iid)
+            if viewer is not None and not scopes.visible(as_principal(viewer), s):
+                continue
             if level and s.grade.level != level or state and s.state != state:
                 continue
             if district and district not in (s.location.district_adcode, s.location.district_name):
@@ -148,6 +156,7 @@ class ResponseService:
         actor = who.name
         from incidents.geocode import locate_any
         location = locate_any(report.address, report.point)
+        scopes.require_place(who, location, "report")
         g = self._grade(report.type, report.casualties, report.economic_loss_cny)
         now = self.clock.now()
         at = iso(now)
@@ -201,6 +210,7 @@ class ResponseService:
                description: str | None = None) -> IncidentState:
         """Record what changed, regrade, and say so; a higher level brings its government in."""
         who = require(as_principal(actor), "incident.update")
+        scopes.require_incident(who, self.get(incident_id), "update")
         actor = who.name
         state = self._open(incident_id)
         changes: dict[str, Any] = {}
@@ -226,6 +236,7 @@ class ResponseService:
 
     def note(self, incident_id: str, text: str, *, actor: Principal | str) -> IncidentState:
         who = require(as_principal(actor), "incident.note")
+        scopes.require_incident(who, self.get(incident_id), "note")
         if not text.strip():
             raise SessionError("a note needs some text")
         self.get(incident_id)
@@ -234,6 +245,7 @@ class ResponseService:
 
     def add_task(self, incident_id: str, role: str, text: str, *, actor: Principal | str) -> str:
         who = require(as_principal(actor), "task.set")
+        scopes.require_incident(who, self.get(incident_id), "set a task of")
         state = self._open(incident_id)
         task_id = f"T{len(state.tasks) + 1}"
         self._append(incident_id, [TaskSet(at=self._now(), actor=who.name, task_id=task_id, role=role,
@@ -242,6 +254,7 @@ class ResponseService:
 
     def complete_task(self, incident_id: str, task_id: str, *, actor: Principal | str) -> None:
         who = require(as_principal(actor), "task.done")
+        scopes.require_incident(who, self.get(incident_id), "complete a task of")
         state = self._open(incident_id)
         task = next((t for t in state.tasks if t.id == task_id), None)
         if task is None:
@@ -252,6 +265,7 @@ class ResponseService:
 
     def close(self, incident_id: str, *, actor: Principal | str, reason: str = "") -> IncidentState:
         who = require(as_principal(actor), "incident.close")
+        scopes.require_incident(who, self.get(incident_id), "close")
         self._open(incident_id)
         self._append(incident_id, [Closed(at=self._now(), actor=who.name, reason=reason)], who)
         return self.get(incident_id)
@@ -270,6 +284,7 @@ class ResponseService:
                     instruction_en: str = "") -> AlertDraft:
         """Build and validate the CAP message (zh + en) for the incident's area; record the draft."""
         actor = require(as_principal(actor), "alert.draft")
+        scopes.require_incident(actor, self.get(incident_id), "draft a warning for")
         state = self._open(incident_id)
         active = state.active_alerts
         msg_type = "Update" if active else "Alert"
@@ -301,6 +316,7 @@ class ResponseService:
             instruction_zh=instruction_zh, instruction_en=instruction_en, headline_zh=headline,
             description_zh=state.description, incident_id=state.id)    # validated against the XSD inside
         units = _plain(area.admin_units)
+        scopes.require_area(actor, units)               # a district desk never warns across its border
         area_desc = "、".join(u.get("name", u.get("adcode", "")) for u in units) or place
         text = f"{headline}：{state.location.matched}。{instruction_zh}".strip()
         draft = AlertDraft(
@@ -324,6 +340,7 @@ class ResponseService:
     def approve_alert(self, incident_id: str, draft_identifier: str, *, actor: Principal | str) -> IncidentState:
         """A commander's approval of an Actual draft, so that another commander may send it."""
         who = require(as_principal(actor), "alert.approve")
+        scopes.require_incident(who, self.get(incident_id), "approve a warning of")
         state = self._open(incident_id)
         rec = next((a for a in state.alerts if a.identifier == draft_identifier), None)
         if rec is None:
@@ -341,6 +358,8 @@ class ResponseService:
         who = require(as_principal(actor), "alert.send")
         state = self._open(incident_id)
         rec = self._check_sendable(state, draft, confirm)
+        scopes.require_incident(who, state, "send a warning of")
+        scopes.require_area(who, rec.admin_units)       # the stored draft's districts, not the caller's copy
         self._check_two_person(state, rec, who)
         if draft.msg_type != "Cancel":
             current = {a.identifier for a in state.active_alerts}
@@ -409,6 +428,7 @@ class ResponseService:
     def cancel_alert(self, incident_id: str, *, actor: Principal | str, confirm: bool) -> dict:
         """A CAP Cancel referencing every alert of the incident still in force."""
         actor = require(as_principal(actor), "alert.cancel")
+        scopes.require_incident(actor, self.get(incident_id), "cancel a warning of")
         state = self._open(incident_id)
         active = state.active_alerts
         if not active:

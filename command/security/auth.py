@@ -56,6 +56,7 @@ class Principal:
     role: str
     kind: Literal["user", "system"] = "user"
     source: str = "cli"
+    scope: str = "440000"        # jurisdiction (command.security.scopes): the province, a city or a district
 
 
 def role_at_least(role: str, needed: str) -> bool:
