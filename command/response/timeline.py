@@ -247,7 +247,8 @@ def location_from_dict(d: dict[str, Any]) -> Location:
         confidence=d["confidence"], candidates=tuple(Candidate(**c) for c in d.get("candidates", [])),
         source=d.get("source", "offline"), district_name=d.get("district_name"),
         city_name=d.get("city_name"), input_point=Point(**inp) if inp else None,
-        matched_level=d.get("matched_level"), notes=tuple(d.get("notes", ())))
+        matched_level=d.get("matched_level"), notes=tuple(d.get("notes", ())),
+        uncertainty_m=d.get("uncertainty_m"), township=d.get("township"))
 
 
 def grade_from_dict(d: dict[str, Any]) -> Grade:
