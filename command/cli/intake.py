@@ -68,3 +68,16 @@ def register(app: typer.Typer) -> None:
                 sys.stdout.write(json.dumps(item, ensure_ascii=False) + "\n")
             return
         out.emit(reader.read(text, **kw).as_dict(), as_json, intake_text)
+
+
+def fill_from_text(text: str, *, type_, address, point, deaths, serious, missing, description):
+    """`yzt incident report --text`: what the words say fills what the officer did not give (given wins)."""
+    from incidents import intake as reader
+    r = reader.read(text, **_kwargs())
+    c = r.casualties
+    return (type_ or r.type,
+            address or (r.place if point is None or r.place else None),
+            deaths if deaths is not None else c.deaths,
+            serious if serious is not None else c.serious_injuries,
+            missing if missing is not None else c.missing,
+            description or text)

@@ -69,24 +69,33 @@ def _casualties(current: Any, deaths, serious, missing):
 
 @incident_app.command("report")
 def incident_report(
-    type_: str = typer.Option(..., "--type"),
+    type_: Optional[str] = typer.Option(None, "--type", help="incident type (read from --text when not given)"),
     address: Optional[str] = typer.Option(None, "--address", help="what the caller said"),
     point: Optional[str] = typer.Option(None, "--point", help="LON,LAT"),
     crs: str = typer.Option("wgs84", "--crs", help="wgs84 | gcj02 | bd09"),
-    deaths: int = typer.Option(0, "--deaths", min=0),
-    serious_injuries: int = typer.Option(0, "--serious-injuries", min=0),
-    missing: int = typer.Option(0, "--missing", min=0),
+    deaths: Optional[int] = typer.Option(None, "--deaths", min=0),
+    serious_injuries: Optional[int] = typer.Option(None, "--serious-injuries", min=0),
+    missing: Optional[int] = typer.Option(None, "--missing", min=0),
     loss: float = typer.Option(0.0, "--loss", min=0),
     description: str = typer.Option("", "--description"),
+    text: Optional[str] = typer.Option(None, "--text", help="the call's words: type, counts and place are "
+                                       "read from them unless given"),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Report an incident: it is located, graded, ranked, and its response group opens at once."""
     from incidents.coords import parse_point
     from incidents.model import Casualties, IncidentReport
+    if text is not None:
+        from command.cli.intake import fill_from_text
+        type_, address, deaths, serious_injuries, missing, description = fill_from_text(
+            text, type_=type_, address=address, point=point, deaths=deaths, serious=serious_injuries,
+            missing=missing, description=description)
+    if not type_:
+        raise typer.BadParameter("give --type (or --text whose words name the incident type)")
     if not address and not point:
-        raise typer.BadParameter("give --address or --point (or both)")
+        raise typer.BadParameter("give --address or --point (or both), or --text that names the place")
     rep = IncidentReport(type=type_, address=address, point=parse_point(point, crs.lower()) if point else None,
-                         casualties=Casualties(deaths, serious_injuries, missing),
+                         casualties=Casualties(deaths or 0, serious_injuries or 0, missing or 0),
                          economic_loss_cny=loss, description=description)
     state = _service().report(rep, actor=_actor())
     out.emit(state_dict(state), as_json, _state_text)

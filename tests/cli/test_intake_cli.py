@@ -47,3 +47,26 @@ def test_intake_refusal_is_one_line_and_exit_2(capsys):
 def test_intake_needs_text_or_batch(capsys):
     code, _, _ = run(capsys, "intake")
     assert code == 2
+
+
+def test_incident_report_from_the_call_text_alone(capsys):
+    code, body, err = run(capsys, "incident", "report", "--text",
+                          "广州市天河区体育西路191号 写字楼火灾 3人死亡 5人被困", "--json")
+    assert code == 0, err
+    d = json.loads(body)
+    assert d["type"] == "fire" and d["location"]["district_adcode"] == "440106"
+    assert d["grade"]["level"] == "III"                 # 3 deaths read from the words
+    assert d["location"]["uncertainty_m"] > 0           # carried through the timeline
+
+
+def test_incident_report_given_values_win_over_the_text(capsys):
+    code, body, err = run(capsys, "incident", "report", "--text", "广州市天河区体育西路 写字楼火灾 3人死亡",
+                          "--type", "gas_explosion", "--deaths", "0", "--json")
+    assert code == 0, err
+    d = json.loads(body)
+    assert d["type"] == "gas_explosion" and d["grade"]["level"] == "IV"
+
+
+def test_incident_report_text_without_a_type_is_refused(capsys):
+    code, _, err = run(capsys, "incident", "report", "--text", "广州市天河区 有人受伤")
+    assert code == 2 and "--type" in err
