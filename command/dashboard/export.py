@@ -10,6 +10,11 @@ Offline: folium's template loads Leaflet, jQuery, Bootstrap and awesome-markers 
 only Leaflet (circle markers, no icons), so the other links are dropped and Leaflet's JS and CSS are
 inlined from ``command/dashboard/vendor/leaflet/`` (fetched at setup by ``scripts/fetch_js_assets.py`` from
 the npm registry). Without them the map falls back to the CDN and says so in a banner.
+
+Nothing a user or a data file supplies is inserted as HTML or script: folium writes a tooltip's text raw into
+a JavaScript template literal that Leaflet then sets as innerHTML, so every text goes through ``_tip``
+(HTML-escaped, and the characters that mean something in a template literal, `` ` ``, ``$`` and ``\``, as
+entities). A hospital named ``<img src=x onerror=...>`` shows as those characters.
 """
 from __future__ import annotations
 
@@ -19,12 +24,18 @@ import json
 from pathlib import Path
 from typing import Any
 
-VENDOR_DIR = Path(__file__).resolve().parent / "dashboard" / "vendor"
+VENDOR_DIR = Path(__file__).resolve().parent / "vendor"        # command/dashboard/vendor
 LAYER_COLOUR = {"hospital": "#c2185b", "fire_station": "#e65100", "shelter": "#2e7d32", "camera": "#5e35b1"}
 LAYER_ZH = {"hospital": "医院", "fire_station": "消防站", "shelter": "避难场所", "camera": "摄像机"}
 LEVEL_COLOUR = {"I": "#d7191c", "II": "#f28c28", "III": "#e6b800", "IV": "#1f6fd1"}
 COLUMNS = ("layer", "synthetic", "rank", "id", "name", "lon", "lat", "distance_m", "drive_time_s",
            "drive_time_method")
+
+
+def _tip(text: Any) -> str:
+    """Text for a folium tooltip: inert as HTML and inside the JavaScript template literal folium writes."""
+    return (htmlmod.escape(str(text), quote=True)
+            .replace("`", "&#96;").replace("$", "&#36;").replace("\\", "&#92;"))
 
 
 def _synthetic() -> dict[str, bool]:
@@ -96,9 +107,10 @@ def _title(state: Any, offline: bool) -> str:
     return (f'<div style="position:fixed;top:8px;left:50px;z-index:1000;background:#fff;padding:6px 10px;'
             f'border-radius:4px;box-shadow:0 1px 4px rgba(0,0,0,.3);font:13px sans-serif">'
             f'<b>{e(state.id)}</b> · <span style="background:{LEVEL_COLOUR[g.level]};color:#fff;padding:0 5px">'
-            f'{e(g.colour)} {e(g.name)} {g.level}</span> · {e(state.location.matched)}<br>'
+            f'{e(g.colour)} {e(g.name)} {e(g.level)}</span> · {e(state.location.matched)}<br>'
             f'{e(g.rule.law)} {e(g.rule.article)} {e(g.rule.criterion)}<br>'
-            f'死亡 {state.casualties.deaths} 重伤 {state.casualties.serious_injuries} 失踪 {state.casualties.missing}'
+            f'死亡 {e(str(state.casualties.deaths))} 重伤 {e(str(state.casualties.serious_injuries))} '
+            f'失踪 {e(str(state.casualties.missing))}'
             f' · 报告 {e(state.reported_at)} · 模拟图层已标注 synthetic layers marked{warn}</div>')
 
 
@@ -126,15 +138,16 @@ def situation_map_html(state: Any, *, vendor_dir: Path | None = None) -> str:
     radius, reason = area.warning_radius_m(state.type, g.level)
     if radius:
         folium.Circle([p.lat, p.lon], radius=radius, color=LEVEL_COLOUR[g.level], fill=False, dash_array="6 6",
-                      tooltip=f"预警范围 {radius:,.0f} m · {reason}").add_to(m)
+                      tooltip=_tip(f"预警范围 {radius:,.0f} m · {reason}")).add_to(m)
     flags = _synthetic()
     for row in resource_rows(state):
         tag = " · 模拟 synthetic" if flags.get(row["layer"], True) else ""
         folium.CircleMarker([row["lat"], row["lon"]], radius=6, color="#000", weight=1, fill=True, fill_opacity=1,
                             fill_color=LAYER_COLOUR.get(row["layer"], "#333"),
-                            tooltip=f"{LAYER_ZH.get(row['layer'], row['layer'])} {row['name']} · "
-                                    f"{row['distance_m']:,.0f} m{tag}").add_to(m)
+                            tooltip=_tip(f"{LAYER_ZH.get(row['layer'], row['layer'])} {row['name']} · "
+                                         f"{row['distance_m']:,.0f} m{tag}")).add_to(m)
     folium.CircleMarker([p.lat, p.lon], radius=11, color="#000", weight=3, fill=True, fill_opacity=1,
-                        fill_color=LEVEL_COLOUR[g.level], tooltip=f"{g.name}({g.level}) {state.location.matched}").add_to(m)
+                        fill_color=LEVEL_COLOUR[g.level],
+                        tooltip=_tip(f"{g.name}({g.level}) {state.location.matched}")).add_to(m)
     m.get_root().html.add_child(Element(_title(state, offline)))
     return m.get_root().render()
