@@ -57,10 +57,22 @@ def resource_rows(state: Any) -> list[dict]:
     return rows
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def csv_cell(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula (=, +, -, @, tab, CR, or their full-width forms)
+    is written with a leading apostrophe (OWASP CSV injection); numbers and other text stay as they are."""
+    if isinstance(value, str) and value.lstrip(" ").startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
 def resources_csv(state: Any) -> str:
     import pandas as pd
     buf = io.StringIO()
-    pd.DataFrame(resource_rows(state), columns=list(COLUMNS)).to_csv(buf, index=False)
+    rows = [{k: csv_cell(v) for k, v in r.items()} for r in resource_rows(state)]
+    pd.DataFrame(rows, columns=list(COLUMNS)).to_csv(buf, index=False)
     return buf.getvalue()
 
 
