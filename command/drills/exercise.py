@@ -1,0 +1,654 @@
+"""Live exercises: a scenario's injects delivered to players on the dashboard, their response scored.
+
+    from command.drills import exercise
+    book = exercise.registry(settings)                  # one per var_dir, in this process
+    ex = book.start(yaml_text, speed=60, players=["commander1"], trainer="trainer1")
+    ex.pause(); ex.resume(); ex.jump(600); ex.fire_now("e3"); ex.add_inject({...}); ex.end()
+    ex.state()                                           # the contract's state (contracts/exercise.md)
+    ex.report()                                          # the after-action report (command.drills.evaluation)
+
+The same scenario file as ``yzt drill run`` (contracts/drill-scenario.md), read the other way round: its
+``report``, ``update`` and ``note`` events are injects, delivered at their exercise time as a dispatch
+system posts them (a system Principal, ``source`` "exercise"); its ``alert``, ``cancel_alert`` and ``close``
+events are what the players are expected to do by then, scored and never performed by the system.
+
+Where an exercise lives (no schema of its own, only what the store already offers): a folder
+``var_dir/exercises/<id>/`` with two SQLite stores, ``play.db`` (the players' incidents, opened through
+``compose.open_drill``: Exercise service and exercise channels only) and ``control.db`` (the controller's
+log: one stream ``exercise`` of small events, folded into the exercise's state by ``Exercise._apply``, so a
+restarted server finds its exercises again). The live store never holds an exercise's incident, so the live
+list cannot show one, and two exercises never see each other's.
+
+Time is exercise time (``command.drills.clock.ExerciseClock``): paused time never counts, so an inject due
+during a pause arrives right after it and no target is late by a pause. An inject that fails (an address
+not found) is recorded and the exercise goes on; ``end()`` always ends it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import re
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+
+from command.drills.clock import ExerciseClock, check_speed
+from command.drills.scenario import Scenario, ScenarioEvent
+from command.errors import CommandError, ScenarioError, SessionError
+from command.response.timeline import iso
+
+log = logging.getLogger(__name__)
+
+INJECT_KINDS = ("report", "update", "note")
+EXPECTED_KINDS = ("alert", "cancel_alert", "close")
+STREAM = "exercise"                     # the one stream of control.db
+DEFAULT_TOLERANCE_S = 300               # an expected action is in time up to 5 exercise minutes after its time
+MAX_TOLERANCE_S = 6 * 3600
+MAX_PLAYERS = 50
+MAX_NOTE = 2000
+_ID = re.compile(r"^ex\d{14}-[0-9a-f]{6}$")
+
+
+class ExerciseNotFound(SessionError):
+    """No exercise of that id in this var_dir."""
+
+
+@dataclass(frozen=True)
+class Inject:
+    """One inject of the master scenario events list: ``key`` is "e<index in the file>" or "x<n>" (added)."""
+
+    key: str
+    event: ScenarioEvent
+    added: bool = False
+
+    @property
+    def at_s(self) -> int:
+        return self.event.at_s
+
+
+@dataclass(frozen=True)
+class Expected:
+    """An action the players are expected to take: the file's event index, kind, incident, time, target."""
+
+    event: int
+    kind: str
+    incident: str
+    due_s: int
+    target_s: int
+
+
+@dataclass
+class _Delivery:
+    key: str
+    at_s: float
+    incident_id: str | None
+    error: str | None
+    fired: bool
+
+
+@dataclass
+class _State:
+    """The controller's state: a fold over control.db (see ``Exercise._apply``)."""
+
+    phase: str = "created"                        # running | paused | finished
+    players: list[str] = field(default_factory=list)
+    joined: dict[str, float] = field(default_factory=dict)     # player -> offset they joined at
+    pauses: list[list[float | None]] = field(default_factory=list)   # [offset, wall_from, wall_to]
+    jumps: list[tuple[float, float]] = field(default_factory=list)   # (from, to) offsets
+    delivered: dict[str, _Delivery] = field(default_factory=dict)
+    added: list[Inject] = field(default_factory=list)
+    ids: dict[str, str] = field(default_factory=dict)                # scenario key -> incident id
+    notes: list[dict[str, Any]] = field(default_factory=list)         # trainer notes, never on a timeline
+    ratings: dict[str, dict[str, Any]] = field(default_factory=dict)  # capability -> evaluator's rating
+    ended_at_s: float | None = None
+    end_reason: str = ""
+
+
+def _key_of(index: int) -> str:
+    return f"e{index}"
+
+
+class Exercise:
+    """One live exercise over its folder; see the module docstring. Thread-safe."""
+
+    def __init__(self, folder: Path, scenario: Scenario, *, meta: dict[str, Any], settings: Any,
+                 wall: Callable[[], float] = time.time) -> None:
+        from command import compose
+        from command.store.sqlite import Store
+        self.folder = folder
+        self.scenario = scenario
+        self.meta = meta                              # id, name, speed, trainer, tolerance_s, created_at
+        self.id: str = meta["id"]
+        self.trainer: str = meta["trainer"]
+        self.tolerance_s: int = int(meta["tolerance_s"])
+        self._wall = wall
+        self.clock = ExerciseClock(scenario.start, meta["speed"], wall=wall)
+        self._lock = threading.RLock()
+        self._s = _State(players=list(meta["players"]))
+        self.control = Store(folder / "control.db")
+        self._play_store = Store(folder / "play.db")
+        self.app = compose.open_drill(settings, store=self._play_store, clock=self.clock)
+        self.service = self.app.service(exercise=True)
+        self.injects: tuple[Inject, ...] = tuple(Inject(_key_of(e.index), e) for e in scenario.events
+                                                 if e.kind in INJECT_KINDS)
+        self.expected: tuple[Expected, ...] = tuple(
+            Expected(e.index, e.kind, e.incident, e.at_s, self.tolerance_s)
+            for e in scenario.events if e.kind in EXPECTED_KINDS)
+
+    # ------------------------------------------------------------------ the control log
+    def _log(self, kind: str, payload: dict[str, Any], *, by: str | None = None) -> None:
+        """Record a control event and apply it: the log and the state never disagree."""
+        payload = json.loads(json.dumps(payload, ensure_ascii=False))
+        payload.setdefault("wall", self._wall())
+        self.control.append_event(STREAM, kind, payload, at=iso(self.clock.now()), actor=by or self.trainer,
+                                  source="exercise")
+        self._apply(kind, payload)
+
+    def _apply(self, kind: str, p: dict[str, Any]) -> None:
+        s = self._s
+        if kind == "ExerciseStarted":
+            s.phase = "running"
+            s.joined.update({n: 0.0 for n in s.players})
+        elif kind == "ExercisePaused":
+            s.phase = "paused"
+            s.pauses.append([p["offset"], p["wall"], None])
+        elif kind == "ExerciseResumed":
+            s.phase = "running"
+            if s.pauses:
+                s.pauses[-1][2] = p["wall"]
+        elif kind == "ExerciseJumped":
+            s.jumps.append((p["from"], p["to"]))
+        elif kind == "PlayerJoined":
+            if p["name"] not in s.players:
+                s.players.append(p["name"])
+            s.joined[p["name"]] = p["offset"]
+        elif kind == "InjectAdded":
+            from command.drills.scenario import ScenarioEvent as SE
+            ev = SE(**{k: v for k, v in p["event"].items()})
+            s.added.append(Inject(p["key"], ev, added=True))
+        elif kind == "InjectDelivered":
+            s.delivered[p["key"]] = _Delivery(p["key"], p["offset"], p.get("incident_id"), p.get("error"),
+                                              bool(p.get("fired")))
+            if p.get("incident_id") and p.get("incident"):
+                s.ids.setdefault(p["incident"], p["incident_id"])
+        elif kind == "TrainerNote":
+            s.notes.append({"at_s": p["offset"], "by": p["by"], "text": p["text"]})
+        elif kind == "CapabilityRated":
+            s.ratings[p["capability"]] = {"rating": p["rating"], "comment": p["comment"], "by": p["by"]}
+        elif kind == "ExerciseEnded":
+            s.phase = "finished"
+            s.ended_at_s = p["offset"]
+            s.end_reason = p.get("reason", "")
+
+    # ------------------------------------------------------------------ reading
+    @property
+    def phase(self) -> str:
+        return self._s.phase
+
+    @property
+    def name(self) -> str:
+        return self.scenario.name
+
+    @property
+    def players(self) -> tuple[str, ...]:
+        return tuple(self._s.players)
+
+    @property
+    def finished(self) -> bool:
+        return self._s.phase == "finished"
+
+    @property
+    def incident_ids(self) -> dict[str, str]:
+        return dict(self._s.ids)
+
+    def all_injects(self) -> list[Inject]:
+        return sorted([*self.injects, *self._s.added], key=lambda i: i.at_s)
+
+    def offset_s(self) -> float:
+        return self._s.ended_at_s if self.finished and self._s.ended_at_s is not None else self.clock.offset_s()
+
+    def end_offset_s(self) -> int:
+        """The exercise time after which nothing is left to happen: last inject, last target passed."""
+        ends = [i.at_s for i in self.all_injects()] + [x.due_s + x.target_s for x in self.expected]
+        return max(ends) if ends else 0
+
+    def pending_injects(self) -> list[Inject]:
+        return [i for i in self.all_injects() if i.key not in self._s.delivered]
+
+    def next_due_s(self) -> float | None:
+        pending = self.pending_injects()
+        if pending:
+            return float(pending[0].at_s)
+        return None if self.finished else float(self.end_offset_s())
+
+    def notes(self) -> list[dict[str, Any]]:
+        return list(self._s.notes)
+
+    def ratings(self) -> dict[str, dict[str, Any]]:
+        return dict(self._s.ratings)
+
+    def deliveries(self) -> dict[str, _Delivery]:
+        return dict(self._s.delivered)
+
+    def jumps(self) -> list[tuple[float, float]]:
+        return list(self._s.jumps)
+
+    def pauses(self) -> list[list[float | None]]:
+        return [list(p) for p in self._s.pauses]
+
+    def joined(self) -> dict[str, float]:
+        return dict(self._s.joined)
+
+    # ------------------------------------------------------------------ the controller's actions
+    def begin(self) -> None:
+        with self._lock:
+            self.clock.run()
+            self._log("ExerciseStarted", {"offset": 0.0, "speed": self.clock.speed, "players": self.players})
+        self.tick()
+
+    def _live(self, what: str) -> None:
+        if self.finished:
+            raise SessionError(f"exercise {self.id} has ended: it cannot {what}")
+
+    def pause(self, *, by: str | None = None) -> None:
+        with self._lock:
+            self._live("pause")
+            if self._s.phase == "paused":
+                return
+            self.tick()                       # what was due before the pause is delivered before it
+            offset = self.clock.pause()
+            self._log("ExercisePaused", {"offset": offset}, by=by)
+
+    def resume(self, *, by: str | None = None) -> None:
+        with self._lock:
+            self._live("resume")
+            if self._s.phase != "paused":
+                return
+            offset = self.clock.resume()
+            self._log("ExerciseResumed", {"offset": offset}, by=by)
+        self.tick()
+
+    def jump(self, seconds: float, *, by: str | None = None) -> None:
+        """Skip ``seconds`` of exercise time: what falls due in the skipped span arrives at once, and an
+        expected action due in it is measured from where the jump lands (nobody could act in skipped time)."""
+        with self._lock:
+            self._live("jump")
+            try:
+                seconds = float(seconds)
+            except (TypeError, ValueError):
+                raise ScenarioError(f"jump {seconds!r}: a number of exercise seconds") from None
+            if seconds > 30 * 86400:
+                raise ScenarioError(f"jump of {seconds:g} s: at most 30 days")
+            before, after = self.clock.jump(seconds)
+            self._log("ExerciseJumped", {"from": before, "to": after}, by=by)
+        self.tick()
+
+    def join(self, name: str, *, by: str | None = None) -> None:
+        """A player joining late (or at once): from now on they see the exercise and their actions count."""
+        with self._lock:
+            self._live("take a new player")
+            if name in self._s.players:
+                return
+            if len(self._s.players) >= MAX_PLAYERS:
+                raise ScenarioError(f"an exercise has at most {MAX_PLAYERS} players")
+            self._log("PlayerJoined", {"name": name, "offset": self.clock.offset_s()}, by=by)
+
+    def note(self, text: str, *, by: str) -> None:
+        """A trainer's note: kept in control.db, never on the players' timeline."""
+        text = (text or "").strip()
+        if not text:
+            raise ScenarioError("a note needs some text")
+        if len(text) > MAX_NOTE:
+            raise ScenarioError(f"a note is at most {MAX_NOTE} characters")
+        with self._lock:
+            self._log("TrainerNote", {"offset": self.offset_s(), "by": by, "text": text}, by=by)
+
+    def rate(self, capability: str, rating: str, comment: str, *, by: str) -> None:
+        """The evaluator's rating of a capability (HSEEP P/S/M/U), which replaces the computed one."""
+        from command.drills import evaluation
+        if capability not in evaluation.CAPABILITIES:
+            raise ScenarioError(f"capability {capability!r}: one of {', '.join(evaluation.CAPABILITIES)}")
+        if rating not in evaluation.RATINGS:
+            raise ScenarioError(f"rating {rating!r}: one of {', '.join(evaluation.RATINGS)}")
+        comment = (comment or "").strip()
+        if not comment:
+            raise ScenarioError("an adjusted rating needs a comment saying why")
+        if len(comment) > MAX_NOTE:
+            raise ScenarioError(f"a comment is at most {MAX_NOTE} characters")
+        with self._lock:
+            self._log("CapabilityRated", {"capability": capability, "rating": rating, "comment": comment,
+                                          "by": by}, by=by)
+
+    def fire_now(self, key: str, *, by: str | None = None) -> None:
+        """Deliver an inject now instead of at its time."""
+        with self._lock:
+            self._live("fire an inject")
+            inject = next((i for i in self.all_injects() if i.key == key), None)
+            if inject is None:
+                raise ScenarioError(f"no inject {key!r} (injects: {', '.join(i.key for i in self.all_injects())})")
+            if key in self._s.delivered:
+                raise SessionError(f"inject {key} was already delivered")
+            self._deliver(inject, fired=True, by=by)
+
+    def add_inject(self, spec: dict[str, Any], *, by: str | None = None) -> str:
+        """An inject that is not in the file (report, update or note), checked as strictly as the file;
+        delivered at its ``at`` (default: now). Returns its key."""
+        with self._lock:
+            self._live("take a new inject")
+            ev = self._check_added(spec)
+            key = f"x{len(self._s.added) + 1}"
+            self._log("InjectAdded", {"key": key, "event": dataclasses.asdict(ev)}, by=by)
+        self.tick()
+        return key
+
+    def _check_added(self, spec: dict[str, Any]) -> ScenarioEvent:
+        """The inject checked as the file is: the file's events with the inject last, loaded strictly
+        (unknown keys, bad fields, an update before its report or after the close are refused)."""
+        if not isinstance(spec, dict):
+            raise ScenarioError("an inject is a mapping: kind, incident and the kind's fields")
+        spec = dict(spec)
+        spec.setdefault("at", int(self.clock.offset_s()))
+        if spec.get("kind") not in INJECT_KINDS:
+            raise ScenarioError(f"kind {spec.get('kind')!r}: an added inject is one of {', '.join(INJECT_KINDS)}")
+        events = sorted([*self.scenario.events, *(i.event for i in self._s.added)], key=lambda e: e.at_s)
+        raw = [{"at": e.at_s, "kind": e.kind, "incident": e.incident, "actor": e.actor, **e.fields}
+               for e in events]
+        doc = {"format": 1, "name": self.scenario.name, "start": self.scenario.start.isoformat(),
+               "events": raw + [spec]}
+        try:
+            checked = scenario_from_text(json.dumps(doc, ensure_ascii=False), label="added inject")
+        except ScenarioError as e:
+            msg = str(e).replace(f"event {len(raw) + 1} ", "").replace(f"event {len(raw) + 1}:", "")
+            raise ScenarioError(msg) from None
+        ev = next(e for e in checked.events if e.index == len(raw) + 1)
+        return dataclasses.replace(ev, index=len(self.scenario.events) + len(self._s.added) + 1, line=None)
+
+    def end(self, *, by: str | None = None, reason: str = "ended by the trainer") -> None:
+        """End the exercise, whatever state it is in and whatever failed; idempotent."""
+        with self._lock:
+            if self.finished:
+                return
+            try:
+                self.tick(final=True)
+            except Exception:               # noqa: BLE001 - an exercise always ends; the error is logged
+                log.exception("exercise %s: last tick failed while ending", self.id)
+            offset = self.clock.pause()
+            self._log("ExerciseEnded", {"offset": offset, "reason": reason}, by=by)
+
+    # ------------------------------------------------------------------ time passing
+    def tick(self, *, final: bool = False) -> int:
+        """Deliver every inject now due; end the exercise once nothing is left to happen. Returns how many
+        injects were delivered."""
+        n = 0
+        with self._lock:
+            if self.finished or self._s.phase == "created":
+                return 0
+            now = self.clock.offset_s()
+            for inject in self.pending_injects():
+                if inject.at_s > now:
+                    break
+                self._deliver(inject, fired=False, by=None)
+                n += 1
+            if not final and not self.pending_injects() and now >= self.end_offset_s():
+                self.end(reason="the scenario's last event and target have passed")
+        return n
+
+    def _deliver(self, inject: Inject, *, fired: bool, by: str | None) -> None:
+        """Post one inject as a dispatch system would; a failure is recorded and the exercise goes on."""
+        from command.drills.replay import _apply
+        from command.security.auth import Principal
+        from incidents.errors import IncidentError
+        from layers.errors import LayerError
+        ev = inject.event
+        system = Principal(name=ev.actor, role="officer", kind="system", source="exercise")
+        ids = dict(self._s.ids)
+        error = None
+        try:
+            _apply(dataclasses.replace(ev, actor=system), self.service, ids)
+        except (CommandError, IncidentError, LayerError) as e:
+            error = str(e).splitlines()[0] if str(e) else type(e).__name__
+        except Exception as e:  # noqa: BLE001 - a bug in one inject must not stop the exercise
+            log.exception("exercise %s: inject %s failed", self.id, inject.key)
+            error = f"internal error ({type(e).__name__})"
+        self._log("InjectDelivered", {"key": inject.key, "offset": self.clock.offset_s(), "fired": fired,
+                                      "incident": ev.incident, "incident_id": ids.get(ev.incident),
+                                      "kind": ev.kind, "error": error}, by=by)
+
+    # ------------------------------------------------------------------ answers
+    def state(self) -> dict[str, Any]:
+        """The contract's state of the exercise (contracts/exercise.md), plus the controller's view."""
+        from command.drills import evaluation
+        with self._lock:
+            offset = self.offset_s()
+            rows = evaluation.score(self)
+            injects = self.all_injects()
+            delivered = self._s.delivered
+            return {
+                "id": self.id, "name": self.name, "state": self._s.phase if self._s.phase != "created" else "paused",
+                "clock": iso(self.clock.at(offset)), "offset_s": int(offset), "speed": self.clock.speed,
+                "trainer": self.trainer, "players": list(self._s.players),
+                "injects": {"total": len(injects), "delivered": len(delivered),
+                            "failed": sum(1 for d in delivered.values() if d.error)},
+                "msel": [{"key": i.key, "kind": i.event.kind, "incident": i.event.incident,
+                          "due": iso(self.clock.at(i.at_s)), "added": i.added,
+                          "delivered_at": (iso(self.clock.at(delivered[i.key].at_s)) if i.key in delivered
+                                           else None),
+                          "fired": bool(i.key in delivered and delivered[i.key].fired),
+                          "error": delivered[i.key].error if i.key in delivered else None} for i in injects],
+                "expected": [evaluation.contract_row(evaluation.with_times(r, lambda o: iso(self.clock.at(o))))
+                             for r in rows],
+                "incidents": dict(self._s.ids),
+            }
+
+    def report(self) -> dict[str, Any]:
+        from command.drills import evaluation
+        with self._lock:
+            return evaluation.build_report(self)
+
+    def close(self) -> None:
+        self.app.close()
+        self._play_store.close()
+        self.control.close()
+
+
+# ---------------------------------------------------------------------- scenarios from text
+def scenario_from_text(text: str, *, label: str = "scenario") -> Scenario:
+    """A scenario given as YAML (or JSON) text, checked as strictly as a file; refusals name ``label``."""
+    from command.drills.scenario import MAX_BYTES, load_scenario
+    if not isinstance(text, str) or not text.strip():
+        raise ScenarioError(f"{label}: the scenario's YAML text is empty")
+    if len(text.encode("utf-8")) > MAX_BYTES:
+        raise ScenarioError(f"{label}: over the {MAX_BYTES:,}-byte limit for a scenario")
+    tmp = Path(tempfile.mkdtemp(prefix="yzt-scenario-"))
+    try:
+        path = tmp / "scenario.yaml"
+        path.write_text(text, encoding="utf-8")
+        try:
+            sc = load_scenario(path)
+        except ScenarioError as e:
+            raise ScenarioError(str(e).replace(str(path), label)) from None
+        return dataclasses.replace(sc, path=label)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------- the registry
+class Exercises:
+    """Every exercise of one var_dir in this process, and the conductor thread that moves them on."""
+
+    def __init__(self, settings: Any, *, wall: Callable[[], float] = time.time, conduct: bool = True) -> None:
+        self.settings = settings
+        self.root = Path(settings.var_dir) / "exercises"
+        self._wall = wall
+        self._lock = threading.RLock()
+        self._all: dict[str, Exercise] = {}
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._conduct = conduct
+        self._load()
+
+    # -- opening
+    def start(self, scenario: Scenario | str, *, speed: float, players: list[str], trainer: str,
+              tolerance_s: int = DEFAULT_TOLERANCE_S) -> Exercise:
+        """Start an exercise now: check everything first, then create its folder and deliver what is due."""
+        text = scenario if isinstance(scenario, str) else Path(scenario.path).read_text(encoding="utf-8")
+        sc = scenario_from_text(text) if isinstance(scenario, str) else scenario
+        speed = check_speed(speed)
+        players = self._check_players(players)
+        if isinstance(tolerance_s, bool) or not isinstance(tolerance_s, int) or \
+                not 0 <= tolerance_s <= MAX_TOLERANCE_S:
+            raise ScenarioError(f"tolerance_s {tolerance_s!r}: whole seconds from 0 to {MAX_TOLERANCE_S}")
+        with self._lock:
+            for name in players:
+                busy = self.playing(name)
+                if busy is not None:
+                    raise ScenarioError(f"player {name} already plays exercise {busy.id} ({busy.name}); "
+                                        "a player is in one exercise at a time")
+            ex_id = f"ex{datetime.now().strftime('%Y%m%d%H%M%S')}-{secrets.token_hex(3)}"
+            folder = self.root / ex_id
+            folder.mkdir(parents=True)
+            meta = {"id": ex_id, "speed": speed, "players": players, "trainer": trainer,
+                    "tolerance_s": tolerance_s, "created_wall": self._wall()}
+            (folder / "scenario.yaml").write_text(text, encoding="utf-8")
+            (folder / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+            ex = Exercise(folder, sc, meta=meta, settings=self.settings, wall=self._wall)
+            self._all[ex_id] = ex
+        ex.begin()
+        self._ensure_thread()
+        self._wake.set()
+        return ex
+
+    def _check_players(self, players: Any) -> list[str]:
+        if not isinstance(players, (list, tuple)) or not all(isinstance(p, str) for p in players):
+            raise ScenarioError("players: a list of user names")
+        out = list(dict.fromkeys(p.strip() for p in players if p.strip()))
+        if len(out) > MAX_PLAYERS:
+            raise ScenarioError(f"players: at most {MAX_PLAYERS}")
+        for p in out:
+            if not re.match(r"^[\w.@-]{1,64}$", p):
+                raise ScenarioError(f"players: {p[:64]!r} is not a user name")
+        return out
+
+    def _load(self) -> None:
+        """Exercises left by an earlier process: their control logs folded again; a running one runs on
+        from where its log says it stood (the time the server was down is excluded, like a pause)."""
+        if not self.root.is_dir():
+            return
+        for folder in sorted(self.root.iterdir()):
+            if not _ID.match(folder.name) or not (folder / "meta.json").exists():
+                continue
+            try:
+                meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+                sc = scenario_from_text((folder / "scenario.yaml").read_text(encoding="utf-8"))
+                ex = Exercise(folder, sc, meta=meta, settings=self.settings, wall=self._wall)
+                for e in ex.control.events(STREAM):
+                    ex._apply(e.kind, e.payload)
+                last = ex.control.events(STREAM)
+                offset = max([float(e.payload.get("offset", e.payload.get("to", 0)) or 0) for e in last] or [0])
+                ex.clock.restore(offset)
+                if ex.phase == "running":
+                    ex.clock.run()
+                self._all[ex.id] = ex
+            except (CommandError, OSError, ValueError, KeyError) as e:
+                log.warning("exercise folder %s not loaded: %s", folder, e)
+        if any(ex.phase == "running" for ex in self._all.values()):
+            self._ensure_thread()
+
+    # -- finding
+    def get(self, ex_id: str) -> Exercise:
+        with self._lock:
+            ex = self._all.get(ex_id) if isinstance(ex_id, str) else None
+        if ex is None:
+            raise ExerciseNotFound(f"no exercise {str(ex_id)[:80]!r}")
+        return ex
+
+    def all(self) -> list[Exercise]:
+        with self._lock:
+            return sorted(self._all.values(), key=lambda e: e.id, reverse=True)
+
+    def playing(self, name: str) -> Exercise | None:
+        """The unfinished exercise ``name`` plays in, if any."""
+        return next((e for e in self.all() if not e.finished and name in e.players), None)
+
+    def watching(self, name: str) -> Exercise | None:
+        """The latest unfinished exercise ``name`` runs as its trainer."""
+        return next((e for e in self.all() if not e.finished and e.trainer == name), None)
+
+    def of_user(self, name: str) -> Exercise | None:
+        """The exercise whose world ``name`` sees on the dashboard: the one they play, or run."""
+        return self.playing(name) or self.watching(name)
+
+    # -- the conductor
+    def _ensure_thread(self) -> None:
+        if not self._conduct:
+            return
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._stop.clear()
+                self._thread = threading.Thread(target=self._run, name="yzt-exercises", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            waits = [0.5]
+            for ex in self.all():
+                if ex.phase != "running":
+                    continue
+                try:
+                    ex.tick()
+                except Exception:  # noqa: BLE001 - one exercise's failure never stops the others
+                    log.exception("exercise %s: tick failed; ending it", ex.id)
+                    try:
+                        ex.end(reason="ended after an internal error (logged)")
+                    except Exception:  # noqa: BLE001
+                        log.exception("exercise %s: could not end", ex.id)
+                due = ex.next_due_s()
+                wait = ex.clock.wall_until(due) if due is not None else None
+                if wait is not None:
+                    waits.append(wait)
+            self._wake.wait(max(0.02, min(waits)))
+            self._wake.clear()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        with self._lock:
+            for ex in self._all.values():
+                ex.close()
+            self._all.clear()
+
+
+_registries: dict[str, Exercises] = {}
+_guard = threading.Lock()
+
+
+def registry(settings: Any) -> Exercises:
+    """The exercises of ``settings.var_dir`` in this process (made on first use)."""
+    key = str(Path(settings.var_dir).resolve())
+    with _guard:
+        book = _registries.get(key)
+        if book is None:
+            book = _registries[key] = Exercises(settings)
+        return book
+
+
+def forget(settings: Any) -> None:
+    """Close and drop the registry of ``settings.var_dir`` (tests, a closing server)."""
+    key = str(Path(settings.var_dir).resolve())
+    with _guard:
+        book = _registries.pop(key, None)
+    if book is not None:
+        book.close()
