@@ -63,9 +63,10 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "
 def csv_cell(value: Any) -> Any:
     """A text cell a spreadsheet would run as a formula (=, +, -, @, tab, CR, or their full-width forms)
     is written with a leading apostrophe (OWASP CSV injection); numbers and other text stay as they are."""
-    if isinstance(value, str) and value.lstrip(" ").startswith(FORMULA_START):
-        return "'" + value
-    return value
+    if not isinstance(value, str):
+        return value
+    text = value.replace("\r\n", "\n").replace("\r", "\n")   # a bare CR is not quoted and starts a new row
+    return "'" + text if value.lstrip(" ").startswith(FORMULA_START) else text
 
 
 def resources_csv(state: Any) -> str:
