@@ -38,11 +38,18 @@ ACTIONS: dict[str, str] = {
     "alert.send": "commander", "alert.approve": "commander", "alert.cancel": "commander",
     "incident.close": "commander",
     "users.manage": "admin", "channels.manage": "admin", "layers.import": "admin",
+    "exercise.run": "admin",
 }
-TOKEN_ROLES = ("viewer", "officer", "commander")     # a dispatch system is never an admin
+# The trainer: outside the ranking above, runs live exercises (exercise.run) and sees (view); no response action.
+TRAINER_ACTIONS = frozenset({"view", "exercise.run"})
+ALL_ROLES = ROLES + ("trainer",)
+TOKEN_ROLES = ("viewer", "officer", "commander", "trainer")     # a dispatch system is never an admin
 MAX_FAILURES = 5
 WINDOW_S = 15 * 60
 MIN_PASSWORD = 12
+MAX_PASSWORD = 256       # argon2 hashes any length; a megabyte "password" is a way to burn CPU, not a secret
+MIN_STRENGTH = 3         # zxcvbn score 0..4: 3 = about 10^8 guesses or more ("safely unguessable" offline: 4)
+PRODUCT_WORDS = ("yzt", "yuezhengtu", "粤政图", "guangdong", "广东", "emergency", "应急", "admin")
 REFUSED = "sign-in refused: wrong name or password"
 _NAME = re.compile(r"^[\w.@-]{1,64}$")
 _HASHER = PasswordHasher()
@@ -73,6 +80,8 @@ def require(principal: Principal | None, action: str) -> Principal:
     if principal is None:
         raise PermissionDenied(f"sign in first: {action} needs {ACTIONS[action]}")
     needed = ACTIONS[action]
+    if principal.role == "trainer" and action in TRAINER_ACTIONS:
+        return principal
     if not role_at_least(principal.role, needed):
         who = "user" if principal.kind == "user" else "system"
         raise PermissionDenied(f"{who} {principal.name} (role {principal.role}) may not {action}: needs {needed}")
@@ -95,7 +104,7 @@ def _check_name(name: str, what: str = "user name") -> str:
     return name
 
 
-def _check_role(role: str, allowed: tuple[str, ...] = ROLES) -> str:
+def _check_role(role: str, allowed: tuple[str, ...] = ALL_ROLES) -> str:
     if role not in allowed:
         raise PermissionDenied(f"role {role!r} refused: one of {', '.join(allowed)}")
     return role
@@ -105,9 +114,20 @@ def _new_password() -> str:
     return secrets.token_urlsafe(15)          # 20 characters, 120 bits
 
 
-def _check_password(password: str) -> str:
+def _check_password(password: str, name: str = "") -> str:
+    """Long enough and hard to guess: zxcvbn (Dropbox's estimator: dictionaries, keyboard walks, repeats,
+    sequences, dates, l33t) must score it ``MIN_STRENGTH`` or more, counting the user's name and the
+    product's words as known to an attacker. "aaaaaaaaaaaa" and "password1234" are refused."""
     if not isinstance(password, str) or len(password) < MIN_PASSWORD:
         raise PermissionDenied(f"password refused: at least {MIN_PASSWORD} characters")
+    if len(password) > MAX_PASSWORD:
+        raise PermissionDenied(f"password refused: at most {MAX_PASSWORD} characters")
+    from zxcvbn import zxcvbn
+    verdict = zxcvbn(password[:100], user_inputs=[name, *PRODUCT_WORDS] if name else list(PRODUCT_WORDS))
+    if verdict["score"] < MIN_STRENGTH:
+        hint = verdict["feedback"].get("warning") or "too easy to guess"
+        raise PermissionDenied(f"password refused: too easy to guess ({hint.rstrip('.')}); use four or more "
+                               "unrelated words or a generated password")
     return password
 
 
@@ -123,7 +143,7 @@ class Users:
         """Create a user; returns the password (generated when None) to show once."""
         _check_name(name)
         _check_role(role)
-        password = _check_password(password) if password is not None else _new_password()
+        password = _check_password(password, name) if password is not None else _new_password()
         try:
             self.store.add_user(name, role, _HASHER.hash(password), actor=actor, source=source)
         except StoreError:
@@ -173,7 +193,7 @@ class Users:
     def set_password(self, name: str, password: str | None = None, *, actor: str = "cli",
                      source: str = "cli") -> str:
         """Replace a user's password; returns it (generated when None) to show once."""
-        password = _check_password(password) if password is not None else _new_password()
+        password = _check_password(password, name) if password is not None else _new_password()
         if not self.store.update_user(name, pw_hash=_HASHER.hash(password), actor=actor, source=source,
                                       action="users.passwd"):
             raise PermissionDenied(f"no user {name!r}")
