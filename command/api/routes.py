@@ -163,9 +163,11 @@ def report_incident() -> flask.Response:
     svc, p = _service(), flask.g.principal
     incident_id = _incident_id(p, body.external_id)
     point = Point(body.point.lon, body.point.lat, body.point.crs) if body.point else None
-    report = IncidentReport(type=body.type, address=body.address, point=point,
-                            casualties=Casualties(**body.casualties.model_dump()),
-                            economic_loss_cny=body.economic_loss_cny, description=body.description)
+    kind, address, casualties, description = body.type, body.address, body.casualties.model_dump(), body.description
+    if body.text:
+        kind, address, casualties, description = _from_text(body, svc.settings, point)
+    report = IncidentReport(type=kind, address=address, point=point, casualties=Casualties(**casualties),
+                            economic_loss_cny=body.economic_loss_cny, description=description)
     with _REPORT_LOCK:
         if svc.store.events(incident_id):
             return _json(_views().incident_out(svc.get(incident_id)), 200)
@@ -176,6 +178,24 @@ def report_incident() -> flask.Response:
     resp = _json(_views().incident_out(state), 201)
     resp.headers["Location"] = f"{S.PREFIX}/incidents/{state.id}"
     return resp
+
+
+def _from_text(body, settings, point) -> tuple:
+    """`text` read by incidents.intake; what the request gives wins, field by field."""
+    from incidents import intake
+    r = intake.read(body.text, data_dir=settings.data_dir, missing_count_as_deaths=settings.missing_count_as_deaths,
+                    settings=settings if settings.tianditu_key else None)
+    kind = body.type or r.type
+    if kind is None:
+        raise ApiRefusal(422, "the text names no incident type: give type", "type")
+    address = body.address or (r.place if r.place else None)
+    if point is None and not address:
+        raise ApiRefusal(422, "the text names no place: give address or point", "address")
+    given = body.casualties.model_fields_set if "casualties" in body.model_fields_set else set()
+    said = r.casualties
+    casualties = {f: (getattr(body.casualties, f) if f in given else (getattr(said, f) or 0))
+                  for f in ("deaths", "serious_injuries", "missing")}
+    return kind, address, casualties, body.description or body.text
 
 
 @bp.patch("/incidents/<incident_id>")

@@ -51,10 +51,14 @@ def _known_type(value: str | None) -> str | None:
 
 class ReportIn(_In):
     """A new incident from a 110/119/120 dispatch system. ``external_id`` is the system's own case number:
-    sending the same one again returns the incident already made (safe retries)."""
+    sending the same one again returns the incident already made (safe retries). ``text`` is the call's words:
+    type, casualties and place are read from it (incidents.intake) where the request does not give them."""
 
     external_id: str = Field(pattern=EXTERNAL_ID_PATTERN, description="the dispatch system's case number")
-    type: str = Field(min_length=1, max_length=40)
+    type: str | None = Field(default=None, min_length=1, max_length=40,
+                             description="required unless `text` names the incident type")
+    text: str | None = Field(default=None, min_length=1, max_length=2000,
+                             description="the caller's words; fills type, casualties and address not given")
     address: str | None = Field(default=None, min_length=1, max_length=200)
     point: PointIn | None = None
     casualties: CasualtiesIn = Field(default_factory=CasualtiesIn)
@@ -65,6 +69,10 @@ class ReportIn(_In):
 
     @model_validator(mode="after")
     def _somewhere(self) -> ReportIn:
+        if self.text is not None and self.text.strip():
+            return self                  # what the words leave out is refused once they are read
+        if self.type is None:
+            raise ValueError("give the incident type, or the call's text")
         if self.point is None and (self.address is None or not self.address.strip()):
             raise ValueError("give an address, a point, or both")
         return self
@@ -117,6 +125,8 @@ class LocationOut(_Out):
     city_adcode: str | None
     district_name: str | None
     city_name: str | None
+    uncertainty_m: float | None = Field(default=None, description="radius in metres around the point within "
+                                        "which the place lies (0 for a point given as coordinates)")
 
 
 class CasualtiesOut(_Out):
@@ -324,7 +334,10 @@ def openapi_document() -> dict[str, Any]:
                                 ref_template="#/components/schemas/{model}")
     schemas = top["$defs"]
     types = sorted(incident_types())
-    schemas["ReportIn"]["properties"]["type"]["enum"] = types
+    rtype = schemas["ReportIn"]["properties"]["type"]        # optional when `text` names the type
+    desc = rtype.get("description", "")
+    rtype.clear()
+    rtype.update({"enum": [*types, None], "default": None, "description": desc})
     upd = schemas["UpdateIn"]["properties"]["type"]
     upd["anyOf"] = [{"type": "string", "enum": types}, {"type": "null"}]
     return {
