@@ -21,7 +21,8 @@ EXPECTED = {
     "commander": {"view", "incident.report", "incident.update", "incident.note", "task.set", "task.done",
                   "alert.draft", "alert.send", "alert.approve", "alert.cancel", "incident.close"},
 }
-EXPECTED["admin"] = EXPECTED["commander"] | {"users.manage", "channels.manage", "layers.import"}
+EXPECTED["admin"] = EXPECTED["commander"] | {"users.manage", "channels.manage", "layers.import", "exercise.run"}
+EXPECTED["trainer"] = {"view", "exercise.run"}      # outside the ranking: runs exercises, takes no response action
 
 
 class Clock:
@@ -42,7 +43,7 @@ def store(tmp_path):
 def test_the_permission_matrix_is_the_issues_table():
     assert ROLES == ("viewer", "officer", "commander", "admin")
     assert set(ACTIONS) == EXPECTED["admin"]
-    for role in ROLES:
+    for role in ROLES + ("trainer",):
         p = Principal("某人", role, "user", "10.0.0.1")
         for action in ACTIONS:
             if action in EXPECTED[role]:
