@@ -115,6 +115,29 @@ class Settings(BaseModel):
     session_cookie_secure: bool = Field(
         default=False, description="mark the dashboard's cookies Secure: set it when served over https")
     session_lifetime_h: float = Field(default=8.0, gt=0, le=24 * 7, description="a sign-in lasts this many hours")
+    # ---- trust at the door (issue 13): command/security/ and the doors read these, nothing below them
+    session_idle_min: float = Field(
+        default=30.0, gt=0, le=24 * 60, description="a dashboard session unused this many minutes ends (server-"
+        "side: the session table); session_lifetime_h is the absolute limit from sign-in")
+    trusted_proxy_header: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9-]{1,64}$", description="e.g. X-Forwarded-For or X-Real-IP: the "
+        "client address a reverse proxy in front of the app writes. Unset: the header is ignored and the "
+        "socket's address counts (a header anyone can send must never pick whose failures are counted)")
+    trusted_proxy_hops: int = Field(
+        default=1, ge=1, le=5, description="how many proxies append to trusted_proxy_header: the address that "
+        "many places from its right end is the client's")
+    audit_key_file: Path | None = Field(
+        default=None, description="HMAC key of the audit chain, outside the database (made once, mode 0600). "
+        "Default var_dir/audit_key; YZT_AUDIT_KEY (64 hex digits) in the environment wins over the file")
+    audit_key_env: str | None = Field(default=None, repr=False, exclude=True,
+                                      description="the audit HMAC key from YZT_AUDIT_KEY; never written out")
+    audit_anchor_file: Path | None = Field(
+        default=None, description="append-only file that receives the audit chain's tip after every write "
+        "transaction (default: the database path + '.audit-anchor'); the yzt_audit_anchor hook gets it too")
+    token_lifetime_days: int = Field(
+        default=365, ge=1, le=5 * 365, description="an API token issued without --days expires after this")
+    dashboard_max_body_bytes: int = Field(
+        default=2 * 1024 * 1024, ge=64 * 1024, description="largest request body the dashboard accepts (413)")
 
     @field_validator("channels")
     @classmethod
@@ -128,6 +151,15 @@ class Settings(BaseModel):
     @property
     def database_path(self) -> Path:
         return self.database or (self.var_dir / "yzt.db")
+
+    @property
+    def audit_key_path(self) -> Path:
+        return self.audit_key_file or (self.var_dir / "audit_key")
+
+    @property
+    def audit_anchor_path(self) -> Path:
+        db = self.database_path
+        return self.audit_anchor_file or db.with_name(db.name + ".audit-anchor")
 
     def channel(self, name: str) -> ChannelConfig:
         for c in self.channels:
@@ -144,6 +176,7 @@ _ENV = {
     "YZT_BASEMAP_URL": "basemap_url",
     "YZT_TIANDITU_GEOCODER_URL": "tianditu_geocoder_url",
     "YZT_SECURE_COOKIES": "session_cookie_secure",
+    "YZT_AUDIT_KEY": "audit_key_env",
 }
 
 
