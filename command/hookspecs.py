@@ -36,6 +36,14 @@ def yzt_conference_open(incident_id: str, title: str, level: str | None, setting
 
 
 @hookspec
+def yzt_audit_anchor(entry_id: int, mac: str, at: str, database: str) -> None:
+    """Receive the audit chain's tip after every write transaction (id and HMAC of its last entry), to keep
+    it where whoever can edit the database cannot (a WORM store, a remote log, a notary). Return values are
+    ignored; an exception is logged and never undoes the transaction. The append-only anchor file always
+    gets the tip too (command/security/audit.py)."""
+
+
+@hookspec
 def yzt_alert_delivered(identifier: str, channel: str, mode: str, status: str, attempts: int,
                         receipt: str | None, error: str | None) -> None:
     """Observe a delivery reaching a final state (``status`` "sent" or "dead"); return values are ignored."""
