@@ -16,11 +16,18 @@ Targets (each row says its basis; pass/fail per incident):
 - NFPA 1710 (secondary summary): first engine travel <= 240 s -> the best-ranked fire station's drive time.
 - A drill never reaches a live channel -> live deliveries == 0; every exercise delivery delivered.
 Time to first public warning is shown, with no target (no rule sets one).
+
+Nothing from the scenario, the layers or the replay is ever markup: in HTML every text is escaped; in
+Markdown every text goes through ``md_text`` (HTML characters as entities, Markdown's punctuation
+backslash-escaped, line breaks as spaces), so a station named ``<img src=x onerror=...>``, a link
+``[x](javascript:...)`` or a ``|`` in a table cell comes out as the characters it is; texts given to plotly
+(which reads a subset of HTML in labels) are escaped too.
 """
 from __future__ import annotations
 
 import html
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,17 +134,31 @@ def _channel_rows(report: dict[str, Any]) -> list[list[str]]:
             for n, c in report.get("deliveries_by_channel", {}).items()]
 
 
+_MD_PUNCT = re.compile(r"([\\`*_\[\]()|!~])")          # what can open markup inside a line
+_AUTOLINK = re.compile(r"(?i)(?<=[a-z])(:)(?=//)|(?<=www)(\.)")    # GFM makes links of http://... and www.
+
+
+def md_text(value: Any) -> str:
+    """Any text as inert Markdown (CommonMark/GFM): shows as itself, never as a tag, link, emphasis or cell.
+
+    HTML characters become entities, markup punctuation is backslash-escaped, an autolink is broken with a
+    backslash, line breaks become spaces (a table row stays one row)."""
+    one_line = " ".join(str(value).split())
+    text = _MD_PUNCT.sub(r"\\\1", html.escape(one_line, quote=False))
+    return _AUTOLINK.sub(lambda m: "\\" + (m.group(1) or m.group(2)), text)
+
+
 def _md_table(head: list[str], rows: list[list[str]]) -> str:
-    esc = [[str(c).replace("|", "\\|") for c in r] for r in rows]
-    return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] +
+    esc = [[md_text(c) for c in r] for r in rows]
+    return "\n".join(["| " + " | ".join(md_text(h) for h in head) + " |", "|" + "---|" * len(head)] +
                      ["| " + " | ".join(r) + " |" for r in esc])
 
 
 def to_markdown(report: dict[str, Any]) -> str:
     ts = targets(report)
     failed = sum(t.passed is False for t in ts)
-    lines = [f"# 演练总结 After-action report: {report['scenario']}", "",
-             f"Status **{report['status']}**; started {report.get('start', '')}. "
+    lines = [f"# 演练总结 After-action report: {md_text(report['scenario'])}", "",
+             f"Status **{md_text(report['status'])}**; started {md_text(report.get('start', ''))}. "
              f"Targets: {sum(t.passed is True for t in ts)} passed, {failed} failed.", "",
              "## Incidents", "", _md_table(SUMMARY_HEAD, _summary_rows(report)), "",
              "## Against targets", "",
@@ -153,8 +174,14 @@ def to_markdown(report: dict[str, Any]) -> str:
              for c in report["checks"]]), ""]
     if report.get("errors"):
         lines += ["## Refused during the replay", ""] + [
-            f"- event {e['event']} ({e['kind']} {e['incident']}): {e['error']}" for e in report["errors"]] + [""]
+            f"- event {md_text(e['event'])} ({md_text(e['kind'])} {md_text(e['incident'])}): {md_text(e['error'])}"
+            for e in report["errors"]] + [""]
     return "\n".join(lines)
+
+
+def _plotly_text(value: Any) -> str:
+    """Plotly reads <a href>, <b>, <br>... in labels and decodes &lt; &gt; &amp; (not &quot;): escape those."""
+    return html.escape(str(value), quote=False)
 
 
 def timeline_figure(report: dict[str, Any]):
@@ -167,8 +194,8 @@ def timeline_figure(report: dict[str, Any]):
             return
         xs, ys, ts = series.setdefault(kind, ([], [], []))
         xs.append(at_s / 60)
-        ys.append(key)
-        ts.append(text)
+        ys.append(_plotly_text(key))
+        ts.append(_plotly_text(text))
 
     for key, inc in report["incidents"].items():
         for i, lv in enumerate(inc["levels"]):
@@ -180,8 +207,9 @@ def timeline_figure(report: dict[str, Any]):
     fig = go.Figure()
     for kind, (xs, ys, ts) in series.items():
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", name=kind, text=ts, marker={"size": 12},
-                                 hovertemplate="%{y} %{x:.1f} min<br>%{text}<extra>" + kind + "</extra>"))
-    fig.update_layout(title=f"Timeline: {report['scenario']}", xaxis_title="minutes from start",
+                                 hovertemplate="%{y} %{x:.1f} min<br>%{text}<extra>" + _plotly_text(kind)
+                                 + "</extra>"))
+    fig.update_layout(title=f"Timeline: {_plotly_text(report['scenario'])}", xaxis_title="minutes from start",
                       yaxis_title="incident", height=260 + 40 * len(report["incidents"]))
     return fig
 
