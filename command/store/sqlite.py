@@ -27,7 +27,8 @@ from typing import Any
 from command.security.audit import GENESIS, entry_hash, payload_digest
 from command.errors import IncidentExistsError, StoreError
 
-SCHEMA_VERSION = 3     # 2: users, tokens, login_attempts, audit; 3: deliveries.incident_id (older files upgrade)
+SCHEMA_VERSION = 4     # 2: users, tokens, login_attempts, audit; 3: deliveries.incident_id; 4: cap_identifiers
+                       # (older files upgrade in place)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -58,6 +59,13 @@ CREATE TABLE IF NOT EXISTS alerts (
     created_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS alerts_by_incident ON alerts (incident_id);
+-- Version 4: a CAP identifier is reserved for its incident when the draft is made, so two drafts (in any
+-- process) can never be handed the same identifier, and an identifier is never reused.
+CREATE TABLE IF NOT EXISTS cap_identifiers (
+    identifier TEXT PRIMARY KEY,
+    incident_id TEXT NOT NULL,
+    reserved_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS deliveries (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     identifier TEXT NOT NULL REFERENCES alerts (identifier),
@@ -239,14 +247,14 @@ class Store:
             self._conn().executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
             with self._tx() as conn:
                 row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
-                if row[0] in (1, 2):   # the script above added the version 2 tables; add the version 3 column
+                if row[0] in (1, 2):   # the script above added the version 2 and 4 tables; add the version 3 column
                     if "incident_id" not in {r[1] for r in conn.execute("PRAGMA table_info(deliveries)")}:
                         conn.execute("ALTER TABLE deliveries ADD COLUMN incident_id TEXT")
                     conn.execute(_BACKFILL_3)
                 conn.execute(_INDEX_3)
                 if row[0] is None:
                     conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-                elif row[0] in (1, 2):
+                elif row[0] in (1, 2, 3):
                     conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
                 elif row[0] != SCHEMA_VERSION:
                     raise StoreError(f"database {self.path}: schema version {row[0]}, this program needs "
@@ -321,9 +329,25 @@ class Store:
 
     # -- alerts -------------------------------------------------------------------------------------
     def identifier_used(self, identifier: str) -> bool:
-        """True when a CAP identifier was already stored as an alert (identifiers are never reused)."""
-        row = self._conn().execute("SELECT 1 FROM alerts WHERE identifier = ?", (identifier,)).fetchone()
+        """True when a CAP identifier was already reserved for a draft or stored as an alert (identifiers are
+        never reused). ``alert(identifier)`` tells whether it was sent."""
+        row = self._conn().execute(
+            "SELECT 1 FROM alerts WHERE identifier = ?1 UNION ALL SELECT 1 FROM cap_identifiers WHERE identifier = ?1",
+            (identifier,)).fetchone()
         return row is not None
+
+    def reserve_identifier(self, identifier: str, incident_id: str) -> bool:
+        """Reserve a CAP identifier for ``incident_id`` in one transaction; False when it is already reserved
+        (for any incident, by any process) or already used by an alert."""
+        if not identifier or not incident_id:
+            raise StoreError(f"identifier reservation refused: {identifier!r} for {incident_id!r} (both needed)")
+        with self._tx() as conn:
+            if conn.execute("SELECT 1 FROM alerts WHERE identifier = ?", (identifier,)).fetchone():
+                return False
+            cur = conn.execute(
+                "INSERT INTO cap_identifiers (identifier, incident_id, reserved_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (identifier) DO NOTHING", (identifier, incident_id, _utc_now()))
+            return cur.rowcount == 1
 
     def alert(self, identifier: str) -> dict[str, Any] | None:
         """The stored alert row, or None."""
@@ -335,6 +359,11 @@ class Store:
         """Store one alert and one pending delivery per ``(channel, mode)`` in ONE transaction."""
         try:
             with self._tx() as conn:
+                owner = conn.execute("SELECT incident_id FROM cap_identifiers WHERE identifier = ?",
+                                     (alert["identifier"],)).fetchone()
+                if owner is not None and owner[0] != alert["incident_id"]:
+                    raise StoreError(f"alert {alert['identifier']}: not stored (the identifier is reserved for "
+                                     f"incident {owner[0]}, not {alert['incident_id']})")
                 conn.execute(
                     f"INSERT INTO alerts ({', '.join(_ALERT_COLUMNS)}, created_at) "
                     f"VALUES ({', '.join('?' * len(_ALERT_COLUMNS))}, ?)",

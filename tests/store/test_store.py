@@ -97,7 +97,7 @@ def test_a_version_2_file_is_upgraded_and_its_deliveries_learn_their_incident(tm
     version = s._conn().execute("SELECT version FROM schema_version").fetchone()[0]
     job = s.claim_delivery("hook", owner="me", now=2.0, lease_s=60)
     s.close()
-    assert [r[0] for r in rows] == ["GD-1"] and version == SCHEMA_VERSION == 3
+    assert [r[0] for r in rows] == ["GD-1"] and version == SCHEMA_VERSION == 4
     assert job is not None and job["identifier"] == "GD-A"
 
 
@@ -148,3 +148,60 @@ def test_claim_and_finish_follow_the_lease(store):
     row = store.deliveries("A1")[0]
     assert (row["status"], row["receipt"], row["owner"]) == ("sent", "r", None)
     assert store.delivery_counts("exercise") == {"sent": 1} and store.delivery_counts("live") == {}
+
+
+def test_an_identifier_is_reserved_once_and_never_after_an_alert_used_it(store):
+    assert not store.identifier_used("GD-R1")
+    assert store.reserve_identifier("GD-R1", "GD-1")
+    assert store.identifier_used("GD-R1") and store.alert("GD-R1") is None      # reserved, not sent
+    assert not store.reserve_identifier("GD-R1", "GD-1")                        # never twice
+    assert not store.reserve_identifier("GD-R1", "GD-2")                        # nor for another incident
+    store.insert_alert_with_deliveries(alert_row("GD-A1"), [("ch", "exercise")], created_at="t", now=1.0)
+    assert not store.reserve_identifier("GD-A1", "GD-1")                        # an alert already used it
+    store.insert_alert_with_deliveries(alert_row("GD-R1"), [("ch", "exercise")], created_at="t", now=1.0)
+    assert store.alert("GD-R1") is not None                                     # its own incident may send it
+
+
+def test_an_identifier_reserved_for_one_incident_cannot_carry_another_incidents_alert(store):
+    assert store.reserve_identifier("GD-R2", "GD-9")
+    with pytest.raises(StoreError, match="reserved for incident GD-9"):
+        store.insert_alert_with_deliveries(alert_row("GD-R2"), [("ch", "exercise")], created_at="t", now=1.0)
+    assert store.alert("GD-R2") is None and store.deliveries() == []
+
+
+def test_concurrent_reservations_of_one_identifier_give_it_to_exactly_one(tmp_path):
+    path = tmp_path / "race.db"
+    stores = [Store(path) for _ in range(4)]          # four connections, as four processes would hold
+    results: list[bool] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(len(stores))
+
+    def reserve(s: Store, n: int) -> None:
+        barrier.wait()
+        ok = s.reserve_identifier("GD-RACE", f"GD-{n}")
+        with lock:
+            results.append(ok)
+    threads = [threading.Thread(target=reserve, args=(s, n)) for n, s in enumerate(stores)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for s in stores:
+        s.close()
+    assert sorted(results) == [False, False, False, True]
+
+
+def test_a_version_3_file_is_upgraded_and_can_reserve_identifiers(tmp_path):
+    path = tmp_path / "v3.db"
+    s = Store(path)
+    s.insert_alert_with_deliveries(alert_row("GD-OLD"), [("hook", "exercise")], created_at="t", now=1.0)
+    s.close()
+    conn = sqlite3.connect(path)      # what a version 3 file looks like: no cap_identifiers table
+    conn.executescript("DROP TABLE cap_identifiers; UPDATE schema_version SET version = 3;")
+    conn.close()
+    s = Store(path)
+    version = s._conn().execute("SELECT version FROM schema_version").fetchone()[0]
+    assert version == SCHEMA_VERSION == 4
+    assert s.identifier_used("GD-OLD") and not s.reserve_identifier("GD-OLD", "GD-1")
+    assert s.reserve_identifier("GD-NEW", "GD-1") and s.identifier_used("GD-NEW")
+    s.close()
