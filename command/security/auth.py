@@ -42,8 +42,7 @@ ACTIONS: dict[str, str] = {
 }
 # The trainer: outside the ranking above, runs live exercises (exercise.run) and sees (view); no response action.
 TRAINER_ACTIONS = frozenset({"view", "exercise.run"})
-ALL_ROLES = ROLES + ("trainer",)
-TOKEN_ROLES = ("viewer", "officer", "commander", "trainer")     # a dispatch system is never an admin
+TOKEN_ROLES = ("viewer", "officer", "commander")     # a dispatch system is never an admin
 MAX_FAILURES = 5
 WINDOW_S = 15 * 60
 MIN_PASSWORD = 12
@@ -104,7 +103,7 @@ def _check_name(name: str, what: str = "user name") -> str:
     return name
 
 
-def _check_role(role: str, allowed: tuple[str, ...] = ALL_ROLES) -> str:
+def _check_role(role: str, allowed: tuple[str, ...] = ROLES) -> str:
     if role not in allowed:
         raise PermissionDenied(f"role {role!r} refused: one of {', '.join(allowed)}")
     return role
