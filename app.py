@@ -10,6 +10,9 @@ Import is cheap: no data is read until the first request (layers, outlines and t
 """
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +21,16 @@ import dash
 ASSETS = Path(__file__).resolve().parent / "command" / "dashboard" / "assets"
 
 
-def create_app(settings: Any = None, *, secure_cookies: bool | None = None) -> dash.Dash:
+def create_app(settings: Any = None, *, secure_cookies: bool | None = None, deliver: bool = True) -> dash.Dash:
     """A Dash app over the store of ``settings`` (its own runtime: store, outbox, services), behind sign-in.
 
     ``secure_cookies``: mark cookies Secure (serve over https); default from settings/YZT_SECURE_COOKIES.
+    ``deliver``: run the outbox's delivery workers in this process (False in ``serve``'s web workers: there
+    a delivery process of its own sends, so a hung receiver never holds a web worker).
     """
     from command.dashboard import layout, routes, runtime, security
-    runtime.configure(settings)
+    from settings import get_settings
+    runtime.configure(settings or get_settings(), deliver=deliver)
     app = dash.Dash(__name__, title="粤政图 应急指挥", assets_folder=str(ASSETS), update_title=None,
                     suppress_callback_exceptions=True, serve_locally=True)
     app.layout = layout.layout
@@ -52,9 +58,32 @@ def _adopt_callbacks(app: dash.Dash) -> None:
     app._callback_list.extend(dict(c) for c in _CALLBACK_LIST)
 
 
-def serve(host: str = "127.0.0.1", port: int = 8050) -> None:
-    """Run the dashboard with a threaded server (several officers at once)."""
-    create_app().run(host=host, port=port, debug=False, threaded=True)
+def serve(host: str = "127.0.0.1", port: int = 8050, *, workers: int = 2, threads: int = 8) -> None:
+    """The dashboard and the API on gunicorn with ``workers`` processes of ``threads`` threads each, and one
+    delivery process beside them (``yzt outbox work``), stopped when the server stops."""
+    from gunicorn.app.base import BaseApplication
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in {"bind": f"{host}:{port}", "workers": workers, "threads": threads,
+                               "worker_class": "gthread", "timeout": 60, "graceful_timeout": 20,
+                               "accesslog": None, "errorlog": "-", "loglevel": "warning",
+                               "proc_name": "yzt-serve"}.items():
+                self.cfg.set(key, value)
+
+        def load(self):
+            return create_app(deliver=False).server
+
+    delivery = subprocess.Popen([sys.executable, "-m", "command.cli.main", "outbox", "work",
+                                 "--exit-with", str(os.getpid())])
+    try:
+        Server().run()
+    finally:
+        delivery.terminate()
+        try:
+            delivery.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            delivery.kill()
 
 
 if __name__ == "__main__":

@@ -171,10 +171,13 @@ def drill_run(
 
 # ----------------------------------------------------------------------------------------------- misc
 @app.command()
-def serve(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Option(8050, "--port")) -> None:
-    """Run the officers' dashboard (default http://127.0.0.1:8050)."""
+def serve(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Option(8050, "--port"),
+          workers: int = typer.Option(2, "--workers", min=1, max=64, help="web worker processes"),
+          threads: int = typer.Option(8, "--threads", min=1, max=64, help="threads per worker")) -> None:
+    """Run the officers' dashboard and the dispatch API (default http://127.0.0.1:8050) on gunicorn, with
+    one delivery process beside the web workers."""
     import app as dashboard
-    dashboard.serve(host=host, port=port)
+    dashboard.serve(host=host, port=port, workers=workers, threads=threads)
 
 
 @app.command()

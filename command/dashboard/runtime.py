@@ -24,8 +24,9 @@ log = logging.getLogger(__name__)
 class Runtime:
     """The dashboard's ``command.compose.App``, opened on first use, plus a small pool for slow work."""
 
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: Any, *, deliver: bool = True) -> None:
         self.settings = settings
+        self.deliver = deliver          # False in yzt serve's web workers: a delivery process sends
         self._lock = threading.RLock()
         self._app = None
         self._started = False
@@ -46,10 +47,10 @@ class Runtime:
         return self.app().catalog
 
     def outbox(self):
-        """The one outbox, its background workers started: in the server only they send."""
+        """The one outbox; its background workers run here unless a delivery process of its own sends."""
         with self._lock:
             app = self.app()
-            if not self._started:
+            if self.deliver and not self._started:
                 app.outbox.start()
                 self._started = True
             return app.outbox
@@ -82,23 +83,24 @@ _current: Runtime | None = None
 _guard = threading.Lock()
 
 
-def configure(settings: Any = None) -> Runtime:
-    """Make the runtime for ``settings`` (default: the process settings) the current one."""
+def configure(settings: Any, *, deliver: bool = True) -> Runtime:
+    """Make the runtime for ``settings`` (read by the door, app.create_app) the current one."""
     global _current
-    if settings is None:
-        from settings import get_settings
-        settings = get_settings()
     with _guard:
         if _current is not None:
             _current.close()
-        _current = Runtime(settings)
+        _current = Runtime(settings, deliver=deliver)
         return _current
 
 
 def current() -> Runtime:
+    """The runtime app.create_app configured (in-process callers without one get the process settings')."""
     with _guard:
         rt = _current
-    return rt if rt is not None else configure()
+    if rt is None:
+        from settings import get_settings
+        rt = configure(get_settings())
+    return rt
 
 
 @atexit.register
