@@ -231,6 +231,16 @@ def outbox_run(timeout_s: float = typer.Option(60.0, "--timeout-s"), as_json: bo
     out.emit({"deliveries": summary}, as_json, lambda d: out.kv(d["deliveries"]) or "nothing to deliver")
 
 
+@outbox_app.command("work")
+def outbox_work(exit_with: Optional[int] = typer.Option(None, "--exit-with", help="stop when the process "
+                                                        "with this pid ends (yzt serve passes its own)"),
+                poll_s: float = typer.Option(1.0, "--poll-s", min=0.05, max=60.0)) -> None:
+    """A long-running delivery worker: sends what the store has queued, on every configured channel.
+    Several may run at once, on any machine that reaches the database (claims carry a lease)."""
+    from command.alerts.work import work_until_stopped
+    work_until_stopped(out.open_app(), exit_with=exit_with, poll_s=poll_s)
+
+
 # ------------------------------------------------------------------------------------------- showcase
 DEMO_ADDRESS = "广州市天河区天河路 商场燃气爆炸 3人重伤"
 
