@@ -261,8 +261,10 @@ def _polygons(geom) -> list[Polygon]:
 
 
 def _split(poly: Polygon, max_vertices: int) -> list[Polygon]:
-    """Hole-free pieces of <= max_vertices (closing point included) whose union is the polygon: cut at the
-    median vertex across the longer side (through a hole, when it has one) until every piece fits."""
+    """Hole-free pieces of <= max_vertices (closing point included) whose union is the WGS84 polygon: cut
+    at the median vertex across the longer side (through a hole, when it has one) until every piece fits.
+    Cuts run along a meridian or parallel at a 5-decimal value, so a cut edge is straight in lat/lon as a
+    receiver reads it and stays so when a neighbouring piece is cut again (no gap at the T)."""
     out, todo = [], [poly]
     while todo:
         p = todo.pop()
@@ -277,19 +279,20 @@ def _split(poly: Polygon, max_vertices: int) -> list[Polygon]:
         else:
             xy = shapely.get_coordinates(p.exterior)
             cut = float(np.median(xy[:, 0] if vertical else xy[:, 1]))
+        cut = round(cut, 5)
         halves = ((box(x0 - 1, y0 - 1, cut, y1 + 1), box(cut, y0 - 1, x1 + 1, y1 + 1)) if vertical else
                   (box(x0 - 1, y0 - 1, x1 + 1, cut), box(x0 - 1, cut, x1 + 1, y1 + 1)))
         pieces = [q for h in halves for q in _polygons(p.intersection(h)) if q.area > 0]
-        if len(pieces) <= 1 and pieces and len(pieces[0].exterior.coords) >= len(p.exterior.coords):
-            out.append(p)           # cannot be cut further (never happens on real outlines): the check refuses
+        if len(pieces) <= 1:
+            out.append(p)           # a sliver that cannot be cut: the size check refuses this outline
             continue
         todo.extend(pieces)
     return out
 
 
-def _latlon_ring(part_metric: Polygon) -> tuple[tuple[float, float], ...]:
+def _latlon_ring(part_wgs84: Polygon) -> tuple[tuple[float, float], ...]:
     out: list[tuple[float, float]] = []
-    for lon, lat in np.asarray(to_wgs84(part_metric).exterior.coords):
+    for lon, lat in np.asarray(part_wgs84.exterior.coords):
         p = (round(float(lat), 5), round(float(lon), 5))
         if not out or out[-1] != p:
             out.append(p)
@@ -298,10 +301,17 @@ def _latlon_ring(part_metric: Polygon) -> tuple[tuple[float, float], ...]:
     return tuple(out)
 
 
+def _rings(shape_m, max_vertices: int) -> list[tuple[tuple[float, float], ...]]:
+    """The metric shape as (lat, lon) rings of <= max_vertices, largest first (see _split)."""
+    pieces = [q for p in _polygons(to_wgs84(shape_m)) for q in _split(p, max_vertices)]
+    rings = [_latlon_ring(q) for q in sorted(pieces, key=lambda q: q.area, reverse=True)]
+    return [r for r in rings if len(r) >= 4]
+
+
 def _as_read(rings) -> Any:
     """The union of rings as a receiver draws them (straight lat/lon edges), in EPSG:4547."""
-    polys = [shapely.make_valid(Polygon([(lo, la) for la, lo in r])) for r in rings]
-    return shapely.union_all([_polygon_metric(p) for p in polys])
+    polys = shapely.make_valid(np.array([shapely.polygons(np.asarray(r)[:, ::-1]) for r in rings]))
+    return _polygon_metric(shapely.union_all(polys))     # union first: pieces share their cut edges exactly
 
 
 def cover_rings(land_m, *, reach_m: float = REACH_M, max_vertices: int = MAX_CAP_VERTICES,
@@ -318,22 +328,23 @@ def cover_rings(land_m, *, reach_m: float = REACH_M, max_vertices: int = MAX_CAP
     parts = _polygons(land_m)
     for margin, tol in _STEPS:
         reach = reach_m if margin + tol < reach_m else margin + tol + 1.0
-        outer = land_m.buffer(reach - 2.0, quad_segs=4)    # inscribed in land + (reach - 2): rounding fits
         shape = shapely.union_all([Polygon(p.exterior) for p in _polygons(
             shapely.simplify(land_m.buffer(margin, quad_segs=4), tol, preserve_topology=True))])
-        if land_m.difference(shape).area > 0.01:           # simplification can slip inwards: put land back
-            shape = shapely.union_all([shape, land_m.buffer(margin / 2, quad_segs=2)])
-        if shape.difference(outer).area > 1.0:             # ... and outwards: cut back to the reach
-            shape = shape.intersection(outer)
-        pieces = [q for p in _polygons(shape) for q in _split(p, max_vertices)]
-        rings = [_latlon_ring(q) for q in sorted(pieces, key=lambda q: q.area, reverse=True)]
-        rings = [r for r in rings if len(r) >= 4]
-        if not rings or len(rings) > max_rings or sum(len(r) for r in rings) > max_total \
-                or max(len(r) for r in rings) > max_vertices:
-            continue
-        read = _as_read(rings)
-        if land_m.difference(read).area <= 1.0 and read.difference(land_m.buffer(reach, quad_segs=8)).area <= 1.0:
-            return rings, reach
+        limit = land_m.buffer(reach, quad_segs=8)          # inscribed in land + reach
+        for fix in (False, True):
+            if fix:    # simplification slipped: put land back in, cut what went past the reach back
+                if land_m.difference(shape).area > 0.01:
+                    shape = shapely.union_all([shape, land_m.buffer(margin / 2, quad_segs=2)])
+                outer = land_m.buffer(reach - 2.0, quad_segs=4)          # rounding fits in the 2 m
+                if shape.difference(outer).area > 0.01:
+                    shape = shape.intersection(outer)
+            rings = _rings(shape, max_vertices)
+            if not rings or len(rings) > max_rings or sum(len(r) for r in rings) > max_total \
+                    or max(len(r) for r in rings) > max_vertices:
+                break                                      # no fix makes fewer vertices: a coarser step
+            read = _as_read(rings)
+            if land_m.difference(read).area <= 1.0 and read.difference(limit).area <= 1.0:
+                return rings, reach
     raise AlertError(f"the warning area ({len(parts)} land pieces) cannot be outlined within "
                      f"{max_rings} CAP polygons: warn by district or draw a smaller polygon")
 
