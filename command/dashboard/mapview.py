@@ -1,5 +1,8 @@
-"""The map: admin outlines (always, no tiles needed), optional basemap, clustered resource layers
-served once from Flask, the incidents with their level badge, and the focus (rings, warned area).
+"""The map: admin outlines and place names (always, no tiles needed: district names, township names from
+zoom 11, community names from 14, the road graph where the data has one, shelters), optional basemap
+(Tianditu when a key is configured), clustered resource layers served once from Flask, the incidents with
+their level badge and a circle of their uncertainty, the focus (rings, warned area), and a place search
+(the geocoder's candidates: choosing one flies there; "设为事件位置" puts it in the report form).
 
     map_panel(settings)            # the map and its legend, built when the page is served
     incident_markers(states)       # DivMarkers, one per incident, with the level in the badge
@@ -10,10 +13,11 @@ report form's coordinates (WGS84); selecting an incident flies there.
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import dash_leaflet as dl
-from dash import ALL, Input, Output, callback, ctx, html, no_update
+from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from command.dashboard import runtime
@@ -55,6 +59,22 @@ def _admin_overlays() -> list:
     return out
 
 
+LABELS = (("district", "区县名称 district names"), ("township", "乡镇街道名称 township names (zoom 11+)"),
+          ("community", "村社区名称 community names (zoom 14+)"))
+
+
+def _label_overlays() -> list:
+    out = []
+    for level, name in LABELS:
+        out.append(dl.Overlay(dl.GeoJSON(
+            url=f"/yzt/geo/labels/{level}.geojson", id=f"map-labels-{level}", interactive=False,
+            pointToLayer={"variable": "yzt.label"}, hideout={"level": level}), name=name, checked=True))
+    out.append(dl.Overlay(dl.GeoJSON(url="/yzt/geo/roads.geojson", id="map-roads",
+                                     style={"variable": "yzt.roadStyle"}, onEachFeature={"variable": "yzt.road"}),
+                          name="道路 roads (OSM, Futian)", checked=True))
+    return out
+
+
 def _layer_overlays(flags: dict[str, bool]) -> list:
     out = []
     for name, (colour, radius) in LAYER_STYLE.items():
@@ -67,7 +87,7 @@ def _layer_overlays(flags: dict[str, bool]) -> list:
             superClusterOptions={"radius": 90 if name == "camera" else 60, "maxZoom": 17},
             pointToLayer={"variable": "yzt.point"}, clusterToLayer={"variable": "yzt.cluster"},
             hideout={"color": colour, "radius": radius, "tag": tag}),
-            name=label, checked=name == "camera"))
+            name=label, checked=name in ("camera", "shelter")))
     return out
 
 
@@ -89,19 +109,51 @@ def legend(flags: dict[str, bool], has_tiles: bool) -> html.Div:
 def map_panel(settings: Any) -> html.Div:
     flags = _synthetic_flags()
     bases = _basemaps(settings)
-    overlays = _admin_overlays() + _layer_overlays(flags)
+    overlays = _admin_overlays() + _label_overlays() + _layer_overlays(flags)
     the_map = dl.Map(
         id="map", center=GD_CENTER, zoom=8, minZoom=6, maxZoom=19, preferCanvas=True, trackViewport=True,
         children=[dl.LayersControl(bases + overlays, id="map-layers", collapsed=True, position="topright"),
                   dl.LayerGroup(id="map-focus"), dl.LayerGroup(id="map-incidents"),
                   dl.LayerGroup(id="map-pick"), dl.ScaleControl(position="bottomright", imperial=False)])
-    return html.Div([the_map, legend(flags, bool(bases))], className="yzt-mapwrap")
+    return html.Div([the_map, search_box(), legend(flags, bool(bases))], className="yzt-mapwrap")
+
+
+def search_box() -> html.Div:
+    """The place search on the map: the geocoder's candidates for what is typed."""
+    return html.Div([dcc.Input(id="map-search", type="search", debounce=True, placeholder="搜索地点 search a place",
+                               maxLength=80),
+                     dcc.Store(id="map-search-items"), html.Div(id="map-search-results")],
+                    className="yzt-mapsearch")
+
+
+def zoom_for(uncertainty_m: float | None, lat: float, *, pixels: int = 220, default: int = 14) -> int:
+    """A zoom at which a circle of ``uncertainty_m`` fits in about ``pixels`` (the camera pull-up covers it)."""
+    if not uncertainty_m or uncertainty_m <= 0:
+        return default
+    m_per_px = uncertainty_m / pixels
+    z = math.log2(156543.03 * math.cos(math.radians(lat)) / m_per_px)
+    return int(max(7, min(16, math.floor(z))))
+
+
+def uncertainty_circle(lat: float, lon: float, uncertainty_m: float | None, label: str, cid: Any = None):
+    """The area the located place may lie in, drawn around its marker (dashed, light fill)."""
+    if not uncertainty_m or uncertainty_m <= 0:
+        return None
+    kw = {"id": cid} if cid is not None else {}
+    return dl.Circle(center=[lat, lon], radius=float(uncertainty_m), color="#37474f", weight=1, dashArray="4 4",
+                     fillColor="#90a4ae", fillOpacity=0.12, interactive=False,
+                     children=dl.Tooltip(f"{label} ± {uncertainty_m:,.0f} m (approximate)"), **kw)
 
 
 def incident_markers(states: list) -> list:
     out = []
     for s in states:
         g = s.grade
+        circle = uncertainty_circle(s.location.point.lat, s.location.point.lon, s.location.uncertainty_m,
+                                    f"位置不确定范围 uncertainty · {s.location.matched}",
+                                    {"type": "map-inc-u", "id": s.id})
+        if circle is not None:
+            out.append(circle)
         html_icon = (f'<div class="yzt-inc-marker lvl-{g.level}" data-incident="{s.id}" '
                      f'title="{g.name} {g.level}">{g.level}</div>')
         out.append(dl.DivMarker(
@@ -123,6 +175,9 @@ def focus_layer(state: Any, draft: dict | None = None) -> list:
     lat, lon = state.location.point.lat, state.location.point.lon
     colour = LEVEL_COLOUR.get(state.grade.level, "#333")
     out: list = []
+    u = uncertainty_circle(lat, lon, state.location.uncertainty_m, f"位置不确定范围 uncertainty · {state.location.matched}")
+    if u is not None:
+        out.append(u)
     try:
         radius, reason = area.warning_radius_m(state.type, state.grade.level)
     except ValueError:
@@ -214,7 +269,61 @@ def fly_to_incident(incident_id: str | None):
     except ValueError:
         return no_update
     p = state.location.point
-    return {"center": [p.lat, p.lon], "zoom": 14, "transition": "flyTo"}
+    return {"center": [p.lat, p.lon], "zoom": zoom_for(state.location.uncertainty_m, p.lat), "transition": "flyTo"}
+
+
+@callback(Output("map-search-items", "data"), Output("map-search-results", "children"),
+          Input("map-search", "value"), prevent_initial_call=True)
+@guarded("view")
+def search_places(q: str | None):
+    from command.dashboard.routes import search_places as find
+    items = find(q or "", runtime.current().settings.data_dir)
+    if not q:
+        return [], []
+    if not items:
+        return [], html.Div("无结果 no place found", className="yzt-cand")
+    rows = []
+    for i, it in enumerate(items):
+        rows.append(html.Div([
+            html.Span(it["name"], id={"type": "map-cand", "i": i}, n_clicks=0),
+            html.Small(f" {it['precision']} ± {it['uncertainty_m'] or 0:,.0f} m "),
+            html.Button("设为事件位置 set as incident point", id={"type": "map-cand-set", "i": i}, n_clicks=0,
+                        style={"fontSize": "11px", "padding": "0 4px", "margin": "0"})], className="yzt-cand"))
+    return items, rows
+
+
+@callback(Output("map", "viewport", allow_duplicate=True),
+          Input({"type": "map-cand", "i": ALL}, "n_clicks"), State("map-search-items", "data"),
+          prevent_initial_call=True)
+@guarded("view")
+def fly_to_candidate(clicks: list, items: list | None):
+    if not ctx.triggered_id or not any(clicks or []) or not items:
+        raise PreventUpdate
+    it = items[ctx.triggered_id["i"]]
+    return {"center": [it["lat"], it["lon"]], "zoom": zoom_for(it.get("uncertainty_m"), it["lat"]),
+            "transition": "flyTo"}
+
+
+@callback(Output("report-coords", "value", allow_duplicate=True),
+          Output("report-datum", "value", allow_duplicate=True),
+          Output("report-address", "value", allow_duplicate=True),
+          Output("map-pick", "children", allow_duplicate=True),
+          Output("map", "viewport", allow_duplicate=True),
+          Input({"type": "map-cand-set", "i": ALL}, "n_clicks"), State("map-search-items", "data"),
+          prevent_initial_call=True)
+@guarded("view")
+def set_candidate(clicks: list, items: list | None):
+    if not ctx.triggered_id or not any(clicks or []) or not items:
+        raise PreventUpdate
+    it = items[ctx.triggered_id["i"]]
+    pin = [dl.CircleMarker(center=[it["lat"], it["lon"]], radius=6, color="#000", fillColor="#fff", fillOpacity=1,
+                           children=dl.Tooltip(it["name"]))]
+    circle = uncertainty_circle(it["lat"], it["lon"], it.get("uncertainty_m"), it["name"])
+    if circle is not None:
+        pin.append(circle)
+    view = {"center": [it["lat"], it["lon"]], "zoom": zoom_for(it.get("uncertainty_m"), it["lat"]),
+            "transition": "flyTo"}
+    return f"{it['lon']:.6f},{it['lat']:.6f}", "wgs84", it["name"], pin, view
 
 
 @callback(Output("incident-selected", "data", allow_duplicate=True),
@@ -226,4 +335,5 @@ def select_from_map(clicks: list) -> str:
     return ctx.triggered_id["id"]
 
 
-__all__ = ["map_panel", "incident_markers", "focus_layer", "legend", "click_latlng"]
+__all__ = ["map_panel", "incident_markers", "focus_layer", "legend", "click_latlng", "zoom_for",
+           "uncertainty_circle", "search_box"]

@@ -6,6 +6,10 @@ the type, casualties and loss. The service locates, grades and opens the respons
     submit_report(svc, form, actor=...)       # -> IncidentState
 
 The callback shows a refusal (address not found, outside Guangdong, bad number) as one alert line.
+
+The "来电内容 call text" box reads the caller's words (incidents.intake) and FILLS the form: type, casualties,
+address, description; what the words do not say is left as it was and listed as unknown. It never reports:
+the officer checks the form and presses 上报.
 """
 from __future__ import annotations
 
@@ -37,6 +41,11 @@ def _number(label: str, fid: str) -> html.Div:
 def report_form() -> html.Div:
     return html.Div([
         html.H2(L("report.title")),
+        html.Div([html.Label("来电内容 call text"),
+                  dcc.Textarea(id="report-calltext", rows=3, maxLength=2000,
+                               placeholder="例：广州市天河区体育西路191号 写字楼火灾 5人被困"),
+                  html.Button("读取填表 read into the form", id="report-read", n_clicks=0),
+                  html.Div(id="report-read-info", className="yzt-rule")], className="yzt-field"),
         html.Div([html.Label(L("report.address")),
                   dcc.Textarea(id="report-address", rows=2, placeholder="例：广州市天河区天河路")],
                  className="yzt-field"),
@@ -116,3 +125,48 @@ def on_report(_n: int, *values: Any):
     msg = html.Span([L("report.done"), f" {state.id} · {state.location.matched} ", badge(state.grade)])
     return state.id, ok_box(msg), (bump or 0) + 1
 
+
+
+def fill_from_text(text: str, *, data_dir: Any = None, missing_count_as_deaths: bool | None = None) -> dict:
+    """What the call text gives for each form field (None: the words say nothing, leave the field as it is),
+    and the lines that tell the officer what was read and what is unknown."""
+    from incidents import intake
+    r = intake.read(text, data_dir=data_dir, missing_count_as_deaths=missing_count_as_deaths)
+    c = r.casualties
+    info = [f"类型 type: {r.type or '未知 unknown'}"]
+    zh = {"deaths": "死亡", "serious_injuries": "重伤", "injured": "其他受伤", "missing": "失踪", "trapped": "被困"}
+    for f, name in zh.items():
+        v = getattr(c, f)
+        extra = f" ({r.approximate[f]['said']})" if f in r.approximate else ""
+        info.append(f"{name} {f}: {'未知 unknown' if v is None else v}{extra}")
+    if r.location is not None:
+        info.append(f"位置 place: {r.location.matched} ± {r.location.uncertainty_m or 0:,.0f} m")
+    else:
+        info.append(f"位置 place: {r.place or '未知 unknown'}")
+    if r.level:
+        info.append(f"等级 level: {r.grade.name} ({r.level})")
+    info += [f"注 note: {n}" for n in r.notes]
+    return {"type": r.type, "address": r.place, "deaths": c.deaths, "serious": c.serious_injuries,
+            "missing": c.missing, "desc": text.strip(), "info": info}
+
+
+@callback(Output("report-type", "value", allow_duplicate=True),
+          Output("report-address", "value", allow_duplicate=True),
+          Output("report-deaths", "value", allow_duplicate=True),
+          Output("report-serious", "value", allow_duplicate=True),
+          Output("report-missing", "value", allow_duplicate=True),
+          Output("report-desc", "value", allow_duplicate=True),
+          Output("report-read-info", "children"),
+          Input("report-read", "n_clicks"), State("report-calltext", "value"), prevent_initial_call=True)
+@guarded("view")
+def on_read_text(_n: int, text: str | None):
+    if not text or not text.strip():
+        return (no_update,) * 6 + ("来电内容为空 the call text is empty",)
+    s = runtime.current().settings
+    try:
+        got = fill_from_text(text, data_dir=s.data_dir, missing_count_as_deaths=s.missing_count_as_deaths)
+    except IncidentError as e:
+        return (no_update,) * 6 + (str(e),)
+    keep = (lambda v: no_update if v is None else v)
+    return (keep(got["type"]), keep(got["address"]), keep(got["deaths"]), keep(got["serious"]),
+            keep(got["missing"]), got["desc"], [html.Div(line) for line in got["info"]])

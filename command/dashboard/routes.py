@@ -5,6 +5,9 @@ the simulated camera feed.
     GET /yzt/geo/admin/<province|city|district>.geojson   simplified outlines (props: name, adcode)
     GET /yzt/geo/layer/<name>.geojson                       all points of a layer (props: id, n = name)
     GET /yzt/sim/camera/<id>.svg                            a generated snapshot labelled 模拟画面 / simulated
+    GET /yzt/geo/labels/<district|township|community>.geojson   name points (props: name, code, u = uncertainty m)
+    GET /yzt/geo/roads.geojson                              the named roads of the bundled road graph (props: name)
+    GET /yzt/geo/search?q=TEXT                              the geocoder's candidates for a place search (JSON)
 
 Big layers (120k cameras) are sent once as one gzipped GeoJSON and clustered in the browser; they are
 never turned into Dash components. Everything is built lazily at the first request and kept per process
@@ -79,6 +82,20 @@ def _cached(key: str, token: Any, build) -> bytes:
     return body
 
 
+_static: dict[str, bytes] = {}
+
+
+def _cached_static(key: str, build) -> bytes:
+    """Bytes that depend only on the data folder (named in ``key``), gzipped once per process."""
+    with _lock:
+        hit = _static.get(key)
+    if hit is None:
+        hit = gzip.compress(build(), compresslevel=5)
+        with _lock:
+            _static[key] = hit
+    return hit
+
+
 def _geojson_response(body_gz: bytes) -> Response:
     if "gzip" in (request.headers.get("Accept-Encoding") or ""):
         resp = Response(body_gz, mimetype="application/geo+json")
@@ -123,8 +140,91 @@ def _camera_names() -> dict[str, str]:
     return names
 
 
+LABEL_LEVELS = ("district", "township", "community")
+
+
+def labels_geojson(level: str, data_dir: Any = None) -> bytes:
+    """Name points of ``level`` from the gazetteer: districts at their inner point, townships and communities
+    at their own points only (a unit with no point of its own is not drawn where it is not)."""
+    from incidents.gazetteer import gazetteer
+    g = gazetteer(data_dir)
+    if level == "district":
+        places = list(g.districts.values())
+    elif level == "township":
+        places = [p for p in g.towns.values() if p.point_level == "township"]
+    else:
+        seen: dict[str, Any] = {}
+        for hits in g.index.values():
+            for p, _ in hits:
+                if p.level == "community" and p.point_level == "community":
+                    seen.setdefault(p.code, p)
+        places = list(seen.values())
+    feats = [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [round(p.lon, 6), round(p.lat, 6)]},
+              "properties": {"name": p.name, "code": p.code, "u": round(p.uncertainty_m)}} for p in places]
+    return json.dumps({"type": "FeatureCollection", "features": feats}, ensure_ascii=False).encode("utf-8")
+
+
+def roads_geojson(data_dir: Any = None) -> bytes:
+    """Named road lines of the bundled OSM graph (southern Futian), one feature per road (ODbL)."""
+    from incidents.admin import data_dir as resolve
+    from incidents.gazetteer import _road_lines
+    from incidents.roads import ROAD_FILE
+    path = resolve(data_dir) / ROAD_FILE
+    if not path.is_file():
+        return b'{"type":"FeatureCollection","features":[]}'
+    feats = []
+    for name, parts in sorted(_road_lines(path).items()):
+        coords = [[[round(x, 6), round(y, 6)] for x, y in ln.coords] for ln in parts]
+        feats.append({"type": "Feature", "geometry": {"type": "MultiLineString", "coordinates": coords},
+                      "properties": {"name": name}})
+    return json.dumps({"type": "FeatureCollection", "features": feats}, ensure_ascii=False).encode("utf-8")
+
+
+def search_places(q: str, data_dir: Any = None, limit: int = 8) -> list[dict]:
+    """The geocoder's candidates for a place search box: [{name, precision, lon, lat, uncertainty_m}]."""
+    from incidents.errors import IncidentError
+    from incidents.geocode import locate_offline
+    q = (q or "").strip()[:80]
+    if not q:
+        return []
+    try:
+        loc = locate_offline(q, data_dir=data_dir)
+    except IncidentError:
+        return []
+    return [{"name": c.name, "precision": c.precision, "lon": round(c.lon, 6), "lat": round(c.lat, 6),
+             "uncertainty_m": c.uncertainty_m, "district_adcode": c.district_adcode}
+            for c in loc.candidates[:limit]]
+
+
+def _data_dir() -> Any:
+    from command.dashboard import runtime
+    try:
+        return runtime.current().settings.data_dir
+    except Exception:  # noqa: BLE001 - no runtime (a bare Flask test app): the bundled data
+        return None
+
+
 def register(server: Flask) -> None:
     """Add the routes to the Flask server of the Dash app."""
+
+    @server.get("/yzt/geo/labels/<level>.geojson")
+    def yzt_labels(level: str) -> Response:
+        if level not in LABEL_LEVELS:
+            abort(404)
+        root = _data_dir()
+        return _geojson_response(_cached_static(f"labels-{level}-{root}", lambda: labels_geojson(level, root)))
+
+    @server.get("/yzt/geo/roads.geojson")
+    def yzt_roads() -> Response:
+        root = _data_dir()
+        return _geojson_response(_cached_static(f"roads-{root}", lambda: roads_geojson(root)))
+
+    @server.get("/yzt/geo/search")
+    def yzt_search() -> Response:
+        items = search_places(request.args.get("q", ""), _data_dir())
+        resp = Response(json.dumps({"items": items}, ensure_ascii=False), mimetype="application/json")
+        resp.headers["Cache-Control"] = "no-store"
+        return resp
 
     @server.get("/yzt/geo/admin/<level>.geojson")
     def yzt_admin(level: str) -> Response:
