@@ -307,6 +307,8 @@ def create_api_app(service_factory: Callable[[], Any]) -> flask.Flask:
     app = flask.Flask("yzt_api")
     app.extensions["yzt_api"] = service_factory
     app.register_blueprint(bp)
+    from command.api.exercises import bp as exercises_bp      # live exercises (contracts/exercise.md)
+    app.register_blueprint(exercises_bp)
     app.register_error_handler(404, _http)      # routing errors never reach a blueprint's handlers
     app.register_error_handler(405, _http)
     return app

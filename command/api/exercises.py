@@ -1,0 +1,294 @@
+"""Live exercises over HTTP (contracts/exercise.md): a trainer's token starts, steers and reads exercises.
+
+    POST /api/v1/exercises                {"scenario": "<YAML text>", "speed": 60, "players": ["name"], "tolerance_s": 300}
+    GET  /api/v1/exercises                the exercises of this server, newest first
+    GET  /api/v1/exercises/{id}           the state: clock, injects, expected actions and their status
+    POST /api/v1/exercises/{id}/pause | /resume | /end
+    POST /api/v1/exercises/{id}/jump      {"seconds": 600}
+    POST /api/v1/exercises/{id}/injects   {"kind": "update", "incident": "A", ...}   an inject not in the file
+    POST /api/v1/exercises/{id}/injects/{key}/fire                                    an inject now
+    POST /api/v1/exercises/{id}/players   {"name": "..."}                            a player joining late
+    POST /api/v1/exercises/{id}/notes     {"text": "..."}                            the trainer's note
+    POST /api/v1/exercises/{id}/ratings   {"capability": "warning", "rating": "S", "comment": "..."}
+    GET  /api/v1/exercises/{id}/report    the after-action report (JSON; ?format=md or html for the documents)
+
+Every route needs a token whose role may ``exercise.run``: a trainer's (today a viewer token with the trainer
+grant of ``command.drills.trainers``, until the store's tokens table holds the role ``trainer``); the
+dispatch API's checks and refusals (``command.api.routes``) apply: 401/403/404/405/413/422 as
+``{"error", "field"}``. Registered by ``command.api.routes.create_api_app``.
+"""
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import flask
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from command.api import routes as R
+
+MAX_BODY = 1_200_000                  # a scenario of up to 1 MB (the loader's limit), quoted in JSON
+
+bp = flask.Blueprint("yzt_exercises", __name__, url_prefix=R.S.PREFIX + "/exercises")
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StartIn(_In):
+    scenario: str = Field(min_length=1)
+    speed: float = 60
+    players: list[str] = []
+    tolerance_s: int = 300
+
+
+class JumpIn(_In):
+    seconds: float = Field(gt=0)
+
+
+class PlayerIn(_In):
+    name: str = Field(min_length=1, max_length=64)
+
+
+class NoteIn(_In):
+    text: str = Field(min_length=1, max_length=2000)
+
+
+class RatingIn(_In):
+    capability: str
+    rating: str
+    comment: str = Field(min_length=1, max_length=2000)
+
+
+def trainer_only(view):
+    """The view runs only for a token whose role may ``exercise.run``: a trainer (a viewer token granted by
+    ``command.drills.trainers``); the Principal is ``g.principal``."""
+    import functools
+
+    @functools.wraps(view)
+    def inner(*args: Any, **kwargs: Any) -> flask.Response:
+        from command.drills import trainers
+        from command.security import auth
+        principal = trainers.resolve(R._service().settings, R._principal())
+        try:
+            flask.g.principal = auth.require(principal, "exercise.run")
+        except auth.PermissionDenied as e:
+            raise R.ApiRefusal(403, str(e)) from None
+        return view(*args, **kwargs)
+    inner.required_action = "exercise.run"      # type: ignore[attr-defined]
+    return inner
+
+
+def _book():
+    from command.drills import exercise
+    return exercise.registry(R._service().settings)
+
+
+def _raw() -> bytes:
+    req = flask.request
+    if req.content_length is not None and req.content_length > MAX_BODY:
+        raise R.ApiRefusal(413, f"request body of {req.content_length} bytes is over the {MAX_BODY} byte limit")
+    raw = req.stream.read(MAX_BODY + 1)
+    if len(raw) > MAX_BODY:
+        raise R.ApiRefusal(413, f"request body is over the {MAX_BODY} byte limit")
+    if req.mimetype != "application/json":
+        raise R.ApiRefusal(400, f"send the body as application/json, not {req.mimetype or 'no content type'}")
+    return raw
+
+
+def _body(model: type[BaseModel]) -> Any:
+    try:
+        return model.model_validate_json(_raw())
+    except ValidationError as e:
+        err = e.errors(include_url=False)[0]
+        if err["type"] == "json_invalid":
+            raise R.ApiRefusal(400, f"the body is not valid JSON ({err['msg']})") from None
+        where = ".".join(str(p) for p in err["loc"]) or None
+        msg = {"extra_forbidden": f"unknown field {where!r}", "missing": f"field {where!r} is required"}.get(
+            err["type"], f"{where}: {err['msg']}")
+        raise R.ApiRefusal(422, msg, where) from None
+
+
+def _refuse_scenario(e: Exception) -> R.ApiRefusal:
+    """422 naming the event and field: 'scenario: event 2 (line 7): casualties.deaths: ...'."""
+    msg = str(e)
+    m = re.search(r"event (\d+)(?: \(line \d+\))?: ([\w.]+):", msg)
+    field = f"scenario.events[{int(m.group(1)) - 1}].{m.group(2)}" if m else "scenario"
+    return R.ApiRefusal(422, msg, field)
+
+
+def _exercise(ex_id: str):
+    from command.drills.exercise import ExerciseNotFound
+    try:
+        return _book().get(ex_id)
+    except ExerciseNotFound as e:
+        raise R.ApiRefusal(404, str(e), "id") from None
+
+
+def _state(ex, status: int = 200) -> flask.Response:
+    return flask.Response(json.dumps(ex.state(), ensure_ascii=False), status=status, mimetype="application/json")
+
+
+def _by() -> str:
+    return flask.g.principal.name
+
+
+def _act(fn, *args, **kwargs) -> None:
+    """Run a controller action; a refusal of the engine (ScenarioError, SessionError) is a 422 / 409."""
+    from command.errors import ScenarioError, SessionError
+    try:
+        fn(*args, **kwargs)
+    except ScenarioError as e:
+        raise R.ApiRefusal(422, str(e)) from None
+    except SessionError as e:
+        raise R.ApiRefusal(409, str(e)) from None
+
+
+@bp.post("")
+@trainer_only
+def start() -> flask.Response:
+    from command.errors import ScenarioError
+    body: StartIn = _body(StartIn)
+    store = R._service().store
+    for name in body.players:
+        if not isinstance(name, str) or len(name) > 64 or store.user(name) is None:
+            raise R.ApiRefusal(422, f"players: no user {str(name)[:64]!r} (add them with yzt users add)", "players")
+    try:
+        ex = _book().start(body.scenario, speed=body.speed, players=body.players, trainer=_by(),
+                           tolerance_s=body.tolerance_s)
+    except ScenarioError as e:
+        msg = str(e)
+        if msg.startswith("scenario"):
+            raise _refuse_scenario(e) from None
+        field = next((f for f in ("speed", "players", "tolerance_s") if msg.startswith(f)), None)
+        raise R.ApiRefusal(422, msg, field) from None
+    resp = _state(ex, 201)
+    resp.headers["Location"] = f"{R.S.PREFIX}/exercises/{ex.id}"
+    return resp
+
+
+@bp.get("")
+@trainer_only
+def list_all() -> flask.Response:
+    items = [{"id": ex.id, "name": ex.name, "state": ex.state()["state"], "trainer": ex.trainer,
+              "players": list(ex.players)} for ex in _book().all()]
+    return flask.Response(json.dumps({"count": len(items), "exercises": items}, ensure_ascii=False),
+                          mimetype="application/json")
+
+
+@bp.get("/<ex_id>")
+@trainer_only
+def get(ex_id: str) -> flask.Response:
+    return _state(_exercise(ex_id))
+
+
+@bp.post("/<ex_id>/pause")
+@trainer_only
+def pause(ex_id: str) -> flask.Response:
+    ex = _exercise(ex_id)
+    _act(ex.pause, by=_by())
+    return _state(ex)
+
+
+@bp.post("/<ex_id>/resume")
+@trainer_only
+def resume(ex_id: str) -> flask.Response:
+    ex = _exercise(ex_id)
+    _act(ex.resume, by=_by())
+    _book().wake()
+    return _state(ex)
+
+
+@bp.post("/<ex_id>/end")
+@trainer_only
+def end(ex_id: str) -> flask.Response:
+    ex = _exercise(ex_id)
+    _act(ex.end, by=_by())
+    return _state(ex)
+
+
+@bp.post("/<ex_id>/jump")
+@trainer_only
+def jump(ex_id: str) -> flask.Response:
+    ex = _exercise(ex_id)
+    body: JumpIn = _body(JumpIn)
+    _act(ex.jump, body.seconds, by=_by())
+    return _state(ex)
+
+
+@bp.post("/<ex_id>/injects")
+@trainer_only
+def add_inject(ex_id: str) -> flask.Response:
+    ex = _exercise(ex_id)
+    try:
+        spec = json.loads(_raw())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise R.ApiRefusal(400, f"the body is not valid JSON ({e})") from None
+    _act(ex.add_inject, spec, by=_by())
+    _book().wake()
+    return _state(ex, 201)
+
+
+@bp.post("/<ex_id>/injects/<key>/fire")
+@trainer_only
+def fire(ex_id: str, key: str) -> flask.Response:
+    ex = _exercise(ex_id)
+    _act(ex.fire_now, key[:40], by=_by())
+    return _state(ex)
+
+
+@bp.post("/<ex_id>/players")
+@trainer_only
+def join(ex_id: str) -> flask.Response:
+    ex = _exercise(ex_id)
+    body: PlayerIn = _body(PlayerIn)
+    if R._service().store.user(body.name) is None:
+        raise R.ApiRefusal(422, f"no user {body.name!r}", "name")
+    if _book().playing(body.name) not in (None, ex):
+        raise R.ApiRefusal(409, f"{body.name} already plays another exercise", "name")
+    _act(ex.join, body.name, by=_by())
+    return _state(ex)
+
+
+@bp.post("/<ex_id>/notes")
+@trainer_only
+def note(ex_id: str) -> flask.Response:
+    ex = _exercise(ex_id)
+    body: NoteIn = _body(NoteIn)
+    _act(ex.note, body.text, by=_by())
+    return _state(ex, 201)
+
+
+@bp.post("/<ex_id>/ratings")
+@trainer_only
+def rate(ex_id: str) -> flask.Response:
+    ex = _exercise(ex_id)
+    body: RatingIn = _body(RatingIn)
+    _act(ex.rate, body.capability, body.rating, body.comment, by=_by())
+    return report(ex_id)
+
+
+@bp.get("/<ex_id>/report")
+@trainer_only
+def report(ex_id: str) -> flask.Response:
+    from command.drills import evaluation
+    ex = _exercise(ex_id)
+    fmt = flask.request.args.get("format", "json")
+    rep = ex.report()
+    if fmt == "json":
+        return flask.Response(json.dumps(rep, ensure_ascii=False), mimetype="application/json")
+    if fmt == "md":
+        return flask.Response(evaluation.to_markdown(rep), mimetype="text/markdown")
+    if fmt == "html":
+        resp = flask.Response(evaluation.to_html(rep), mimetype="text/html")
+        resp.headers["Content-Security-Policy"] = "default-src 'none'; script-src 'unsafe-inline'; " \
+                                                  "style-src 'unsafe-inline'; img-src data:"
+        return resp
+    raise R.ApiRefusal(400, f"format {fmt[:20]!r}: json, md or html", "format")
+
+
+for _exc, _handler in ((R.ApiRefusal, R._refused), (R.HTTPException, R._http), (R.PermissionDenied, R._denied),
+                       (R.CommandError, R._command), (Exception, R._crash)):
+    bp.register_error_handler(_exc, _handler)
