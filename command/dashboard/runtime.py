@@ -56,8 +56,20 @@ class Runtime:
             return app.outbox
 
     def service(self, exercise: bool = False):
+        played = self.exercise()
+        if played is not None:      # a player of a live exercise: its own store, Exercise CAP, exercise channels
+            return played.service
         self.outbox()
         return self.app().service(exercise=exercise)
+
+    def exercise(self):
+        """The live exercise the signed-in user of this request plays or runs (command.drills.exercise)."""
+        from command.dashboard.security import principal
+        p = principal()
+        if p is None:
+            return None
+        from command.drills.exercise import registry
+        return registry(self.settings).of_user(p.name)
 
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future:
         with self._lock:
@@ -77,6 +89,9 @@ class Runtime:
                 self._app.close()
                 self._app = None
                 self._started = False
+            import sys
+            if "command.drills.exercise" in sys.modules:     # the exercises' stores and conductor thread
+                sys.modules["command.drills.exercise"].forget(self.settings)
 
 
 _current: Runtime | None = None
