@@ -45,5 +45,9 @@ def yzt_audit_anchor(entry_id: int, mac: str, at: str, database: str) -> None:
 
 @hookspec
 def yzt_alert_delivered(identifier: str, channel: str, mode: str, status: str, attempts: int,
-                        receipt: str | None, error: str | None) -> None:
-    """Observe a delivery reaching a final state (``status`` "sent" or "dead"); return values are ignored."""
+                        receipt: str | None, error: str | None, incident_id: str, at: str, store: Any) -> None:
+    """Observe a delivery reaching a final state (``status`` "sent" or "dead"), after the outbox recorded it;
+    return values are ignored. ``incident_id`` is the alert's incident, ``at`` the outbox's clock (a drill's
+    virtual one) as ISO 8601 +08:00, ``store`` the store the outbox works on (the built-in
+    ``command.response.delivery_log`` writes the outcome to the incident's timeline there). An
+    implementation may take fewer of these arguments."""

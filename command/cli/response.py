@@ -196,7 +196,7 @@ def alert_send(
     if dry_run:
         out.emit(out.asdict(draft), as_json, lambda d: out.kv(d))
         return
-    result = svc.send_alert(incident_id, draft, actor=_actor(), confirm=confirm)
+    result = svc.send_alert(incident_id, draft.identifier, actor=_actor(), confirm=confirm)
     _deliver_and_report(svc, result, as_json)
 
 

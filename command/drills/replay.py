@@ -82,9 +82,11 @@ def _apply(ev: ScenarioEvent, svc, ids: dict[str, str]) -> None:
     elif ev.kind == "alert":
         draft = svc.draft_alert(iid, actor=ev.actor, radius_m=f.get("radius_m"),
                                 instruction_zh=f.get("instruction", ""), instruction_en=f.get("instruction_en", ""))
-        svc.send_alert(iid, draft, actor=ev.actor, confirm=True)
+        svc.send_alert(iid, draft.identifier, actor=ev.actor, confirm=True)
+        svc.outbox.run_until_idle(timeout_s=60)   # delivered inline, at this event's virtual time
     elif ev.kind == "cancel_alert":
         svc.cancel_alert(iid, actor=ev.actor, confirm=True)
+        svc.outbox.run_until_idle(timeout_s=60)
     elif ev.kind == "close":
         svc.close(iid, actor=ev.actor)
     elif ev.kind == "note":

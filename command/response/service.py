@@ -5,17 +5,28 @@
     svc = ResponseService(Store(path), exercise=False)          # settings, clock, outbox default
     state = svc.report(IncidentReport(type="gas_explosion", address="广州市天河区天河路"), actor="值班员")
     state = svc.update(state.id, actor="值班员", casualties=Casualties(deaths=4))   # regrade, group grows
-    draft = svc.draft_alert(state.id, actor="值班员", instruction_zh="请远离商场")
-    svc.send_alert(state.id, draft, actor="值班员", confirm=True)  # Actual needs confirm=True
+    draft = svc.draft_alert(state.id, actor="值班员", instruction_zh="请远离商场")   # identifier reserved
+    svc.approve_alert(state.id, draft.identifier, actor="另一指挥员")                # level I/II: a second one
+    svc.send_alert(state.id, draft.identifier, actor="值班员", confirm=True)         # queued; Actual: confirm
+    svc.outbox.run_until_idle()                 # CLI and drills; in the server the outbox's workers deliver
 
 Every action appends timeline events (command.response.timeline) to the store; every read folds them. With
 ``exercise=True`` every message is CAP status Exercise and goes only to channels whose mode is exercise,
 whatever the settings say; an Actual never goes without ``confirm=True``.
 
 ``actor`` is a ``command.security.auth.Principal`` (a signed-in user or a dispatch system) or a plain name (the
-local operator at the terminal: a commander). Every action checks ``auth.require`` first. Two-person rule:
-an Actual Alert/Update at a level in ``settings.two_person_levels`` also needs ``approve_alert`` by a
-commander other than the one who sends it. A Cancel never waits for a second person.
+local operator at the terminal: a commander). Every action checks ``auth.require`` first.
+
+One source of truth for a warning: the AlertDrafted event. ``send_alert`` takes an incident id and a draft's
+identifier and queues exactly the stored CAP XML and channel texts; their sha256 (``content_sha256``) is what
+an approval binds to and what the outbox keeps with the alert row. Identifiers are reserved in the store
+when the draft is made, and the identifier's second is the message's ``<sent>``.
+
+Two-person rule, decided here only: an Actual Alert/Update at the higher of the draft's level and the
+incident's current level, if that level is in ``settings.two_person_levels``, needs ``approve_alert`` of that
+very draft by a commander who neither drafted it nor sends it. A regrade voids every unsent draft and its
+approvals (the fold does it, whichever door regraded). A Cancel never waits for a second person. Every
+refusal is one line (AlertError), written to the timeline as AlertRefused before it is raised.
 """
 from __future__ import annotations
 
@@ -28,11 +39,12 @@ from typing import Any
 from command.response import group
 from command.security import scopes
 from command.security.auth import Principal, as_principal, require
-from command.errors import AlertError, IncidentExistsError, SessionError
-from command.response.timeline import (AlertApproved, AlertCancelled, AlertDrafted, AlertFailed, AlertRecord,
-                              AlertSent, Clock, Closed, Event, IncidentState, NoteAdded, Reported, SystemClock, TaskDone, TaskSet, Updated, fold, from_record,
-                              iso, location_to_dict, to_record)
-from incidents.model import Casualties, IncidentReport, Point
+from command.errors import AlertError, CommandError, IncidentExistsError, SessionError
+from command.response.timeline import (BEIJING, AlertApproved, AlertCancelled, AlertDrafted, AlertRecord,
+                                       AlertRefused, Clock, Closed, Event, IncidentState, NoteAdded, Reported,
+                                       SystemClock, TaskDone, TaskSet, Updated, fold, from_record, iso, location_to_dict,
+                                       to_record)
+from incidents.model import LEVELS, Casualties, IncidentReport, Point
 
 NEARBY_LAYERS = ("hospital", "fire_station", "camera", "shelter")
 NEARBY_K = 5
@@ -60,6 +72,9 @@ class AlertDraft:
     area_desc: str
     reason: str = ""
     polygon: tuple[tuple[float, float], ...] | None = field(default=None)
+    level: str = ""                     # the incident's level when drafted
+    content_sha256: str = ""            # of the CAP XML and every channel text: what an approval binds to
+    drafted_by: str = ""
 
 
 def _plain(value: Any) -> Any:
@@ -85,6 +100,7 @@ class ResponseService:
         self.outbox = outbox
         self.catalog = catalog or Catalog.of(settings)
         self.duty = group.rules(settings.data_dir)
+        self._profile = None                     # the CAP profile, made on the first draft
         # incident -> (last seq read, decoded events, their fold): the log is append-only, so only newer rows
         # are read, and an unchanged timeline is not folded again (IncidentState is immutable)
         self._timelines: dict[str, tuple[int, tuple[Event, ...], IncidentState]] = {}
@@ -279,16 +295,39 @@ class ResponseService:
         mode = "exercise" if status == "Exercise" else "live"
         return [c.name for c in self.settings.channels if c.mode == mode]
 
+    def _cap_profile(self):
+        """The CAP profile of this service's settings (org code, contact, public page, signer), made once."""
+        if self._profile is None:
+            from command.alerts import cap
+            self._profile = cap.CapProfile.from_settings(self.settings)
+        return self._profile
+
+    def _references_in_force(self, state: IncidentState, now) -> list[str]:
+        """Every earlier message of the incident still in force ("sender,identifier,sent"), oldest first."""
+        from command.alerts import cap
+        return cap.references_in_force([a.cap_xml for a in state.alerts if a.was_sent], now)
+
+    def _reserve_identifier(self, adcode: str, incident_id: str, now) -> tuple[str, Any]:
+        """A GB/T 35965.1 identifier reserved for ``incident_id`` in the store (atomic, never reused, whatever
+        other incident drafts in the same second), and its own second as the message's ``sent``."""
+        from datetime import datetime
+        from command.alerts import cap
+        ident = cap.new_identifier(adcode, now, lambda i: not self.store.reserve_identifier(i, incident_id),
+                                   org_code=self.settings.cap_org_code)
+        sent = datetime.strptime(ident.split("_")[1], "%Y%m%d%H%M%S").replace(tzinfo=BEIJING)
+        return ident, sent
+
     def draft_alert(self, incident_id: str, *, actor: Principal | str, radius_m: float | None = None,
                     polygon: list[tuple[float, float]] | None = None, instruction_zh: str = "",
                     instruction_en: str = "") -> AlertDraft:
-        """Build and validate the CAP message (zh + en) for the incident's area; record the draft."""
+        """Build and validate the CAP message (zh + en) for the incident's area; record the draft: from here
+        on the stored draft is the only source of what a channel sends."""
         actor = require(as_principal(actor), "alert.draft")
         scopes.require_incident(actor, self.get(incident_id), "draft a warning for")
         state = self._open(incident_id)
-        active = state.active_alerts
-        msg_type = "Update" if active else "Alert"
-        return self._draft(state, actor=actor, msg_type=msg_type, references=[a.reference for a in active],
+        references = self._references_in_force(state, self.clock.now())
+        msg_type = "Update" if references else "Alert"
+        return self._draft(state, actor=actor, msg_type=msg_type, references=references,
                            radius_m=radius_m, polygon=polygon, instruction_zh=instruction_zh,
                            instruction_en=instruction_en)
 
@@ -296,13 +335,14 @@ class ResponseService:
                radius_m, polygon, instruction_zh: str, instruction_en: str) -> AlertDraft:
         from command.alerts import area
         from command.alerts import cap
+        from command.alerts.outbox import content_sha256
         from incidents.grading import incident_types
         area = area.build_area(state.location.point, radius_m=radius_m, polygon=polygon,
-                                 type=state.type, level=state.grade.level)
-        now = self.clock.now()
+                                 type=state.type, level=state.grade.level, data_dir=self.settings.data_dir)
+        units = _plain(area.admin_units)
+        scopes.require_area(actor, units)               # a district desk never warns across its border
         adcode = state.location.district_adcode or "440000"
-        used = {a.identifier for a in state.alerts}    # this incident's drafts; sent ones are in the store
-        identifier = cap.new_identifier(adcode, now, lambda i: i in used or self.store.identifier_used(i))
+        identifier, now = self._reserve_identifier(adcode, state.id, self.clock.now())
         itype = incident_types()[state.type]
         status = self._status
         sender = cap.default_sender(adcode)
@@ -314,18 +354,21 @@ class ResponseService:
             identifier=identifier, sender=sender, sent=now, status=status, msg_type=msg_type,
             references=references, incident_type=state.type, grade=state.grade, area=area,
             instruction_zh=instruction_zh, instruction_en=instruction_en, headline_zh=headline,
-            description_zh=state.description, incident_id=state.id)    # validated against the XSD inside
-        units = _plain(area.admin_units)
-        scopes.require_area(actor, units)               # a district desk never warns across its border
+            description_zh=state.description, incident_id=state.id,
+            profile=self._cap_profile())    # validated against the XSD inside (and signed)
         area_desc = "、".join(u.get("name", u.get("adcode", "")) for u in units) or place
         text = f"{headline}：{state.location.matched}。{instruction_zh}".strip()
+        digest = content_sha256({"identifier": identifier, "incident_id": state.id, "status": status,
+                                 "msg_type": msg_type, "cap_xml": xml, "headline_zh": headline, "text_zh": text,
+                                 "area_desc": area_desc})
         draft = AlertDraft(
             incident_id=state.id, identifier=identifier, status=status, msg_type=msg_type,
             references=tuple(references), sender=sender, sent=iso(now), cap_xml=xml,
             circle=area.as_dict()["area"].get("circle"), radius_m=area.radius_m, population=int(area.population),
             admin_units=tuple(units), channels=tuple(self._channels(status)), headline_zh=headline,
             text_zh=text, area_desc=area_desc, reason=area.reason,
-            polygon=tuple(tuple(p) for p in polygon) if polygon else None)
+            polygon=tuple(tuple(p) for p in polygon) if polygon else None, level=state.grade.level,
+            content_sha256=digest, drafted_by=actor.name)
         self._append(state.id, [AlertDrafted(
             at=draft.sent, actor=actor.name, identifier=identifier, status=status, msg_type=msg_type,
             references=list(references), sender=sender, sent=draft.sent, cap_xml=xml,
@@ -334,119 +377,174 @@ class ResponseService:
                   "more_polygons": [[list(p) for p in ring] for ring in area.more_polygons]},
             population=draft.population, admin_units=list(units), channels=list(draft.channels),
             headline_zh=headline, text_zh=text, radius_m=radius_m,
-            polygon=[list(p) for p in polygon] if polygon else None)], actor)
+            polygon=[list(p) for p in polygon] if polygon else None, area_desc=area_desc,
+            level=state.grade.level, content_sha256=digest)], actor)
         return draft
 
-    def approve_alert(self, incident_id: str, draft_identifier: str, *, actor: Principal | str) -> IncidentState:
-        """A commander's approval of an Actual draft, so that another commander may send it."""
+    def _refuse(self, state: IncidentState, who: Principal, action: str, identifier: str, reason: str) -> AlertError:
+        """Write the refusal to the timeline (and so the audit log) and return the error that says it."""
+        self._append(state.id, [AlertRefused(at=self._now(), actor=who.name, identifier=identifier or "",
+                                             action=action, reason=reason)], who)
+        return AlertError(reason)
+
+    def rule_level(self, state: IncidentState, rec: AlertRecord) -> str:
+        """The level the two-person rule applies to: the higher of the draft's and the incident's now."""
+        levels = [lv for lv in (rec.level, state.grade.level) if lv in LEVELS]
+        return max(levels, key=LEVELS.index) if levels else state.grade.level
+
+    def needs_second_commander(self, state: IncidentState, rec: AlertRecord) -> bool:
+        return (rec.status == "Actual" and rec.msg_type != "Cancel"
+                and self.rule_level(state, rec) in self.settings.two_person_levels)
+
+    def send_check(self, incident_id: str, identifier: str, *, sender: Principal | str | None = None) -> dict:
+        """What sending draft ``identifier`` needs now, for a view to show (the service decides again at send):
+        ``{identifier, level, needs_approval, approved_by, voided, sent, refusal}``; ``refusal`` is the one line
+        ``send_alert`` would answer ``sender`` with (confirmation given), or None."""
+        state = self.get(incident_id)
+        rec = next((a for a in state.alerts if a.identifier == identifier), None)
+        if rec is None:
+            raise AlertError(f"alert {identifier} was not drafted for incident {incident_id}")
+        who = as_principal(sender) if sender is not None else None
+        return {"identifier": identifier, "level": self.rule_level(state, rec),
+                "needs_approval": self.needs_second_commander(state, rec), "approved_by": list(rec.approvals),
+                "drafted_by": rec.drafted_by, "voided": rec.voided, "sent": rec.was_sent,
+                "refusal": self._send_refusal(state, rec, identifier, who, True) if who else None}
+
+    def approve_alert(self, incident_id: str, draft_identifier: str, *, actor: Principal | str,
+                      content_sha256: str | None = None) -> IncidentState:
+        """A commander's approval of the Actual draft named ``draft_identifier``, bound to its exact content
+        (``content_sha256``: the digest of what the approver was shown; refused when it is not the draft's).
+        Nobody approves their own draft; a regrade or any new draft needs a new approval."""
         who = require(as_principal(actor), "alert.approve")
         scopes.require_incident(who, self.get(incident_id), "approve a warning of")
         state = self._open(incident_id)
         rec = next((a for a in state.alerts if a.identifier == draft_identifier), None)
+        why = None
         if rec is None:
-            raise AlertError(f"alert {draft_identifier} was not drafted for incident {incident_id}")
-        if rec.was_sent:
-            raise AlertError(f"alert {draft_identifier} was already sent; there is nothing to approve")
-        if rec.status != "Actual":
-            raise AlertError(f"alert {draft_identifier} is an {rec.status}: only an Actual warning is approved")
+            why = f"alert {draft_identifier} was not drafted for incident {incident_id}"
+        elif rec.was_sent:
+            why = f"alert {draft_identifier} was already sent; there is nothing to approve"
+        elif rec.voided:
+            why = f"alert {draft_identifier} was {rec.voided}"
+        elif rec.status != "Actual":
+            why = f"alert {draft_identifier} is an {rec.status}: only an Actual warning is approved"
+        elif who.name == rec.drafted_by:
+            why = (f"alert {draft_identifier} was drafted by {who.name}: nobody approves their own draft; "
+                   "another commander approves it")
+        elif content_sha256 is not None and content_sha256 != rec.content_sha256:
+            why = (f"alert {draft_identifier}: the message approved is not the draft's content "
+                   "(it was drafted again or changed); review it again")
+        elif who.name in rec.approvals:
+            why = f"alert {draft_identifier} is already approved by {who.name}"
+        if why:
+            raise self._refuse(state, who, "approve", draft_identifier, why)
         self._append(incident_id, [AlertApproved(at=self._now(), actor=who.name, identifier=draft_identifier,
-                                                 confirmed=True, second=True)], who)
+                                                 confirmed=True, second=True,
+                                                 content_sha256=rec.content_sha256)], who)
         return self.get(incident_id)
 
-    def send_alert(self, incident_id: str, draft: AlertDraft, *, actor: Principal | str, confirm: bool) -> dict:
-        """Approve and deliver a draft through the outbox; record each delivery's outcome."""
+    def send_alert(self, incident_id: str, identifier: str, *, actor: Principal | str, confirm: bool) -> dict:
+        """Queue the stored draft ``identifier`` for delivery, exactly as drafted and approved.
+
+        Everything a channel sends (CAP XML, headline, text, area) comes from the AlertDrafted event; a
+        caller names the draft, never its content (an ``AlertDraft`` given here counts only by its
+        identifier). Every check runs before anything is queued, and a refusal is written to the timeline
+        (AlertRefused) and raised as one line. Returns at once: the outbox's workers (the server's, or
+        ``outbox.run_until_idle`` at the CLI and in drills) deliver; final outcomes reach the timeline through
+        the ``yzt_alert_delivered`` hook."""
         who = require(as_principal(actor), "alert.send")
+        identifier = getattr(identifier, "identifier", identifier)
         state = self._open(incident_id)
-        rec = self._check_sendable(state, draft, confirm)
         scopes.require_incident(who, state, "send a warning of")
-        scopes.require_area(who, rec.admin_units)       # the stored draft's districts, not the caller's copy
-        self._check_two_person(state, rec, who)
-        if draft.msg_type != "Cancel":
-            current = {a.identifier for a in state.active_alerts}
-            if current != {r.split(",")[1] for r in rec.references}:
-                raise AlertError(f"draft {draft.identifier} is out of date: another alert was sent since; "
-                                 "draft again")
-        return self._deliver(state, rec, draft, actor=who, confirm=confirm)
+        rec = next((a for a in state.alerts if a.identifier == identifier), None)
+        if rec is not None:
+            scopes.require_area(who, rec.admin_units)       # the stored draft's districts
+        why = self._send_refusal(state, rec, identifier, who, confirm)
+        if why:
+            raise self._refuse(state, who, "send", identifier, why)
+        return self._enqueue(state, rec, who, confirm, action="send")
 
-    def _check_two_person(self, state: IncidentState, rec: AlertRecord, who: Principal) -> None:
-        level = state.grade.level
-        if rec.status != "Actual" or rec.msg_type == "Cancel" or level not in self.settings.two_person_levels:
-            return
-        if not any(name != who.name for name in rec.approvals):
-            why = " (the sender cannot approve their own warning)" if who.name in rec.approvals else ""
-            raise AlertError(f"level {level} warning needs a second commander's approval{why}")
-
-    def _check_sendable(self, state: IncidentState, draft: AlertDraft, confirm: bool) -> AlertRecord:
-        rec = next((a for a in state.alerts if a.identifier == draft.identifier), None)
-        if rec is None or draft.incident_id != state.id:
-            raise AlertError(f"alert {draft.identifier} was not drafted for incident {state.id}")
-        if rec.was_sent or self.store.identifier_used(draft.identifier):
-            raise AlertError(f"alert {draft.identifier} was already sent; an identifier is never reused")
-        if rec.status != self._status or draft.status != rec.status or draft.cap_xml != rec.cap_xml:
-            raise AlertError(f"alert {draft.identifier} is {draft.status} but this service is in "
-                             f"{'exercise' if self.exercise else 'live'} mode; draft again")
+    def _send_refusal(self, state: IncidentState, rec: AlertRecord | None, identifier: str,
+                      who: Principal | None, confirm: bool) -> str | None:
+        """Why the stored draft may not be queued now (None: it may)."""
+        from command.alerts.outbox import content_sha256
+        if rec is None:
+            return f"alert {identifier} was not drafted for incident {state.id}"
+        if rec.was_sent or self.store.alert(identifier) is not None:
+            return f"alert {identifier} was already sent; an identifier is never reused"
+        if rec.voided:
+            return f"alert {identifier} was {rec.voided}"
+        if rec.status != self._status:
+            return (f"alert {identifier} is {rec.status} but this service is in "
+                    f"{'exercise' if self.exercise else 'live'} mode; draft again")
         if rec.status == "Actual" and not confirm:
-            raise AlertError("an Actual public warning needs confirmation")
-        channels = self._channels(rec.status)
-        if not channels:
+            return "an Actual public warning needs confirmation"
+        if not self._channels(rec.status):
             mode = "exercise" if rec.status == "Exercise" else "live"
-            raise AlertError(f"no {mode} channel in the settings: alert {draft.identifier} not sent "
-                             f"(add a channel with mode: {mode})")
-        return rec
+            return f"no {mode} channel in the settings: alert {identifier} not sent (add a channel with mode: {mode})"
+        digest = content_sha256({"identifier": rec.identifier, "incident_id": state.id, "status": rec.status,
+                                 "msg_type": rec.msg_type, "cap_xml": rec.cap_xml, "headline_zh": rec.headline_zh,
+                                 "text_zh": rec.text_zh, "area_desc": rec.area_desc})
+        if not rec.content_sha256 or digest != rec.content_sha256:
+            return f"alert {identifier}: its stored content has no matching sha256; draft again"
+        if rec.msg_type == "Cancel":
+            return None
+        if self.needs_second_commander(state, rec):
+            others = [n for n in rec.approvals if who is None or n != who.name]
+            if not others:
+                level = self.rule_level(state, rec)
+                own = who is not None and who.name in rec.approvals
+                return (f"level {level} warning needs a second commander's approval"
+                        + (" (the sender cannot approve their own warning)" if own else ""))
+        in_force = {r.split(",")[1] for r in self._references_in_force(state, self.clock.now())}
+        if in_force != {r.split(",")[1] for r in rec.references}:
+            return f"draft {identifier} is out of date: another alert was sent or expired since; draft again"
+        return None
 
-    def _deliver(self, state: IncidentState, rec: AlertRecord, draft: AlertDraft, *, actor: Principal,
-                 confirm: bool, cancels: list[str] | None = None) -> dict:
+    def _enqueue(self, state: IncidentState, rec: AlertRecord, who: Principal, confirm: bool, *, action: str,
+                 cancels: list[str] | None = None) -> dict:
+        """The alert and one delivery per channel in one transaction, then the send on the timeline."""
         from command.alerts.outbox import OutgoingAlert
         channels = self._channels(rec.status)
         outgoing = OutgoingAlert(identifier=rec.identifier, incident_id=state.id, status=rec.status,
-                                 msg_type=rec.msg_type, cap_xml=rec.cap_xml, headline_zh=draft.headline_zh,
-                                 text_zh=draft.text_zh, area_desc=draft.area_desc)
-        ids = self.outbox.enqueue(outgoing, channels)
+                                 msg_type=rec.msg_type, cap_xml=rec.cap_xml, headline_zh=rec.headline_zh,
+                                 text_zh=rec.text_zh, area_desc=rec.area_desc)
+        try:
+            ids = self.outbox.enqueue(outgoing, channels, expect_sha256=rec.content_sha256)
+        except CommandError as e:      # a second send of the same draft, a channel that cannot be built...
+            raise self._refuse(state, who, action, rec.identifier, str(e).splitlines()[0]) from None
         at = self._now()
-        events: list[Event] = [AlertApproved(at=at, actor=actor.name, identifier=rec.identifier,
-                                             confirmed=confirm)]
+        events: list[Event] = [AlertApproved(at=at, actor=who.name, identifier=rec.identifier, confirmed=confirm,
+                                             content_sha256=rec.content_sha256)]
         if cancels is not None:
-            events.append(AlertCancelled(at=at, actor=actor.name, identifier=rec.identifier, cancels=cancels))
-        self._append(state.id, events, actor)
-        self.outbox.run_until_idle(timeout_s=30)
-        rows = self.outbox.deliveries(rec.identifier)
-        outcome: list[Event] = []
-        for row in rows:
-            if row["status"] == "sent":
-                outcome.append(AlertSent(at=self._now(), actor="outbox", identifier=rec.identifier,
-                                         channel=row["channel"], mode=row["mode"],
-                                         receipt=_text(row.get("receipt"))))
-            elif row["status"] in ("failed", "dead"):
-                outcome.append(AlertFailed(at=self._now(), actor="outbox", identifier=rec.identifier,
-                                           channel=row["channel"], mode=row["mode"],
-                                           error=str(row.get("last_error") or ""), status=row["status"]))
-        self._append(state.id, outcome, actor)
+            events.append(AlertCancelled(at=at, actor=who.name, identifier=rec.identifier, cancels=cancels))
+        self._append(state.id, events, who)
         return {"identifier": rec.identifier, "incident_id": state.id, "status": rec.status,
                 "msg_type": rec.msg_type, "references": list(rec.references), "delivery_ids": list(ids),
-                "channels": channels, "deliveries": _plain(rows), "cancels": cancels or []}
+                "channels": channels, "deliveries": _plain(self.outbox.deliveries(rec.identifier)),
+                "cancels": cancels or [], "content_sha256": rec.content_sha256}
 
     def cancel_alert(self, incident_id: str, *, actor: Principal | str, confirm: bool) -> dict:
-        """A CAP Cancel referencing every alert of the incident still in force."""
+        """A CAP Cancel referencing every message of the incident still in force; queued at once (a false
+        alarm is withdrawn without waiting for a second commander)."""
         actor = require(as_principal(actor), "alert.cancel")
         scopes.require_incident(actor, self.get(incident_id), "cancel a warning of")
         state = self._open(incident_id)
         active = state.active_alerts
         if not active:
-            raise AlertError(f"incident {incident_id} has no alert in force to cancel")
+            raise self._refuse(state, actor, "cancel", "", f"incident {incident_id} has no alert in force to cancel")
         if not self.exercise and not confirm:
-            raise AlertError("an Actual public warning needs confirmation (a Cancel too)")
+            raise self._refuse(state, actor, "cancel", "",
+                               "an Actual public warning needs confirmation (a Cancel too)")
+        references = self._references_in_force(state, self.clock.now()) or [a.reference for a in active]
         last = active[-1]
-        draft = self._draft(state, actor=actor, msg_type="Cancel", references=[a.reference for a in active],
+        draft = self._draft(state, actor=actor, msg_type="Cancel", references=references,
                             radius_m=last.radius_m, polygon=[list(p) for p in last.polygon] if last.polygon
                             else None, instruction_zh="预警解除", instruction_en="The warning is cancelled.")
         state = self.get(incident_id)
-        rec = self._check_sendable(state, draft, confirm)
-        return self._deliver(state, rec, draft, actor=actor, confirm=confirm,
-                             cancels=[a.identifier for a in active])
-
-
-def _text(value: Any) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    return json.dumps(_plain(value), ensure_ascii=False, sort_keys=True)
-
+        rec = next(a for a in state.alerts if a.identifier == draft.identifier)
+        why = self._send_refusal(state, rec, rec.identifier, actor, confirm)
+        if why:
+            raise self._refuse(state, actor, "cancel", rec.identifier, why)
+        cancels = list(dict.fromkeys([a.identifier for a in active] + [r.split(",")[1] for r in references]))
+        return self._enqueue(state, rec, actor, confirm, action="cancel", cancels=cancels)

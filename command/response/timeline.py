@@ -161,6 +161,9 @@ class AlertDrafted(Event):
     text_zh: str = ""
     radius_m: float | None = None      # what was asked, so the area can be rebuilt for a Cancel
     polygon: list[list[float]] | None = None
+    area_desc: str = ""                # the area as channels say it (SMS, robots)
+    level: str = ""                    # the incident's level when drafted (the two-person rule takes the higher)
+    content_sha256: str = ""           # of the CAP XML and every channel text: what an approval binds to
     kind: ClassVar[str] = "AlertDrafted"
 
 
@@ -169,7 +172,17 @@ class AlertApproved(Event):
     identifier: str
     confirmed: bool
     second: bool = False               # a second commander's approval (two-person rule), not the send
+    content_sha256: str = ""           # the content approved; an approval of other content counts for nothing
     kind: ClassVar[str] = "AlertApproved"
+
+
+@dataclass(frozen=True)
+class AlertRefused(Event):
+    """A send, approval or cancel the service refused, in the one line the officer was shown."""
+    identifier: str                    # "" when the refusal named no draft
+    action: str                        # send | approve | cancel
+    reason: str
+    kind: ClassVar[str] = "AlertRefused"
 
 
 @dataclass(frozen=True)
@@ -212,7 +225,7 @@ class Closed(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {c.kind: c for c in (
     Reported, Updated, Regraded, MemberJoined, ConferenceOpened, TaskSet, TaskDone, AlertDrafted,
-    AlertApproved, AlertSent, AlertFailed, AlertCancelled, NoteAdded, Closed)}
+    AlertApproved, AlertRefused, AlertSent, AlertFailed, AlertCancelled, NoteAdded, Closed)}
 
 
 def to_record(event: Event) -> tuple[str, dict[str, Any]]:
@@ -319,7 +332,15 @@ class AlertRecord:
     deliveries: tuple[dict[str, Any], ...] = ()   # {channel, mode, ok, at, receipt|error}
     cancelled_by: str | None = None
     cancels: tuple[str, ...] = ()
-    approvals: tuple[str, ...] = ()               # commanders who approved it before it was sent
+    approvals: tuple[str, ...] = ()               # commanders who approved exactly this content, not yet void
+    drafted_by: str = ""
+    headline_zh: str = ""
+    text_zh: str = ""
+    area_desc: str = ""
+    level: str = ""                               # the incident's level when it was drafted
+    content_sha256: str = ""
+    voided: str | None = None                     # why an unsent draft can no longer be approved or sent
+    sent_by: str | None = None
 
     @property
     def was_sent(self) -> bool:
@@ -399,6 +420,11 @@ def _apply(s: dict[str, Any], ev: Event) -> None:
         s["grade"] = ev.grade
         if ev.to_level != s["levels"][-1].level:     # `levels` holds changes of level only
             s["levels"].append(LevelChange(ev.at, ev.to_level, ev.grade["rule"], ev.reason))
+        if ev.to_level != ev.from_level:             # whatever door regraded: no unsent draft survives it
+            why = f"voided by the regrade {ev.from_level} -> {ev.to_level} at {ev.at}; draft again"
+            for ident, rec in list(s["alerts"].items()):
+                if not rec.was_sent and rec.voided is None:
+                    s["alerts"][ident] = dataclasses.replace(rec, voided=why, approvals=())
     elif isinstance(ev, MemberJoined):
         s["members"].append(Member(ev.role, ev.org, ev.level_of_government, ev.reason, ev.at))
     elif isinstance(ev, ConferenceOpened):
@@ -420,15 +446,20 @@ def _apply_alert(alerts: dict[str, AlertRecord], ev: Event) -> None:
             references=tuple(ev.references), sender=ev.sender, sent=ev.sent, cap_xml=ev.cap_xml,
             area=ev.area, population=ev.population, admin_units=tuple(ev.admin_units),
             channels=tuple(ev.channels), drafted_at=ev.at, radius_m=ev.radius_m,
-            polygon=tuple(tuple(p) for p in ev.polygon) if ev.polygon else None)
+            polygon=tuple(tuple(p) for p in ev.polygon) if ev.polygon else None, drafted_by=ev.actor,
+            headline_zh=ev.headline_zh, text_zh=ev.text_zh, area_desc=ev.area_desc, level=ev.level,
+            content_sha256=ev.content_sha256)
         return
     rec = alerts.get(ev.identifier)
     if rec is None:
         return
     if isinstance(ev, AlertApproved) and ev.second:
-        alerts[ev.identifier] = dataclasses.replace(rec, approvals=rec.approvals + (ev.actor,))
+        # an approval counts only for the content it names, of a draft still unsent and not voided
+        if (not rec.was_sent and rec.voided is None and ev.content_sha256 == rec.content_sha256
+                and ev.actor not in rec.approvals):
+            alerts[ev.identifier] = dataclasses.replace(rec, approvals=rec.approvals + (ev.actor,))
     elif isinstance(ev, AlertApproved):
-        alerts[ev.identifier] = dataclasses.replace(rec, approved_at=ev.at)
+        alerts[ev.identifier] = dataclasses.replace(rec, approved_at=ev.at, sent_by=ev.actor)
     elif isinstance(ev, AlertSent):
         d = {"channel": ev.channel, "mode": ev.mode, "ok": True, "at": ev.at, "receipt": ev.receipt}
         alerts[ev.identifier] = dataclasses.replace(rec, deliveries=rec.deliveries + (d,))

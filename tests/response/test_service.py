@@ -26,7 +26,7 @@ def store(tmp_path):
 
 
 def service(store, *, exercise=False, channels=(EXERCISE, LIVE), clock=None):
-    st = load_settings(channels=list(channels))
+    st = load_settings(channels=list(channels), cap_org_code="101")
     clock = clock or VirtualClock(START)
     return ResponseService(store, settings=st, clock=clock, exercise=exercise, outbox=Outbox(store, st))
 
@@ -84,7 +84,7 @@ def test_an_actual_warning_without_confirmation_is_refused_and_nothing_is_queued
     draft = svc.draft_alert(s.id, actor="值班员", radius_m=800, instruction_zh="请远离商场")
     assert draft.status == "Actual" and draft.channels == ("outbox-live",)
     with pytest.raises(AlertError, match="^an Actual public warning needs confirmation$"):
-        svc.send_alert(s.id, draft, actor="值班员", confirm=False)
+        svc.send_alert(s.id, draft.identifier, actor="值班员", confirm=False)
     assert svc.outbox.deliveries() == []
     assert not svc.get(s.id).alerts[0].was_sent
 
@@ -96,21 +96,24 @@ def test_alert_update_cancel_chain_and_no_identifier_reuse(store):
     clock.set_offset(240)
     first = svc.draft_alert(s.id, actor="值班员", radius_m=800, instruction_zh="请远离商场")
     assert first.msg_type == "Alert" and first.circle.endswith(" 0.8") and first.population > 0
-    sent = svc.send_alert(s.id, first, actor="值班员", confirm=True)
-    assert [d["status"] for d in sent["deliveries"]] == ["sent"] and sent["deliveries"][0]["mode"] == "live"
+    sent = svc.send_alert(s.id, first.identifier, actor="值班员", confirm=True)
+    assert [d["status"] for d in sent["deliveries"]] == ["pending"] and sent["deliveries"][0]["mode"] == "live"
+    svc.outbox.run_until_idle(timeout_s=20)
+    assert [d["status"] for d in svc.outbox.deliveries(first.identifier)] == ["sent"]
     with pytest.raises(AlertError, match="already sent"):
-        svc.send_alert(s.id, first, actor="值班员", confirm=True)
+        svc.send_alert(s.id, first.identifier, actor="值班员", confirm=True)
     clock.set_offset(660)
     second = svc.draft_alert(s.id, actor="值班员", radius_m=1200, instruction_zh="扩大疏散")
     assert second.msg_type == "Update" and second.identifier != first.identifier
     assert second.references == (f"{first.sender},{first.identifier},{first.sent}",)
     assert "<msgType>Update</msgType>" in second.cap_xml and first.identifier in second.cap_xml
-    svc.send_alert(s.id, second, actor="值班员", confirm=True)
+    svc.send_alert(s.id, second.identifier, actor="值班员", confirm=True)
     clock.set_offset(7200)
     with pytest.raises(AlertError, match="needs confirmation"):
         svc.cancel_alert(s.id, actor="值班员", confirm=False)
     cancel = svc.cancel_alert(s.id, actor="值班员", confirm=True)
-    assert cancel["msg_type"] == "Cancel" and cancel["cancels"] == [second.identifier]
+    # every message still in force: the Update, and the Alert it replaced (a receiver may have missed the Update)
+    assert cancel["msg_type"] == "Cancel" and cancel["cancels"] == [second.identifier, first.identifier]
     state = svc.get(s.id)
     assert state.active_alerts == ()
     assert [a.msg_type for a in state.alerts] == ["Alert", "Update", "Cancel"]
@@ -124,9 +127,9 @@ def test_a_stale_draft_is_refused(store):
     s = svc.report(TIANHE, actor="值班员")
     a = svc.draft_alert(s.id, actor="值班员", radius_m=500)
     b = svc.draft_alert(s.id, actor="值班员", radius_m=600)
-    svc.send_alert(s.id, a, actor="值班员", confirm=True)
+    svc.send_alert(s.id, a.identifier, actor="值班员", confirm=True)
     with pytest.raises(AlertError, match="out of date"):
-        svc.send_alert(s.id, b, actor="值班员", confirm=True)
+        svc.send_alert(s.id, b.identifier, actor="值班员", confirm=True)
 
 
 def test_exercise_mode_is_exercise_always_and_uses_only_exercise_channels(store):
@@ -135,7 +138,7 @@ def test_exercise_mode_is_exercise_always_and_uses_only_exercise_channels(store)
     draft = svc.draft_alert(s.id, actor="演练导调", radius_m=800)
     assert draft.status == "Exercise" and draft.channels == ("outbox-exercise",)
     assert "<status>Exercise</status>" in draft.cap_xml
-    result = svc.send_alert(s.id, draft, actor="演练导调", confirm=False)   # no confirmation needed
+    result = svc.send_alert(s.id, draft.identifier, actor="演练导调", confirm=False)   # no confirmation needed
     assert {d["mode"] for d in result["deliveries"]} == {"exercise"}
     live = service(store)   # a live service will not send an Exercise draft
     with pytest.raises(AlertError, match="draft again"):
@@ -148,7 +151,7 @@ def test_exercise_with_only_a_live_channel_sends_nothing(store):
     draft = svc.draft_alert(s.id, actor="演练导调", radius_m=800)
     assert draft.channels == ()
     with pytest.raises(AlertError, match="no exercise channel"):
-        svc.send_alert(s.id, draft, actor="演练导调", confirm=True)
+        svc.send_alert(s.id, draft.identifier, actor="演练导调", confirm=True)
     assert store.deliveries() == []
 
 

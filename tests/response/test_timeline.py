@@ -8,7 +8,7 @@ from hypothesis import given, settings as hsettings, strategies as st
 
 from command.errors import SessionError
 from command.store.sqlite import Store
-from command.response.timeline import (BEIJING, EVENT_TYPES, AlertApproved, AlertCancelled, AlertDrafted, AlertFailed,
+from command.response.timeline import (BEIJING, EVENT_TYPES, AlertApproved, AlertCancelled, AlertDrafted, AlertFailed, AlertRefused,
                               AlertSent, Closed, ConferenceOpened, MemberJoined, NoteAdded, Regraded, Reported,
                               SystemClock, TaskDone, TaskSet, Updated, VirtualClock, fold, from_record, iso,
                               to_record)
@@ -58,6 +58,7 @@ def sample_events() -> list:
                      reason="升级为较大(III)：广州市 牵头"),
         alert("A2", 660, "Update", ["yzt-440106,A1," + at(240)]),
         AlertApproved(at=at(660), actor="值班员", identifier="A2", confirmed=True),
+        AlertRefused(at=at(660), actor="值班员", identifier="A2", action="send", reason="already sent"),
         AlertFailed(at=at(661), actor="outbox", identifier="A2", channel="outbox-exercise", mode="exercise",
                     error="disk full", status="dead"),
         TaskDone(at=at(900), actor="消防", task_id="T1"),

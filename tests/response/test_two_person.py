@@ -34,7 +34,7 @@ def store(tmp_path):
 
 
 def service(store, *, exercise=False, **overrides):
-    st = load_settings(channels=[EXERCISE, LIVE], **overrides)
+    st = load_settings(channels=[EXERCISE, LIVE], **{"cap_org_code": "101", **overrides})
     return ResponseService(store, settings=st, clock=VirtualClock(START), exercise=exercise,
                            outbox=Outbox(store, st))
 
@@ -45,16 +45,18 @@ def test_level_ii_actual_needs_a_second_commander(store):
     assert s.grade.level == "II"
     draft = svc.draft_alert(s.id, actor=OFFICER, radius_m=1000, instruction_zh="请远离商场")
     with pytest.raises(AlertError, match="^level II warning needs a second commander's approval$"):
-        svc.send_alert(s.id, draft, actor=CMD_A, confirm=True)
+        svc.send_alert(s.id, draft.identifier, actor=CMD_A, confirm=True)
     svc.approve_alert(s.id, draft.identifier, actor=CMD_A)           # approving one's own is not enough
     with pytest.raises(AlertError, match="second commander's approval .the sender cannot approve"):
-        svc.send_alert(s.id, draft, actor=CMD_A, confirm=True)
+        svc.send_alert(s.id, draft.identifier, actor=CMD_A, confirm=True)
     assert store.deliveries() == [] and not svc.get(s.id).alerts[0].was_sent
     with pytest.raises(PermissionDenied, match="^user 王五 \\(role officer\\) may not alert.approve: needs commander$"):
         svc.approve_alert(s.id, draft.identifier, actor=OFFICER)
     svc.approve_alert(s.id, draft.identifier, actor=CMD_B)
-    result = svc.send_alert(s.id, draft, actor=CMD_A, confirm=True)
-    assert [d["status"] for d in result["deliveries"]] == ["sent"]
+    result = svc.send_alert(s.id, draft.identifier, actor=CMD_A, confirm=True)
+    assert [d["status"] for d in result["deliveries"]] == ["pending"]       # queued; the outbox delivers
+    svc.outbox.run_until_idle(timeout_s=20)
+    assert [d["status"] for d in svc.outbox.deliveries(draft.identifier)] == ["sent"]
     rec = svc.get(s.id).alerts[0]
     assert rec.was_sent and rec.approvals == ("张指挥", "李指挥")
 
@@ -65,9 +67,9 @@ def test_level_ii_still_needs_confirmation_and_an_officer_may_not_send(store):
     draft = svc.draft_alert(s.id, actor=OFFICER, radius_m=1000)
     svc.approve_alert(s.id, draft.identifier, actor=CMD_B)
     with pytest.raises(AlertError, match="needs confirmation"):
-        svc.send_alert(s.id, draft, actor=CMD_A, confirm=False)
+        svc.send_alert(s.id, draft.identifier, actor=CMD_A, confirm=False)
     with pytest.raises(PermissionDenied, match="may not alert.send: needs commander"):
-        svc.send_alert(s.id, draft, actor=OFFICER, confirm=True)
+        svc.send_alert(s.id, draft.identifier, actor=OFFICER, confirm=True)
     assert store.deliveries() == []
 
 
@@ -77,8 +79,8 @@ def test_level_iv_actual_needs_only_confirmation(store):
     assert s.grade.level == "IV"
     draft = svc.draft_alert(s.id, actor=OFFICER, radius_m=800)
     with pytest.raises(AlertError, match="needs confirmation"):
-        svc.send_alert(s.id, draft, actor=CMD_A, confirm=False)
-    assert svc.send_alert(s.id, draft, actor=CMD_A, confirm=True)["deliveries"][0]["status"] == "sent"
+        svc.send_alert(s.id, draft.identifier, actor=CMD_A, confirm=False)
+    assert svc.send_alert(s.id, draft.identifier, actor=CMD_A, confirm=True)["deliveries"][0]["status"] == "pending"
 
 
 def test_the_levels_are_configurable(store):
@@ -86,11 +88,11 @@ def test_the_levels_are_configurable(store):
     s = svc.report(LEVEL_IV, actor=OFFICER)
     draft = svc.draft_alert(s.id, actor=OFFICER, radius_m=800)
     with pytest.raises(AlertError, match="^level IV warning needs a second commander's approval$"):
-        svc.send_alert(s.id, draft, actor=CMD_A, confirm=True)
+        svc.send_alert(s.id, draft.identifier, actor=CMD_A, confirm=True)
     ii = service(store, two_person_levels=[])
     s2 = ii.report(LEVEL_II, actor=OFFICER)
     d2 = ii.draft_alert(s2.id, actor=OFFICER, radius_m=800)
-    assert ii.send_alert(s2.id, d2, actor=CMD_A, confirm=True)["status"] == "Actual"
+    assert ii.send_alert(s2.id, d2.identifier, actor=CMD_A, confirm=True)["status"] == "Actual"
 
 
 def test_a_cancel_never_waits_for_a_second_commander(store):
@@ -98,7 +100,7 @@ def test_a_cancel_never_waits_for_a_second_commander(store):
     s = svc.report(LEVEL_II, actor=OFFICER)
     draft = svc.draft_alert(s.id, actor=OFFICER, radius_m=1000)
     svc.approve_alert(s.id, draft.identifier, actor=CMD_B)
-    svc.send_alert(s.id, draft, actor=CMD_A, confirm=True)
+    svc.send_alert(s.id, draft.identifier, actor=CMD_A, confirm=True)
     cancel = svc.cancel_alert(s.id, actor=CMD_A, confirm=True)     # a false alarm is withdrawn at once
     assert cancel["msg_type"] == "Cancel" and svc.get(s.id).active_alerts == ()
 
@@ -108,7 +110,7 @@ def test_a_drill_never_sends_actual_and_needs_no_second_commander(store):
     s = svc.report(LEVEL_II, actor=OFFICER)
     draft = svc.draft_alert(s.id, actor=OFFICER, radius_m=1000)
     assert draft.status == "Exercise"
-    result = svc.send_alert(s.id, draft, actor=CMD_A, confirm=False)
+    result = svc.send_alert(s.id, draft.identifier, actor=CMD_A, confirm=False)
     assert result["status"] == "Exercise" and {d["mode"] for d in result["deliveries"]} == {"exercise"}
     with pytest.raises(AlertError, match="only an Actual warning is approved"):
         svc.approve_alert(s.id, svc.draft_alert(s.id, actor=OFFICER).identifier, actor=CMD_B)
@@ -121,7 +123,7 @@ def test_approving_an_unknown_or_sent_draft_is_refused(store):
     with pytest.raises(AlertError, match="was not drafted"):
         svc.approve_alert(s.id, "nope", actor=CMD_B)
     draft = svc.draft_alert(s.id, actor=OFFICER, radius_m=800)
-    svc.send_alert(s.id, draft, actor=CMD_A, confirm=True)
+    svc.send_alert(s.id, draft.identifier, actor=CMD_A, confirm=True)
     with pytest.raises(AlertError, match="already sent"):
         svc.approve_alert(s.id, draft.identifier, actor=CMD_B)
 
@@ -139,7 +141,7 @@ def test_every_service_action_refuses_a_role_below_it(store):
         "task.set": lambda p: svc.add_task(s.id, "消防", "x", actor=p),
         "task.done": lambda p: svc.complete_task(s.id, task, actor=p),
         "alert.draft": lambda p: svc.draft_alert(s.id, actor=p),
-        "alert.send": lambda p: svc.send_alert(s.id, draft, actor=p, confirm=True),
+        "alert.send": lambda p: svc.send_alert(s.id, draft.identifier, actor=p, confirm=True),
         "alert.approve": lambda p: svc.approve_alert(s.id, draft.identifier, actor=p),
         "alert.cancel": lambda p: svc.cancel_alert(s.id, actor=p, confirm=True),
         "incident.close": lambda p: svc.close(s.id, actor=p),
