@@ -28,6 +28,8 @@ EXPECTED_ACTIONS: dict[str, object] = {
     "incidents_list.refresh_list": "view", "incidents_list.select_from_list": "view",
     "mapview.draw_incidents": "view", "mapview.draw_focus": "view", "mapview.pick_point": "view",
     "mapview.fly_to_incident": "view", "mapview.select_from_map": "view",
+    "mapview.search_places": "view", "mapview.fly_to_candidate": "view", "mapview.set_candidate": "view",
+    "report.on_read_text": "view",
     "nearby.fly_to_row": "view", "cameras.render_wall": "view", "export_view.on_export": "view",
     "group.render": "view", "group.fill_update_form": "view",
     "group.on_group_action": {"group-update": "incident.update", "group-task-add": "task.set",
