@@ -149,11 +149,7 @@ def incident_markers(states: list) -> list:
     out = []
     for s in states:
         g = s.grade
-        circle = uncertainty_circle(s.location.point.lat, s.location.point.lon, s.location.uncertainty_m,
-                                    f"位置不确定范围 uncertainty · {s.location.matched}",
-                                    {"type": "map-inc-u", "id": s.id})
-        if circle is not None:
-            out.append(circle)
+
         html_icon = (f'<div class="yzt-inc-marker lvl-{g.level}" data-incident="{s.id}" '
                      f'title="{g.name} {g.level}">{g.level}</div>')
         out.append(dl.DivMarker(
@@ -161,6 +157,12 @@ def incident_markers(states: list) -> list:
             iconOptions={"className": "yzt-inc-icon", "html": html_icon, "iconSize": [28, 28],
                          "iconAnchor": [14, 14]},
             children=dl.Tooltip(f"{g.colour}色 {g.name}({g.level}) · {s.location.matched} · {s.id}")))
+    for s in states:        # after the markers: each incident's uncertainty circle around its marker
+        circle = uncertainty_circle(s.location.point.lat, s.location.point.lon, s.location.uncertainty_m,
+                                    f"位置不确定范围 uncertainty · {s.location.matched}",
+                                    {"type": "map-inc-u", "id": s.id})
+        if circle is not None:
+            out.append(circle)
     return out
 
 
