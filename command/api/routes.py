@@ -45,9 +45,10 @@ _SYSTEM_NAME = re.compile(r"^[A-Za-z0-9_.]{1,40}$")
 class ApiRefusal(Exception):
     """A refusal with its HTTP status and the field at fault; rendered as ``{"error", "field"}``."""
 
-    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+    def __init__(self, status: int, message: str, field: str | None = None, *,
+                 retry_after: float | None = None) -> None:
         super().__init__(message)
-        self.status, self.message, self.field = status, message, field
+        self.status, self.message, self.field, self.retry_after = status, message, field, retry_after
 
 
 def _error(status: int, message: str, field: str | None = None) -> flask.Response:
@@ -76,9 +77,20 @@ def _principal():
         raise ApiRefusal(401, "send Authorization: Bearer <token> (a dispatch system token from yzt tokens issue)",
                          "Authorization")
     try:
-        return auth.Tokens(_service().store).verify(token.strip(), source=flask.request.remote_addr or "unknown")
+        return auth.Tokens(_service().store).verify(token.strip(), source=client_address())
+    except auth.Throttled as e:
+        raise ApiRefusal(429, str(e), "Authorization", retry_after=e.wait_s) from None
     except auth.PermissionDenied as e:
-        raise ApiRefusal(401, f"token refused: {e}", "Authorization") from None
+        raise ApiRefusal(401, str(e), "Authorization") from None
+
+
+def client_address() -> str:
+    """The caller's address for throttling and the audit log: the socket's, or the one the configured
+    proxy header names (settings.trusted_proxy_header, set only when a proxy in front writes it)."""
+    from command.security.throttle import client_address as pick
+    door = flask.current_app.extensions.get("yzt_api_door")
+    return pick(flask.request.remote_addr, flask.request.headers,
+                header=getattr(door, "trusted_proxy_header", None), hops=getattr(door, "trusted_proxy_hops", 1))
 
 
 def requires(action: str) -> Callable:
@@ -125,9 +137,14 @@ def _body(model: type[BaseModel]) -> Any:
 
 
 def _incident_or_404(svc, incident_id: str):
+    """The incident, when it exists and lies in the token's scope (else 404: existence is not told)."""
+    from command.security import scopes
     if len(incident_id) > 120 or not svc.store.events(incident_id):
         raise ApiRefusal(404, f"no incident {incident_id!r}", "incident_id")
-    return svc.get(incident_id)
+    state = svc.get(incident_id)
+    if not scopes.visible(flask.g.principal, state):
+        raise ApiRefusal(404, f"no incident {incident_id!r} in this token's scope", "incident_id")
+    return state
 
 
 def _incident_id(principal, external_id: str) -> str:
@@ -170,7 +187,7 @@ def report_incident() -> flask.Response:
                             economic_loss_cny=body.economic_loss_cny, description=description)
     with _REPORT_LOCK:
         if svc.store.events(incident_id):
-            return _json(_views().incident_out(svc.get(incident_id)), 200)
+            return _json(_views().incident_out(_incident_or_404(svc, incident_id)), 200)
         try:
             state = svc.report(report, actor=_actor(p), incident_id=incident_id)
         except IncidentError as e:
@@ -232,7 +249,7 @@ def list_incidents() -> flask.Response:
         raise ApiRefusal(400, f"state {state!r} must be open or closed", "state")
     if district is not None and not 1 <= len(district) <= 50:
         raise ApiRefusal(400, "district must be an adcode or a name of 1 to 50 characters", "district")
-    states = _service().list_incidents(level=level, state=state, district=district)
+    states = _service().list_incidents(level=level, state=state, district=district, viewer=flask.g.principal)
     items = [_views().summary_out(s) for s in states]
     return _json(S.IncidentListOut(count=len(items), incidents=items))
 
@@ -258,6 +275,9 @@ def get_alert(identifier: str) -> flask.Response:
     svc = _service()
     row = svc.store.alert(identifier) if len(identifier) <= 120 else None
     state = svc.get(row["incident_id"]) if row else None
+    from command.security import scopes
+    if state is not None and not scopes.visible(flask.g.principal, state):
+        state = None
     rec = next((a for a in state.alerts if a.identifier == identifier and a.was_sent), None) if state else None
     if rec is None:
         raise ApiRefusal(404, f"no sent warning {identifier!r}", "identifier")
@@ -272,7 +292,10 @@ def _views():
 # ------------------------------------------------------------------------------------------ errors
 @bp.errorhandler(ApiRefusal)
 def _refused(e: ApiRefusal) -> flask.Response:
-    return _error(e.status, e.message, e.field)
+    resp = _error(e.status, e.message, e.field)
+    if e.retry_after is not None:
+        resp.headers["Retry-After"] = str(max(1, int(e.retry_after + 0.999)))
+    return resp
 
 
 @bp.errorhandler(HTTPException)
@@ -301,11 +324,13 @@ def _crash(e: Exception) -> flask.Response:
 
 
 # ------------------------------------------------------------------------------------------ wiring
-def create_api_app(service_factory: Callable[[], Any]) -> flask.Flask:
+def create_api_app(service_factory: Callable[[], Any], settings: Any = None) -> flask.Flask:
     """A Flask app holding only the dispatch API; ``service_factory()`` returns the ResponseService to use
-    (its ``store`` also holds the tokens). Every 404/405 of this app is a JSON refusal."""
+    (its ``store`` also holds the tokens). Every 404/405 of this app is a JSON refusal. ``settings`` gives
+    the door's trusted proxy header (None: the socket's address counts)."""
     app = flask.Flask("yzt_api")
     app.extensions["yzt_api"] = service_factory
+    app.extensions["yzt_api_door"] = settings
     app.register_blueprint(bp)
     from command.api.exercises import bp as exercises_bp      # live exercises (contracts/exercise.md)
     app.register_blueprint(exercises_bp)
@@ -314,14 +339,14 @@ def create_api_app(service_factory: Callable[[], Any]) -> flask.Flask:
     return app
 
 
-def register_api(server: flask.Flask, service_factory: Callable[[], Any]) -> None:
+def register_api(server: flask.Flask, service_factory: Callable[[], Any], settings: Any = None) -> None:
     """Serve the dispatch API under ``/api/v1`` of ``server`` (the dashboard's Flask app).
 
     The API runs as its own Flask app in front of ``server``'s WSGI callable: requests under the prefix never
     pass the dashboard's session, sign-in redirect or CSRF hooks (a bearer token is not a cookie, so CSRF does
     not apply) and get only JSON answers; every other path goes to ``server`` untouched. The API app is kept
     in ``server.extensions["yzt_api_app"]`` (its ``url_map`` lists the API routes)."""
-    api = create_api_app(service_factory)
+    api = create_api_app(service_factory, settings if settings is not None else server.extensions.get("yzt_door"))
     outer = server.wsgi_app
 
     def dispatch(environ: dict, start_response: Callable) -> Any:
@@ -346,4 +371,4 @@ def make_api_app(settings: Any) -> flask.Flask:
                 holder["svc"] = compose.open_app(settings).service()
             return holder["svc"]
 
-    return create_api_app(factory)
+    return create_api_app(factory, settings)

@@ -203,6 +203,14 @@ class Users:
                  "created_at": r["created_at"], "last_login": r["last_login"]} for r in self.store.users()]
 
 
+class Throttled(PermissionDenied):
+    """Refused before any check because of recent failures; ``wait_s`` says for how long (HTTP 429)."""
+
+    def __init__(self, message: str, wait_s: float) -> None:
+        super().__init__(message)
+        self.wait_s = wait_s
+
+
 class Tokens:
     """Per-system API tokens (110/119/120 dispatch): random, shown once, stored as sha256 only."""
 
