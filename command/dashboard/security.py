@@ -62,8 +62,12 @@ def install(server: Flask, settings: Any, *, secure: bool | None = None) -> None
     server.config.update(
         SESSION_COOKIE_NAME="yzt_session", SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Strict",
         SESSION_COOKIE_SECURE=settings.session_cookie_secure if secure is None else secure,
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.session_lifetime_h))
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.session_lifetime_h),
+        MAX_CONTENT_LENGTH=settings.dashboard_max_body_bytes)      # a 20 MB "task text" is refused (413)
+    server.extensions["yzt_door"] = settings
     server.before_request(_gate)
+    server.register_error_handler(413, _too_large)
+    _assets_answer_404(server)
     server.after_request(_csrf_cookie)
     login.register(server)
 
@@ -82,11 +86,28 @@ def csrf_ok(sent: str | None) -> bool:
 
 
 def _same_origin() -> bool:
+    """No Origin (a same-origin form in an old browser), or one whose scheme, host and port are this
+    server's: http://host:8050 is not https://host:8050, nor https://host.evil.example."""
     origin = request.headers.get("Origin")
     if not origin or origin == "null":
         return origin is None
+    return _origin_tuple(origin) == _origin_tuple(f"{request.scheme}://{request.host}")
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin_tuple(url: str) -> tuple[str, str, int] | None:
     from urllib.parse import urlsplit
-    return urlsplit(origin).netloc == request.host
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = (parts.scheme or "").lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return None
+    return scheme, parts.hostname.lower().rstrip("."), port or _DEFAULT_PORTS[scheme]
 
 
 def _users():
@@ -162,7 +183,100 @@ def _gate():
             return _refuse(403, "跨站请求被拒绝 / cross-origin request refused")
         if not csrf_ok(request.headers.get(CSRF_HEADER)):
             return _refuse(403, "CSRF 令牌缺失或无效 / missing or wrong CSRF token; reload the page")
+        if request.path.endswith("/_dash-update-component"):
+            payload = request.get_json(silent=True)
+            too_long = field_over_limit(payload)
+            if too_long:
+                return _refuse(413, too_long)
+            outside = incident_outside_scope(payload, principal())
+            if outside:
+                return _refuse(403, outside)
     return None
+
+
+def incident_outside_scope(payload: Any, who: Any) -> str:
+    """One line when a callback names (as ``incident-selected``) an incident outside the user's scope, or
+    ''. Every page's callbacks read and act on the selected incident, so this one check keeps a 福田 desk
+    from opening a 天河 incident by editing the id it sends; the service checks every action again."""
+    if not isinstance(payload, dict) or who is None:
+        return ""
+    from command.security import scopes
+    if scopes.scope_of(who) == scopes.PROVINCE:
+        return ""
+    for part in ("inputs", "state"):
+        for item in payload.get(part) or ():
+            if isinstance(item, dict) and item.get("id") == "incident-selected" and isinstance(item.get("value"), str):
+                iid = item["value"]
+                from command.dashboard import runtime
+                svc = runtime.current().service()
+                if len(iid) <= 120 and svc.store.events(iid) and not scopes.visible(who, svc.get(iid)):
+                    return f"事件 {iid} 不在辖区内 / incident {iid} is outside the jurisdiction {scopes.scope_of(who)}"
+    return ""
+
+
+# The dispatch API's field limits (command.api.schema), applied to the dashboard's fields of the same meaning;
+# any other text field a person types into gets the API's longest text limit.
+def _field_limits() -> dict[str, int]:
+    from command.api import schema as S
+    text = S.ReportIn.model_fields["description"].metadata
+    longest = next((m.max_length for m in text if getattr(m, "max_length", None)), 2000)
+    address = next((m.max_length for m in S.ReportIn.model_fields["address"].metadata
+                    if getattr(m, "max_length", None)), 200)
+    return {"report-calltext": longest, "report-desc": longest, "report-address": address,
+            "report-coords": 100, "map-search": address, "group-task-role": 40, "group-task-text": longest,
+            "group-close-reason": longest, "warn-instr-zh": longest, "warn-instr-en": longest, None: longest}
+
+
+_LIMITS: dict[str | None, int] = {}
+MAX_NUMBER = 1e13               # the API's largest number (economic_loss_cny)
+
+
+def field_over_limit(payload: Any) -> str:
+    """One line naming the first typed-in field (a component's ``value``) over its limit, or ''."""
+    if not isinstance(payload, dict):
+        return ""
+    if not _LIMITS:
+        _LIMITS.update(_field_limits())
+    items: list[Any] = []
+    for part in ("inputs", "state"):
+        for item in payload.get(part) or ():
+            items.extend(item if isinstance(item, list) else [item])
+    for item in items:
+        if not isinstance(item, dict) or item.get("property") != "value":
+            continue
+        cid, value = item.get("id"), item.get("value")
+        limit = _LIMITS.get(cid if isinstance(cid, str) else None, _LIMITS[None])
+        if isinstance(value, str) and len(value) > limit:
+            return f"字段过长 / field {cid} is over {limit} characters ({len(value)})"
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) > MAX_NUMBER:
+            return f"数值过大 / field {cid} is out of range"
+    return ""
+
+
+def _too_large(_e: Any):
+    from flask import current_app
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    return _refuse(413, f"请求过大 / the request body is over {limit} bytes")
+
+
+def _assets_answer_404(server: Flask) -> None:
+    """A path under /_dash-component-suites/ that names no file of a registered package is a 404 with one
+    line, never Dash's 500 with a traceback (Dash raises on an unknown package or file)."""
+    view = server.view_functions.get("/_dash-component-suites/<string:package_name>/<path:fingerprinted_path>")
+    if view is None:
+        return
+    from werkzeug.exceptions import HTTPException
+
+    @functools.wraps(view)
+    def serve(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return view(*args, **kwargs)
+        except HTTPException:
+            raise
+        except Exception as e:          # dash.exceptions.DependencyException, KeyError, OSError ...
+            log.info("no asset %s: %s", request.path, type(e).__name__)
+            return _refuse(404, "no such file")
+    server.view_functions["/_dash-component-suites/<string:package_name>/<path:fingerprinted_path>"] = serve
 
 
 def _safe_next(target: str | None) -> str:
