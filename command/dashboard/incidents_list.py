@@ -64,7 +64,9 @@ def incident_rows(states: list, selected: str | None) -> list:
 @guarded("view")
 def refresh_list(_seq: Any, _bump: Any, selected: str | None, level: str | None, state: str | None,
                  district: str | None) -> list:
-    states = runtime.current().service().list_incidents(level=level, state=state, district=district)
+    from command.dashboard.security import principal
+    states = runtime.current().service().list_incidents(level=level, state=state, district=district,
+                                                        viewer=principal())      # the user's scope only
     return incident_rows(states, selected)
 
 

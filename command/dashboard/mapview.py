@@ -219,7 +219,8 @@ def _draft_area(draft: dict | None) -> list:
           Input("sync-seq", "data"), Input("app-bump", "data"))
 @guarded("view")
 def draw_incidents(_seq: Any, _bump: Any) -> list:
-    return incident_markers(runtime.current().service().list_incidents())
+    from command.dashboard.security import principal
+    return incident_markers(runtime.current().service().list_incidents(viewer=principal()))   # the user's scope
 
 
 @callback(Output("map-focus", "children"),
