@@ -173,9 +173,17 @@ def make_cases(refs: Refs, n: int, seed: int = 11) -> list[Case]:
 # ---------------------------------------------------------------- what a receiver reads, and the scores
 
 
+def geodesic_circle(lat: float, lon: float, radius_m: float, n: int = 2048) -> Polygon:
+    """A CAP <circle> as a receiver reads it (geodesic radius, WGS84), an n-gon fine to ~0.1 m; the bench's
+    own, not the product's."""
+    from pyproj import Geod
+    az = np.linspace(0.0, 360.0, n, endpoint=False)
+    x, y, _ = Geod(ellps="WGS84").fwd(np.full(n, lon), np.full(n, lat), az, np.full(n, float(radius_m)))
+    return Polygon(np.column_stack([x, y]))
+
+
 def received(area, fine_n: int = 2048):
     """The union of the CAP shapes of an AlertArea as a receiver reads them, EPSG:4547."""
-    from command.alerts.area import geodesic_circle
     if area.polygon:
         rings = [area.polygon, *getattr(area, "more_polygons", ())]
         polys = [shapely.make_valid(Polygon([(round(lo, 5), round(la, 5)) for la, lo in r])) for r in rings]
@@ -186,7 +194,6 @@ def received(area, fine_n: int = 2048):
 
 def requested(case: Case, refs: Refs):
     """The request as asked: the true circle, the officer's polygon (lat/lon edges), or the district."""
-    from command.alerts.area import geodesic_circle
     if case.kind == "circle":
         return _metric(shapely.segmentize(geodesic_circle(case.lat, case.lon, case.radius_m, n=2048), 0.002))
     if case.kind == "polygon":
