@@ -219,18 +219,23 @@ def _refuse(raw: str, why: str, *, final: bool = False) -> LocateError:
     return err
 
 
-def locate_offline(text: str, *, g: Gazetteer | None = None, data_dir: Path | None = None) -> Location:
-    """The offline geocoder alone (no network ever), over the gazetteer of ``data_dir`` (default: bundled)."""
+def locate_offline(text: str, *, g: Gazetteer | None = None, data_dir: Path | None = None,
+                   scanned: list[Mention] | None = None) -> Location:
+    """The offline geocoder alone (no network ever), over the gazetteer of ``data_dir`` (default: bundled).
+
+    ``scanned``: the gazetteer's mentions of ``text`` when the caller has them already (intake scans a call
+    once); ``text`` must then be normalised already."""
     raw = text
     if len(raw or "") > MAX_ADDRESS_CHARS:
         raise _refuse(raw, f"{len(raw)} characters is over the {MAX_ADDRESS_CHARS}-character limit for an "
                            "address; give just the place", final=True)
-    norm = normalise(text)
+    norm = normalise(text) if scanned is None else text
     if not norm:
         raise _refuse(raw, "empty; give a place in Guangdong (city, district, township, community or road)",
                       final=True)
     g = g or gazetteer(data_dir)
-    scanned = g.scan(norm)
+    if scanned is None:
+        scanned = g.scan(norm)
     mentions = _usable(norm, scanned)
     guessed = None
     if not mentions:

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from incidents import grading
 from incidents.errors import GeocoderError, IncidentError, LocateError
-from incidents.geocode import locate, normalise
+from incidents.geocode import locate, locate_offline, normalise
 from incidents.model import Casualties, Grade, Location
 
 MAX_TEXT_CHARS = 2000          # a call's notes or a news paragraph; longer text is refused before it is read
@@ -370,11 +370,16 @@ def read_place(text: str, *, data_dir: Path | None = None) -> str | None:
 
     The text is scanned once (NFKC, spaces read as clause breaks); a clause that names only the province is
     passed over for a later one that names more, and used only when none does."""
-    from incidents.gazetteer import gazetteer
+    found = _place(_SPACES.sub("，", unicodedata.normalize("NFKC", text).strip()), data_dir)
+    return found[0] if found else None
+
+
+def _place(norm: str, data_dir: Path | None) -> tuple[str, list] | None:
+    """(place words, the gazetteer's mentions inside them, offsets from the place's start) of a normalised text."""
+    from incidents.gazetteer import Mention, gazetteer
     from incidents.geocode import _district_in_road_name, _usable
     g = gazetteer(data_dir)
     w = _words(data_dir)
-    norm = _SPACES.sub("，", unicodedata.normalize("NFKC", text).strip())
     scanned = g.scan(norm)
     mentions = _usable(norm, scanned) or _district_in_road_name(norm, scanned)[0]
     fallback = None
@@ -388,9 +393,11 @@ def read_place(text: str, *, data_dir: Path | None = None) -> str | None:
         place = norm[m.start:stop.start() if stop else clause_end].rstrip("的在于内里旁边处")
         if not place:
             continue
+        a, b = m.start, m.start + len(place)
+        inside = [Mention(x.start - a, x.end - a, x.alias, x.hits) for x in scanned if x.start >= a and x.end <= b]
         if levels - {"province"}:
-            return place
-        fallback = fallback or place
+            return place, inside
+        fallback = fallback or (place, inside)
     return fallback
 
 
@@ -402,22 +409,35 @@ def _grade(type_: str, deaths: int, serious: int, missing: int, mcad: bool | Non
 
 
 def read(text: str, *, data_dir: Path | None = None, missing_count_as_deaths: bool | None = None,
-         settings=None, client=None, _locate=None) -> Reading:
+         settings=None, client=None, _memo: dict | None = None) -> Reading:
     """Read one text (raises IncidentError for an empty or over-long text)."""
     if not isinstance(text, str) or not text.strip():
         raise IncidentError("intake: the text is empty; give what the caller said")
     if len(text) > MAX_TEXT_CHARS:
         raise IncidentError(f"intake: {len(text)} characters is over the {MAX_TEXT_CHARS}-character limit")
-    norm = unicodedata.normalize("NFKC", "".join(text.split()))
+    spaced = unicodedata.normalize("NFKC", text).strip()
+    norm = "".join(spaced.split())
     type_, words = read_type(norm, data_dir=data_dir)
     counts, approx, notes = read_counts(norm)
-    place = read_place(text, data_dir=data_dir)
+    found = _place(_SPACES.sub("，", spaced), data_dir)
+    place = found[0] if found else None
     location = None
     if place:
-        try:
-            location = (_locate or locate)(place, settings=settings, client=client, data_dir=data_dir)
-        except (LocateError, GeocoderError) as e:
-            notes.append(f"place not located: {e}")
+        hit = _memo.get(place) if _memo is not None else None
+        if hit is None:
+            try:
+                if settings is None or not getattr(settings, "tianditu_key", None):
+                    hit = locate_offline(place, data_dir=data_dir, scanned=found[1])   # the text is scanned once
+                else:
+                    hit = locate(place, settings=settings, client=client, data_dir=data_dir)
+            except (LocateError, GeocoderError) as e:
+                hit = e
+            if _memo is not None and len(_memo) < 100_000:
+                _memo[place] = hit
+        if isinstance(hit, Exception):
+            notes.append(f"place not located: {hit}")
+        else:
+            location = hit
     else:
         notes.append("no place name recognised in the text")
     g = None
@@ -439,22 +459,9 @@ def read_batch(lines: Iterable[str], **kwargs) -> Iterator[dict]:
     """One dict per line, in order: Reading.as_dict() or {"error": "..."}; a bad line never stops the batch.
 
     The place words of a batch repeat (one estate, one district, many calls): each is located once per batch."""
-    located: dict[str, Location | Exception] = {}
-
-    def once(place: str, **kw) -> Location:
-        hit = located.get(place)
-        if hit is None:
-            try:
-                hit = locate(place, **kw)
-            except (LocateError, GeocoderError) as e:
-                hit = e
-            if len(located) < 100_000:
-                located[place] = hit
-        if isinstance(hit, Exception):
-            raise hit
-        return hit
+    memo: dict = {}
     for line in lines:
         try:
-            yield read(line, _locate=once, **kwargs).as_dict()
+            yield read(line, _memo=memo, **kwargs).as_dict()
         except IncidentError as e:
             yield {"error": str(e)}
