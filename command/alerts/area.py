@@ -315,7 +315,7 @@ def _as_read(rings) -> Any:
 
 
 def cover_rings(land_m, *, reach_m: float = REACH_M, max_vertices: int = MAX_CAP_VERTICES,
-                max_rings: int = MAX_CAP_POLYGONS, max_total: int = MAX_CAP_TOTAL_VERTICES):
+                max_rings: int = MAX_CAP_POLYGONS, max_total: int = MAX_CAP_TOTAL_VERTICES, _limit=None):
     """(rings, reach): closed (lat, lon) rings, largest first, whose union covers ``land_m`` (EPSG:4547) and
     reaches at most ``reach`` metres beyond it; ``reach`` <= reach_m unless the vertex budget cannot hold it.
 
@@ -330,7 +330,8 @@ def cover_rings(land_m, *, reach_m: float = REACH_M, max_vertices: int = MAX_CAP
         reach = reach_m if margin + tol < reach_m else margin + tol + 1.0
         shape = shapely.union_all([Polygon(p.exterior) for p in _polygons(
             shapely.simplify(land_m.buffer(margin, quad_segs=4), tol, preserve_topology=True))])
-        limit = land_m.buffer(reach, quad_segs=8)          # inscribed in land + reach
+        limit = _limit if _limit is not None and reach == reach_m else \
+            land_m.buffer(reach, quad_segs=8)              # inscribed in land + reach
         for fix in (False, True):
             if fix:    # simplification slipped: put land back in, cut what went past the reach back
                 if land_m.difference(shape).area > 0.01:
@@ -480,9 +481,10 @@ def build_area(point: Point, *, radius_m: float | None = None, polygon: Any = No
     if district is not None:
         rings, reach = _district_rings(root, district)
         cap_polygon, more = list(rings[0]), tuple(rings[1:])
-    elif not inland and not requested_m.difference(land_m.buffer(REACH_M, quad_segs=8)).area <= 1.0:
+    elif not inland and not requested_m.difference(
+            limit := land_m.buffer(REACH_M, quad_segs=8)).area <= 1.0:
         # the circle or polygon as drawn would reach sea, Hong Kong, Macau or another province: send the land
-        rings, reach = cover_rings(land_m)
+        rings, reach = cover_rings(land_m, _limit=limit)
         cap_polygon, more = list(rings[0]), tuple(rings[1:])
         reason = f"{reason}; {100 * (1 - land_share):.0f}% was sea or outside Guangdong and is left out"
     if reach is not None and reach > REACH_M:
