@@ -214,8 +214,9 @@ def _local(refs: Refs, case: Case, req, pad: float = 2000.0) -> dict[str, Any]:
     else:
         inner = req_a = req_t = req
     return {"ga": ga, "gt": gt, "nt": nt, "either": either,
-            "allowed": shapely.buffer(shapely.intersection(req, either), REACH_M, quad_segs=16),
-            "allowed_strict": shapely.buffer(shapely.intersection(req_t, gt), REACH_M, quad_segs=16),
+            # inscribed in the true 161 m buffer (0.8 m short at most): a spill is never under-counted
+            "allowed": shapely.buffer(shapely.intersection(req, either), REACH_M, quad_segs=8),
+            "allowed_strict": shapely.buffer(shapely.intersection(req_t, gt), REACH_M, quad_segs=8),
             "land_both": shapely.intersection(inner, shapely.intersection(ga, gt)),
             "land_t": shapely.intersection(req_t, gt), "land_a": shapely.intersection(req_a, ga)}
 
@@ -280,8 +281,11 @@ def fuzz(modules: dict[str, Any], refs: Refs, cases: list[Case], *, ideal: bool 
     return summarise(collect(modules, refs, cases, ideal=ideal), cases, worst_n=worst_n)
 
 
-def collect(modules: dict[str, Any], refs: Refs, cases: list[Case], *, ideal: bool = True) -> dict:
-    """The raw scores: {names, rows, times, refused, extra} (picklable, so shards can be merged)."""
+def collect(modules: dict[str, Any], refs: Refs, cases: list[Case], *, ideal: bool | int = True,
+            checkpoint=None) -> dict:
+    """The raw scores: {names, rows, times, refused, extra} (picklable, so shards can be merged).
+    ``ideal``: score the floor on every case (True) or every n-th; ``checkpoint(raw, done)`` is called
+    every 200 cases (a long run's partial results)."""
     from command.errors import AlertError
     names = list(modules) + (["ideal"] if ideal else [])
     rows: dict[str, list] = {k: [] for k in names}
@@ -289,7 +293,10 @@ def collect(modules: dict[str, Any], refs: Refs, cases: list[Case], *, ideal: bo
     refused = {k: 0 for k in names}
     extra: dict[str, dict[str, int]] = {k: {"rings_max": 0, "vertices_max": 0, "unit_440499": 0,
                                             "reach_over_161": 0} for k in modules}
-    for case in cases:
+    every = 1 if ideal is True else int(ideal)
+    for i, case in enumerate(cases):
+        if checkpoint and i and i % 200 == 0:
+            checkpoint({"names": names, "rows": rows, "times": times, "refused": refused, "extra": extra}, i)
         req = requested(case, refs)
         loc = None
         for name, mod in modules.items():
@@ -309,7 +316,7 @@ def collect(modules: dict[str, Any], refs: Refs, cases: list[Case], *, ideal: bo
             e["unit_440499"] += any(u["adcode"] == "440499" for u in a.admin_units)
             e["reach_over_161"] += (getattr(a, "reach_m", None) or 0) > REACH_M
             rows[name].append((case, score(received(a), loc)))
-        if ideal and loc is not None:
+        if ideal and loc is not None and (i % every == 0 or case.kind == "district"):
             if case.kind == "district":
                 exact = refs.da[case.adcode]
             else:
@@ -370,7 +377,8 @@ def summarise(raw: dict, cases: list[Case], *, worst_n: int = 3) -> dict[str, An
 
 
 def run(results: Results | None = None, *, n: int = 10_000, seed: int = 11, before: Any = None,
-        shared: Path = SHARED, shard: tuple[int, int] | None = None) -> dict[str, Any]:
+        shared: Path = SHARED, shard: tuple[int, int] | None = None, raw_path: Path | None = None,
+        ideal_every: bool | int = True) -> dict[str, Any]:
     """The fuzz as a bench section ("targeting"); ``before``: an older area module to compare with.
     With ``shard`` (i, k): the raw scores of every k-th case from the i-th (see ``--merge``)."""
     from command.alerts import area as after
@@ -387,11 +395,19 @@ def run(results: Results | None = None, *, n: int = 10_000, seed: int = 11, befo
                 pass
     t0 = time.perf_counter()
     if shard:
-        raw = collect(modules, refs, cases)
+        def save(raw: dict, done: int) -> None:
+            import pickle
+            raw = {**raw, "cases": cases[:done], "seed": seed, "reach_m": REACH_M,
+                   "seconds": time.perf_counter() - t0, "method": METHOD, "done": done}
+            tmp = raw_path.with_suffix(".tmp")
+            tmp.write_bytes(pickle.dumps(raw))
+            tmp.replace(raw_path)
+        raw = collect(modules, refs, cases, ideal=ideal_every, checkpoint=save if raw_path else None)
+        save(raw, len(cases)) if raw_path else None
         raw.update({"cases": cases, "seed": seed, "reach_m": REACH_M, "seconds": time.perf_counter() - t0,
-                    "method": METHOD})
+                    "method": METHOD, "done": len(cases)})
         return raw
-    section = fuzz(modules, refs, cases)
+    section = summarise(collect(modules, refs, cases, ideal=ideal_every), cases)
     section.update({"seed": seed, "reach_m": REACH_M, "seconds": round(time.perf_counter() - t0, 1),
                     "method": METHOD})
     if results is not None:
@@ -409,11 +425,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--shard", help="i/k: score only every k-th case from the i-th, raw scores to --raw")
     ap.add_argument("--raw", type=Path, help="the shard's raw scores (pickle)")
     ap.add_argument("--merge", type=Path, nargs="+", help="summarise these shards' raw scores")
+    ap.add_argument("--ideal-every", type=int, default=1, help="score the ideal floor on every n-th case")
     args = ap.parse_args(argv)
     if args.merge:
         import pickle
         parts = [pickle.loads(p.read_bytes()) for p in args.merge]
-        cases = [c for p in parts for c in p["cases"]]
+        cases = [c for p in parts for c in p["cases"][: p.get("done", len(p["cases"]))]]
         section = summarise(merge(parts), cases)
         section.update({k: parts[0][k] for k in ("seed", "reach_m", "method")})
         section["seconds"] = round(sum(p["seconds"] for p in parts), 1)
@@ -427,10 +444,9 @@ def main(argv: list[str] | None = None) -> dict:
     if args.shard:
         import pickle
         i, k = map(int, args.shard.split("/"))
-        section = run(n=args.n, seed=args.seed, before=before, shard=(i, k))
-        args.raw.write_bytes(pickle.dumps(section))
-        return section
-    section = run(n=args.n, seed=args.seed, before=before)
+        return run(n=args.n, seed=args.seed, before=before, shard=(i, k), raw_path=args.raw,
+                   ideal_every=args.ideal_every)
+    section = run(n=args.n, seed=args.seed, before=before, ideal_every=args.ideal_every)
     text = json.dumps(section, ensure_ascii=False, indent=1)
     if args.json:
         args.json.write_text(text, encoding="utf-8")
