@@ -101,10 +101,11 @@ class ExerciseClock:
                 self._since = self._wall()
             return before, self._base
 
-    def restore(self, offset_s: float) -> None:
-        """Stand still at ``offset_s`` (an exercise read back from its log after a restart)."""
+    def set_state(self, offset_s: float, since: float | None) -> None:
+        """Stand at ``offset_s``, running from wall time ``since`` (None: stopped). An exercise's log holds
+        both at every change, so every process serving it derives the same clock from the log."""
         with self._lock:
-            self._base, self._since = float(offset_s), None
+            self._base, self._since = float(offset_s), since
 
     def wall_until(self, offset_s: float) -> float | None:
         """Wall seconds until exercise time reaches ``offset_s`` (0 when it has); None while stopped."""

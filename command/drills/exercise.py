@@ -19,6 +19,11 @@ log: one stream ``exercise`` of small events, folded into the exercise's state b
 restarted server finds its exercises again). The live store never holds an exercise's incident, so the live
 list cannot show one, and two exercises never see each other's.
 
+Several processes may serve one var_dir (``yzt serve`` runs gunicorn workers): every process folds the same
+control log, the clock included (each change records its offset and wall time), and every action takes
+the exercise's file lock and reads the log again first, so an inject is delivered once whichever process
+ticks, and a pause in one worker is a pause in all.
+
 Time is exercise time (``command.drills.clock.ExerciseClock``): paused time never counts, so an inject due
 during a pause arrives right after it and no target is late by a pause. An inject that fails (an address
 not found) is recorded and the exercise goes on; ``end()`` always ends it.
@@ -26,6 +31,7 @@ not found) is recorded and the exercise goes on; ``end()`` always ends it.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import logging
 import re
@@ -34,6 +40,7 @@ import shutil
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -131,6 +138,9 @@ class Exercise:
         self._wall = wall
         self.clock = ExerciseClock(scenario.start, meta["speed"], wall=wall)
         self._lock = threading.RLock()
+        self._depth = 0
+        self._seen = 0                                # the last control.db seq folded
+        self._lockfile = open(folder / "lock", "a+")  # noqa: SIM115 - held for the exercise's life
         self._s = _State(players=list(meta["players"]))
         self.control = Store(folder / "control.db")
         self._play_store = Store(folder / "play.db")
@@ -144,27 +154,55 @@ class Exercise:
 
     # ------------------------------------------------------------------ the control log
     def _log(self, kind: str, payload: dict[str, Any], *, by: str | None = None) -> None:
-        """Record a control event and apply it: the log and the state never disagree."""
+        """Record a control event, then fold the log: the state is only ever what the log says."""
         payload = json.loads(json.dumps(payload, ensure_ascii=False))
         payload.setdefault("wall", self._wall())
         self.control.append_event(STREAM, kind, payload, at=iso(self.clock.now()), actor=by or self.trainer,
                                   source="exercise")
-        self._apply(kind, payload)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Fold what the log gained since the last read (another process's actions too)."""
+        with self._lock:
+            for e in self.control.events(STREAM, since_seq=self._seen):
+                self._apply(e.kind, e.payload)
+                self._seen = e.seq
+
+    @contextmanager
+    def _locked(self):
+        """This exercise to ourselves, across threads and processes, with the log read again first."""
+        with self._lock:
+            self._depth += 1
+            try:
+                if self._depth == 1:
+                    fcntl.flock(self._lockfile.fileno(), fcntl.LOCK_EX)
+                self.refresh()
+                yield
+            finally:
+                if self._depth == 1:
+                    fcntl.flock(self._lockfile.fileno(), fcntl.LOCK_UN)
+                self._depth -= 1
 
     def _apply(self, kind: str, p: dict[str, Any]) -> None:
         s = self._s
         if kind == "ExerciseStarted":
             s.phase = "running"
             s.joined.update({n: 0.0 for n in s.players})
+            self.clock.set_state(0.0, None)           # what is due at 0 is delivered before time runs
+        elif kind == "ClockRunning":
+            self.clock.set_state(p["offset"], p["wall"])
         elif kind == "ExercisePaused":
             s.phase = "paused"
             s.pauses.append([p["offset"], p["wall"], None])
+            self.clock.set_state(p["offset"], None)
         elif kind == "ExerciseResumed":
             s.phase = "running"
             if s.pauses:
                 s.pauses[-1][2] = p["wall"]
+            self.clock.set_state(p["offset"], p["wall"])
         elif kind == "ExerciseJumped":
             s.jumps.append((p["from"], p["to"]))
+            self.clock.set_state(p["to"], p["wall"] if self.clock.running else None)
         elif kind == "PlayerJoined":
             if p["name"] not in s.players:
                 s.players.append(p["name"])
@@ -183,6 +221,7 @@ class Exercise:
         elif kind == "CapabilityRated":
             s.ratings[p["capability"]] = {"rating": p["rating"], "comment": p["comment"], "by": p["by"]}
         elif kind == "ExerciseEnded":
+            self.clock.set_state(p["offset"], None)
             s.phase = "finished"
             s.ended_at_s = p["offset"]
             s.end_reason = p.get("reason", "")
@@ -248,37 +287,37 @@ class Exercise:
 
     # ------------------------------------------------------------------ the controller's actions
     def begin(self) -> None:
-        with self._lock:
-            self.clock.run()
+        """Start: what is due at 0 is delivered at 0 (locating it takes no exercise time), then time runs."""
+        with self._locked():
             self._log("ExerciseStarted", {"offset": 0.0, "speed": self.clock.speed, "players": self.players})
-        self.tick()
+            self.tick()
+            self._log("ClockRunning", {"offset": 0.0})
 
     def _live(self, what: str) -> None:
         if self.finished:
             raise SessionError(f"exercise {self.id} has ended: it cannot {what}")
 
     def pause(self, *, by: str | None = None) -> None:
-        with self._lock:
+        with self._locked():
             self._live("pause")
             if self._s.phase == "paused":
                 return
             self.tick()                       # what was due before the pause is delivered before it
-            offset = self.clock.pause()
-            self._log("ExercisePaused", {"offset": offset}, by=by)
+            wall = self._wall()
+            self._log("ExercisePaused", {"offset": self.clock.offset_s(), "wall": wall}, by=by)
 
     def resume(self, *, by: str | None = None) -> None:
-        with self._lock:
+        with self._locked():
             self._live("resume")
             if self._s.phase != "paused":
                 return
-            offset = self.clock.resume()
-            self._log("ExerciseResumed", {"offset": offset}, by=by)
+            self._log("ExerciseResumed", {"offset": self.clock.offset_s()}, by=by)
         self.tick()
 
     def jump(self, seconds: float, *, by: str | None = None) -> None:
         """Skip ``seconds`` of exercise time: what falls due in the skipped span arrives at once, and an
         expected action due in it is measured from where the jump lands (nobody could act in skipped time)."""
-        with self._lock:
+        with self._locked():
             self._live("jump")
             try:
                 seconds = float(seconds)
@@ -286,13 +325,15 @@ class Exercise:
                 raise ScenarioError(f"jump {seconds!r}: a number of exercise seconds") from None
             if seconds > 30 * 86400:
                 raise ScenarioError(f"jump of {seconds:g} s: at most 30 days")
-            before, after = self.clock.jump(seconds)
-            self._log("ExerciseJumped", {"from": before, "to": after}, by=by)
+            if not seconds > 0:
+                raise ScenarioError(f"jump of {seconds!r} s: an exercise only jumps ahead (more than 0 s)")
+            before = self.clock.offset_s()
+            self._log("ExerciseJumped", {"from": before, "to": before + seconds}, by=by)
         self.tick()
 
     def join(self, name: str, *, by: str | None = None) -> None:
         """A player joining late (or at once): from now on they see the exercise and their actions count."""
-        with self._lock:
+        with self._locked():
             self._live("take a new player")
             if name in self._s.players:
                 return
@@ -307,7 +348,7 @@ class Exercise:
             raise ScenarioError("a note needs some text")
         if len(text) > MAX_NOTE:
             raise ScenarioError(f"a note is at most {MAX_NOTE} characters")
-        with self._lock:
+        with self._locked():
             self._log("TrainerNote", {"offset": self.offset_s(), "by": by, "text": text}, by=by)
 
     def rate(self, capability: str, rating: str, comment: str, *, by: str) -> None:
@@ -322,13 +363,13 @@ class Exercise:
             raise ScenarioError("an adjusted rating needs a comment saying why")
         if len(comment) > MAX_NOTE:
             raise ScenarioError(f"a comment is at most {MAX_NOTE} characters")
-        with self._lock:
+        with self._locked():
             self._log("CapabilityRated", {"capability": capability, "rating": rating, "comment": comment,
                                           "by": by}, by=by)
 
     def fire_now(self, key: str, *, by: str | None = None) -> None:
         """Deliver an inject now instead of at its time."""
-        with self._lock:
+        with self._locked():
             self._live("fire an inject")
             inject = next((i for i in self.all_injects() if i.key == key), None)
             if inject is None:
@@ -340,7 +381,7 @@ class Exercise:
     def add_inject(self, spec: dict[str, Any], *, by: str | None = None) -> str:
         """An inject that is not in the file (report, update or note), checked as strictly as the file;
         delivered at its ``at`` (default: now). Returns its key."""
-        with self._lock:
+        with self._locked():
             self._live("take a new inject")
             ev = self._check_added(spec)
             key = f"x{len(self._s.added) + 1}"
@@ -372,22 +413,21 @@ class Exercise:
 
     def end(self, *, by: str | None = None, reason: str = "ended by the trainer") -> None:
         """End the exercise, whatever state it is in and whatever failed; idempotent."""
-        with self._lock:
+        with self._locked():
             if self.finished:
                 return
             try:
                 self.tick(final=True)
             except Exception:               # noqa: BLE001 - an exercise always ends; the error is logged
                 log.exception("exercise %s: last tick failed while ending", self.id)
-            offset = self.clock.pause()
-            self._log("ExerciseEnded", {"offset": offset, "reason": reason}, by=by)
+            self._log("ExerciseEnded", {"offset": self.clock.offset_s(), "reason": reason}, by=by)
 
     # ------------------------------------------------------------------ time passing
     def tick(self, *, final: bool = False) -> int:
         """Deliver every inject now due; end the exercise once nothing is left to happen. Returns how many
         injects were delivered."""
         n = 0
-        with self._lock:
+        with self._locked():
             if self.finished or self._s.phase == "created":
                 return 0
             now = self.clock.offset_s()
@@ -426,6 +466,7 @@ class Exercise:
         """The contract's state of the exercise (contracts/exercise.md), plus the controller's view."""
         from command.drills import evaluation
         with self._lock:
+            self.refresh()
             offset = self.offset_s()
             rows = evaluation.score(self)
             injects = self.all_injects()
@@ -450,9 +491,11 @@ class Exercise:
     def report(self) -> dict[str, Any]:
         from command.drills import evaluation
         with self._lock:
+            self.refresh()
             return evaluation.build_report(self)
 
     def close(self) -> None:
+        self._lockfile.close()
         self.app.close()
         self._play_store.close()
         self.control.close()
@@ -538,24 +581,18 @@ class Exercises:
         return out
 
     def _load(self) -> None:
-        """Exercises left by an earlier process: their control logs folded again; a running one runs on
-        from where its log says it stood (the time the server was down is excluded, like a pause)."""
+        """Exercises in the var_dir that this process does not hold yet (started by another process, or
+        before a restart): their control logs folded, their clocks where the logs say."""
         if not self.root.is_dir():
             return
         for folder in sorted(self.root.iterdir()):
-            if not _ID.match(folder.name) or not (folder / "meta.json").exists():
+            if folder.name in self._all or not _ID.match(folder.name) or not (folder / "meta.json").exists():
                 continue
             try:
                 meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
                 sc = scenario_from_text((folder / "scenario.yaml").read_text(encoding="utf-8"))
                 ex = Exercise(folder, sc, meta=meta, settings=self.settings, wall=self._wall)
-                for e in ex.control.events(STREAM):
-                    ex._apply(e.kind, e.payload)
-                last = ex.control.events(STREAM)
-                offset = max([float(e.payload.get("offset", e.payload.get("to", 0)) or 0) for e in last] or [0])
-                ex.clock.restore(offset)
-                if ex.phase == "running":
-                    ex.clock.run()
+                ex.refresh()
                 self._all[ex.id] = ex
             except (CommandError, OSError, ValueError, KeyError) as e:
                 log.warning("exercise folder %s not loaded: %s", folder, e)
@@ -565,14 +602,22 @@ class Exercises:
     # -- finding
     def get(self, ex_id: str) -> Exercise:
         with self._lock:
+            if isinstance(ex_id, str) and ex_id not in self._all and _ID.match(ex_id):
+                self._load()
             ex = self._all.get(ex_id) if isinstance(ex_id, str) else None
         if ex is None:
             raise ExerciseNotFound(f"no exercise {str(ex_id)[:80]!r}")
+        ex.refresh()
         return ex
 
     def all(self) -> list[Exercise]:
+        """Every exercise, newest first, each as its log stands now (other processes' changes included)."""
         with self._lock:
-            return sorted(self._all.values(), key=lambda e: e.id, reverse=True)
+            self._load()
+            out = sorted(self._all.values(), key=lambda e: e.id, reverse=True)
+        for ex in out:
+            ex.refresh()
+        return out
 
     def playing(self, name: str) -> Exercise | None:
         """The unfinished exercise ``name`` plays in, if any."""

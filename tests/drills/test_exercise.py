@@ -294,30 +294,35 @@ def test_report_is_written_as_html_and_markdown(book, tmp_path):
     json.dumps(rep)                          # plain JSON values only
 
 
-def test_an_exercise_ends_by_itself_and_survives_a_restart(wall):
+def test_an_exercise_ends_by_itself_and_another_process_reads_it_from_its_log(wall):
     s = load_settings()
     first = exercise.Exercises(s, wall=wall, conduct=False)
     ex = first.start(scenario_text(BASIC), speed=60, players=["cmd1"], trainer="tr1")
     wall.advance(2)
     ex.note("第一段", by="tr1")
-    ex_id = ex.id
-    first.close()
-    wall.advance(500)                       # the server is down: the time is not exercise time
-    again = exercise.Exercises(s, wall=wall, conduct=False)
+    other = exercise.Exercises(s, wall=wall, conduct=False)      # a second worker over the same var_dir
     try:
-        back = again.get(ex_id)
-        assert back.phase == "running" and back.state()["clock"] == "2026-03-14T09:02:00+08:00"
-        assert [n["text"] for n in back.notes()] == ["第一段"] and back.incident_ids
-        wall.advance(60)                     # an hour on: past the close's deadline (1h05m)? not yet
-        back.tick()
-        assert not back.finished
-        wall.advance(5)
-        back.tick()
-        assert back.finished and back.state()["state"] == "finished"
+        twin = other.get(ex.id)
+        assert twin is not ex and twin.phase == "running" and twin.state()["clock"] == "2026-03-14T09:02:00+08:00"
+        assert [n["text"] for n in twin.notes()] == ["第一段"] and twin.incident_ids == ex.incident_ids
+        twin.pause(by="tr1")                                     # a pause in one worker is a pause in all
+        wall.advance(600)
+        assert ex.state()["state"] == "paused" and ex.state()["clock"] == "2026-03-14T09:02:00+08:00"
+        ex.resume()
+        wall.advance(9)                                          # 11 min: the update is due
+        assert twin.tick() == 1 and ex.tick() == 0               # delivered once, whichever worker ticks
+        assert ex.state()["injects"]["delivered"] == 2
+        first.close()
+        wall.advance(49)                                         # 1h00m: the close is due, its deadline not
+        twin.tick()
+        assert not twin.finished
+        wall.advance(5.5)                                        # past 1h05m: nothing is left, it ends
+        twin.tick()
+        assert twin.finished and twin.state()["state"] == "finished"
         with pytest.raises(SessionError, match="has ended"):
-            back.pause()
+            twin.pause()
     finally:
-        again.close()
+        other.close()
 
 
 def test_the_conductor_delivers_in_real_time(tmp_path):
