@@ -205,3 +205,17 @@ def test_a_version_3_file_is_upgraded_and_can_reserve_identifiers(tmp_path):
     assert s.identifier_used("GD-OLD") and not s.reserve_identifier("GD-OLD", "GD-1")
     assert s.reserve_identifier("GD-NEW", "GD-1") and s.identifier_used("GD-NEW")
     s.close()
+
+
+def test_the_store_package_shows_its_interfaces_and_the_sqlite_store_implements_them(tmp_path):
+    import command.store as face
+    from command.store.interfaces import Accounts, AuditChain, DeliveryQueue, EventLog, StoreBackend
+    assert set(face.__all__) <= set(dir(face)) and all(getattr(face, n) is not None for n in face.__all__)
+    s = face.open_store(tmp_path / "face.db")
+    try:
+        assert isinstance(s, Store) and isinstance(s, StoreBackend)
+        for part, interface in ((s.event_log, EventLog), (s.queue, DeliveryQueue), (s.accounts, Accounts),
+                                (s.audit_chain, AuditChain)):
+            assert isinstance(part, interface)
+    finally:
+        s.close()

@@ -1,0 +1,132 @@
+"""One object over the four stores of a backend, with the method names callers have always used.
+
+``ComposedStore`` holds an ``EventLog``, a ``DeliveryQueue``, ``Accounts`` and an ``AuditChain`` of one database
+(as ``event_log``, ``queue``, ``accounts``, ``audit_chain``) and passes each call to the part that owns it, so a
+caller can hold the whole store or hand one part to code that needs only that part."""
+from __future__ import annotations
+
+from typing import Any
+
+from command.store.interfaces import Accounts, AuditChain, DeliveryQueue, EventLog, EventRecord, StoredEvent
+
+
+class ComposedStore:
+    """The facade; a backend's ``Store`` sets the four parts and implements ``close``."""
+
+    event_log: EventLog
+    queue: DeliveryQueue
+    accounts: Accounts
+    audit_chain: AuditChain
+
+    def close(self) -> None:    # pragma: no cover - every backend overrides it
+        raise NotImplementedError
+
+    def __enter__(self) -> ComposedStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- events -----------------------------------------------------------------------------------------
+    def append_event(self, incident_id: str, kind: str, payload: dict[str, Any], *, at: str, actor: str,
+                     source: str = "local", by: str | None = None) -> int:
+        return self.event_log.append_event(incident_id, kind, payload, at=at, actor=actor, source=source, by=by)
+
+    def append_events(self, incident_id: str, records: list[EventRecord], *, source: str = "local",
+                      by: str | None = None) -> list[int]:
+        return self.event_log.append_events(incident_id, records, source=source, by=by)
+
+    def events(self, incident_id: str | None = None, since_seq: int = 0) -> list[StoredEvent]:
+        return self.event_log.events(incident_id, since_seq)
+
+    def incident_ids(self) -> list[str]:
+        return self.event_log.incident_ids()
+
+    def event_digests(self) -> dict[int, str]:
+        return self.event_log.event_digests()
+
+    # -- alerts and deliveries --------------------------------------------------------------------------
+    def identifier_used(self, identifier: str) -> bool:
+        return self.queue.identifier_used(identifier)
+
+    def reserve_identifier(self, identifier: str, incident_id: str) -> bool:
+        return self.queue.reserve_identifier(identifier, incident_id)
+
+    def alert(self, identifier: str) -> dict[str, Any] | None:
+        return self.queue.alert(identifier)
+
+    def insert_alert_with_deliveries(self, alert: dict[str, Any], deliveries: list[tuple[str, str]], *,
+                                     created_at: str, now: float) -> list[int]:
+        return self.queue.insert_alert_with_deliveries(alert, deliveries, created_at=created_at, now=now)
+
+    def claim_delivery(self, channel: str, *, owner: str, now: float, lease_s: float) -> dict[str, Any] | None:
+        return self.queue.claim_delivery(channel, owner=owner, now=now, lease_s=lease_s)
+
+    def finish_delivery(self, delivery_id: int, *, owner: str, status: str, now: float, receipt: str | None = None,
+                        last_error: str | None = None, next_attempt_at: float | None = None) -> bool:
+        return self.queue.finish_delivery(delivery_id, owner=owner, status=status, now=now, receipt=receipt,
+                                          last_error=last_error, next_attempt_at=next_attempt_at)
+
+    def sending_owners(self) -> list[str]:
+        return self.queue.sending_owners()
+
+    def expire_leases(self, owners: list[str], *, now: float) -> int:
+        return self.queue.expire_leases(owners, now=now)
+
+    def next_due(self, channel: str) -> float | None:
+        return self.queue.next_due(channel)
+
+    def unfinished_channels(self) -> list[str]:
+        return self.queue.unfinished_channels()
+
+    def deliveries(self, identifier: str | None = None) -> list[dict[str, Any]]:
+        return self.queue.deliveries(identifier)
+
+    def delivery_counts(self, mode: str | None = None) -> dict[str, int]:
+        return self.queue.delivery_counts(mode)
+
+    # -- audit ------------------------------------------------------------------------------------------
+    def append_audit(self, actor: str, action: str, target: str, detail: dict[str, Any], source: str) -> int:
+        return self.audit_chain.append_audit(actor, action, target, detail, source)
+
+    def audit_entries(self, *, last: int | None = None, raw: bool = False) -> list[dict[str, Any]]:
+        return self.audit_chain.audit_entries(last=last, raw=raw)
+
+    def audit_numbered(self) -> int:
+        return self.audit_chain.audit_numbered()
+
+    # -- users, tokens, sign-in attempts ----------------------------------------------------------------
+    def add_user(self, name: str, role: str, pw_hash: str, *, actor: str, source: str) -> None:
+        self.accounts.add_user(name, role, pw_hash, actor=actor, source=source)
+
+    def add_first_user(self, name: str, role: str, pw_hash: str, *, actor: str, source: str) -> bool:
+        return self.accounts.add_first_user(name, role, pw_hash, actor=actor, source=source)
+
+    def user(self, name: str) -> dict[str, Any] | None:
+        return self.accounts.user(name)
+
+    def users(self) -> list[dict[str, Any]]:
+        return self.accounts.users()
+
+    def update_user(self, name: str, *, actor: str, source: str, action: str, pw_hash: str | None = None,
+                    disabled: bool | None = None, last_login: str | None = None) -> bool:
+        return self.accounts.update_user(name, actor=actor, source=source, action=action, pw_hash=pw_hash,
+                                         disabled=disabled, last_login=last_login)
+
+    def record_attempt(self, name: str, source: str, *, ok: bool, at: float) -> None:
+        self.accounts.record_attempt(name, source, ok=ok, at=at)
+
+    def recent_failures(self, *, name: str | None = None, source: str | None = None, since: float) -> list[float]:
+        return self.accounts.recent_failures(name=name, source=source, since=since)
+
+    def put_token(self, system: str, role: str, token_sha256: str, *, actor: str, source: str) -> None:
+        self.accounts.put_token(system, role, token_sha256, actor=actor, source=source)
+
+    def token_by_hash(self, token_sha256: str) -> dict[str, Any] | None:
+        return self.accounts.token_by_hash(token_sha256)
+
+    def revoke_token(self, system: str, *, actor: str, source: str) -> bool:
+        return self.accounts.revoke_token(system, actor=actor, source=source)
+
+    def tokens(self) -> list[dict[str, Any]]:
+        return self.accounts.tokens()

@@ -1,0 +1,150 @@
+"""The alert and delivery queue in SQLite: alerts with their deliveries in one transaction, CAP identifier
+reservations, and the outbox's work queue (claim with a lease, finish by the lease's owner only)."""
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from command.errors import StoreError
+from command.store._records import ALERT_COLUMNS, DELIVERY_COLUMNS, check_finish_status, utc_now
+
+# The next delivery a channel may send: due (or its lease ran out), and no earlier delivery of the same
+# incident on the same channel still unfinished. Walks the partial index deliveries_open in due order.
+_HEAD_OF_ITS_INCIDENT = """NOT EXISTS (
+    SELECT 1 FROM deliveries e INDEXED BY deliveries_open_incident
+    WHERE e.channel = d.channel AND e.incident_id = d.incident_id AND e.id < d.id
+      AND e.status IN ('pending', 'sending', 'failed'))"""
+_CLAIM_SQL = f"""
+SELECT d.id FROM deliveries d
+WHERE d.channel = ?1 AND d.status IN ('pending', 'sending', 'failed')
+  AND ((d.status IN ('pending', 'failed') AND d.next_attempt_at <= ?2) OR (d.status = 'sending' AND d.lease_until <= ?3))
+  AND {_HEAD_OF_ITS_INCIDENT}
+ORDER BY d.next_attempt_at, d.id LIMIT 1"""
+
+
+class SQLiteDeliveryQueue:
+    def __init__(self, db: Any) -> None:
+        self.db = db
+
+    # -- alerts and identifiers -------------------------------------------------------------------------
+    def identifier_used(self, identifier: str) -> bool:
+        row = self.db.conn().execute(
+            "SELECT 1 FROM alerts WHERE identifier = ?1 UNION ALL SELECT 1 FROM cap_identifiers WHERE identifier = ?1",
+            (identifier,)).fetchone()
+        return row is not None
+
+    def reserve_identifier(self, identifier: str, incident_id: str) -> bool:
+        if not identifier or not incident_id:
+            raise StoreError(f"identifier reservation refused: {identifier!r} for {incident_id!r} (both needed)")
+        with self.db.tx() as conn:
+            if conn.execute("SELECT 1 FROM alerts WHERE identifier = ?", (identifier,)).fetchone():
+                return False
+            cur = conn.execute(
+                "INSERT INTO cap_identifiers (identifier, incident_id, reserved_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (identifier) DO NOTHING", (identifier, incident_id, utc_now()))
+            return cur.rowcount == 1
+
+    def alert(self, identifier: str) -> dict[str, Any] | None:
+        row = self.db.conn().execute("SELECT * FROM alerts WHERE identifier = ?", (identifier,)).fetchone()
+        return dict(row) if row else None
+
+    def insert_alert_with_deliveries(self, alert: dict[str, Any], deliveries: list[tuple[str, str]], *,
+                                     created_at: str, now: float) -> list[int]:
+        try:
+            with self.db.tx() as conn:
+                owner = conn.execute("SELECT incident_id FROM cap_identifiers WHERE identifier = ?",
+                                     (alert["identifier"],)).fetchone()
+                if owner is not None and owner[0] != alert["incident_id"]:
+                    raise StoreError(f"alert {alert['identifier']}: not stored (the identifier is reserved for "
+                                     f"incident {owner[0]}, not {alert['incident_id']})")
+                conn.execute(
+                    f"INSERT INTO alerts ({', '.join(ALERT_COLUMNS)}, created_at) "
+                    f"VALUES ({', '.join('?' * len(ALERT_COLUMNS))}, ?)",
+                    [alert[c] for c in ALERT_COLUMNS] + [created_at])
+                ids = []
+                for channel, mode in deliveries:
+                    cur = conn.execute(
+                        "INSERT INTO deliveries (identifier, incident_id, channel, mode, status, attempts, "
+                        "next_attempt_at, updated_at) VALUES (?, ?, ?, ?, 'pending', 0, ?, ?)",
+                        (alert["identifier"], alert["incident_id"], channel, mode, now, now))
+                    ids.append(int(cur.lastrowid))
+                return ids
+        except sqlite3.IntegrityError as e:
+            raise StoreError(f"alert {alert['identifier']}: not stored ({e})") from None
+
+    # -- the work queue ---------------------------------------------------------------------------------
+    def claim_delivery(self, channel: str, *, owner: str, now: float, lease_s: float) -> dict[str, Any] | None:
+        """Per incident and channel, deliveries go out in the order they were enqueued: one waits while an
+        earlier delivery of the same incident on the same channel is unfinished (a Cancel never overtakes
+        the Alert it cancels, even when that Alert is backing off after a failure)."""
+        # one statement, so one short write lock and few calls per delivery (each call hands the GIL over)
+        rows = self.db.write_one(
+            f"UPDATE deliveries SET status = 'sending', attempts = attempts + 1, lease_until = ?4, owner = ?5,"
+            f" updated_at = ?2 WHERE id = ({_CLAIM_SQL}) RETURNING id, identifier, channel, mode, status,"
+            f" attempts, last_error", (channel, now, now, now + lease_s, owner))
+        if not rows:
+            return None
+        out = dict(rows[0])
+        alert = self.db.conn().execute(f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts WHERE identifier = ?",
+                                       (out["identifier"],)).fetchone()
+        out.update({f"alert_{k}": alert[k] for k in ALERT_COLUMNS})
+        return out
+
+    def finish_delivery(self, delivery_id: int, *, owner: str, status: str, now: float, receipt: str | None = None,
+                        last_error: str | None = None, next_attempt_at: float | None = None) -> bool:
+        """Not fsync'd: a power loss can only undo it into a delivery that is tried again (same key)."""
+        check_finish_status(delivery_id, status)
+        rows = self.db.write_one(
+            "UPDATE deliveries SET status = ?, receipt = coalesce(?, receipt),"
+            " last_error = coalesce(?, last_error), next_attempt_at = coalesce(?, next_attempt_at),"
+            " lease_until = NULL, owner = NULL, updated_at = ?"
+            " WHERE id = ? AND status = 'sending' AND owner = ? RETURNING id",
+            (status, receipt, last_error, next_attempt_at, now, delivery_id, owner))
+        return len(rows) == 1
+
+    def sending_owners(self) -> list[str]:
+        rows = self.db.conn().execute(
+            "SELECT DISTINCT owner FROM deliveries INDEXED BY deliveries_open"
+            " WHERE status IN ('pending', 'sending', 'failed') AND status = 'sending' AND owner IS NOT NULL").fetchall()
+        return [r[0] for r in rows]
+
+    def expire_leases(self, owners: list[str], *, now: float) -> int:
+        if not owners:
+            return 0
+        with self.db.tx() as conn:
+            cur = conn.execute(
+                f"UPDATE deliveries INDEXED BY deliveries_open SET lease_until = ?"
+                f" WHERE status IN ('pending', 'sending', 'failed') AND status = 'sending' AND owner IN "
+                f"({', '.join('?' * len(owners))})", [now, *owners])
+            return cur.rowcount
+
+    def next_due(self, channel: str) -> float | None:
+        """One that waits behind an earlier delivery of its incident is due when that one is, not before."""
+        row = self.db.conn().execute(
+            "SELECT min(CASE d.status WHEN 'sending' THEN d.lease_until ELSE d.next_attempt_at END)"
+            " FROM deliveries d INDEXED BY deliveries_open"
+            f" WHERE d.channel = ? AND d.status IN ('pending', 'sending', 'failed') AND {_HEAD_OF_ITS_INCIDENT}",
+            (channel,)).fetchone()
+        return row[0]
+
+    def unfinished_channels(self) -> list[str]:
+        rows = self.db.conn().execute(
+            "SELECT DISTINCT channel FROM deliveries INDEXED BY deliveries_open"
+            " WHERE status IN ('pending', 'sending', 'failed')").fetchall()
+        return [r[0] for r in rows]
+
+    def deliveries(self, identifier: str | None = None) -> list[dict[str, Any]]:
+        sql = f"SELECT {DELIVERY_COLUMNS} FROM deliveries"
+        args: tuple[Any, ...] = ()
+        if identifier is not None:
+            sql += " WHERE identifier = ?"
+            args = (identifier,)
+        return [dict(r) for r in self.db.conn().execute(sql + " ORDER BY id", args).fetchall()]
+
+    def delivery_counts(self, mode: str | None = None) -> dict[str, int]:
+        sql = "SELECT status, count(*) FROM deliveries"
+        args: tuple[Any, ...] = ()
+        if mode is not None:
+            sql += " WHERE mode = ?"
+            args = (mode,)
+        return {r[0]: r[1] for r in self.db.conn().execute(sql + " GROUP BY status", args).fetchall()}
