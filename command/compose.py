@@ -59,8 +59,8 @@ class App:
 
 def open_store(settings: Any, *, durable: bool = True):
     """The store named by ``settings.database`` (the embedded SQLite file by default)."""
-    from command.store import sqlite
-    return sqlite.Store(settings.database_path, durable=durable)
+    from command import store
+    return store.open_store(settings, durable=durable)
 
 
 def open_app(settings: Any, *, store: Any = None, clock: Any = None) -> App:
