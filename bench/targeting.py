@@ -382,7 +382,12 @@ def run(results: Results | None = None, *, n: int = 10_000, seed: int = 11, befo
     """The fuzz as a bench section ("targeting"); ``before``: an older area module to compare with.
     With ``shard`` (i, k): the raw scores of every k-th case from the i-th (see ``--merge``)."""
     from command.alerts import area as after
-    refs = load_refs(shared)
+    try:
+        refs = load_refs(shared)
+    except FileNotFoundError as e:
+        if results is not None:
+            results.add("targeting", {"skipped": str(e)})
+        return {"skipped": str(e)}
     cases = make_cases(refs, n, seed)
     if shard:
         cases = cases[shard[0]::shard[1]]

@@ -241,7 +241,7 @@ def _population(area_wgs84, root: Path) -> tuple[int, list[dict], str]:
     units = [{"adcode": str(u["adcode"]), "name": u["name"], "population": int(u["population"])}
              for u in est.units if str(u["adcode"]) not in NOT_GUANGDONG
              and u["share"] * km2.get(str(u["adcode"]), 0.0) * 1e6 >= MIN_UNIT_M2]
-    return sum(u["population"] for u in units), units, est.method
+    return int(est.total), units, est.method     # 440499 has no census row: it adds nobody to the total
 
 
 # ---------------------------------------------------------------- CAP rings
