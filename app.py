@@ -37,9 +37,12 @@ def create_app(settings: Any = None, *, secure_cookies: bool | None = None, deli
     _adopt_callbacks(app)
     security.install(app.server, runtime.current().settings, secure=secure_cookies)
     routes.register(app.server)
+    from command.dashboard import headers, public_warning
+    public_warning.register(app.server, store=lambda: runtime.current().store())   # /warnings/<id>: no sign-in
     # The dispatch systems' token API (/api/v1) sits in front of the dashboard's sign-in and CSRF hooks.
     from command.api.routes import register_api
     register_api(app.server, lambda: runtime.current().service())
+    headers.install(app, runtime.current().settings)    # CSP (no inline script), frame-ancestors, Referrer-Policy
     return app
 
 

@@ -172,8 +172,9 @@ def _refuse(status: int, message: str):
 
 def _gate():
     """Before every request: signed in (else /login or 401), and a CSRF token on every POST."""
-    if request.path in PUBLIC_PATHS:
-        return None
+    from command.dashboard.public_warning import is_public
+    if request.path in PUBLIC_PATHS or (request.method == "GET" and is_public(request.path)):
+        return None          # sign-in, and the public page of a sent warning (/warnings/<identifier>)
     if principal() is None:
         if request.method == "GET" and not request.path.startswith("/_dash-"):
             return redirect("/login?next=" + _safe_next(request.full_path))
