@@ -78,7 +78,8 @@ class Settings(BaseModel):
 
     data_dir: Path = Field(default=ROOT / "data", description="bundled, read-only layers and tables")
     var_dir: Path = Field(default=ROOT / "var", description="runtime state, written by the product")
-    database: Path | None = Field(default=None, description="SQLite file; default var_dir/yzt.db")
+    database: Path | str | None = Field(default=None, description="SQLite file (default var_dir/yzt.db) or the "
+                                        "postgresql://... URL of a database shared by several servers")
     tianditu_key: str | None = None
     tianditu_geocoder_url: str = "https://api.tianditu.gov.cn/geocoder"
     conference_url_template: str = Field(
@@ -150,7 +151,9 @@ class Settings(BaseModel):
 
     @property
     def database_path(self) -> Path:
-        return self.database or (self.var_dir / "yzt.db")
+        """The SQLite file; with a postgresql:// database, var_dir/yzt.db names where local files beside it go."""
+        is_url = isinstance(self.database, str) and self.database.startswith(("postgresql://", "postgres://"))
+        return Path(self.database) if self.database and not is_url else (self.var_dir / "yzt.db")
 
     @property
     def audit_key_path(self) -> Path:
