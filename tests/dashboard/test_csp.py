@@ -210,3 +210,38 @@ def test_dashboard_and_public_page_work_with_no_csp_violation(server):
             ctx.close()
         finally:
             b.close()
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is absent")
+def test_plotly_graphs_draw_under_the_policy_without_unsafe_eval(tmp_path):
+    """The trainer's and reports' dcc.Graph: plotly.js must draw with script-src 'self' + Dash's hashes."""
+    import threading
+
+    import dash
+    from dash import dcc, html
+    from werkzeug.serving import make_server
+    sync_api = pytest.importorskip("playwright.sync_api")
+    app = dash.Dash("csp_plotly", serve_locally=True)
+    app.layout = html.Div([dcc.Graph(id="g", figure={"data": [{"x": [1, 2, 3], "y": [3, 1, 2], "type": "scatter"}],
+                                                     "layout": {"title": {"text": "csp"}}})])
+    csp = headers.install(app)
+    assert "'unsafe-eval'" not in csp
+    srv = make_server("127.0.0.1", 0, app.server, threaded=True)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        with sync_api.sync_playwright() as p:
+            b = p.chromium.launch(executable_path=str(CHROMIUM),
+                                  args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            try:
+                ctx = b.new_context()
+                ctx.add_init_script(f"({WATCH})()")
+                page = ctx.new_page()
+                page.goto(f"http://127.0.0.1:{srv.server_port}/")
+                sync_api.expect(page.locator("#g .main-svg .scatterlayer .trace").first).to_be_attached(timeout=60_000)
+                assert page.evaluate("() => window.__csp") == []
+            finally:
+                b.close()
+    finally:
+        srv.shutdown()
