@@ -1,4 +1,7 @@
-"""The SQLite store: append-only events, schema version, atomic alert+deliveries, the drill guard in the schema."""
+"""The store on the backend under test (SQLite files, or PostgreSQL on make test's second pass): append-only
+events, schema versions and in-place upgrades, atomic alert+deliveries, the drill guard in the schema, identifier
+reservation, and what must hold between several processes on one database (each store below is its own
+connection pool, as a second server would hold)."""
 from __future__ import annotations
 
 import sqlite3
@@ -12,10 +15,26 @@ from settings import load_settings
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "db" / "yzt.db")
+def store(tmp_path, new_store):
+    s = new_store(tmp_path / "db" / "yzt.db")
     yield s
     s.close()
+
+
+def integrity_error(store) -> type[Exception]:
+    if isinstance(store, Store):
+        return sqlite3.IntegrityError
+    import psycopg
+    return psycopg.IntegrityError
+
+
+def raw_sql(store, sql: str) -> None:
+    """One statement behind the store's back, as someone with the database's password could run it."""
+    if isinstance(store, Store):
+        store._conn().execute(sql)
+    else:
+        with store.db.tx() as conn:
+            conn.execute(sql)
 
 
 def alert_row(identifier: str, status: str = "Exercise") -> dict:
@@ -37,11 +56,10 @@ def test_events_round_trip_in_sequence_order(store):
 def test_events_cannot_be_changed_or_removed(store):
     store.append_event("GD-1", "Reported", {}, at="t", actor="a")
     assert not hasattr(store, "update_event") and not hasattr(store, "delete_event")
-    conn = store._conn()
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-        conn.execute("UPDATE events SET kind = 'Forged'")
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-        conn.execute("DELETE FROM events")
+    for sql in ("UPDATE events SET kind = 'Forged'", "DELETE FROM events", "UPDATE audit SET actor = 'x'",
+                "DELETE FROM audit"):
+        with pytest.raises(integrity_error(store), match="append-only"):
+            raw_sql(store, sql)
     assert [e.kind for e in store.events()] == ["Reported"]
 
 
@@ -72,6 +90,7 @@ def test_concurrent_appends_from_threads_get_distinct_increasing_seqs(store):
         assert [e.payload["i"] for e in store.events(f"GD-{n}")] == list(range(50))
 
 
+@pytest.mark.sqlite_only
 def test_schema_version_is_checked(tmp_path):
     path = tmp_path / "yzt.db"
     Store(path).close()
@@ -83,6 +102,7 @@ def test_schema_version_is_checked(tmp_path):
         Store(path)
 
 
+@pytest.mark.sqlite_only
 def test_a_version_2_file_is_upgraded_and_its_deliveries_learn_their_incident(tmp_path):
     path = tmp_path / "v2.db"
     s = Store(path)
@@ -101,6 +121,7 @@ def test_a_version_2_file_is_upgraded_and_its_deliveries_learn_their_incident(tm
     assert job is not None and job["identifier"] == "GD-A"
 
 
+@pytest.mark.sqlite_only
 def test_a_file_that_is_not_a_database_is_refused(tmp_path):
     path = tmp_path / "notes.db"
     path.write_text("这不是数据库" * 200, encoding="utf-8")
@@ -108,6 +129,7 @@ def test_a_file_that_is_not_a_database_is_refused(tmp_path):
         Store(path)
 
 
+@pytest.mark.sqlite_only
 def test_open_default_uses_the_settings_database_path(tmp_path):
     s = load_settings(var_dir=tmp_path / "deep" / "var")
     store = Store.open_default(s)
@@ -169,14 +191,14 @@ def test_an_identifier_reserved_for_one_incident_cannot_carry_another_incidents_
     assert store.alert("GD-R2") is None and store.deliveries() == []
 
 
-def test_concurrent_reservations_of_one_identifier_give_it_to_exactly_one(tmp_path):
+def test_concurrent_reservations_of_one_identifier_give_it_to_exactly_one(tmp_path, new_store):
     path = tmp_path / "race.db"
-    stores = [Store(path) for _ in range(4)]          # four connections, as four processes would hold
+    stores = [new_store(path) for _ in range(4)]      # four connections, as four processes would hold
     results: list[bool] = []
     lock = threading.Lock()
     barrier = threading.Barrier(len(stores))
 
-    def reserve(s: Store, n: int) -> None:
+    def reserve(s, n: int) -> None:
         barrier.wait()
         ok = s.reserve_identifier("GD-RACE", f"GD-{n}")
         with lock:
@@ -191,6 +213,7 @@ def test_concurrent_reservations_of_one_identifier_give_it_to_exactly_one(tmp_pa
     assert sorted(results) == [False, False, False, True]
 
 
+@pytest.mark.sqlite_only
 def test_a_version_3_file_is_upgraded_and_can_reserve_identifiers(tmp_path):
     path = tmp_path / "v3.db"
     s = Store(path)
@@ -207,15 +230,12 @@ def test_a_version_3_file_is_upgraded_and_can_reserve_identifiers(tmp_path):
     s.close()
 
 
-def test_the_store_package_shows_its_interfaces_and_the_sqlite_store_implements_them(tmp_path):
+def test_the_store_package_shows_its_interfaces_and_each_backend_implements_them(tmp_path, new_store):
     import command.store as face
     from command.store.interfaces import Accounts, AuditChain, DeliveryQueue, EventLog, StoreBackend
     assert set(face.__all__) <= set(dir(face)) and all(getattr(face, n) is not None for n in face.__all__)
-    s = face.open_store(tmp_path / "face.db")
-    try:
-        assert isinstance(s, Store) and isinstance(s, StoreBackend)
-        for part, interface in ((s.event_log, EventLog), (s.queue, DeliveryQueue), (s.accounts, Accounts),
-                                (s.audit_chain, AuditChain)):
-            assert isinstance(part, interface)
-    finally:
-        s.close()
+    s = new_store(tmp_path / "face.db")
+    assert isinstance(s, StoreBackend)
+    for part, interface in ((s.event_log, EventLog), (s.queue, DeliveryQueue), (s.accounts, Accounts),
+                            (s.audit_chain, AuditChain)):
+        assert isinstance(part, interface)

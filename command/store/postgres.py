@@ -1,0 +1,134 @@
+"""The shared store: PostgreSQL (psycopg 3 with a connection pool), for several servers and outbox workers
+on one database. Same interfaces and behaviour as ``command.store.sqlite``:
+
+    from command.store import open_store
+    store = open_store("postgresql://yzt@db.example/yzt")     # or YZT_DATABASE=postgresql://... in settings
+
+Every invariant is the database's, none is in process memory: one ``Reported`` per incident and the alert
+identifiers are unique constraints; the drill guard and append-only events/audit are triggers; a CAP identifier
+is reserved by a primary key; every transaction that writes audit entries first locks the one ``audit_tip`` row,
+so writers on any server chain one after another (and events get their seq in commit order, so a reader of
+``events(since_seq=...)`` never skips one); deliveries are claimed with ``FOR UPDATE SKIP LOCKED`` and a lease.
+The SQL of each part lives beside this module (``postgres_events``, ``postgres_queue``, ``postgres_accounts``,
+``postgres_audit``); migrations come from ``command.store.schema``.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from command.errors import StoreError
+from command.store import schema
+from command.store.facade import ComposedStore
+from command.store.postgres_accounts import PostgresAccounts
+from command.store.postgres_audit import PostgresAuditChain
+from command.store.postgres_events import PostgresEventLog
+from command.store.postgres_queue import PostgresDeliveryQueue
+
+_MIGRATION_LOCK = 0x59_5A_54_01     # pg_advisory_xact_lock key: one migrator at a time ("YZT" 1)
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+def _psycopg() -> tuple[Any, Any, Any]:
+    try:
+        import psycopg
+        from psycopg.rows import dict_row
+        from psycopg_pool import ConnectionPool
+    except ImportError:   # pragma: no cover - both are dependencies; a trimmed install may lack them
+        raise StoreError("a postgresql:// database needs psycopg 3 and psycopg-pool: "
+                         "pip install 'psycopg[binary]>=3.1' psycopg-pool") from None
+    return psycopg, dict_row, ConnectionPool
+
+
+class PostgresDatabase:
+    """A connection pool over one PostgreSQL database; migrates it when opened."""
+
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 8, timeout_s: float = 30.0) -> None:
+        psycopg, dict_row, ConnectionPool = _psycopg()
+        self.url, self.name = url, redact(url)
+        self.errors = psycopg
+        self.pool = ConnectionPool(url, min_size=min_size, max_size=max_size, timeout=timeout_s, open=False,
+                                   kwargs={"row_factory": dict_row}, name="yzt-store")
+        try:
+            self.pool.open(wait=True, timeout=timeout_s)
+        except Exception as e:   # PoolTimeout, OperationalError: say which database, never the password
+            self.pool.close()
+            raise StoreError(f"database {self.name}: cannot connect ({_first_line(e)})") from None
+        try:
+            self._migrate()
+        except BaseException:
+            self.pool.close()
+            raise
+
+    @contextmanager
+    def tx(self, *, fsync: bool = True) -> Iterator[Any]:
+        """One transaction on a pooled connection: committed when the block ends, rolled back when it raises.
+        ``fsync=False``: the commit does not wait for the WAL flush (synchronous_commit off for this
+        transaction), only for writes whose loss repeats work, never loses it."""
+        try:
+            with self.pool.connection() as conn:
+                if not fsync:
+                    conn.execute("SET LOCAL synchronous_commit = off")
+                yield conn
+        except self.errors.OperationalError as e:
+            raise StoreError(f"database {self.name}: {_first_line(e)}") from None
+
+    def rows(self, sql: str, args: Any = ()) -> list[dict[str, Any]]:
+        with self.tx() as conn:
+            return conn.execute(sql, args).fetchall()
+
+    def row(self, sql: str, args: Any = ()) -> dict[str, Any] | None:
+        with self.tx() as conn:
+            return conn.execute(sql, args).fetchone()
+
+    def _migrate(self) -> None:
+        with self.tx() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            conn.execute(schema.PG_VERSION_TABLE)
+            current = conn.execute("SELECT max(version) AS v FROM schema_version").fetchone()["v"]
+            if current is not None and current > schema.SCHEMA_VERSION:
+                raise StoreError(f"database {self.name}: schema version {current}, this program needs "
+                                 f"{schema.SCHEMA_VERSION}")
+            migrate(conn, current, schema.SCHEMA_VERSION)
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+def migrate(conn: Any, current: int | None, target: int) -> None:
+    """Apply the PostgreSQL migrations above ``current`` up to ``target`` on ``conn`` (inside its
+    transaction) and record ``target``. Tests use ``target`` to build a database of an older version."""
+    for migration in schema.pending(schema.PG_MIGRATIONS, current):
+        if migration.version > target:
+            break
+        for statement in migration.statements:
+            conn.execute(statement)
+    if current is None:
+        conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (target,))
+    elif current < target:
+        conn.execute("UPDATE schema_version SET version = %s", (target,))
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+class PostgresStore(ComposedStore):
+    """The PostgreSQL store; see the module docstring. ``url``: a libpq connection URL."""
+
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 8) -> None:
+        self.db = PostgresDatabase(url, min_size=min_size, max_size=max_size)
+        self.url = url
+        self.audit_chain = PostgresAuditChain(self.db)
+        self.event_log = PostgresEventLog(self.db)
+        self.queue = PostgresDeliveryQueue(self.db)
+        self.accounts = PostgresAccounts(self.db)
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,60 @@
+"""The event log in PostgreSQL: append-only (a trigger refuses UPDATE, DELETE and TRUNCATE), one
+``Reported`` per incident (the unique partial index ``events_one_report``), each event audited in the
+transaction that writes it. The transaction takes the audit tip's lock before its first insert, so seqs
+are handed out in commit order."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from command.errors import IncidentExistsError
+from command.security.audit import payload_digest
+from command.store._records import EventRecord, event_audit_detail, event_bodies
+from command.store.interfaces import StoredEvent
+from command.store.postgres_audit import chain, chained
+
+
+class PostgresEventLog:
+    def __init__(self, db: Any) -> None:
+        self.db = db
+
+    def append_event(self, incident_id: str, kind: str, payload: dict[str, Any], *, at: str, actor: str,
+                     source: str = "local", by: str | None = None) -> int:
+        return self.append_events(incident_id, [(kind, payload, at, actor)], source=source, by=by)[0]
+
+    def append_events(self, incident_id: str, records: list[EventRecord], *, source: str = "local",
+                      by: str | None = None) -> list[int]:
+        bodies = event_bodies(incident_id, records)
+        seqs: list[int] = []
+        unique = self.db.errors.errors.UniqueViolation
+        with chained(self.db) as (conn, tip):
+            for (kind, _payload, at, actor), body in zip(records, bodies):
+                try:
+                    seq = conn.execute(
+                        "INSERT INTO events (incident_id, kind, at, payload, actor) VALUES (%s, %s, %s, %s, %s)"
+                        " RETURNING seq", (incident_id, kind, at, body, actor)).fetchone()["seq"]
+                except unique as e:
+                    if e.diag.constraint_name == "events_one_report":
+                        raise IncidentExistsError(f"incident {incident_id} already exists; use update") from None
+                    raise
+                chain(conn, tip, by or actor, f"event.{kind}", incident_id,
+                      event_audit_detail(seq, at, body, actor, by), source)
+                seqs.append(int(seq))
+        return seqs
+
+    def events(self, incident_id: str | None = None, since_seq: int = 0) -> list[StoredEvent]:
+        sql = "SELECT seq, incident_id, kind, at, payload, actor FROM events WHERE seq > %s"
+        args: list[Any] = [since_seq]
+        if incident_id is not None:
+            sql += " AND incident_id = %s"
+            args.append(incident_id)
+        rows = self.db.rows(sql + " ORDER BY seq", args)
+        return [StoredEvent(r["seq"], r["incident_id"], r["kind"], r["at"], json.loads(r["payload"]), r["actor"])
+                for r in rows]
+
+    def incident_ids(self) -> list[str]:
+        rows = self.db.rows("SELECT incident_id FROM events GROUP BY incident_id ORDER BY min(seq)")
+        return [r["incident_id"] for r in rows]
+
+    def event_digests(self) -> dict[int, str]:
+        return {r["seq"]: payload_digest(r["payload"]) for r in self.db.rows("SELECT seq, payload FROM events")}

@@ -1,0 +1,141 @@
+"""The alert and delivery queue in PostgreSQL. Workers on any machine claim with ``FOR UPDATE SKIP LOCKED``
+(two never take the same row, none waits for another's lock) and a lease (a killed worker's delivery is taken
+over when its lease runs out). Per incident and channel, deliveries go out in enqueue order across processes:
+a delivery is claimable only while no earlier delivery of its incident on its channel is unfinished, and a
+claimed one stays unfinished ('sending') until its owner finishes it."""
+from __future__ import annotations
+
+from typing import Any
+
+from command.errors import StoreError
+from command.store._records import ALERT_COLUMNS, DELIVERY_COLUMNS, check_finish_status, utc_now
+
+_OPEN = "('pending', 'sending', 'failed')"
+_HEAD_OF_ITS_INCIDENT = f"""NOT EXISTS (
+    SELECT 1 FROM deliveries e
+    WHERE e.channel = d.channel AND e.incident_id = d.incident_id AND e.id < d.id AND e.status IN {_OPEN})"""
+_CLAIM_SQL = f"""
+WITH claimed AS (
+  UPDATE deliveries SET status = 'sending', attempts = attempts + 1, lease_until = %(lease)s, owner = %(owner)s,
+         updated_at = %(now)s
+  WHERE id = (
+    SELECT d.id FROM deliveries d
+    WHERE d.channel = %(channel)s AND d.status IN {_OPEN}
+      AND ((d.status IN ('pending', 'failed') AND d.next_attempt_at <= %(now)s)
+           OR (d.status = 'sending' AND d.lease_until <= %(now)s))
+      AND {_HEAD_OF_ITS_INCIDENT}
+    ORDER BY d.next_attempt_at, d.id LIMIT 1
+    FOR UPDATE SKIP LOCKED)
+  RETURNING id, identifier, channel, mode, status, attempts, last_error)
+SELECT claimed.*, {', '.join(f'a.{c} AS alert_{c}' for c in ALERT_COLUMNS)}
+FROM claimed JOIN alerts a ON a.identifier = claimed.identifier"""
+
+
+class PostgresDeliveryQueue:
+    def __init__(self, db: Any) -> None:
+        self.db = db
+
+    # -- alerts and identifiers -------------------------------------------------------------------------
+    def identifier_used(self, identifier: str) -> bool:
+        return self.db.row(
+            "SELECT 1 FROM alerts WHERE identifier = %(i)s UNION ALL"
+            " SELECT 1 FROM cap_identifiers WHERE identifier = %(i)s LIMIT 1", {"i": identifier}) is not None
+
+    def reserve_identifier(self, identifier: str, incident_id: str) -> bool:
+        """The primary key decides between concurrent reservations; an alert already stored under the
+        identifier (sent before reservations existed) counts as used."""
+        if not identifier or not incident_id:
+            raise StoreError(f"identifier reservation refused: {identifier!r} for {incident_id!r} (both needed)")
+        row = self.db.row(
+            "INSERT INTO cap_identifiers (identifier, incident_id, reserved_at)"
+            " SELECT %(i)s, %(inc)s, %(at)s WHERE NOT EXISTS (SELECT 1 FROM alerts WHERE identifier = %(i)s)"
+            " ON CONFLICT (identifier) DO NOTHING RETURNING identifier",
+            {"i": identifier, "inc": incident_id, "at": utc_now()})
+        return row is not None
+
+    def alert(self, identifier: str) -> dict[str, Any] | None:
+        return self.db.row(f"SELECT {', '.join(ALERT_COLUMNS)}, created_at FROM alerts WHERE identifier = %s",
+                           (identifier,))
+
+    def insert_alert_with_deliveries(self, alert: dict[str, Any], deliveries: list[tuple[str, str]], *,
+                                     created_at: str, now: float) -> list[int]:
+        try:
+            with self.db.tx() as conn:
+                owner = conn.execute("SELECT incident_id FROM cap_identifiers WHERE identifier = %s",
+                                     (alert["identifier"],)).fetchone()
+                if owner is not None and owner["incident_id"] != alert["incident_id"]:
+                    raise StoreError(f"alert {alert['identifier']}: not stored (the identifier is reserved for "
+                                     f"incident {owner['incident_id']}, not {alert['incident_id']})")
+                conn.execute(
+                    f"INSERT INTO alerts ({', '.join(ALERT_COLUMNS)}, created_at) "
+                    f"VALUES ({', '.join(['%s'] * len(ALERT_COLUMNS))}, %s)",
+                    [alert[c] for c in ALERT_COLUMNS] + [created_at])
+                ids = []
+                for channel, mode in deliveries:
+                    ids.append(int(conn.execute(
+                        "INSERT INTO deliveries (identifier, incident_id, channel, mode, status, attempts, "
+                        "next_attempt_at, updated_at) VALUES (%s, %s, %s, %s, 'pending', 0, %s, %s) RETURNING id",
+                        (alert["identifier"], alert["incident_id"], channel, mode, now, now)).fetchone()["id"]))
+                return ids
+        except self.db.errors.IntegrityError as e:
+            raise StoreError(f"alert {alert['identifier']}: not stored ({_message(e)})") from None
+
+    # -- the work queue ---------------------------------------------------------------------------------
+    def claim_delivery(self, channel: str, *, owner: str, now: float, lease_s: float) -> dict[str, Any] | None:
+        with self.db.tx(fsync=False) as conn:
+            return conn.execute(_CLAIM_SQL, {"channel": channel, "now": now, "lease": now + lease_s,
+                                             "owner": owner}).fetchone()
+
+    def finish_delivery(self, delivery_id: int, *, owner: str, status: str, now: float, receipt: str | None = None,
+                        last_error: str | None = None, next_attempt_at: float | None = None) -> bool:
+        """Not waited for on disk: a crash can only undo it into a delivery that is tried again (same key)."""
+        check_finish_status(delivery_id, status)
+        with self.db.tx(fsync=False) as conn:
+            row = conn.execute(
+                "UPDATE deliveries SET status = %s, receipt = coalesce(%s, receipt),"
+                " last_error = coalesce(%s, last_error), next_attempt_at = coalesce(%s, next_attempt_at),"
+                " lease_until = NULL, owner = NULL, updated_at = %s"
+                " WHERE id = %s AND status = 'sending' AND owner = %s RETURNING id",
+                (status, receipt, last_error, next_attempt_at, now, delivery_id, owner)).fetchone()
+        return row is not None
+
+    def sending_owners(self) -> list[str]:
+        rows = self.db.rows(f"SELECT DISTINCT owner FROM deliveries WHERE status IN {_OPEN}"
+                            " AND status = 'sending' AND owner IS NOT NULL")
+        return [r["owner"] for r in rows]
+
+    def expire_leases(self, owners: list[str], *, now: float) -> int:
+        if not owners:
+            return 0
+        with self.db.tx() as conn:
+            cur = conn.execute(f"UPDATE deliveries SET lease_until = %s WHERE status IN {_OPEN}"
+                               " AND status = 'sending' AND owner = ANY(%s)", (now, list(owners)))
+            return cur.rowcount
+
+    def next_due(self, channel: str) -> float | None:
+        row = self.db.row(
+            "SELECT min(CASE d.status WHEN 'sending' THEN d.lease_until ELSE d.next_attempt_at END) AS due"
+            f" FROM deliveries d WHERE d.channel = %s AND d.status IN {_OPEN} AND {_HEAD_OF_ITS_INCIDENT}",
+            (channel,))
+        return row["due"]
+
+    def unfinished_channels(self) -> list[str]:
+        return [r["channel"] for r in self.db.rows(
+            f"SELECT DISTINCT channel FROM deliveries WHERE status IN {_OPEN}")]
+
+    def deliveries(self, identifier: str | None = None) -> list[dict[str, Any]]:
+        if identifier is None:
+            return self.db.rows(f"SELECT {DELIVERY_COLUMNS} FROM deliveries ORDER BY id")
+        return self.db.rows(f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE identifier = %s ORDER BY id",
+                            (identifier,))
+
+    def delivery_counts(self, mode: str | None = None) -> dict[str, int]:
+        sql, args = "SELECT status, count(*) AS n FROM deliveries", ()
+        if mode is not None:
+            sql, args = sql + " WHERE mode = %s", (mode,)
+        return {r["status"]: int(r["n"]) for r in self.db.rows(sql + " GROUP BY status", args)}
+
+
+def _message(e: BaseException) -> str:
+    diag = getattr(e, "diag", None)
+    return (diag.message_primary if diag is not None and diag.message_primary else str(e)).strip()
