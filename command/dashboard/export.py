@@ -13,8 +13,8 @@ the npm registry). Without them the map falls back to the CDN and says so in a b
 
 Nothing a user or a data file supplies is inserted as HTML or script: folium writes a tooltip's text raw into
 a JavaScript template literal that Leaflet then sets as innerHTML, so every text goes through ``_tip``
-(HTML-escaped, and the characters that mean something in a template literal, `` ` ``, ``$`` and ``\``, as
-entities). A hospital named ``<img src=x onerror=...>`` shows as those characters.
+(HTML-escaped, and the characters that mean something in a template literal: backtick, dollar and
+backslash, as entities). A hospital named ``<img src=x onerror=...>`` shows as those characters.
 """
 from __future__ import annotations
 

@@ -129,7 +129,7 @@ def test_unknown_unsent_and_odd_identifiers_are_404_or_the_sign_in(sent):
 
 
 def test_page_html_marks_expired_and_cancelled_messages(sent):
-    a, rt, ident, _ = sent
+    _app, rt, ident, _ = sent
     row = rt.store().alert(ident)
     root = cap.parse(row["cap_xml"])
     expires = root.findtext(f"{{{cap.CAP_NS}}}info/{{{cap.CAP_NS}}}expires")
