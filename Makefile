@@ -5,11 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench data venv chromium postgis clean help
+.PHONY: run test test-fast bench data venv chromium postgis postgres clean help
 
 help:
 	@echo "make run    - the dashboard on http://127.0.0.1:8050 (bundled data, SQLite, no server)"
-	@echo "make test   - the whole test suite (installs what it needs first)"
+	@echo "make test   - the whole test suite on SQLite, then on a throwaway PostgreSQL cluster (installs what it needs)"
+	@echo "make test-fast - the inner loop: no browser, no slow tests, SQLite only"
 	@echo "make bench  - benchmarks -> BENCHMARKS.md and bench/results.json"
 	@echo "make data   - rebuild data/ from ../shared/data (reproducible, seeded)"
 
@@ -33,13 +34,16 @@ chromium:
 	    || echo "WARNING: could not install chromium; browser tests will be skipped"; \
 	fi
 
-# The bench's reference query runs in a throwaway PostgreSQL + PostGIS cluster (bench/postgis.py).
+# The bench's reference query and make test's second pass run in throwaway PostgreSQL + PostGIS clusters
+# (bench/postgis.py, scripts/pg_test_cluster.sh); Debian's postgis pulls in the server.
+postgres: postgis
 postgis:
-	@if ! ls /usr/share/postgresql/*/extension/postgis.control >/dev/null 2>&1; then \
-	  echo "installing Debian PostgreSQL + PostGIS for the benchmark's reference query"; \
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	    ! ls /usr/share/postgresql/*/extension/postgis.control >/dev/null 2>&1; then \
+	  echo "installing Debian PostgreSQL + PostGIS (the shared store's tests, the benchmark's reference query)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  ($$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgis >/dev/null) \
-	    || echo "WARNING: could not install PostGIS; the bench will say the PostGIS section was skipped"; \
+	  ($$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql postgis >/dev/null) \
+	    || echo "WARNING: could not install PostgreSQL/PostGIS; make test's PostgreSQL pass will fail, the bench skips PostGIS"; \
 	fi
 
 # First run: creates the admin with a random password, printed once (no default password exists).
@@ -47,8 +51,13 @@ run: venv
 	$(BIN)/yzt admin ensure
 	$(BIN)/yzt serve
 
-test: venv chromium
-	$(BIN)/python -m pytest -n 2 tests
+# Both backends pass the same tests: the suite on SQLite, then on a throwaway PostgreSQL cluster (removed
+# at the end, even on failure). YZT_TEST_DATABASE=postgresql://... runs one pass against a server of yours.
+test: venv chromium postgres
+	PYTHON=$(BIN)/python scripts/test_both_backends.sh
+
+test-fast: venv
+	$(BIN)/python -m pytest -n 2 -m "not slow and not browser" --ignore=tests/dashboard/browser tests
 
 bench: venv chromium postgis
 	$(BIN)/python -m bench
