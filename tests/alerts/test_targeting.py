@@ -53,7 +53,7 @@ def test_a_border_circle_at_futian_does_not_reach_into_hong_kong(refs):
 
 
 def test_a_circle_at_gongbei_does_not_reach_into_macau(refs):
-    a, s = measure(refs, T.Case("circle", "macau", 113.5494, 22.2155, radius_m=20000))     # 拱北口岸
+    _, s = measure(refs, T.Case("circle", "macau", 113.5494, 22.2155, radius_m=20000))     # 拱北口岸
     assert s["over_neighbour"] <= TOLERANCE_KM2, f"{s['over_neighbour']:.3f} km² of Macau"
     assert s["over_sea"] <= TOLERANCE_KM2 and s["under"] <= TOLERANCE_KM2
 
