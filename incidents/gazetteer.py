@@ -20,15 +20,18 @@ A place without a point of its own carries the point of the nearest coarser unit
 its township's, a township its district's inner point); ``point_level`` says whose point it is.
 
 Uncertainty (``uncertainty_m``, metres): the radius around the point within which the place lies, from the data:
-- district, city, province: the radius of a circle of the unit's area (``area_km2`` of the admin units);
-- township: r_unit + e. r_unit is the radius of a circle of the township's mean area (its district's area
-  shared by its NBS townships); e is how far the two township sources disagree for this township (``agree_m``),
-  or where only one source has it, the median disagreement over all 1,159 townships both place (753 m);
-- community: the radius of its share of its township's area (that area shared by the township's NBS
+- district, city, province: the covering radius, the largest distance from the unit's inner point to its
+  outline (EPSG:4547): every place of the unit lies within it;
+- township: r_unit + e. r_unit = k * the radius of a circle of the township's mean area (its district's area
+  shared by its NBS townships), where k (``spread_factor``, ~1.7) is the median over the 125 districts of
+  covering radius / equal-area radius: how much farther than that radius a unit's places reach. e is how far
+  the two township sources disagree for this township (``agree_m``), or where only one source has it, the
+  median disagreement over all 1,159 townships both place (753 m);
+- community: k * the radius of its share of its township's area (that area shared by the township's NBS
   communities) plus the township's e (one source only: its error is taken to be the town sources'); a point
   that another community shares (a source fallback) takes its township's uncertainty;
-- place (GeoNames): the median disagreement plus the radius of a mean township of its district;
-- road: half the diagonal of the road's bounding box (the point is the midpoint of its longest piece).
+- place (GeoNames): the median disagreement plus r_unit of a mean township of its district;
+- road: the largest distance from the road's point (the midpoint of its longest piece) to any point of it.
 Each name is stored under its official form (strong) and, where people say it, a short form (weak):
 天河区/天河, 沙面街道/沙面, 翠洲社区居民委员会 -> 翠洲社区, 永兴村委会 -> 永兴村.
 Scanning is a dict lookup of substrings, longest first, keyed by first character: no regex per name.
@@ -116,6 +119,9 @@ class Gazetteer:
         self.town_error_m: dict[str, float] = {}         # township code -> its point's error e (metres)
         self.towns_per_district: dict[str, int] = {}
         self.district_area_km2: dict[str, float] = {}
+        # median over the districts of (covering radius / radius of a circle of the same area): how much farther
+        # than the equal-area radius a unit's places reach from its centre; applied to units without an outline
+        self.spread_factor: float = 1.0
 
     # ------------------------------------------------------------------ building
     def add(self, alias: str, place: Place, strong: bool) -> None:
@@ -211,12 +217,39 @@ def _to_metric():
     return Transformer.from_crs("EPSG:4326", METRIC, always_xy=True)
 
 
+def _covering_radii(root: Path) -> dict[str, float]:
+    """adcode -> the largest distance (m, EPSG:4547) from the unit's inner point to its outline: every place
+    of the unit lies within it."""
+    import shapely
+    from incidents import admin
+    out: dict[str, float] = {}
+    units = admin.units(root).set_index("adcode")
+    for level, frame, col in (("province", admin.province(root), "province_adcode"),
+                              ("city", admin.cities(root), "city_adcode"),
+                              ("district", admin.districts(root), "district_adcode")):
+        metric = frame.to_crs(METRIC)
+        for code, geom in zip(frame[col].astype(str), metric.geometry):
+            if code not in units.index:
+                continue
+            row = units.loc[code]
+            if isinstance(row, pd.DataFrame):
+                row = row.iloc[0]
+            x, y = _to_metric().transform(float(row["inner_point_lon"]), float(row["inner_point_lat"]))
+            xy = shapely.get_coordinates(geom)         # the farthest place of a polygon is one of its vertices
+            out[code] = float(np.sqrt(((xy - (x, y)) ** 2).sum(axis=1)).max())
+    return out
+
+
 def _admin(g: Gazetteer, root: Path, population: dict[str, float]) -> None:
     df = pd.read_csv(root / UNITS_FILE, dtype={"adcode": str})
     df["city_adcode"] = df["city_adcode"].astype("Int64").astype(str).replace("<NA>", None)
+    covering = _covering_radii(root)
+    ratios = [covering[c] / _radius_m(a) for c, a, lv in zip(df.adcode, df.area_km2, df.level)
+              if lv == "district" and c in covering and a > 0]
+    g.spread_factor = float(np.median(ratios)) if ratios else 1.0
     for r in df.itertuples(index=False):
         lon, lat = float(r.inner_point_lon), float(r.inner_point_lat)
-        unc = _radius_m(r.area_km2)
+        unc = covering.get(r.adcode, _radius_m(r.area_km2))
         if r.level == "province":
             g.province = Place("province", r.name, r.name, lon, lat, r.adcode, point_level="province",
                                uncertainty_m=unc)
@@ -270,7 +303,8 @@ def _townships(g: Gazetteer, root: Path) -> dict[str, Place]:
         d = g.districts.get(r.areaCode)
         if d is None:
             continue
-        r_unit = _radius_m(g.district_area_km2.get(d.code, 0.0) / max(per_district.get(r.areaCode, 1), 1))
+        r_unit = g.spread_factor * _radius_m(g.district_area_km2.get(d.code, 0.0)
+                                             / max(per_district.get(r.areaCode, 1), 1))
         own = point.get(r.code)
         if own is None:
             p = Place("township", r.name, _chain(d) + r.name, d.lon, d.lat, r.code, d.code, d.city_adcode,
@@ -322,7 +356,8 @@ def _communities(g: Gazetteer, root: Path, towns: dict[str, Place]) -> None:
             town_unc = t.uncertainty_m if t is not None else d.uncertainty_m
             town_e = _town_error(g, t)
             town_area = _town_area_km2(g, t, d)
-            unc = town_unc if is_shared else _radius_m(town_area / max(per_town.get(street, 1), 1)) + town_e
+            unc = town_unc if is_shared else (g.spread_factor * _radius_m(town_area / max(per_town.get(street, 1), 1))
+                                              + town_e)
             p = Place("community", spoken, full, lon, lat, code, d.code, d.city_adcode, d.name, d.city_name,
                       street, d.population, "community", unc)
         elif t is not None and t.point_level == "township":
@@ -376,7 +411,8 @@ def _places(g: Gazetteer, root: Path) -> None:
             continue
         if any(p.level in ("province", "city", "district") for n in names for p, _ in g.index.get(n, ())):
             continue
-        r_unit = _radius_m(g.district_area_km2.get(d.code, 0.0) / max(g.towns_per_district.get(d.code, 1), 1))
+        r_unit = g.spread_factor * _radius_m(g.district_area_km2.get(d.code, 0.0)
+                                             / max(g.towns_per_district.get(d.code, 1), 1))
         main = max(names, key=len)
         p = Place("place", main, _chain(d) + main, float(r.lon), float(r.lat), f"geonames:{r.geonameid}",
                   d.code, d.city_adcode, d.name, d.city_name, None, d.population, "place",
@@ -426,11 +462,12 @@ def _roads(g: Gazetteer, root: Path) -> None:
         d = g.districts.get(row["district_adcode"])
         if d is None:
             continue
-        minx, miny, maxx, maxy = MultiLineString(parts).bounds
-        (x0, x1), (y0, y1) = _to_metric().transform([minx, maxx], [miny, maxy])
-        half_diagonal = math.hypot(x1 - x0, y1 - y0) / 2
+        xs, ys = zip(*[xy for ln in parts for xy in ln.coords])
+        vx, vy = _to_metric().transform(np.array(xs), np.array(ys))
+        mx, my = _to_metric().transform(mid.x, mid.y)
+        reach = float(np.sqrt((np.asarray(vx) - mx) ** 2 + (np.asarray(vy) - my) ** 2).max())
         p = Place("road", name, _chain(d) + name, mid.x, mid.y, f"road:{name}", d.code, d.city_adcode,
-                  d.name, d.city_name, None, d.population, "road", half_diagonal)
+                  d.name, d.city_name, None, d.population, "road", reach)
         g.add(name, p, True)
 
 

@@ -217,3 +217,27 @@ def test_batch_answers_repeated_lines_once_and_hands_out_copies():
     assert out[0] == out[1] == out[2]
     out[0]["candidates"].clear()
     assert out[1]["candidates"]
+
+
+def test_a_districts_uncertainty_circle_covers_all_of_it():
+    import numpy as np
+    from pyproj import Transformer
+    from incidents import admin
+    from incidents.gazetteer import gazetteer
+    g = gazetteer()
+    tf = Transformer.from_crs("EPSG:4326", "EPSG:4547", always_xy=True)
+    d = admin.districts().to_crs("EPSG:4547")
+    for code, geom in zip(d.district_adcode, d.geometry):
+        p = g.district(code)
+        x, y = tf.transform(p.lon, p.lat)
+        xs, ys = np.asarray(geom.exterior.coords if geom.geom_type == "Polygon"
+                            else [c for part in geom.geoms for c in part.exterior.coords]).T
+        assert np.hypot(xs - x, ys - y).max() <= p.uncertainty_m + 1, code
+
+
+@pytest.mark.parametrize("text", ["广州市荔湾区沙面街道", "东莞市虎门镇", "广州市荔湾区泰华社区", "梅州市大埔县双溪镇"])
+def test_finer_places_are_less_uncertain_than_their_district(text):
+    loc = locate(text)
+    assert 0 < loc.uncertainty_m < locate(loc.candidates[0].name[:0] + (loc.city_name or "") +
+                                          (loc.district_name if loc.district_name != loc.city_name else "")
+                                          ).uncertainty_m
