@@ -20,6 +20,7 @@ import numpy as np
 import yaml
 
 from bench.common import Results, summary_ms
+from settings import get_settings
 
 SEED = 20261125
 TYPES = ["fire", "gas_explosion", "hazmat_leak", "building_collapse", "traffic"]

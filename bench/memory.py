@@ -11,6 +11,28 @@ import sys
 from bench.common import ROOT, Results
 
 CHILD = "from bench.memory import child; child({n})"
+BASELINE = "from bench.memory import baseline_child; baseline_child({n})"
+
+
+def baseline_child(n: int) -> None:
+    """The layer as it was held before (a GeoDataFrame of shapely points and Python strings, plus an STRtree
+    of shapely points in metres, ids and names as object arrays): the same rows, in a fresh process."""
+    import geopandas as gpd
+    import numpy as np
+    import shapely
+    from bench import response
+    from bench.common import peak_rss_mb, rss_mb
+    from layers.catalog import to_metric
+    start = rss_mb()
+    df = response.points_by_population(n, response.SEED)
+    df["id"] = [f"BC{i:07d}" for i in range(len(df))]
+    df["name"] = df["id"]
+    gdf = gpd.GeoDataFrame(df, geometry=shapely.points(df["lon"], df["lat"]), crs="EPSG:4326")
+    x, y = to_metric(df["lon"].to_numpy(), df["lat"].to_numpy())
+    held = (gdf, shapely.STRtree(shapely.points(x, y)), gdf["id"].to_numpy(dtype=object),
+            gdf["name"].to_numpy(dtype=object), np.argsort(gdf["id"].to_numpy(dtype=object)))
+    print(json.dumps({"rss_mb_with_big_layer": round(rss_mb() - start, 1), "rows": len(held[0]),
+                      "peak_rss_mb": round(peak_rss_mb(), 1)}))
 
 
 def child(n: int) -> None:
@@ -39,5 +61,14 @@ def run(results: Results, *, cameras: int = 1_000_000) -> dict:
     else:
         section = json.loads(out.stdout.strip().splitlines()[-1])
         section["big_layer_mb"] = round(section["rss_mb_with_big_layer"] - section["rss_mb_product_layers_indexed"], 1)
+        section["bytes_per_row"] = round(section["big_layer_mb"] * 1048576 / section["big_layer_rows"])
+        base = subprocess.run([sys.executable, "-c", BASELINE.format(n=cameras)], cwd=ROOT, capture_output=True,
+                              text=True)
+        if base.returncode == 0:
+            b = json.loads(base.stdout.strip().splitlines()[-1])
+            b["bytes_per_row"] = round(b["rss_mb_with_big_layer"] * 1048576 / b["rows"])
+            section["baseline_geodataframe_strtree"] = b
+            section["per_row_vs_baseline"] = round(section["bytes_per_row"] / b["bytes_per_row"], 2)
+            section["targets"] = {"per_row<=0.5x_baseline": section["per_row_vs_baseline"] <= 0.5}
     results.add("memory", section)
     return section

@@ -99,11 +99,17 @@ class LayerInfo:
 
 @dataclass(frozen=True, eq=False)
 class Layer:
+    """A loaded layer: its rows as a table (text in Arrow strings), WGS84 lon/lat and EPSG:4547 x/y as
+    arrays. ``gdf`` (a GeoDataFrame with shapely points) is built only when asked for (exports, GeoJSON):
+    the index needs none of it, so a big layer costs its numbers and its text."""
+
     name: str
     synthetic: bool
     source: str
     licence: str
-    gdf: gpd.GeoDataFrame
+    table: pd.DataFrame
+    lon: np.ndarray
+    lat: np.ndarray
     x_m: np.ndarray
     y_m: np.ndarray
     description: str = ""
@@ -111,7 +117,11 @@ class Layer:
     meta: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
-        return len(self.gdf)
+        return len(self.table)
+
+    @functools.cached_property
+    def gdf(self) -> gpd.GeoDataFrame:
+        return gpd.GeoDataFrame(self.table, geometry=shapely.points(self.lon, self.lat), crs=WGS84)
 
 
 @dataclass(frozen=True)
@@ -220,7 +230,8 @@ def read_table(path: Path, numeric: list[str], *, skip_header_line: bool = False
     numbers stay integers when no row is empty). The parser converts as it reads (twice as fast as text
     first, numbers after, on the 122k-camera layer)."""
     cols = ["lon", "lat", *numeric]
-    df = pd.read_csv(path, dtype=defaultdict(lambda: str, dict.fromkeys(cols, float)), keep_default_na=False,
+    text = pd.StringDtype("pyarrow")        # one Arrow buffer per column, not a Python str per cell
+    df = pd.read_csv(path, dtype=defaultdict(lambda: text, dict.fromkeys(cols, float)), keep_default_na=False,
                      na_values={c: [""] for c in cols}, skiprows=1 if skip_header_line else 0, encoding="utf-8")
     for col in numeric:
         if col in df:
@@ -240,10 +251,9 @@ def _load_file(name: str, path: Path, mtime_ns: int, imported: bool, shipped_dir
         meta = {**SHIPPED.get(name, {}), **shipped.get(name, {})}
     df = read_table(path, list(meta.get("numeric", [])), skip_header_line=imported)
     lon, lat = df.pop("lon").to_numpy(float), df.pop("lat").to_numpy(float)
-    gdf = gpd.GeoDataFrame(df, geometry=shapely.points(lon, lat), crs=WGS84)
     x, y = to_metric(lon, lat)
-    x.flags.writeable = False
-    y.flags.writeable = False
+    for a in (lon, lat, x, y):
+        a.flags.writeable = False
     return Layer(name=name, synthetic=bool(meta["synthetic"]), source=meta["source"],
-                 licence=meta.get("licence", ""), gdf=gdf, x_m=x, y_m=y,
+                 licence=meta.get("licence", ""), table=df, lon=lon, lat=lat, x_m=x, y_m=y,
                  description=meta.get("description", ""), imported=imported, meta=meta)
