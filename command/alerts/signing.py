@@ -162,13 +162,35 @@ def load_signer(*, key: Path | None, cert: Path | None, var_dir: Path) -> Signer
         directory = Path(var_dir) / SELF_SIGNED_DIR
         key_path, cert_path = directory / KEY_FILE, directory / CERT_FILE
         if not (key_path.is_file() and cert_path.is_file()):
-            key_path, cert_path = generate_self_signed(directory)
-            log.warning("CAP signing: no cap_signing_key/cap_signing_cert configured; made a self-signed key and "
-                        "certificate in %s. Receivers can only check these messages against that certificate: "
-                        "configure the organisation's own for live use.", directory)
-        signer = Signer(key_path.read_bytes(), cert_path.read_bytes(), source=f"{cert_path} (self-signed)")
+            _make_self_signed_once(directory)
+        try:
+            signer = Signer(key_path.read_bytes(), cert_path.read_bytes(), source=f"{cert_path} (self-signed)")
+        except OSError as e:
+            raise CapSignatureError(f"CAP signing: {directory} is incomplete ({e.strerror}): remove it to make a "
+                                    "new self-signed pair, or set cap_signing_key and cap_signing_cert") from None
     _check_pair(signer)
     return signer
+
+
+def _make_self_signed_once(directory: Path) -> None:
+    """Make the pair in a private directory, then rename it into place: when several processes start at once
+    (web workers, the delivery process) exactly one pair wins and every process signs with it."""
+    import shutil
+    import tempfile
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{SELF_SIGNED_DIR}-", dir=directory.parent))
+    try:
+        generate_self_signed(tmp)
+        try:
+            os.rename(tmp, directory)           # atomic; fails when another process got there first
+        except OSError:
+            return
+        log.warning("CAP signing: no cap_signing_key/cap_signing_cert configured; made a self-signed key and "
+                    "certificate in %s. Receivers can only check these messages against that certificate: "
+                    "configure the organisation's own for live use.", directory)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def trusted_certificate(*, cert: Path | None, var_dir: Path) -> bytes:

@@ -212,3 +212,23 @@ def test_cli_verify_exit_status_and_one_line(capsys, tmp_path, monkeypatch, area
         assert code == 2 and "does not verify" in err
     finally:
         reset_settings_cache()
+
+
+def _load_cert_in_child(var_dir: str, out) -> None:
+    out.put(signing.load_signer(key=None, cert=None, var_dir=Path(var_dir)).cert_pem)
+
+
+def test_processes_starting_together_sign_with_one_self_signed_pair(tmp_path):
+    """Web workers and the delivery process start at once: they must not each make (and keep) their own key."""
+    import multiprocessing
+    mp = multiprocessing.get_context("fork")
+    out = mp.Queue()
+    procs = [mp.Process(target=_load_cert_in_child, args=(str(tmp_path / "var"), out)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    certs = [out.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+    on_disk = (tmp_path / "var" / signing.SELF_SIGNED_DIR / signing.CERT_FILE).read_bytes()
+    assert all(c == on_disk for c in certs)
+    assert not [p for p in (tmp_path / "var").iterdir() if p.name.startswith(".")]     # no leftovers
