@@ -19,6 +19,7 @@ population of their district as the prior).
 """
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
@@ -60,9 +61,29 @@ class _Hit:
     strong: bool
 
 
+T2S_FILE = "intake/t2s_characters.tsv"     # traditional -> simplified characters (OpenCC, Apache-2.0)
+
+
+@functools.lru_cache(maxsize=1)
+def t2s_table() -> dict[int, str]:
+    """str.translate table: traditional characters to simplified (廣州市天河區 -> 广州市天河区), one character
+    each, from the bundled table; characters the official simplified names use as they are (乾务镇) are kept."""
+    from incidents.gazetteer import DEFAULT_DATA_DIR
+    path = DEFAULT_DATA_DIR / T2S_FILE
+    if not path.is_file():
+        return {}
+    table: dict[int, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            trad, simp = line.split("\t")
+            table[ord(trad)] = simp
+    return table
+
+
 def normalise(text: str) -> str:
-    """NFKC (full-width digits, letters, commas -> ASCII) with all whitespace removed."""
-    return "".join(unicodedata.normalize("NFKC", text or "").split())
+    """NFKC (full-width digits, letters, commas -> ASCII), traditional characters as simplified, all whitespace
+    removed."""
+    return "".join(unicodedata.normalize("NFKC", text or "").split()).translate(t2s_table())
 
 
 def _part_of_longer_name(text: str, end: int) -> bool:

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from incidents import grading
 from incidents.errors import GeocoderError, IncidentError, LocateError
-from incidents.geocode import locate, locate_offline, normalise
+from incidents.geocode import locate, locate_offline, normalise, t2s_table
 from incidents.model import Casualties, Grade, Location
 
 MAX_TEXT_CHARS = 2000          # a call's notes or a news paragraph; longer text is refused before it is read
@@ -370,7 +370,7 @@ def read_place(text: str, *, data_dir: Path | None = None) -> str | None:
 
     The text is scanned once (NFKC, spaces read as clause breaks); a clause that names only the province is
     passed over for a later one that names more, and used only when none does."""
-    found = _place(_SPACES.sub("，", unicodedata.normalize("NFKC", text).strip()), data_dir)
+    found = _place(_SPACES.sub("，", unicodedata.normalize("NFKC", text).strip().translate(t2s_table())), data_dir)
     return found[0] if found else None
 
 
@@ -415,7 +415,7 @@ def read(text: str, *, data_dir: Path | None = None, missing_count_as_deaths: bo
         raise IncidentError("intake: the text is empty; give what the caller said")
     if len(text) > MAX_TEXT_CHARS:
         raise IncidentError(f"intake: {len(text)} characters is over the {MAX_TEXT_CHARS}-character limit")
-    spaced = unicodedata.normalize("NFKC", text).strip()
+    spaced = unicodedata.normalize("NFKC", text).strip().translate(t2s_table())   # 廣東/受傷 read as 广东/受伤
     norm = "".join(spaced.split())
     type_, words = read_type(norm, data_dir=data_dir)
     counts, approx, notes = read_counts(norm)

@@ -241,3 +241,9 @@ def test_finer_places_are_less_uncertain_than_their_district(text):
     assert 0 < loc.uncertainty_m < locate(loc.candidates[0].name[:0] + (loc.city_name or "") +
                                           (loc.district_name if loc.district_name != loc.city_name else "")
                                           ).uncertainty_m
+
+
+def test_traditional_characters_read_as_simplified_but_official_names_are_kept():
+    assert normalise("廣州市天河區") == "广州市天河区"
+    assert locate("廣東省廣州市天河區").district_adcode == "440106"
+    assert locate("珠海市斗门区乾务镇").matched_level == "township"      # 乾 is the official simplified form here

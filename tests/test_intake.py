@@ -201,3 +201,9 @@ def test_intake_reads_no_settings():
     from pathlib import Path
     src = (Path(intake.__file__)).read_text(encoding="utf-8")
     assert "get_settings" not in src
+
+
+def test_a_report_in_traditional_characters_is_read():
+    r = read("廣東東莞大朗鎮一個小區住宅清晨發生火警，造成七死四傷。")
+    assert r.type == "fire" and (r.casualties.deaths, r.casualties.injured) == (7, 4)
+    assert r.location.district_adcode == "441900" and r.location.precision == "township"
