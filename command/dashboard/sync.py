@@ -1,8 +1,9 @@
-"""Several officers at once: every browser polls the store's events after the last seq it has seen
-(about once a second, one indexed query) and bumps ``sync-seq`` when something arrived, so an incident
-reported in one browser shows in all others within the polling interval.
+"""Several officers at once: every browser polls the store's newest event seq (about once a second, one
+lookup on the primary key, whatever the history holds) and bumps ``sync-seq`` when it moved, so an incident
+reported in one browser shows in all others within the polling interval. A new browser starts from the
+newest seq: its first poll costs what every other poll costs, not a read of the whole history.
 
-    new_seq(store, since) -> int | None     # the latest seq after ``since``, None when nothing new
+    new_seq(store, since) -> int | None     # the newest seq when it is after ``since``, None otherwise
 """
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ def sync_components() -> html.Div:
 
 
 def new_seq(store: Any, since: int) -> int | None:
-    events = store.events(since_seq=since)
-    return max(e.seq for e in events) if events else None
+    latest = store.last_seq()
+    return latest if latest > since else None
 
 
 @callback(Output("sync-seq", "data"), Input("sync-interval", "n_intervals"), State("sync-seq", "data"))

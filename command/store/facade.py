@@ -42,6 +42,9 @@ class ComposedStore:
     def incident_ids(self) -> list[str]:
         return self.event_log.incident_ids()
 
+    def last_seq(self) -> int:
+        return self.event_log.last_seq()
+
     def event_digests(self) -> dict[int, str]:
         return self.event_log.event_digests()
 

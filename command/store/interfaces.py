@@ -47,6 +47,9 @@ class EventLog(Protocol):
     def incident_ids(self) -> list[str]:
         """Every incident that has at least one event, in order of first appearance."""
 
+    def last_seq(self) -> int:
+        """The newest event's seq (0 when there is none): what a new reader starts from, at no cost."""
+
     def event_digests(self) -> dict[int, str]:
         """seq -> sha256 of each stored event's payload text (what its audit entry recorded)."""
 

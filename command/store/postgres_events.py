@@ -52,6 +52,9 @@ class PostgresEventLog:
         return [StoredEvent(r["seq"], r["incident_id"], r["kind"], r["at"], json.loads(r["payload"]), r["actor"])
                 for r in rows]
 
+    def last_seq(self) -> int:
+        return int(self.db.rows("SELECT coalesce(max(seq), 0) AS seq FROM events")[0]["seq"])
+
     def incident_ids(self) -> list[str]:
         rows = self.db.rows("SELECT incident_id FROM events GROUP BY incident_id ORDER BY min(seq)")
         return [r["incident_id"] for r in rows]

@@ -52,6 +52,9 @@ class SQLiteEventLog:
         return [StoredEvent(r["seq"], r["incident_id"], r["kind"], r["at"], json.loads(r["payload"]), r["actor"])
                 for r in rows]
 
+    def last_seq(self) -> int:
+        return int(self.db.conn().execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
+
     def incident_ids(self) -> list[str]:
         rows = self.db.conn().execute(
             "SELECT incident_id FROM events GROUP BY incident_id ORDER BY min(seq)").fetchall()

@@ -101,3 +101,31 @@ def test_alert_from_hides_bugs_and_shows_refusals():
     hidden = json.dumps(common.alert_from(KeyError("secret internals")).to_plotly_json(), default=str,
                         ensure_ascii=False)
     assert "secret internals" not in hidden and "内部错误" in hidden
+
+
+def test_a_new_browsers_first_sync_reads_no_history(tmp_path):
+    """The sync poll asks the store for its newest seq only: a browser opened after a year of events pays
+    what every poll pays (issue 12), instead of reading every event since the first."""
+    from command.dashboard import sync
+    from command.store import open_store
+
+    class Counting:
+        def __init__(self, store):
+            self.store, self.events_read = store, 0
+
+        def events(self, *a, **kw):
+            self.events_read += 1
+            return self.store.events(*a, **kw)
+
+        def last_seq(self):
+            return self.store.last_seq()
+
+    store = open_store(tmp_path / "s.db")
+    try:
+        for i in range(30):
+            store.append_event(f"GD-{i}", "NoteAdded", {"text": "x"}, at="2026-03-14T09:00:00+08:00", actor="t")
+        probe = Counting(store)
+        assert sync.new_seq(probe, 0) == store.last_seq() == 30
+        assert sync.new_seq(probe, 30) is None and probe.events_read == 0
+    finally:
+        store.close()
