@@ -156,6 +156,7 @@ class _TypeEntry(_Strict):
     cap_event_en: str = Field(min_length=1)
     aliases: tuple[str, ...] = ()
     words: tuple[str, ...] = ()    # what callers and reports say (起火, 着火): read by incidents/intake.py
+    weak_words: tuple[str, ...] = ()   # say the type only when no other type's word is said (货车, 皮卡)
     priority: int = Field(default=0, ge=0, le=100)   # which type wins when a text says several
     refines: _Refine | None = None
     note: str = ""
@@ -189,6 +190,7 @@ class Catalogue:
     types: dict[str, IncidentType]
     names: dict[str, str]          # every accepted spelling (key, alias, zh; lower-cased) -> type key
     words: dict[str, str]          # every word intake reads (zh, aliases, words) -> type key
+    weak_words: dict[str, str]     # words that give a type only when no other type word is said
 
 
 def _read(path: Path) -> Any:
@@ -267,8 +269,15 @@ def load_catalogue(directory: Path) -> Catalogue:
             raise GradingError(f"grading table {types_path}: types.{key}.table: no grading table "
                                f"{entry.table!r} (have: {', '.join(sorted(tables))})")
         types[key] = IncidentType(key=key, **entry.model_dump())
-    return Catalogue(directory, levels, tables, types, _name_index(types, types_path),
-                     _word_index(types, types_path))
+    words = _word_index(types, types_path)
+    weak: dict[str, str] = {}
+    for key, t in types.items():
+        for w in t.weak_words:
+            if w in words or weak.get(w, key) != key:
+                raise GradingError(f"grading table {types_path}: types.{key}: weak word {w!r} is also used by "
+                                   f"types.{words.get(w) or weak[w]}")
+            weak[w] = key
+    return Catalogue(directory, levels, tables, types, _name_index(types, types_path), words, weak)
 
 
 def catalogue(data_dir: Path | None = None) -> Catalogue:

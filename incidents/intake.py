@@ -119,6 +119,7 @@ _ONE_RE = re.compile(r"(?<![\d两二三四五六七八九十百千多数几名�
 _PARTIAL = re.compile("当场|现场|抢救无效|送医后|送院后|不治|另|此外|还有|跳楼|在火灾中")
 _SOME_RE = re.compile(r"(?:多人|数人|若干人|几人|有人|人员)(?:员)?(?P<what>死亡|受伤|被困|失踪|伤亡)")
 _WITHIN = ("其中", "含", "包括")
+_DIED_AFTER = re.compile(r"[^，。；,;、\d]{0,8}?(?:不幸|已|均|全部)?(?:身亡|死亡|遇难)")
 
 
 @dataclass
@@ -212,12 +213,15 @@ class _Words:
     refine: tuple[tuple[str, str, tuple[str, ...]], ...]     # (from type, to type, when words)
     no_standard: frozenset[str]
     stops: re.Pattern
+    weak: frozenset[str] = frozenset()      # words that count only when no other type word is said
 
 
 @functools.lru_cache(maxsize=4)
 def _words(data_dir: Path | None) -> _Words:
     cat = grading.catalogue(data_dir)
     index = dict(cat.words)
+    weak = dict(cat.weak_words)
+    index.update({w: k for w, k in weak.items() if w not in index})
     by_first: dict[str, set[int]] = {}
     for w in index:
         by_first.setdefault(w[0], set()).add(len(w))
@@ -228,7 +232,7 @@ def _words(data_dir: Path | None) -> _Words:
                        + r"[零一二两三四五六七八九十]+(?:人|名)|\d+(?:时|点|日|月|年)")
     return _Words(index, {c: tuple(sorted(ls, reverse=True)) for c, ls in by_first.items()},
                   {k: t.priority for k, t in cat.types.items()}, refine,
-                  frozenset(k for k, t in cat.types.items() if t.table is None), stops)
+                  frozenset(k for k, t in cat.types.items() if t.table is None), stops, frozenset(weak))
 
 
 def _scan_words(text: str, w: _Words) -> list[tuple[int, str, str]]:
@@ -252,6 +256,8 @@ def read_type(text: str, *, data_dir: Path | None = None) -> tuple[str | None, t
     """The incident type the words say (or None), and the words that said it."""
     w = _words(data_dir)
     found = _scan_words(text, w)
+    strong = [f for f in found if f[1] not in w.weak]
+    found = strong or found
     if not found:
         return None, ()
     best: dict[str, int] = {}
@@ -287,6 +293,8 @@ def read_counts(text: str) -> tuple[Counts, dict[str, dict], list[str]]:
         c.partial = _PARTIAL.search(text, max(0, m.start() - 4), m.end()) is not None
         found[what].append(c)
         order.append((what, c, m.end()))
+        if what in ("trapped", "missing") and _DIED_AFTER.match(text, m.end()):
+            found["deaths"].append(_Count(value, said, bound, m.start()))     # "两名儿童被困车内不幸身亡"
     out: dict[str, int | None] = {f: None for f in FIELDS}
     approx: dict[str, dict] = {}
     notes: list[str] = []

@@ -207,3 +207,15 @@ def test_a_report_in_traditional_characters_is_read():
     r = read("廣東東莞大朗鎮一個小區住宅清晨發生火警，造成七死四傷。")
     assert r.type == "fire" and (r.casualties.deaths, r.casualties.injured) == (7, 4)
     assert r.location.district_adcode == "441900" and r.location.precision == "township"
+
+
+def test_vehicle_words_say_traffic_only_when_nothing_else_is_said():
+    assert read_type("安徽一皮卡冲下80米深崖 12人遇难")[0] == "traffic"
+    assert read_type("小区楼下一辆轿车起火")[0] == "fire"
+
+
+def test_trapped_people_who_died_are_counted_as_deaths_too():
+    counts, _, _ = read_counts("一小轿车突然起火，两名儿童被困车内不幸身亡。")
+    assert counts.deaths == 2 and counts.trapped == 2
+    counts, _, _ = read_counts("5人被困，已全部救出")
+    assert counts.deaths is None and counts.trapped == 5
