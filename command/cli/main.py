@@ -225,6 +225,8 @@ def _register_response_commands() -> None:
     cap_cli.register(cap_app)           # yzt cap verify
     from command.cli import intake as intake_cli
     intake_cli.register(app)            # yzt intake TEXT | --batch FILE
+    from command.cli import db as db_cli
+    db_cli.register(app)                # yzt db backup FILE | restore FILE
 
 
 _register_response_commands()
