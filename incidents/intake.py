@@ -214,6 +214,7 @@ class _Words:
     no_standard: frozenset[str]
     stops: re.Pattern
     weak: frozenset[str] = frozenset()      # words that count only when no other type word is said
+    trie: dict[str, int] = field(default_factory=dict)   # every prefix of a word -> 1, a word itself -> 2
 
 
 @functools.lru_cache(maxsize=4)
@@ -232,21 +233,37 @@ def _words(data_dir: Path | None) -> _Words:
                        + r"[零一二两三四五六七八九十]+(?:人|名)|\d+(?:时|点|日|月|年)")
     return _Words(index, {c: tuple(sorted(ls, reverse=True)) for c, ls in by_first.items()},
                   {k: t.priority for k, t in cat.types.items()}, refine,
-                  frozenset(k for k, t in cat.types.items() if t.table is None), stops, frozenset(weak))
+                  frozenset(k for k, t in cat.types.items() if t.table is None), stops, frozenset(weak),
+                  _prefixes(index))
+
+
+def _prefixes(words: dict[str, str]) -> dict[str, int]:
+    trie: dict[str, int] = {}
+    for word in words:
+        for k in range(1, len(word)):
+            trie.setdefault(word[:k], 1)
+        trie[word] = 2
+    return trie
 
 
 def _scan_words(text: str, w: _Words) -> list[tuple[int, str, str]]:
-    """Leftmost-longest catalogue words: (start, word, type)."""
+    """Leftmost-longest catalogue words: (start, word, type). Walks a prefix table as the gazetteer's scan does:
+    one lookup at a position that starts no word."""
     out, i, n = [], 0, len(text)
-    index, lengths = w.index, w.lengths
+    index, trie = w.index, w.trie
     while i < n:
-        for L in lengths.get(text[i], ()):
-            word = text[i:i + L]
-            key = index.get(word)
-            if key is not None:
-                out.append((i, word, key))
-                i += L
+        j, best = i + 1, 0
+        while j <= n:
+            v = trie.get(text[i:j])
+            if v is None:
                 break
+            if v == 2:
+                best = j
+            j += 1
+        if best:
+            word = text[i:best]
+            out.append((i, word, index[word]))
+            i = best
         else:
             i += 1
     return out
