@@ -146,7 +146,8 @@ def make_cases(refs: Refs, n: int, seed: int = 11) -> list[Case]:
     zones = [z for z in ZONES if len(pts[z])]
     share = np.array([ZONES[z] for z in zones])
     cases: list[Case] = []
-    for zone in rng.choice(zones, size=n, p=share / share.sum()):
+    while len(cases) < n:
+        zone = rng.choice(zones, p=share / share.sum())
         x, y = pts[zone][rng.integers(len(pts[zone]))]
         ang, off = rng.uniform(0, 2 * math.pi), rng.uniform(0, 5000) * rng.uniform(0, 1)
         x, y = x + off * math.cos(ang), y + off * math.sin(ang)
