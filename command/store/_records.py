@@ -12,7 +12,7 @@ from command.security.audit import entry_hash, payload_digest
 
 EventRecord = tuple[str, dict[str, Any], str, str]
 ALERT_COLUMNS = ("identifier", "incident_id", "status", "msg_type", "cap_xml", "headline_zh", "text_zh",
-                 "area_desc")
+                 "area_desc", "content_sha256")  # content_sha256: "" when the caller gave none
 DELIVERY_COLUMNS = ("id, identifier, channel, mode, status, attempts, next_attempt_at, lease_until, owner, "
                     "receipt, last_error, updated_at")
 UNFINISHED = ("pending", "sending", "failed")

@@ -69,7 +69,7 @@ class PostgresDeliveryQueue:
                 conn.execute(
                     f"INSERT INTO alerts ({', '.join(ALERT_COLUMNS)}, created_at) "
                     f"VALUES ({', '.join(['%s'] * len(ALERT_COLUMNS))}, %s)",
-                    [alert[c] for c in ALERT_COLUMNS] + [created_at])
+                    [{"content_sha256": "", **alert}[c] for c in ALERT_COLUMNS] + [created_at])
                 ids = []
                 for channel, mode in deliveries:
                     ids.append(int(conn.execute(

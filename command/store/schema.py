@@ -8,6 +8,7 @@ History (both backends share the numbers):
      brought to version 2 by the baseline, whose statements all say IF NOT EXISTS)
 3    deliveries.incident_id, so per-incident ordering on a channel is one index seek
 4    cap_identifiers: a CAP identifier reserved for its incident when the draft is made
+5    alerts.content_sha256: the digest of what every channel sends, as approved (checked before each send)
 
 PostgreSQL starts at version 3 (it never shipped before); its baseline is the SQLite schema of version 3,
 with the triggers as PL/pgSQL functions and an ``audit_tip`` row whose lock keeps the chain serial.
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,7 @@ BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: no delete'); END;
 # statements are split on ';\n' lines ending a statement; trigger bodies keep their inner '; END;'
 SQLITE_VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
 SQLITE_ADD_INCIDENT = "ALTER TABLE deliveries ADD COLUMN incident_id TEXT"   # guarded: see sqlite.py
+SQLITE_ADD_SHA = "ALTER TABLE alerts ADD COLUMN content_sha256 TEXT NOT NULL DEFAULT ''"   # guarded: sqlite.py
 SQLITE_MIGRATIONS = (
     Migration(2, "the baseline: every table of version 2 (older files gain what they lack)", (_SQLITE_BASELINE,)),
     Migration(3, "each delivery knows its incident: per-incident order is one index seek", (
@@ -138,6 +140,8 @@ SQLITE_MIGRATIONS = (
     Migration(4, "CAP identifiers reserved when the draft is made, never handed out twice", (
         "CREATE TABLE IF NOT EXISTS cap_identifiers (identifier TEXT PRIMARY KEY, incident_id TEXT NOT NULL,"
         " reserved_at TEXT NOT NULL)",)),
+    Migration(5, "the alert row keeps the sha256 of its approved content, so what leaves can be checked", (
+        SQLITE_ADD_SHA,)),
 )
 
 # -- PostgreSQL ---------------------------------------------------------------------------------------
@@ -258,4 +262,6 @@ PG_MIGRATIONS = (
     Migration(4, "CAP identifiers reserved when the draft is made, never handed out twice", (
         "CREATE TABLE cap_identifiers (identifier TEXT PRIMARY KEY, incident_id TEXT NOT NULL,"
         " reserved_at TEXT NOT NULL)",)),
+    Migration(5, "the alert row keeps the sha256 of its approved content, so what leaves can be checked", (
+        "ALTER TABLE alerts ADD COLUMN IF NOT EXISTS content_sha256 TEXT NOT NULL DEFAULT ''",)),
 )

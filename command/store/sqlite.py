@@ -122,6 +122,9 @@ class SQLiteDatabase:
         if script == schema.SQLITE_ADD_INCIDENT and "incident_id" in {
                 r[1] for r in conn.execute("PRAGMA table_info(deliveries)")}:
             return      # a file of version 1 or 2 that already had the column
+        if script == schema.SQLITE_ADD_SHA and "content_sha256" in {
+                r[1] for r in conn.execute("PRAGMA table_info(alerts)")}:
+            return      # a file whose baseline run already had the column
         for statement in split_statements(script):
             conn.execute(statement)
 
