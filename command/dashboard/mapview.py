@@ -75,7 +75,9 @@ def _label_overlays() -> list:
     return out
 
 
-def _layer_overlays(flags: dict[str, bool]) -> list:
+def _layer_overlays(flags: dict[str, bool], *, has_tiles: bool = True) -> list:
+    """Resource layers; without a basemap the 120k-camera clusters start hidden (they would cover the names
+    and outlines the officer reads the map by) and are one click away in the layer control."""
     out = []
     for name, (colour, radius) in LAYER_STYLE.items():
         if name not in flags:
@@ -87,7 +89,7 @@ def _layer_overlays(flags: dict[str, bool]) -> list:
             superClusterOptions={"radius": 90 if name == "camera" else 60, "maxZoom": 17},
             pointToLayer={"variable": "yzt.point"}, clusterToLayer={"variable": "yzt.cluster"},
             hideout={"color": colour, "radius": radius, "tag": tag}),
-            name=label, checked=name in ("camera", "shelter")))
+            name=label, checked=name == "shelter" or (name == "camera" and has_tiles)))
     return out
 
 
@@ -109,7 +111,7 @@ def legend(flags: dict[str, bool], has_tiles: bool) -> html.Div:
 def map_panel(settings: Any) -> html.Div:
     flags = _synthetic_flags()
     bases = _basemaps(settings)
-    overlays = _admin_overlays() + _label_overlays() + _layer_overlays(flags)
+    overlays = _admin_overlays() + _label_overlays() + _layer_overlays(flags, has_tiles=bool(bases))
     the_map = dl.Map(
         id="map", center=GD_CENTER, zoom=8, minZoom=6, maxZoom=19, preferCanvas=True, trackViewport=True,
         children=[dl.LayersControl(bases + overlays, id="map-layers", collapsed=True, position="topright"),
