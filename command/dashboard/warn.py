@@ -1,23 +1,27 @@
-"""Warn residents: compose, preview (area on the map, admin units, population, the CAP text in zh and en,
-the channels), confirm (a modal before anything Actual goes out), send, update, cancel; delivery status
-per channel updates as the outbox works (polled from the store).
+"""Warn residents: compose, preview (area on the map, admin units, population, the CAP text in zh and en, what
+each channel sends), confirm (a modal before anything Actual goes out), send, update, cancel, and a second
+commander's review and approval; delivery status per channel as the outbox works (read from the store).
 
     cap_texts(xml) -> [{lang, event, headline, description, instruction, severity, area}]
-    draft_to_data(draft, state) / draft_from_data(data)    # an AlertDraft through a dcc.Store and back
-    send_draft(rt, data, *, actor, confirm)                # hand to the service on the worker pool
+    record_data(state, identifier)            # the stored draft as the preview and the map show it
+    make_draft(rt, incident_id, ...)          # the service drafts; the page gets what it stored
+    send_warning(rt, incident_id, identifier, actor=, confirm=)     # queue the stored draft, one-line answer
+    review(rt, incident_id, identifier, actor=) / approve_shown(rt, shown, actor=)   # approval, bound to content
+
+One source of truth: the browser holds only ids. ``warn-ident`` ({incident_id, identifier}) is all the send
+callback reads, and ``warn-approve-shown`` ({incident_id, identifier}) all the approve callback reads (the
+content's sha256 the commander was shown is kept in the signed session, never taken from the request); the texts, the area and the CAP XML are looked up in the stored draft on the server, so a posted
+headline, text or area is never read. ``warn-draft`` carries the preview to the map only.
 
 Roles (checked on the server by security.guarded): officers preview (draft); commanders send, cancel and
-approve. An Actual warning at a level in settings.two_person_levels needs a second commander's approval
-(``approve_pending``, the Approve button) before the service lets it go out.
-
-Drafting, CAP building, channel choice and the Exercise/Actual guard all live in ResponseService; this
-module only shows them and asks the officer.
+approve. Whether a draft needs a second commander, and whether a send may go, is decided only by
+ResponseService (``send_check`` for what to show, ``send_alert`` for the decision); this module shows it.
+An approval is accepted only for a draft this commander was shown in full (the review, remembered in the signed
+session with the content's sha256) and the service binds it to that content.
 """
 from __future__ import annotations
 
-import dataclasses
-import json
-from concurrent.futures import TimeoutError as FutureTimeout
+import threading
 from typing import Any
 
 from dash import Input, Output, State, callback, ctx, dcc, html, no_update
@@ -27,8 +31,8 @@ from command.dashboard import runtime
 from command.dashboard.common import alert_from, alert_box, fmt_m, ok_box, short_time
 from command.dashboard.i18n import L, T
 from command.dashboard.security import actor as acting, can, guarded, require
+from command.errors import AlertError
 
-WAIT_FOR_REFUSAL_S = 3.0     # a refusal comes back at once; delivery goes on in the background
 CAP_FIELDS = ("language", "event", "headline", "description", "instruction", "severity", "urgency", "senderName")
 
 
@@ -44,36 +48,40 @@ def cap_texts(xml: str) -> list[dict[str, str]]:
     return out
 
 
-def draft_to_data(draft: Any, state: Any) -> dict:
-    d = dataclasses.asdict(draft)
-    rec = next((a for a in state.alerts if a.identifier == draft.identifier), None)
-    poly = (rec.area or {}).get("polygon") if rec else None
-    d["area_polygon"] = [list(p) for p in poly] if poly else None
-    # the other land pieces of a clipped area: CAP warns them too, so the preview shows them
-    d["area_more_polygons"] = [[list(p) for p in ring] for ring in ((rec.area or {}).get("more_polygons") or [])] \
-        if rec else []
-    return json.loads(json.dumps(d, ensure_ascii=False))       # exactly what a dcc.Store hands back
+def _record(state: Any, identifier: str) -> Any:
+    rec = next((a for a in state.alerts if a.identifier == identifier), None)
+    if rec is None:
+        raise AlertError(f"alert {identifier} was not drafted for incident {state.id}")
+    return rec
 
 
-def draft_from_data(data: dict) -> Any:
-    from command.response.service import AlertDraft
-    names = {f.name for f in dataclasses.fields(AlertDraft)}
-    d = {k: v for k, v in data.items() if k in names}
-    d["references"] = tuple(d.get("references") or ())
-    d["admin_units"] = tuple(d.get("admin_units") or ())
-    d["channels"] = tuple(d.get("channels") or ())
-    if d.get("polygon"):
-        d["polygon"] = tuple(tuple(p) for p in d["polygon"])
-    return AlertDraft(**d)
+def record_data(state: Any, identifier: str) -> dict:
+    """The stored draft ``identifier`` of ``state`` as the preview and the map show it (server-side only)."""
+    rec = _record(state, identifier)
+    area = rec.area or {}
+    return {"incident_id": state.id, "identifier": rec.identifier, "status": rec.status, "msg_type": rec.msg_type,
+            "cap_xml": rec.cap_xml, "headline_zh": rec.headline_zh, "text_zh": rec.text_zh,
+            "area_desc": rec.area_desc, "population": int(rec.population or 0),
+            "admin_units": [dict(u) for u in rec.admin_units], "channels": list(rec.channels),
+            "circle": area.get("circle"), "radius_m": area.get("radius_m"), "reason": area.get("reason") or "",
+            "area_polygon": [list(p) for p in area["polygon"]] if area.get("polygon") else None,
+            # the other land pieces of a clipped area: CAP warns them too, so the preview shows them
+            "area_more_polygons": [[list(p) for p in ring] for ring in (area.get("more_polygons") or [])],
+            "content_sha256": rec.content_sha256, "drafted_by": rec.drafted_by, "level": rec.level}
+
+
+def ids_of(data: dict) -> dict:
+    """What the browser keeps of a draft: its incident and identifier, nothing it could edit into a message."""
+    return {"incident_id": data["incident_id"], "identifier": data["identifier"]}
+
+
+def _name(who: Any) -> str:
+    return getattr(who, "name", None) or str(who)
 
 
 def _shown(action: str) -> dict:
     """Hide a button the signed-in role cannot use (the server checks again on every callback)."""
     return {} if can(action) else {"display": "none"}
-
-
-def needs_second_approval(rt: Any, status: str, level: str) -> bool:
-    return status == "Actual" and level in (getattr(rt.settings, "two_person_levels", None) or ())
 
 
 def warn_panel() -> html.Div:
@@ -94,16 +102,24 @@ def warn_panel() -> html.Div:
         html.Div([html.Button(L("warn.preview"), id="warn-preview", n_clicks=0, style=_shown("alert.draft")),
                   html.Button(L("warn.send"), id="warn-send", n_clicks=0, className="danger",
                               style=_shown("alert.send")),
-                  html.Button(L("warn.cancel"), id="warn-cancel", n_clicks=0, style=_shown("alert.cancel")),
-                  html.Button(["批准 ", html.Span("Approve", className="i18n-en")], id="warn-approve", n_clicks=0,
-                              title="第二名指挥员批准正式预警 / a second commander approves the Actual warning",
-                              style=_shown("alert.approve"))],
+                  html.Button(L("warn.cancel"), id="warn-cancel", n_clicks=0, style=_shown("alert.cancel"))],
                  style={"display": "flex", "gap": "6px"}),
         html.Div(id="warn-preview-body"),
+        html.Div([
+            html.H3(["审阅并批准 ", html.Span("Review and approve", className="i18n-en")]),
+            dcc.Dropdown(id="warn-approve-pick", placeholder="待批准的正式预警 / Actual drafts awaiting approval",
+                         clearable=True),
+            html.Div(id="warn-approve-body"),
+            html.Button(["批准 ", html.Span("Approve", className="i18n-en")], id="warn-approve", n_clicks=0,
+                        disabled=True,
+                        title="第二名指挥员审阅全文后批准 / a second commander approves after reading it all"),
+        ], id="warn-approve-panel", style=_shown("alert.approve")),
         html.H3(L("warn.deliveries")),
         html.Div(id="warn-deliveries"),
         dcc.Interval(id="warn-poll", interval=1000),
         dcc.Store(id="warn-pending"),
+        dcc.Store(id="warn-ident"),
+        dcc.Store(id="warn-approve-shown"),
         html.Div(id="warn-modal", style={"display": "none"}, className="yzt-modal", children=html.Div([
             html.H2(id="warn-modal-title"), html.Div(id="warn-modal-text"),
             html.Div([html.Button(L("warn.confirm"), id="warn-confirm", n_clicks=0, className="danger"),
@@ -113,6 +129,8 @@ def warn_panel() -> html.Div:
 
 
 def preview(data: dict) -> html.Div:
+    """The whole message: what each channel sends (headline, text, area), the CAP texts, the districts and
+    population, the channels, and the two-person rule's state as the service reports it."""
     units = [html.Tr([html.Td(u.get("name", u.get("adcode"))), html.Td(f"{int(u.get('population', 0)):,}")])
              for u in data.get("admin_units") or ()]
     chans = runtime.current().channel_modes()
@@ -122,49 +140,68 @@ def preview(data: dict) -> html.Div:
                        html.Div(f"{t['headline']}\n{t['description']}\n{t['instruction']}", className="yzt-cap")])
              for t in cap_texts(data["cap_xml"])]
     radius = f" · {fmt_m(data.get('radius_m'))} m" if data.get("radius_m") else ""
+    check = data.get("check") or {}
+    approval = None
+    if data.get("needs_approval"):
+        by = "、".join(check.get("approved_by") or ())
+        approval = html.Div(["⚠ 需第二名指挥员批准 ", html.Span("needs a second commander's approval",
+                                                           className="i18n-en"),
+                             f" (level {check.get('level', '')}" + (f"; approved by {by}" if by else "") + ")"],
+                            id="warn-two-person", className="yzt-alert yzt-alert-error")
     return html.Div([
         html.Div([html.B(f"{data['status']} {data['msg_type']}"), f" · {data['identifier']}{radius}"],
                  id="warn-identifier"),
         html.Div(data.get("reason") or "", className="where"),
-        html.Div(["⚠ 需第二名指挥员批准 ", html.Span("needs a second commander's approval", className="i18n-en")],
-                 id="warn-two-person", className="yzt-alert yzt-alert-error") if data.get("needs_approval") else None,
+        approval,
+        html.Div(check["voided"], className="yzt-alert yzt-alert-error") if check.get("voided") else None,
         html.Div([html.B(L("warn.population")), f": {int(data.get('population') or 0):,}"], id="warn-population"),
+        html.Div([html.B("短信/群机器人 SMS, robots: "),
+                  html.Div(data.get("headline_zh") or "", className="yzt-cap", id="warn-sent-headline"),
+                  html.Div(data.get("text_zh") or "", className="yzt-cap", id="warn-sent-text"),
+                  html.Div(data.get("area_desc") or "", className="yzt-cap", id="warn-sent-area")]),
         html.B(L("warn.units")), html.Table(html.Tbody(units), className="yzt-table"),
         html.B(L("warn.channels")), html.Ul(chan_items),
         *texts,
+        html.Div(f"sha256 {data.get('content_sha256', '')}", className="where", id="warn-sha"),
         html.Details([html.Summary("CAP XML"), html.Pre(data["cap_xml"], className="yzt-cap")]),
     ])
 
 
-def make_draft(rt: Any, incident_id: str, *, exercise: bool, actor: str, radius: Any, zh: str, en: str) -> dict:
+def _with_check(rt: Any, data: dict) -> dict:
+    """``data`` with what the service says sending it needs (``check``) and whether to show that a second
+    commander's approval is still missing (``needs_approval``)."""
+    svc = rt.service(exercise=data["status"] == "Exercise")
+    check = svc.send_check(data["incident_id"], data["identifier"])
+    return dict(data, check=check, needs_approval=check["needs_approval"] and not check["approved_by"])
+
+
+def make_draft(rt: Any, incident_id: str, *, exercise: bool, actor: Any, radius: Any, zh: str, en: str) -> dict:
+    """The service drafts (and stores) the message; the preview shows what it stored."""
     svc = rt.service(exercise=exercise)
     r = float(radius) if radius not in (None, "") else None
     draft = svc.draft_alert(incident_id, actor=actor, radius_m=r, instruction_zh=zh or "", instruction_en=en or "")
-    state = svc.get(incident_id)
-    data = draft_to_data(draft, state)
-    data["needs_approval"] = needs_second_approval(rt, data["status"], state.grade.level)
-    return data
+    data = record_data(svc.get(incident_id), draft.identifier)
+    return _with_check(rt, data)
 
 
-def _wait(future: Any) -> None:
-    """Raise the worker's refusal if it comes at once; otherwise delivery goes on in the background."""
-    try:
-        future.result(timeout=WAIT_FOR_REFUSAL_S)
-    except FutureTimeout:
-        return
+def send_warning(rt: Any, incident_id: str, identifier: str, *, actor: Any, confirm: bool) -> str:
+    """Queue the stored draft ``identifier``; the one line the officer reads. Raises the service's refusal."""
+    state = rt.service().get(incident_id)
+    rec = _record(state, identifier)
+    svc = rt.service(exercise=rec.status == "Exercise")
+    result = svc.send_alert(incident_id, identifier, actor=actor, confirm=confirm)
+    return (f"已排队 queued {result['msg_type']} {result['identifier']} → {', '.join(result['channels'])}"
+            " (投递状态见下 delivery below)")
 
 
-def send_draft(rt: Any, data: dict, *, actor: str, confirm: bool) -> None:
-    svc = rt.service(exercise=data["status"] == "Exercise")
-    _wait(rt.submit(svc.send_alert, data["incident_id"], draft_from_data(data), actor=actor, confirm=confirm))
-
-
-def cancel_active(rt: Any, incident_id: str, *, actor: str, confirm: bool) -> None:
+def cancel_active(rt: Any, incident_id: str, *, actor: Any, confirm: bool) -> str:
     state = rt.service().get(incident_id)
     if not state.active_alerts:
-        raise ValueError(f"incident {incident_id} has no alert in force to cancel / 无生效预警")
+        raise AlertError(f"incident {incident_id} has no alert in force to cancel / 无生效预警")
     svc = rt.service(exercise=state.active_alerts[-1].status == "Exercise")
-    _wait(rt.submit(svc.cancel_alert, incident_id, actor=actor, confirm=confirm))
+    result = svc.cancel_alert(incident_id, actor=actor, confirm=confirm)
+    return (f"已排队 queued Cancel {result['identifier']} → {', '.join(result['channels'])}"
+            " (投递状态见下 delivery below)")
 
 
 @callback(Output("warn-radius", "placeholder"), Input("incident-selected", "data"))
@@ -182,20 +219,20 @@ def radius_hint(incident_id: str | None) -> str:
 
 
 @callback(Output("warn-draft", "data"), Output("warn-preview-body", "children"),
-          Output("app-alert", "children", allow_duplicate=True),
+          Output("app-alert", "children", allow_duplicate=True), Output("warn-ident", "data"),
           Input("warn-preview", "n_clicks"), State("incident-selected", "data"), State("warn-mode", "value"),
           State("warn-radius", "value"), State("warn-instr-zh", "value"), State("warn-instr-en", "value"),
           State("app-actor", "value"), prevent_initial_call=True)
 @guarded("alert.draft")
 def on_preview(_n: int, incident_id: str | None, mode: str, radius: Any, zh: str, en: str, actor: str):
     if not incident_id:
-        return no_update, no_update, alert_box(L("detail.none"))
+        return no_update, no_update, alert_box(L("detail.none")), no_update
     try:
-        data = make_draft(runtime.current(), incident_id, exercise=mode != "actual", actor=acting(actor or T("app.actor")),
-                          radius=radius, zh=zh, en=en)
+        data = make_draft(runtime.current(), incident_id, exercise=mode != "actual",
+                          actor=acting(actor or T("app.actor")), radius=radius, zh=zh, en=en)
     except Exception as e:  # noqa: BLE001 - refusals become one line, bugs are logged
-        return no_update, no_update, alert_from(e)
-    return data, preview(data), no_update
+        return no_update, no_update, alert_from(e), no_update
+    return data, preview(data), no_update, ids_of(data)
 
 
 HIDDEN, SHOWN = {"display": "none"}, {"display": "flex"}
@@ -203,29 +240,28 @@ HIDDEN, SHOWN = {"display": "none"}, {"display": "flex"}
 
 def _modal(action: str, data: dict | None) -> tuple:
     title = L("warn.confirm_q" if action == "send" else "warn.confirm_cancel_q")
-    text = html.Div([data["headline_zh"], html.Br(), f"{data['area_desc']} · {int(data['population']):,}"]) \
-        if data else ""
+    text = html.Div([data["headline_zh"], html.Br(), data["text_zh"], html.Br(),
+                     f"{data['area_desc']} · {int(data['population']):,}"]) if data else ""
     return SHOWN, title, text, {"action": action}
 
 
-def _act(rt: Any, action: str, draft: dict | None, incident_id: str, actor: str, confirm: bool) -> Any:
+def _act(rt: Any, action: str, ident: dict | None, incident_id: str, actor: Any, confirm: bool) -> str:
     if action == "send":
-        send_draft(rt, draft, actor=actor, confirm=confirm)
-        return L("warn.submitted")
-    cancel_active(rt, incident_id, actor=actor, confirm=confirm)
-    return L("warn.cancel_submitted")
+        return send_warning(rt, incident_id, ident["identifier"], actor=actor, confirm=confirm)
+    return cancel_active(rt, incident_id, actor=actor, confirm=confirm)
 
 
 @callback(Output("warn-modal", "style"), Output("warn-modal-title", "children"), Output("warn-modal-text", "children"),
           Output("warn-pending", "data"), Output("app-alert", "children", allow_duplicate=True),
           Output("app-bump", "data", allow_duplicate=True),
           Input("warn-send", "n_clicks"), Input("warn-cancel", "n_clicks"), Input("warn-confirm", "n_clicks"),
-          Input("warn-abort", "n_clicks"), State("warn-draft", "data"), State("incident-selected", "data"),
+          Input("warn-abort", "n_clicks"), State("warn-ident", "data"), State("incident-selected", "data"),
           State("warn-pending", "data"), State("app-actor", "value"), State("app-bump", "data"),
           prevent_initial_call=True)
 @guarded({"warn-send": "alert.send", "warn-cancel": "alert.cancel", "warn-confirm": "alert.send",
           "warn-abort": "view", None: "alert.send"})
-def on_warn_action(_s, _c, _ok, _abort, draft, incident_id, pending, actor, bump):
+def on_warn_action(_s, _c, _ok, _abort, ident, incident_id, pending, actor, bump):
+    """Send or cancel. Reads only ids (``warn-ident``): whatever else a request carries is never read."""
     trig, rt, actor = ctx.triggered_id, runtime.current(), acting(actor or T("app.actor"))
     keep = (no_update,) * 3
     if trig == "warn-abort":
@@ -233,28 +269,38 @@ def on_warn_action(_s, _c, _ok, _abort, draft, incident_id, pending, actor, bump
     if not incident_id:
         return (*keep, no_update, alert_box(L("detail.none")), no_update)
     try:
+        action = pending.get("action") if trig == "warn-confirm" and pending else \
+            ("send" if trig == "warn-send" else "cancel")
+        if trig == "warn-confirm" and not pending:
+            raise PreventUpdate
+        if action == "send":
+            if not isinstance(ident, dict) or ident.get("incident_id") != incident_id or \
+                    not isinstance(ident.get("identifier"), str):
+                return (*keep, no_update, alert_box(L("warn.need_preview")), no_update)
+            ident = {"incident_id": incident_id, "identifier": ident["identifier"]}
         if trig == "warn-confirm":
-            if not pending:
-                raise PreventUpdate
-            require("alert.cancel" if pending.get("action") == "cancel" else "alert.send")
-            msg = _act(rt, pending["action"], draft, incident_id, actor, True)
+            require("alert.cancel" if action == "cancel" else "alert.send")
+            msg = _act(rt, action, ident, incident_id, actor, True)
             return HIDDEN, "", "", None, ok_box(msg), (bump or 0) + 1
-        action = "send" if trig == "warn-send" else "cancel"
-        if action == "send" and (not draft or draft.get("incident_id") != incident_id):
-            return (*keep, no_update, alert_box(L("warn.need_preview")), no_update)
-        if _is_actual(rt, action, draft, incident_id):
-            return (*_modal(action, draft if action == "send" else None), no_update, no_update)
-        msg = _act(rt, action, draft, incident_id, actor, False)
+        if action == "send":
+            data = record_data(rt.service().get(incident_id), ident["identifier"])
+            # the service's answer at once (two-person, regraded, out of date...), written to the timeline,
+            # instead of a confirmation that could only end in a refusal
+            rt.service(exercise=data["status"] == "Exercise").precheck_send(incident_id, data["identifier"],
+                                                                            actor=actor)
+            if data["status"] == "Actual":
+                return (*_modal("send", data), no_update, no_update)
+        elif _cancel_is_actual(rt, incident_id):
+            return (*_modal("cancel", None), no_update, no_update)
+        msg = _act(rt, action, ident, incident_id, actor, False)
     except PreventUpdate:
         raise
     except Exception as e:  # noqa: BLE001 - refusals become one line, bugs are logged
-        return HIDDEN, "", "", None, alert_from(e), no_update
+        return HIDDEN, "", "", None, alert_from(e), (bump or 0) + 1
     return (*keep, no_update, ok_box(msg), (bump or 0) + 1)
 
 
-def _is_actual(rt: Any, action: str, draft: dict | None, incident_id: str) -> bool:
-    if action == "send":
-        return draft["status"] == "Actual"
+def _cancel_is_actual(rt: Any, incident_id: str) -> bool:
     active = rt.service().get(incident_id).active_alerts
     return bool(active) and active[-1].status == "Actual"
 
@@ -282,6 +328,7 @@ def delivery_rows(state: Any, deliveries: list[dict]) -> html.Table | html.Div:
           State("right-tabs", "value"))
 @guarded("view")
 def poll_deliveries(_n, incident_id: str | None, _bump, tab: str | None):
+    """Delivery state from its one source, the store's deliveries (through the outbox)."""
     if ctx.triggered_id == "warn-poll" and tab != "warn":
         raise PreventUpdate
     if not incident_id:
@@ -293,29 +340,116 @@ def poll_deliveries(_n, incident_id: str | None, _bump, tab: str | None):
     return delivery_rows(state, rows)
 
 
-def approve_pending(rt: Any, incident_id: str, *, actor: Any) -> str:
-    """A second commander approves the latest Actual draft of the incident that is not sent yet."""
+# ------------------------------------------------------------------ the second commander's review
+
+_SHOWN_LOCK = threading.Lock()
+_SHOWN_TO: dict[tuple[str, str], str] = {}        # in-process callers: (commander, identifier) -> sha256 shown
+_SHOWN_KEY = "yzt_warn_shown"                     # over HTTP: in the signed session, whichever worker answers
+_SHOWN_KEEP = 8
+
+
+def _remember_shown(actor: Any, identifier: str, sha: str) -> None:
+    from flask import has_request_context, session
+    if has_request_context():
+        seen = {k: v for k, v in (session.get(_SHOWN_KEY) or {}).items() if k != identifier}
+        seen[identifier] = [_name(actor), sha]
+        session[_SHOWN_KEY] = dict(list(seen.items())[-_SHOWN_KEEP:])
+        return
+    with _SHOWN_LOCK:
+        _SHOWN_TO[(_name(actor), identifier)] = sha
+
+
+def _shown_sha(actor: Any, identifier: str) -> str | None:
+    """The sha256 of draft ``identifier`` as ``actor`` was shown it in full (None: never shown to them)."""
+    from flask import has_request_context, session
+    if has_request_context():
+        who, sha = (session.get(_SHOWN_KEY) or {}).get(identifier) or (None, None)
+        return sha if who == _name(actor) else None
+    with _SHOWN_LOCK:
+        return _SHOWN_TO.get((_name(actor), identifier))
+
+
+def awaiting_approval(rt: Any, incident_id: str) -> list[dict]:
+    """The incident's unsent Actual drafts the service says need a second commander, newest first."""
     svc = rt.service(exercise=False)
     state = svc.get(incident_id)
-    pending = [a for a in state.alerts if a.status == "Actual" and not a.was_sent]
-    if not pending:
-        raise ValueError(f"incident {incident_id} has no Actual warning waiting for approval / 无待批准的正式预警")
-    ident = pending[-1].identifier
-    svc.approve_alert(incident_id, ident, actor=actor)
+    out = []
+    for rec in reversed(state.alerts):
+        if rec.was_sent or rec.voided or rec.status != "Actual" or not svc.needs_second_commander(state, rec):
+            continue
+        out.append({"label": f"{rec.identifier} · {rec.headline_zh} · {rec.drafted_by} {short_time(rec.drafted_at)}",
+                    "value": rec.identifier})
+    return out
+
+
+def review(rt: Any, incident_id: str, identifier: str, *, actor: Any) -> dict:
+    """Show ``actor`` the whole stored draft and remember, on the server, the content's sha256 they saw."""
+    data = _with_check(rt, record_data(rt.service().get(incident_id), identifier))
+    _remember_shown(actor, identifier, data["content_sha256"])
+    return data
+
+
+def approve_shown(rt: Any, shown: dict | None, *, actor: Any) -> str:
+    """Approve the draft named in ``shown`` ({incident_id, identifier}); only if this commander was shown it
+    in full, and bound to the content they were shown."""
+    if not isinstance(shown, dict) or not isinstance(shown.get("identifier"), str) \
+            or not isinstance(shown.get("incident_id"), str):
+        raise AlertError("choose the draft to approve and read it first / 请先选择并审阅预警")
+    ident = shown["identifier"]
+    seen = _shown_sha(actor, ident)
+    svc = rt.service(exercise=False)
+    if seen is None:
+        raise svc.refuse(shown["incident_id"], ident, "approve", f"alert {ident} was not shown to {_name(actor)} "
+                         "in full: review it before approving / 请先审阅全文", actor=actor)
+    svc.approve_alert(shown["incident_id"], ident, actor=actor, content_sha256=seen)
     return ident
 
 
+@callback(Output("warn-approve-pick", "options"), Output("warn-approve-pick", "value"),
+          Input("incident-selected", "data"), Input("app-bump", "data"), Input("warn-poll", "n_intervals"),
+          State("warn-approve-pick", "value"), State("right-tabs", "value"))
+@guarded("view")
+def list_awaiting(incident_id: str | None, _bump, _n, picked: str | None, tab: str | None):
+    if ctx.triggered_id == "warn-poll" and tab != "warn":
+        raise PreventUpdate
+    if not incident_id or not can_approve():
+        return [], None
+    options = awaiting_approval(runtime.current(), incident_id)
+    keep = picked if any(o["value"] == picked for o in options) else None
+    return options, keep
+
+
+def can_approve() -> bool:
+    from flask import has_request_context
+    return can("alert.approve") if has_request_context() else True
+
+
+@callback(Output("warn-approve-body", "children"), Output("warn-approve-shown", "data"),
+          Output("warn-approve", "disabled"), Output("warn-draft", "data", allow_duplicate=True),
+          Input("warn-approve-pick", "value"), State("incident-selected", "data"), State("app-actor", "value"),
+          prevent_initial_call=True)
+@guarded("alert.approve")
+def on_review(identifier: str | None, incident_id: str | None, actor: str | None):
+    """The whole message for the approving commander, its area on the map; only then the button works."""
+    if not identifier or not incident_id:
+        return None, None, True, no_update
+    try:
+        data = review(runtime.current(), incident_id, identifier, actor=acting(actor or T("app.actor")))
+    except Exception as e:  # noqa: BLE001 - refusals become one line, bugs are logged
+        return alert_from(e), None, True, no_update
+    return preview(data), ids_of(data), False, data
+
+
 @callback(Output("app-alert", "children", allow_duplicate=True), Output("app-bump", "data", allow_duplicate=True),
-          Input("warn-approve", "n_clicks"), State("incident-selected", "data"), State("app-actor", "value"),
+          Output("warn-approve", "disabled", allow_duplicate=True),
+          Input("warn-approve", "n_clicks"), State("warn-approve-shown", "data"), State("app-actor", "value"),
           State("app-bump", "data"), prevent_initial_call=True)
 @guarded("alert.approve")
-def on_approve(n: int | None, incident_id: str | None, actor: str | None, bump: Any):
+def on_approve(n: int | None, shown: dict | None, actor: str | None, bump: Any):
     if not n:
         raise PreventUpdate
-    if not incident_id:
-        return alert_box(L("detail.none")), no_update
     try:
-        ident = approve_pending(runtime.current(), incident_id, actor=acting(actor or T("app.actor")))
+        ident = approve_shown(runtime.current(), shown, actor=acting(actor or T("app.actor")))
     except Exception as e:  # noqa: BLE001 - refusals become one line, bugs are logged
-        return alert_from(e), no_update
-    return ok_box(f"已批准 approved {ident}"), (bump or 0) + 1
+        return alert_from(e), (bump or 0) + 1, no_update
+    return ok_box(f"已批准 approved {ident}"), (bump or 0) + 1, True

@@ -410,6 +410,26 @@ class ResponseService:
                 "drafted_by": rec.drafted_by, "voided": rec.voided, "sent": rec.was_sent,
                 "refusal": self._send_refusal(state, rec, identifier, who, True) if who else None}
 
+    def precheck_send(self, incident_id: str, identifier: str, *, actor: Principal | str) -> None:
+        """Refuse now (AlertError, written to the timeline) what ``send_alert`` would refuse once confirmed,
+        so a view asks for confirmation only of a send that can go. Queues nothing."""
+        who = require(as_principal(actor), "alert.send")
+        state = self._open(incident_id)
+        scopes.require_incident(who, state, "send a warning of")
+        rec = next((a for a in state.alerts if a.identifier == identifier), None)
+        if rec is not None:
+            scopes.require_area(who, rec.admin_units)
+        why = self._send_refusal(state, rec, identifier, who, True)
+        if why:
+            raise self._refuse(state, who, "send", identifier, why)
+
+    def refuse(self, incident_id: str, identifier: str, action: str, reason: str, *,
+               actor: Principal | str) -> AlertError:
+        """A door's own refusal of a warning action (e.g. an approval of a draft never shown in full): written
+        to the timeline like the service's, returned to be raised."""
+        who = as_principal(actor)
+        return self._refuse(self.get(incident_id), who, action, identifier, reason)
+
     def approve_alert(self, incident_id: str, draft_identifier: str, *, actor: Principal | str,
                       content_sha256: str | None = None) -> IncidentState:
         """A commander's approval of the Actual draft named ``draft_identifier``, bound to its exact content

@@ -32,7 +32,8 @@ def cat():
 @pytest.fixture
 def rt(tmp_path, monkeypatch):
     cfg = tmp_path / "yzt.yaml"
-    cfg.write_text(yaml.safe_dump({"channels": [{"name": "drill-box", "kind": "outbox", "mode": "exercise"}]}))
+    cfg.write_text(yaml.safe_dump({"channels": [{"name": "drill-box", "kind": "outbox", "mode": "exercise"}],
+                                   "cap_org_code": "101"}))
     monkeypatch.setenv("YZT_CONFIG", str(cfg))
     settings_mod.reset_settings_cache()
     r = runtime.configure(load_settings())
@@ -50,7 +51,8 @@ def test_exercise_warning_is_drafted_previewed_and_delivered(rt):
     assert data["area_polygon"] or data["circle"]
     body = json.dumps(warn.preview(data).to_plotly_json(), default=str, ensure_ascii=False)
     assert "drill-box (exercise)" in body
-    warn.send_draft(rt, data, actor="值班员", confirm=False)
+    assert set(warn.ids_of(data)) == {"incident_id", "identifier"}      # all the browser keeps for the send
+    assert "已排队 queued" in warn.send_warning(rt, state.id, data["identifier"], actor="值班员", confirm=False)
     deadline = __import__("time").monotonic() + 20
     while __import__("time").monotonic() < deadline:
         rows = rt.outbox().deliveries(data["identifier"])
@@ -62,19 +64,17 @@ def test_exercise_warning_is_drafted_previewed_and_delivered(rt):
     assert [a.identifier for a in after.active_alerts] == [data["identifier"]]
 
 
-def test_actual_send_opens_the_confirmation_and_sends_nothing(rt):
+def test_an_actual_send_without_a_live_channel_is_refused_at_once_and_recorded(rt):
     state = report.submit_report(rt.service(), FORM, actor="值班员")
-    draft = warn.draft_to_data(rt.service().draft_alert(state.id, actor="t"), rt.service().get(state.id))
+    ident = rt.service().draft_alert(state.id, actor="t").identifier
+    draft = warn.record_data(rt.service().get(state.id), ident)
     assert draft["status"] == "Actual"
-    with warn_ctx("warn-send"):
-        style, title, _text, pending, _alert, _bump = warn.on_warn_action(1, 0, 0, 0, draft, state.id, None, "t", 0)
-    assert style == warn.SHOWN and pending == {"action": "send"}
-    assert "确认发布正式预警" in json.dumps(title.to_plotly_json(), ensure_ascii=False, default=str)
+    with warn_ctx("warn-send"):       # no live channel configured: the service refuses at once, one line
+        style, *_rest, alert, _bump = warn.on_warn_action(1, 0, 0, 0, warn.ids_of(draft), state.id, None, "t", 0)
+    assert style == warn.HIDDEN and "no live channel" in json.dumps(alert.to_plotly_json(), default=str)
     assert rt.outbox().deliveries(draft["identifier"]) == []
-    with warn_ctx("warn-confirm"):       # no live channel configured: the service refuses, one line
-        style, *_rest, alert, _bump = warn.on_warn_action(1, 0, 1, 0, draft, state.id, pending, "t", 0)
-    assert "no live channel" in json.dumps(alert.to_plotly_json(), default=str)
-    assert rt.outbox().deliveries(draft["identifier"]) == []
+    refused = [e for e in rt.store().events(state.id) if e.kind == "AlertRefused"]
+    assert [(e.payload["identifier"], e.payload["action"]) for e in refused] == [(draft["identifier"], "send")]
 
 
 class warn_ctx:
