@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 ADMIN_URL = os.environ.get("YZT_TEST_DATABASE", "")
 BACKEND = "postgres" if ADMIN_URL else "sqlite"
 TEMPLATE = "yzt_template"
-_TABLES = "events, alerts, deliveries, users, tokens, login_attempts, audit, cap_identifiers"
+_KEEP = ("schema_version", "audit_tip")     # emptied by truncation: every other table of the schema
 
 
 def database_url(name: str) -> str:
@@ -49,7 +49,7 @@ class PgSlots:
         try:
             if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (TEMPLATE,)).fetchone():
                 conn.execute(f"CREATE DATABASE {TEMPLATE}")
-                PostgresStore(database_url(TEMPLATE)).close()   # migrated to this program's version
+            PostgresStore(database_url(TEMPLATE)).close()       # migrated to this program's version
             existing = {r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s",
                                                    (self.prefix + "%",))}
             for name in existing:                             # a previous run's leftovers in this cluster
@@ -74,7 +74,9 @@ class PgSlots:
         keep.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s"
                      " AND pid <> pg_backend_pid()", (name,))
         keep.execute("SET session_replication_role = replica")      # the append-only triggers stay quiet
-        keep.execute(f"TRUNCATE {_TABLES} RESTART IDENTITY CASCADE")
+        tables = [r[0] for r in keep.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+                  if r[0] not in _KEEP]
+        keep.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
         keep.execute("UPDATE audit_tip SET id = 0, hash = repeat('0', 64)")
         keep.execute("RESET session_replication_role")
 
@@ -149,3 +151,22 @@ def new_store(path: Path | str, **kwargs: Any) -> Any:
     store = PostgresStore(_current.url_for(Path(path)))
     _current.opened.append(store)
     return store
+
+
+def target_for(path: Path | str) -> str:
+    """What ``open_store`` takes for the database ``new_store(path)`` opens (for a child process)."""
+    if BACKEND == "sqlite":
+        return str(path)
+    return _current.url_for(Path(path))
+
+
+def dedicated_database(name: str) -> str | None:
+    """On the PostgreSQL pass, the URL of a new migrated database of its own (for a module-scoped server
+    that outlives one test); None on SQLite, where the server's var_dir holds its file."""
+    if BACKEND == "sqlite":
+        return None
+    slots = pg_slots()
+    full = f"{slots.prefix}d_{name}"
+    slots._admin.execute(f"DROP DATABASE IF EXISTS {full} WITH (FORCE)")
+    slots._admin.execute(f"CREATE DATABASE {full} TEMPLATE {TEMPLATE} STRATEGY FILE_COPY")
+    return database_url(full)

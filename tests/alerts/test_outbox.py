@@ -16,13 +16,13 @@ from command.errors import AlertError, ChannelError
 from command.hookspecs import hookimpl
 from command.alerts.outbox import HOST, Outbox
 from command.plugins import make_plugin_manager
-from command.store.sqlite import Store
+from helpers_store import new_store
 from settings import load_settings
 
 
 @pytest.fixture
 def store(tmp_path):
-    s = Store(tmp_path / "yzt.db")
+    s = new_store(tmp_path / "yzt.db")
     yield s
     s.close()
 
@@ -299,6 +299,7 @@ def test_a_database_failing_under_the_worker_is_one_log_line_not_a_crash(store, 
     store.claim_delivery = real
 
 
+@pytest.mark.sqlite_only
 def test_claiming_stays_an_index_seek_however_many_deliveries_were_sent(store):
     """The work queue reads only unfinished rows: the claim query's plan never scans the whole channel."""
     from command.store.sqlite import _CLAIM_SQL

@@ -19,7 +19,7 @@ import pytest
 from helpers_http import Receiver
 
 from command.alerts.channels import idempotency_key
-from command.store.sqlite import Store
+from helpers_store import new_store, target_for
 
 N_ALERTS = 200
 CHANNELS = ("hook-a", "hook-b")
@@ -29,12 +29,12 @@ import json, sys
 sys.path.insert(0, sys.argv[2])
 from helpers_http import make_alert
 from command.alerts.outbox import Outbox
-from command.store.sqlite import Store
+from command.store import open_store
 from settings import load_settings
 
 cfg = json.loads(sys.argv[1])
 s = load_settings(var_dir=cfg["var"], channels=cfg["channels"])
-ob = Outbox(Store(cfg["db"]), s, backoff_base_s=0.01, lease_s=300)
+ob = Outbox(open_store(cfg["db"]), s, backoff_base_s=0.01, lease_s=300)
 if cfg["enqueue"]:
     for i in range(cfg["n"]):
         ob.enqueue(make_alert(f"44010620240501{i:06d}", "Actual"))
@@ -45,7 +45,7 @@ print(json.dumps(ob.counts()), flush=True)
 
 
 def run_child(tmp_path: Path, url: str, *, enqueue: bool) -> subprocess.Popen:
-    cfg = {"var": str(tmp_path / "var"), "db": str(tmp_path / "crash.db"), "n": N_ALERTS, "enqueue": enqueue,
+    cfg = {"var": str(tmp_path / "var"), "db": target_for(tmp_path / "crash.db"), "n": N_ALERTS, "enqueue": enqueue,
            "channels": [{"name": c, "kind": "webhook", "mode": "live", "url": f"{url}/{c}", "secret": "s"}
                         for c in CHANNELS]}
     tests_dir = str(Path(__file__).resolve().parents[1])
@@ -67,7 +67,7 @@ def test_kill_9_mid_delivery_loses_nothing_and_duplicates_nothing(tmp_path):
         accepted_at_kill = rx.accepted_count()
         assert accepted_at_kill < N_ALERTS * len(CHANNELS), "the child finished before it could be killed"
 
-        store = Store(tmp_path / "crash.db")
+        store = new_store(tmp_path / "crash.db")
         before = {r["status"] for r in store.deliveries()}
         assert "sent" in before and before & {"pending", "sending"}
 

@@ -10,7 +10,7 @@ from command.api.routes import bp, register_api
 from command.security.auth import Tokens
 from command.alerts.outbox import Outbox
 from command.response.service import ResponseService
-from command.store.sqlite import Store
+from helpers_store import new_store
 from settings import load_settings
 
 API = "/api/v1"
@@ -22,7 +22,7 @@ TIANHE = {"external_id": "F20260314-0001", "type": "gas_explosion", "address": "
 class Env:
     def __init__(self, tmp_path) -> None:
         self.settings = load_settings(channels=[EXERCISE], var_dir=tmp_path / "var")
-        self.store = Store(self.settings.database_path)
+        self.store = new_store(self.settings.database_path)
         self.svc = ResponseService(self.store, settings=self.settings, exercise=True,
                                    outbox=Outbox(self.store, self.settings))
         self.app = flask.Flask("test_api")
@@ -192,7 +192,7 @@ def test_the_dashboards_sign_in_gate_does_not_stand_in_front_of_the_api(tmp_path
 def test_standalone_app_serves_the_api_over_the_settings_store(tmp_path):
     from command.api.routes import make_api_app
     st = load_settings(channels=[EXERCISE], var_dir=tmp_path / "var")
-    store = Store(st.database_path)
+    store = new_store(st.database_path)
     token = Tokens(store).issue("fs119")
     app = make_api_app(st)
     r = app.test_client().post(API + "/incidents", json=TIANHE, headers={"Authorization": f"Bearer {token}"})

@@ -18,7 +18,7 @@ from command.api.routes import register_api
 from command.security.auth import Tokens
 from command.alerts.outbox import Outbox
 from command.response.service import ResponseService
-from command.store.sqlite import Store
+from helpers_store import new_store
 from settings import load_settings
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -28,7 +28,7 @@ EXERCISE = {"name": "outbox-exercise", "kind": "outbox", "mode": "exercise"}
 class Api:
     def __init__(self, tmp_path) -> None:
         st = load_settings(channels=[EXERCISE], var_dir=tmp_path / "var")
-        self.store = Store(st.database_path)
+        self.store = new_store(st.database_path)
         self.svc = ResponseService(self.store, settings=st, exercise=True, outbox=Outbox(self.store, st))
         self.app = flask.Flask("test_api_schemathesis")
         register_api(self.app, lambda: self.svc)

@@ -12,7 +12,7 @@ from command import drills
 from settings import load_settings
 from command.errors import ScenarioError
 from command.drills.aar import targets, to_html, to_markdown, write_report
-from command.store.sqlite import Store
+from helpers_store import new_store
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -50,7 +50,7 @@ def test_bad_scenarios_are_refused_naming_file_event_line_and_field(name, expect
 
 
 def test_refused_scenario_runs_nothing(tmp_path):
-    store = Store(tmp_path / "d.db")
+    store = new_store(tmp_path / "d.db")
     with pytest.raises(ScenarioError):
         run(drills.load_scenario(DATA / "drill_update_before_report.yaml"), store=store)
     assert store.incident_ids() == []
@@ -185,7 +185,7 @@ def test_a_drill_never_reaches_a_live_channel(tmp_path, monkeypatch):
     monkeypatch.setenv("YZT_CONFIG", str(cfg))
     import settings as settings_mod
     settings_mod.reset_settings_cache()
-    store = Store(tmp_path / "d.db")
+    store = new_store(tmp_path / "d.db")
     report = run(drills.load_scenario(DATA / "drill_point_gcj02.json"), store=store)
     assert report["deliveries"]["live"] == 0 and report["deliveries"]["exercise"] == 0
     assert store.deliveries() == []

@@ -8,7 +8,7 @@ import pytest
 from settings import load_settings
 from command.errors import IncidentExistsError, SessionError
 from command.response.service import ResponseService
-from command.store.sqlite import Store
+from helpers_store import new_store
 from command.response.timeline import VirtualClock
 from incidents.model import Casualties, IncidentReport
 
@@ -17,7 +17,7 @@ REPORT = IncidentReport(type="fire", address="深圳市福田区景田路", casu
 
 
 def test_store_refuses_a_second_report_of_the_same_id_and_writes_nothing(tmp_path):
-    store = Store(tmp_path / "ids.db")
+    store = new_store(tmp_path / "ids.db")
     store.append_event("X-1", "Reported", {"n": 1}, at="2026-06-02T12:00:00+08:00", actor="a")
     before = len(store.events())
     with pytest.raises(IncidentExistsError, match="X-1 already exists"):
@@ -27,7 +27,7 @@ def test_store_refuses_a_second_report_of_the_same_id_and_writes_nothing(tmp_pat
 
 
 def test_same_second_same_district_reports_get_their_own_timelines(tmp_path):
-    store = Store(tmp_path / "ids.db")
+    store = new_store(tmp_path / "ids.db")
     first = ResponseService(store, settings=load_settings(), clock=VirtualClock(NOON)).report(REPORT, actor="officer-a")
     # another officer's service, same second, same district: its first choice is refused by the store
     second = ResponseService(store, settings=load_settings(), clock=VirtualClock(NOON)).report(REPORT, actor="officer-b")
@@ -38,7 +38,7 @@ def test_same_second_same_district_reports_get_their_own_timelines(tmp_path):
 
 
 def test_an_explicit_id_that_exists_is_refused(tmp_path):
-    store = Store(tmp_path / "ids.db")
+    store = new_store(tmp_path / "ids.db")
     svc = ResponseService(store, settings=load_settings(), clock=VirtualClock(NOON))
     svc.report(REPORT, actor="officer-a", incident_id="119-F1")
     with pytest.raises(SessionError, match="119-F1 already exists"):

@@ -8,7 +8,7 @@ import pytest
 from command.errors import AlertError, SessionError
 from command.alerts.outbox import Outbox
 from command.response.service import ResponseService
-from command.store.sqlite import Store
+from helpers_store import new_store
 from command.response.timeline import BEIJING, MemberJoined, Regraded, VirtualClock
 from incidents.model import Casualties, IncidentReport, Point
 from settings import load_settings
@@ -20,7 +20,7 @@ LIVE = {"name": "outbox-live", "kind": "outbox", "mode": "live"}
 
 @pytest.fixture
 def store(tmp_path):
-    s = Store(tmp_path / "svc.db")
+    s = new_store(tmp_path / "svc.db")
     yield s
     s.close()
 

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 from settings import load_settings
 from command.response.service import ResponseService
-from command.store.sqlite import Store
+from helpers_store import new_store
 from command.response.timeline import VirtualClock
 from incidents.model import Casualties, IncidentReport
 
@@ -13,7 +13,7 @@ NOON = datetime(2026, 6, 2, 12, 0, 0, tzinfo=timezone(timedelta(hours=8)))
 
 
 def test_a_change_made_through_another_service_is_seen_by_the_first(tmp_path):
-    store_a, store_b = Store(tmp_path / "one.db"), Store(tmp_path / "one.db")  # two processes, one database
+    store_a, store_b = new_store(tmp_path / "one.db"), new_store(tmp_path / "one.db")  # two processes, one database
     a = ResponseService(store_a, settings=load_settings(), clock=VirtualClock(NOON))
     b = ResponseService(store_b, settings=load_settings(), clock=VirtualClock(NOON))
     inc = a.report(IncidentReport(type="fire", address="深圳市福田区景田路"), actor="officer-a")
@@ -21,7 +21,7 @@ def test_a_change_made_through_another_service_is_seen_by_the_first(tmp_path):
     b.update(inc.id, actor="officer-b", casualties=Casualties(deaths=4))
     seen = a.get(inc.id)
     assert seen.grade.level == "III"
-    assert seen == ResponseService(Store(tmp_path / "one.db"), settings=load_settings(), clock=VirtualClock(NOON)).get(inc.id), \
+    assert seen == ResponseService(new_store(tmp_path / "one.db"), settings=load_settings(), clock=VirtualClock(NOON)).get(inc.id), \
         "the cached fold equals a fold from scratch"
     b.close(inc.id, actor="officer-b")
     assert a.get(inc.id).state == "closed"

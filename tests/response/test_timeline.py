@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
 from command.errors import SessionError
-from command.store.sqlite import Store
+from helpers_store import new_store
 from command.response.timeline import (BEIJING, EVENT_TYPES, AlertApproved, AlertCancelled, AlertDrafted, AlertFailed, AlertRefused,
                               AlertSent, Closed, ConferenceOpened, MemberJoined, NoteAdded, Regraded, Reported,
                               SystemClock, TaskDone, TaskSet, Updated, VirtualClock, fold, from_record, iso,
@@ -119,7 +119,7 @@ def test_fold_is_pure_and_prefix_consistent(n):
 
 
 def test_replaying_stored_events_gives_the_same_state(tmp_path):
-    store = Store(tmp_path / "t.db")
+    store = new_store(tmp_path / "t.db")
     events = sample_events()
     for ev in events:
         kind, payload = to_record(ev)

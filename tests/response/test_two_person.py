@@ -9,7 +9,7 @@ from command.security.auth import Principal
 from command.errors import AlertError, PermissionDenied
 from command.alerts.outbox import Outbox
 from command.response.service import ResponseService
-from command.store.sqlite import Store
+from helpers_store import new_store
 from command.response.timeline import BEIJING, VirtualClock
 from incidents.model import Casualties, IncidentReport
 from settings import load_settings
@@ -28,7 +28,7 @@ LEVEL_IV = IncidentReport(type="gas_explosion", address="广州市天河区天�
 
 @pytest.fixture
 def store(tmp_path):
-    s = Store(tmp_path / "tp.db")
+    s = new_store(tmp_path / "tp.db")
     yield s
     s.close()
 

@@ -15,7 +15,7 @@ from command.cli.admin import audit_app
 from command.errors import StoreError
 from command.alerts.outbox import Outbox
 from command.response.service import ResponseService
-from command.store.sqlite import Store
+from helpers_store import new_store
 from command.response.timeline import BEIJING, VirtualClock
 from incidents.model import Casualties, IncidentReport
 from settings import load_settings
@@ -31,7 +31,7 @@ REPORT = IncidentReport(type="gas_explosion", address="广州市天河区天河�
 @pytest.fixture
 def db(tmp_path):
     path = tmp_path / "var" / "yzt.db"
-    store = Store(path)
+    store = new_store(path)
     st = load_settings(channels=CHANNELS)
     svc = ResponseService(store, settings=st, clock=VirtualClock(START), outbox=Outbox(store, st))
     s = svc.report(REPORT, actor=OFFICER)
@@ -153,9 +153,10 @@ def test_a_clean_log_verifies_from_the_cli(db, capsys):
     assert code == 0 and out.startswith("audit log ok:")
 
 
+@pytest.mark.sqlite_only
 def test_report_writes_all_its_events_in_one_transaction(tmp_path):
     """A report is many events (report, group, conference): none may be stored without the rest."""
-    store = Store(tmp_path / "one.db")
+    store = new_store(tmp_path / "one.db")
     records = [("Reported", {"a": 1}, "t", "甲"), ("MemberJoined", {"b": object()}, "t", "甲")]
     with pytest.raises(StoreError, match="not JSON"):
         store.append_events("GD-1", records)
@@ -172,15 +173,16 @@ def test_report_writes_all_its_events_in_one_transaction(tmp_path):
     store.close()
 
 
+@pytest.mark.sqlite_only
 def test_a_version_1_database_is_upgraded(tmp_path):
     path = tmp_path / "v1.db"
-    Store(path).close()
+    new_store(path).close()
     con = sqlite3.connect(path)
     con.execute("UPDATE schema_version SET version = 1")
     con.execute("DROP TABLE audit")
     con.commit()
     con.close()
-    store = Store(path)
+    store = new_store(path)
     store.append_event("GD-1", "NoteAdded", {"text": "x"}, at="t", actor="甲")
     assert AuditLog(store).verify().ok and json.loads(json.dumps(store.audit_entries()))[0]["actor"] == "甲"
     store.close()

@@ -127,7 +127,7 @@ def test_a_version_3_postgresql_database_is_upgraded_in_place(scratch_url):
         assert conn.execute("SELECT to_regclass('cap_identifiers')").fetchone()[0] is None
     store = PostgresStore(scratch_url)
     try:
-        assert store.db.row("SELECT version FROM schema_version")["version"] == SCHEMA_VERSION == 4
+        assert store.db.row("SELECT version FROM schema_version")["version"] == SCHEMA_VERSION >= 4
         assert store.identifier_used("GD-OLD") and not store.reserve_identifier("GD-OLD", "GD-1")
         assert store.reserve_identifier("GD-NEW", "GD-1")
     finally:

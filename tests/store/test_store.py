@@ -117,7 +117,7 @@ def test_a_version_2_file_is_upgraded_and_its_deliveries_learn_their_incident(tm
     version = s._conn().execute("SELECT version FROM schema_version").fetchone()[0]
     job = s.claim_delivery("hook", owner="me", now=2.0, lease_s=60)
     s.close()
-    assert [r[0] for r in rows] == ["GD-1"] and version == SCHEMA_VERSION == 5
+    assert [r[0] for r in rows] == ["GD-1"] and version == SCHEMA_VERSION
     assert job is not None and job["identifier"] == "GD-A"
 
 
@@ -224,7 +224,7 @@ def test_a_version_3_file_is_upgraded_and_can_reserve_identifiers(tmp_path):
     conn.close()
     s = Store(path)
     version = s._conn().execute("SELECT version FROM schema_version").fetchone()[0]
-    assert version == SCHEMA_VERSION == 5
+    assert version == SCHEMA_VERSION
     assert s.identifier_used("GD-OLD") and not s.reserve_identifier("GD-OLD", "GD-1")
     assert s.reserve_identifier("GD-NEW", "GD-1") and s.identifier_used("GD-NEW")
     s.close()

@@ -16,6 +16,8 @@ import httpx
 import pytest
 import yaml
 
+from helpers_store import dedicated_database
+
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[3]
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -32,9 +34,10 @@ USERS = {"officer1": "officer", "officer2": "officer", "commander1": "commander"
 
 def _add_users(db) -> None:
     from command.security.auth import Users
-    from command.store.sqlite import Store
-    db.parent.mkdir(parents=True, exist_ok=True)
-    store = Store(db)
+    from command.store import open_store
+    if not isinstance(db, str):
+        db.parent.mkdir(parents=True, exist_ok=True)
+    store = open_store(db)
     try:
         for name, role in USERS.items():
             Users(store).add(name, role, PASSWORD)
@@ -53,9 +56,13 @@ def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("dash")
     cfg = tmp / "yzt.yaml"
     cfg.write_text(yaml.safe_dump({"channels": [{"name": "outbox-exercise", "kind": "outbox", "mode": "exercise"}]}))
-    _add_users(tmp / "var" / "yzt.db")
+    database = dedicated_database("browser")       # PostgreSQL on make test's second pass, else None
+    _add_users(database or tmp / "var" / "yzt.db")
     port = _free_port()
     env = dict(os.environ, YZT_VAR_DIR=str(tmp / "var"), YZT_CONFIG=str(cfg))
+    env.pop("YZT_DATABASE", None)
+    if database:
+        env["YZT_DATABASE"] = database
     proc = subprocess.Popen([sys.executable, "-c", f"import app; app.serve(port={port})"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=open(tmp / "server.log", "w"))
     url = f"http://127.0.0.1:{port}"
