@@ -11,7 +11,7 @@ from command.security.auth import (ACTIONS, MAX_FAILURES, REFUSED, ROLES, WINDOW
                           local_operator, require, role_at_least)
 from command.cli.admin import admin_app, audit_app, tokens_app, users_app
 from command.errors import PermissionDenied
-from command.store.sqlite import Store
+from helpers_store import new_store
 
 # The issue's table, written out by hand: who may do what.
 EXPECTED = {
@@ -35,7 +35,7 @@ class Clock:
 
 @pytest.fixture
 def store(tmp_path):
-    s = Store(tmp_path / "auth.db")
+    s = new_store(tmp_path / "auth.db")
     yield s
     s.close()
 
@@ -65,6 +65,7 @@ def test_require_refuses_no_principal_unknown_actions_and_unknown_roles():
     assert local_operator("cli:me").role == "commander" and local_operator("cli:me").source == "cli"
 
 
+@pytest.mark.sqlite_only
 def test_hashes_are_salted_argon2_and_the_password_is_never_stored(store):
     users = Users(store)
     users.add("甲", "officer", "the same long password")
@@ -152,10 +153,11 @@ def test_ensure_admin_only_on_an_empty_store_and_no_default_password(store, tmp_
     assert pw and len(pw) >= 20
     assert users.authenticate("admin", pw, source="cli").role == "admin"
     assert users.ensure_admin() is None
-    other = Users(Store(tmp_path / "other.db")).ensure_admin()
+    other = Users(new_store(tmp_path / "other.db")).ensure_admin()
     assert other and other != pw       # random each time: nothing to guess
 
 
+@pytest.mark.sqlite_only
 def test_tokens_are_shown_once_stored_hashed_revocable(store):
     tokens = Tokens(store, clock=Clock())
     token = tokens.issue("119")
