@@ -1,11 +1,12 @@
 """``yzt users|tokens|audit|admin``: who may sign in, which dispatch systems hold tokens, the audit log.
 
-    yzt users add 王五 --role officer            # prints the generated password once
-    echo "$PW" | yzt users add 李四 --role commander --password-stdin
+    yzt users add 王五 --role officer --scope 440106   # prints the generated password once; scope: province
+    echo "$PW" | yzt users add 李四 --role commander --password-stdin     # (default), a city or district adcode
     yzt users list | disable NAME | passwd NAME [--password-stdin]
-    yzt tokens issue 119 [--role officer]        # prints the token once; only its hash is stored
-    yzt tokens revoke 119 | list
-    yzt audit verify                             # exit 0 ok; exit 1 with one line naming the first bad entry
+    yzt users role NAME ROLE | scope NAME SCOPE       # each ends NAME's sessions
+    yzt tokens issue 119 [--role officer] [--scope 440100] [--days 365]   # shown once; only its hash is kept
+    yzt tokens rotate 119 [--days N] | revoke 119 | list                  # rotate: same role and scope, new secret
+    yzt audit verify                             # exit 0 ok; exit 1 with one line naming the first problem
     yzt audit show [--last N] [--json]
     yzt admin ensure                             # first run: creates "admin" with a random password, printed once
 
@@ -28,13 +29,15 @@ audit_app = typer.Typer(no_args_is_help=True, help="The hash-chained audit log: 
 admin_app = typer.Typer(no_args_is_help=True, help="First-run setup.")
 from command.cli.output import JSON_OPT, cli_actor as _actor  # noqa: E402
 STDIN_OPT = typer.Option(False, "--password-stdin", help="read the password from the first line of stdin")
+SCOPE_OPT = typer.Option(None, "--scope", help="jurisdiction: province (default), a city adcode (440100) or a "
+                         "district adcode (440106)")
 
 
 
 
 def _store() -> Any:
-    from command.store.sqlite import Store
-    return Store.open_default()
+    from command import compose
+    return compose.open_store(out.settings())
 
 
 def _stdin_password() -> str:
@@ -48,15 +51,35 @@ def _stdin_password() -> str:
 @users_app.command("add")
 def users_add(name: str = typer.Argument(..., help="sign-in name"),
               role: str = typer.Option(..., "--role", help="viewer | officer | commander | admin"),
-              password_stdin: bool = STDIN_OPT) -> None:
+              scope: str = SCOPE_OPT, password_stdin: bool = STDIN_OPT) -> None:
     """Add a user. Without --password-stdin a random password is generated and printed once."""
+    from command.security import scopes
     from command.security.auth import Users
+    scope = scopes.parse(scope)
     given = _stdin_password() if password_stdin else None
-    password = Users(_store()).add(name, role, given, actor=_actor(), source="cli")
+    password = Users(_store()).add(name, role, given, scope=scope, actor=_actor(), source="cli")
     if given is None:
-        typer.echo(f"user {name} ({role}) added; password (shown once): {password}")
+        typer.echo(f"user {name} ({role}, scope {scope}) added; password (shown once): {password}")
     else:
-        typer.echo(f"user {name} ({role}) added")
+        typer.echo(f"user {name} ({role}, scope {scope}) added")
+
+
+@users_app.command("role")
+def users_role(name: str, role: str = typer.Argument(..., help="viewer | officer | commander | admin")) -> None:
+    """Change NAME's role; NAME's sessions end at once."""
+    from command.security.auth import Users
+    Users(_store()).set_role(name, role, actor=_actor(), source="cli")
+    typer.echo(f"user {name} is now {role}; their sessions ended")
+
+
+@users_app.command("scope")
+def users_scope(name: str, scope: str = typer.Argument(..., help="province, a city or a district adcode")) -> None:
+    """Change NAME's jurisdiction; NAME's sessions end at once."""
+    from command.security import scopes
+    from command.security.auth import Users
+    scope = scopes.parse(scope)
+    Users(_store()).set_scope(name, scope, actor=_actor(), source="cli")
+    typer.echo(f"user {name} now acts for {scope}; their sessions ended")
 
 
 @users_app.command("list")
@@ -85,13 +108,36 @@ def users_passwd(name: str, password_stdin: bool = STDIN_OPT) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- tokens
+DAYS_OPT = typer.Option(None, "--days", min=1, max=1830, help="valid this many days (default: the settings' "
+                        "token_lifetime_days, one year)")
+
+
+def _tokens() -> Any:
+    from command.security.auth import Tokens
+    return Tokens(_store(), lifetime_days=out.settings().token_lifetime_days)
+
+
 @tokens_app.command("issue")
 def tokens_issue(system: str = typer.Argument(..., help="e.g. 110, 119, 120"),
-                 role: str = typer.Option("officer", "--role", help="viewer | officer | commander")) -> None:
+                 role: str = typer.Option("officer", "--role", help="viewer | officer | commander"),
+                 scope: str = SCOPE_OPT, days: int = DAYS_OPT) -> None:
     """Issue SYSTEM's API token (replacing any earlier one); printed once."""
-    from command.security.auth import Tokens
-    token = Tokens(_store()).issue(system, role, actor=_actor(), source="cli")
-    typer.echo(f"token for {system} ({role}), shown once: {token}")
+    from command.security import scopes
+    scope = scopes.parse(scope)
+    tokens = _tokens()
+    token = tokens.issue(system, role, scope=scope, days=days, actor=_actor(), source="cli")
+    row = next(t for t in tokens.list() if t["system"] == system)
+    typer.echo(f"token for {system} ({role}, scope {scope}, expires {row['expires_at']}), shown once: {token}")
+
+
+@tokens_app.command("rotate")
+def tokens_rotate(system: str, days: int = DAYS_OPT) -> None:
+    """A new token for SYSTEM with the same role and scope; the old one stops working at once."""
+    tokens = _tokens()
+    token = tokens.rotate(system, days=days, actor=_actor(), source="cli")
+    row = next(t for t in tokens.list() if t["system"] == system)
+    typer.echo(f"token for {system} rotated (expires {row['expires_at']}); the old one is void; "
+               f"shown once: {token}")
 
 
 @tokens_app.command("revoke")
@@ -115,10 +161,10 @@ def tokens_list(as_json: bool = JSON_OPT) -> None:
 def audit_verify(as_json: bool = JSON_OPT) -> None:
     """Check the hash chain: exit 0 when intact, exit 1 naming the first bad entry."""
     from command.security.audit import AuditLog
-    report = AuditLog(_store()).verify()
+    report = AuditLog(_store()).verify()         # the store carries the key and the anchor from the settings
     if as_json:
         typer.echo(json.dumps({"ok": report.ok, "entries": report.entries, "first_bad": report.first_bad,
-                               "reason": report.reason}, ensure_ascii=False))
+                               "reason": report.reason, "problems": list(report.problems)}, ensure_ascii=False))
     elif report.ok:
         typer.echo(report.line())
     else:

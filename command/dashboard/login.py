@@ -3,7 +3,7 @@
     login.register(server)        # security.install does this
     GET  /login?next=/            the form (its own CSRF token, kept in the pre-login session)
     POST /login                   command.security.auth.Users.authenticate (throttled there); a fresh session on success
-    POST /logout                  ends the session (needs the session's CSRF token)
+    POST /logout                  ends the session on the server (needs the session's CSRF token)
 
 A refusal never says whether the name exists: it shows the one line auth gives.
 """
@@ -65,18 +65,23 @@ def _sign_in():
         return _html(page(error="表单已过期，请重试 / the form expired; try again", name=name, next_url=next_url), 403)
     if not security._same_origin():
         return _html(page(error="跨站请求被拒绝 / cross-origin request refused", next_url=next_url), 403)
+    source = security.client_address()
     try:
-        who = security._users().authenticate(name, request.form.get("password") or "",
-                                             source=request.remote_addr or "?")
-    except CommandError as e:          # PermissionDenied: wrong password, disabled, throttled
-        log.warning("sign-in refused for %r from %s: %s", name, request.remote_addr, e)
+        who = security._users().authenticate(name, request.form.get("password") or "", source=source,
+                                             device=security.device_for(name))
+    except CommandError as e:          # PermissionDenied: wrong password, disabled, throttled (a wait)
+        log.warning("sign-in refused for %r from %s: %s", name, source, e)
         return _html(page(error=str(e).splitlines()[0], name=name, next_url=next_url), 401)
-    session.clear()                     # a fresh session: no fixation
+    sessions = security.sessions()
+    sessions.end(session.get("sid"))    # this browser's earlier session ends: one id per sign-in
+    session.clear()                     # a fresh id, held by the server: no fixation
     session.permanent = True
-    session["user"] = who.name
+    session["sid"] = sessions.start(who.name, source=source)
     session["csrf"] = secrets.token_urlsafe(32)
-    log.info("signed in: %s (%s) from %s", who.name, who.role, request.remote_addr)
-    return redirect(next_url)
+    log.info("signed in: %s (%s, scope %s) from %s", who.name, who.role, who.scope, source)
+    resp = redirect(next_url)
+    security.remember_device(resp, who.name)
+    return resp
 
 
 def register(server: Flask) -> None:
@@ -89,6 +94,7 @@ def register(server: Flask) -> None:
     @server.post("/logout")
     def yzt_logout():
         if security.csrf_ok(request.form.get("csrf") or request.headers.get(security.CSRF_HEADER)):
+            security.sessions().end(session.get("sid"))     # the server forgets it: a saved cookie is void
             session.clear()
         resp = redirect("/login")
         resp.delete_cookie(security.CSRF_COOKIE, path="/")

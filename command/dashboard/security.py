@@ -113,7 +113,67 @@ def _origin_tuple(url: str) -> tuple[str, str, int] | None:
 def _users():
     from command.security import auth
     from command.dashboard import runtime
-    return auth.Users(runtime.current().store())
+    return auth.Users(runtime.current().store(), clock=_clock())
+
+
+def _clock() -> Callable[[], float]:
+    from flask import current_app
+    import time
+    return current_app.extensions.get("yzt_clock", time.time)
+
+
+def set_clock(server: Flask, clock: Callable[[], float]) -> None:
+    """Give the dashboard's session and sign-in checks another clock (epoch seconds): tests, drills."""
+    server.extensions["yzt_clock"] = clock
+
+
+def sessions():
+    """The server-side sessions (command.security.sessions) with the settings' idle and absolute limits."""
+    from flask import current_app
+    from command.security.sessions import Sessions
+    from command.dashboard import runtime
+    st = current_app.extensions["yzt_door"]
+    return Sessions(runtime.current().store(), idle_s=st.session_idle_min * 60,
+                    absolute_s=st.session_lifetime_h * 3600, clock=_clock())
+
+
+def client_address() -> str:
+    """The client's address: the socket's, or the configured proxy header's (never an unconfigured one)."""
+    from flask import current_app
+    from command.security.throttle import client_address as pick
+    st = current_app.extensions.get("yzt_door")
+    return pick(request.remote_addr, request.headers, header=getattr(st, "trusted_proxy_header", None),
+                hops=getattr(st, "trusted_proxy_hops", 1))
+
+
+DEVICE_COOKIE = "yzt_device"
+DEVICE_DAYS = 90
+
+
+def _device_signer():
+    from flask import current_app
+    from itsdangerous import URLSafeTimedSerializer
+    return URLSafeTimedSerializer(current_app.secret_key, salt="yzt-device")
+
+
+def device_for(name: str) -> str | None:
+    """The id of this browser when it signed in as ``name`` before (a signed cookie), else None: its
+    sign-ins are throttled on their own, so strangers' failures for the name never keep it out."""
+    raw = request.cookies.get(DEVICE_COOKIE)
+    if not raw:
+        return None
+    try:
+        data = _device_signer().loads(raw, max_age=DEVICE_DAYS * 86400)
+    except Exception:           # itsdangerous.BadData: forged, expired or another key's
+        return None
+    return data.get("d") if isinstance(data, dict) and data.get("u") == name else None
+
+
+def remember_device(resp: Any, name: str) -> None:
+    from flask import current_app
+    token = _device_signer().dumps({"u": name, "d": secrets.token_urlsafe(12)})
+    resp.set_cookie(DEVICE_COOKIE, token, max_age=DEVICE_DAYS * 86400, httponly=True, samesite="Strict",
+                    path="/login", secure=current_app.config.get("SESSION_COOKIE_SECURE", False))
 
 
 def lookup(name: str) -> dict | None:
@@ -122,16 +182,21 @@ def lookup(name: str) -> dict | None:
 
 
 def session_principal() -> Any:
-    """The Principal of the signed-in, still-enabled user of this session, or None (session cleared)."""
-    name = session.get("user")
-    if not name:
+    """The Principal of this session when the server still holds it (not signed out, not timed out, not
+    ended by a password, role or scope change) and its user is enabled; else None (the cookie is cleared)."""
+    sid = session.get("sid")
+    if not sid:
+        if session.get("user"):     # a cookie from before server-side sessions: sign in again
+            session.clear()
         return None
-    user = lookup(name)
+    name = sessions().check(sid)
+    user = lookup(name) if name else None
     if user is None or user.get("disabled"):
         session.clear()
         return None
     from command.security import auth
-    return auth.Principal(name=user["name"], role=user["role"], kind="user", source=request.remote_addr or "?")
+    return auth.Principal(name=user["name"], role=user["role"], kind="user", source=client_address(),
+                          scope=user.get("scope") or "440000")
 
 
 def principal() -> Any:

@@ -304,8 +304,12 @@ class AuditLog:
                 detail = json.loads(row["detail"])
             except ValueError:
                 continue
-            if isinstance(detail, dict) and "row" in detail and detail.get("table") in AUDITED_TABLES:
+            if not isinstance(detail, dict) or detail.get("table") not in AUDITED_TABLES:
+                continue
+            if "row" in detail:
                 vouched[(detail["table"], str(detail.get("key", row["target"])))] = (row["id"], detail["row"])
+            for key, digest in (detail.get("rows") or {}).items():      # many rows at once (queue, upgrade)
+                vouched[(detail["table"], str(key))] = (row["id"], digest)
         out: list[tuple[int | None, str]] = []
         now = current()
         for table in AUDITED_TABLES:

@@ -9,9 +9,12 @@
     system = Tokens(store).verify(token, source="10.0.0.9")
 
 Roles are ordered ``viewer < officer < commander < admin``; ``ACTIONS`` gives each action its minimum role.
-Sign-in is throttled: after ``MAX_FAILURES`` failed attempts for a name or from a source within
-``WINDOW_S`` seconds, further attempts are refused until the oldest of them leaves the window. A refusal
-never says whether the name exists. There is no default password: ``ensure_admin`` creates "admin" with a
+Every user and token has a scope (command.security.scopes: the province, a city or a district adcode); the
+service checks it. Sign-in and tokens are throttled by ``command.security.throttle``: people by name and
+by source (or by a device that signed in before), systems by token, with progressive delays instead of a
+lockout, and a valid token is never refused for anyone's failures. A refusal never says whether the name
+exists. Tokens expire (``Tokens(lifetime_days=...)``, the door passes settings.token_lifetime_days) and are
+rotated with ``rotate``. Changing a user's password, role or scope, or disabling it, ends its sessions. There is no default password: ``ensure_admin`` creates "admin" with a
 random one only when no user exists and returns it once. Every change here is written to the audit log.
 """
 from __future__ import annotations
@@ -137,14 +140,17 @@ class Users:
         self.store = store
         self.clock = clock
 
-    def add(self, name: str, role: str, password: str | None = None, *, actor: str = "cli",
-            source: str = "cli") -> str:
-        """Create a user; returns the password (generated when None) to show once."""
+    def add(self, name: str, role: str, password: str | None = None, *, scope: str | None = None,
+            actor: str = "cli", source: str = "cli") -> str:
+        """Create a user acting for ``scope`` (default: the province); returns the password (generated when
+        None) to show once."""
+        from command.security import scopes
         _check_name(name)
         _check_role(role)
+        scope = scopes.parse(scope)
         password = _check_password(password, name) if password is not None else _new_password()
         try:
-            self.store.add_user(name, role, _HASHER.hash(password), actor=actor, source=source)
+            self.store.add_user(name, role, _HASHER.hash(password), scope=scope, actor=actor, source=source)
         except StoreError:
             raise PermissionDenied(f"user {name!r} already exists") from None
         return password
@@ -158,35 +164,49 @@ class Users:
                                           source=source)
         return password if added else None
 
-    def authenticate(self, name: str, password: str, *, source: str) -> Principal:
-        """The user's principal when the password is right and the account enabled; throttled."""
+    def authenticate(self, name: str, password: str, *, source: str, device: str | None = None) -> Principal:
+        """The user's principal when the password is right and the account enabled. Throttled with a
+        progressive delay by name and by source, or only by ``device`` (an id the door vouches was issued to
+        this name's browser at an earlier sign-in), so nobody else's failures keep a desk out."""
+        from command.security import throttle
         now = self.clock()
-        self._throttle(str(name), source, now)
-        row = self.store.user(name) if isinstance(name, str) else None
+        name = str(name)[:64]
+        keys = throttle.keys_for_sign_in(name, source, device)
+        wait = throttle.wait_s(self.store, keys, now=now)
+        if wait > 0:
+            raise Throttled(f"sign-in refused: too many failed attempts; try again in {throttle.say_wait(wait)}",
+                            wait)
+        row = self.store.user(name) if name else None
         ok = _verify(row["pw_hash"] if row else None, password)
-        if not ok:
-            self.store.record_attempt(str(name)[:64], source, ok=False, at=now)
+        if not ok or row["disabled"]:
+            self.store.record_signin(name, source, ok=False, at=now, keys=keys)
+            if ok:
+                raise PermissionDenied(f"sign-in refused: user {name} is disabled")
             raise PermissionDenied(REFUSED)
-        if row["disabled"]:
-            self.store.record_attempt(name, source, ok=False, at=now)
-            raise PermissionDenied(f"sign-in refused: user {name} is disabled")
-        self.store.record_attempt(name, source, ok=True, at=now)
+        self.store.record_signin(name, source, ok=True, at=now, keys=keys)
         if _HASHER.check_needs_rehash(row["pw_hash"]):
             self.store.update_user(name, pw_hash=_HASHER.hash(password), actor=name, source=source,
-                                   action="users.rehash")
-        self.store.update_user(name, last_login=_iso(now), actor=name, source=source, action="users.signed_in")
-        return Principal(name=name, role=row["role"], kind="user", source=source)
-
-    def _throttle(self, name: str, source: str, now: float) -> None:
-        for key in ({"name": name}, {"source": source}):
-            failures = self.store.recent_failures(**key, since=now - WINDOW_S)
-            if len(failures) >= MAX_FAILURES:
-                wait = int(failures[-MAX_FAILURES] + WINDOW_S - now) + 1
-                raise PermissionDenied(f"sign-in refused: too many failed attempts for this name or address; "
-                                       f"try again in {max(1, wait // 60)} min")
+                                   action="users.rehash", end_sessions=False)
+        self.store.update_user(name, last_login=_iso(now), actor=name, source=source, action="users.signed_in",
+                               end_sessions=False)
+        return Principal(name=name, role=row["role"], kind="user", source=source, scope=row.get("scope") or "440000")
 
     def disable(self, name: str, *, actor: str = "cli", source: str = "cli") -> None:
+        """Refuse NAME's sign-ins and end its sessions."""
         if not self.store.update_user(name, disabled=True, actor=actor, source=source, action="users.disable"):
+            raise PermissionDenied(f"no user {name!r}")
+
+    def set_role(self, name: str, role: str, *, actor: str = "cli", source: str = "cli") -> None:
+        """Change NAME's role; its sessions end (the next request signs in with the new role)."""
+        _check_role(role)
+        if not self.store.update_user(name, role=role, actor=actor, source=source, action="users.role"):
+            raise PermissionDenied(f"no user {name!r}")
+
+    def set_scope(self, name: str, scope: str, *, actor: str = "cli", source: str = "cli") -> None:
+        """Change NAME's jurisdiction; its sessions end."""
+        from command.security import scopes
+        if not self.store.update_user(name, scope=scopes.parse(scope), actor=actor, source=source,
+                                      action="users.scope"):
             raise PermissionDenied(f"no user {name!r}")
 
     def set_password(self, name: str, password: str | None = None, *, actor: str = "cli",
@@ -199,8 +219,10 @@ class Users:
         return password
 
     def list(self) -> list[dict[str, Any]]:
-        return [{"name": r["name"], "role": r["role"], "disabled": bool(r["disabled"]),
-                 "created_at": r["created_at"], "last_login": r["last_login"]} for r in self.store.users()]
+        return [{"name": r["name"], "role": r["role"], "scope": r.get("scope") or "440000",
+                 "disabled": bool(r["disabled"]), "created_at": r["created_at"], "last_login": r["last_login"]}
+                for r in self.store.users()]
+
 
 
 class Throttled(PermissionDenied):
@@ -214,29 +236,54 @@ class Throttled(PermissionDenied):
 class Tokens:
     """Per-system API tokens (110/119/120 dispatch): random, shown once, stored as sha256 only."""
 
-    def __init__(self, store: Any, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: Any, *, clock: Callable[[], float] = time.time, lifetime_days: int = 365) -> None:
         self.store = store
         self.clock = clock
+        self.lifetime_days = lifetime_days
 
-    def issue(self, system: str, role: str = "officer", *, actor: str = "cli", source: str = "cli") -> str:
-        """A new token for ``system`` (replacing its old one); returned once."""
+    def issue(self, system: str, role: str = "officer", *, scope: str | None = None, days: int | None = None,
+              actor: str = "cli", source: str = "cli") -> str:
+        """A new token for ``system`` acting for ``scope`` (replacing its old one), valid ``days`` (default
+        the lifetime given); returned once."""
+        from command.security import scopes
         _check_name(system, "system name")
         _check_role(role, TOKEN_ROLES)
+        scope = scopes.parse(scope)
+        days = self.lifetime_days if days is None else int(days)
+        if not 1 <= days <= 5 * 366:
+            raise PermissionDenied(f"token lifetime {days} days refused: 1 to 1830")
         token = "yzt_" + secrets.token_urlsafe(32)
-        self.store.put_token(system, role, _digest(token), actor=actor, source=source)
+        expires = _iso(self.clock() + days * 86400)
+        self.store.put_token(system, role, _digest(token), scope=scope, expires_at=expires, actor=actor,
+                             source=source)
         return token
 
+    def rotate(self, system: str, *, days: int | None = None, actor: str = "cli", source: str = "cli") -> str:
+        """A new token for ``system`` with its role and scope; the old one stops working at once."""
+        row = next((t for t in self.store.tokens() if t["system"] == system), None)
+        if row is None:
+            raise PermissionDenied(f"no token for system {system!r} to rotate; issue one")
+        return self.issue(system, row["role"], scope=row.get("scope"), days=days, actor=actor, source=source)
+
     def verify(self, token: str, *, source: str) -> Principal:
-        """The system's principal for a valid, unrevoked token; refusals are throttled by source."""
+        """The system's principal for a valid, unrevoked, unexpired token. A valid token is never refused
+        for anyone's failures; refused tokens are throttled by source, on their own counter."""
+        from command.security import throttle
         now = self.clock()
-        failures = self.store.recent_failures(source=source, since=now - WINDOW_S)
-        if len(failures) >= MAX_FAILURES:
-            raise PermissionDenied("token refused: too many failed attempts from this address; try again later")
-        row = self.store.token_by_hash(_digest(token)) if isinstance(token, str) and token else None
-        if row is None or row["revoked_at"]:
-            self.store.record_attempt("token", source, ok=False, at=now)
-            raise PermissionDenied("token refused: unknown or revoked")
-        return Principal(name=row["system"], role=row["role"], kind="system", source=source)
+        row = self.store.token_by_hash(_digest(token)) if isinstance(token, str) and 0 < len(token) <= 200 else None
+        if row is not None and not row["revoked_at"] and not _expired(row.get("expires_at"), now):
+            return Principal(name=row["system"], role=row["role"], kind="system", source=source,
+                             scope=row.get("scope") or "440000")
+        keys = [("token", str(source)[:64])]
+        wait = throttle.wait_s(self.store, keys, now=now)
+        if wait > 0:
+            raise Throttled(f"token refused: too many refused tokens from this address; try again in "
+                            f"{throttle.say_wait(wait)}", wait)
+        self.store.record_token_refusal(str(source)[:64], at=now, keys=keys)
+        if row is not None and not row["revoked_at"]:
+            raise PermissionDenied(f"token refused: it expired at {row['expires_at']}; "
+                                   f"`yzt tokens rotate {row['system']}` makes a new one")
+        raise PermissionDenied("token refused: unknown or revoked")
 
     def revoke(self, system: str, *, actor: str = "cli", source: str = "cli") -> None:
         if not self.store.revoke_token(system, actor=actor, source=source):
@@ -267,3 +314,13 @@ def _verify(pw_hash: str | None, password: Any) -> bool:
 
 def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="seconds")
+
+
+def _expired(expires_at: str | None, now: float) -> bool:
+    """A token row's expiry has passed (rows from before expiries existed got one on upgrade)."""
+    if not expires_at:
+        return False
+    try:
+        return datetime.fromisoformat(expires_at).timestamp() <= now
+    except ValueError:
+        return True

@@ -1,8 +1,8 @@
 """Throttling that cannot be turned against the people it protects.
 
     from command.security.throttle import SIGN_IN, TOKENS, keys_for_sign_in, wait_s
-    wait = wait_s(ledger, keys_for_sign_in(name, source, device), now=now)   # 0.0: go ahead
-    ledger.record_attempt(kind, key, ok=False, at=now)
+    wait = wait_s(store, keys_for_sign_in(name, source, device), now=now)   # 0.0: go ahead
+    store.record_signin(name, source, ok=False, at=now, keys=keys)        # counted under each key, audited
 
 Failures are counted per key, and each kind of key has its own rule:
 
@@ -58,10 +58,11 @@ RULES: dict[str, Rule] = {
 
 
 class Ledger(Protocol):
-    """What the throttle needs from the store (``command.store``)."""
+    """What the throttle reads from the store (``command.store``): failure times of one key after ``since``
+    and after that key's last success. The store writes attempts with their audit entry
+    (``record_signin``, ``record_token_refusal``), each under every key the attempt was judged by."""
 
-    def record_attempt(self, kind: str, key: str, *, ok: bool, at: float) -> None: ...
-    def recent_failures(self, kind: str, key: str, *, since: float) -> list[float]: ...
+    def throttle_failures(self, kind: str, key: str, *, since: float) -> list[float]: ...
 
 
 def keys_for_sign_in(name: str, source: str, device: str | None = None) -> list[tuple[str, str]]:
@@ -78,13 +79,8 @@ def wait_s(ledger: Ledger, keys: Iterable[tuple[str, str]], *, now: float,
     longest = 0.0
     for kind, key in keys:
         rule = rules[kind]
-        longest = max(longest, rule.wait(ledger.recent_failures(kind, key, since=now - rule.window_s), now))
+        longest = max(longest, rule.wait(ledger.throttle_failures(kind, key, since=now - rule.window_s), now))
     return longest
-
-
-def record(ledger: Ledger, keys: Iterable[tuple[str, str]], *, ok: bool, now: float) -> None:
-    for kind, key in keys:
-        ledger.record_attempt(kind, key, ok=ok, at=now)
 
 
 def say_wait(seconds: float) -> str:

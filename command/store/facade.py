@@ -17,6 +17,7 @@ class ComposedStore:
     queue: DeliveryQueue
     accounts: Accounts
     audit_chain: AuditChain
+    security: Any               # the door's state (sqlite_security / postgres): throttle, sessions, vouched rows
 
     def close(self) -> None:    # pragma: no cover - every backend overrides it
         raise NotImplementedError
@@ -99,8 +100,9 @@ class ComposedStore:
         return self.audit_chain.audit_numbered()
 
     # -- users, tokens, sign-in attempts ----------------------------------------------------------------
-    def add_user(self, name: str, role: str, pw_hash: str, *, actor: str, source: str) -> None:
-        self.accounts.add_user(name, role, pw_hash, actor=actor, source=source)
+    def add_user(self, name: str, role: str, pw_hash: str, *, actor: str, source: str,
+                 scope: str = "440000") -> None:
+        self.accounts.add_user(name, role, pw_hash, actor=actor, source=source, scope=scope)
 
     def add_first_user(self, name: str, role: str, pw_hash: str, *, actor: str, source: str) -> bool:
         return self.accounts.add_first_user(name, role, pw_hash, actor=actor, source=source)
@@ -112,9 +114,11 @@ class ComposedStore:
         return self.accounts.users()
 
     def update_user(self, name: str, *, actor: str, source: str, action: str, pw_hash: str | None = None,
-                    disabled: bool | None = None, last_login: str | None = None) -> bool:
+                    disabled: bool | None = None, last_login: str | None = None, role: str | None = None,
+                    scope: str | None = None, end_sessions: bool = True) -> bool:
         return self.accounts.update_user(name, actor=actor, source=source, action=action, pw_hash=pw_hash,
-                                         disabled=disabled, last_login=last_login)
+                                         disabled=disabled, last_login=last_login, role=role, scope=scope,
+                                         end_sessions=end_sessions)
 
     def record_attempt(self, name: str, source: str, *, ok: bool, at: float) -> None:
         self.accounts.record_attempt(name, source, ok=ok, at=at)
@@ -122,8 +126,10 @@ class ComposedStore:
     def recent_failures(self, *, name: str | None = None, source: str | None = None, since: float) -> list[float]:
         return self.accounts.recent_failures(name=name, source=source, since=since)
 
-    def put_token(self, system: str, role: str, token_sha256: str, *, actor: str, source: str) -> None:
-        self.accounts.put_token(system, role, token_sha256, actor=actor, source=source)
+    def put_token(self, system: str, role: str, token_sha256: str, *, actor: str, source: str,
+                  scope: str = "440000", expires_at: str | None = None) -> None:
+        self.accounts.put_token(system, role, token_sha256, actor=actor, source=source, scope=scope,
+                                expires_at=expires_at)
 
     def token_by_hash(self, token_sha256: str) -> dict[str, Any] | None:
         return self.accounts.token_by_hash(token_sha256)
@@ -133,3 +139,34 @@ class ComposedStore:
 
     def tokens(self) -> list[dict[str, Any]]:
         return self.accounts.tokens()
+
+    # -- the door: throttle counters, sessions, what the audit vouches for (command.security) -------------
+    def record_signin(self, name: str, source: str, *, ok: bool, at: float, keys: list[tuple[str, str]]) -> None:
+        self.security.record_signin(name, source, ok=ok, at=at, keys=keys)
+
+    def record_token_refusal(self, source: str, *, at: float, keys: list[tuple[str, str]]) -> None:
+        self.security.record_token_refusal(source, at=at, keys=keys)
+
+    def throttle_failures(self, kind: str, key: str, *, since: float) -> list[float]:
+        return self.security.throttle_failures(kind, key, since=since)
+
+    def session_start(self, id_sha256: str, user: str, *, source: str, at: float) -> None:
+        self.security.session_start(id_sha256, user, source=source, at=at)
+
+    def session(self, id_sha256: str) -> dict[str, Any] | None:
+        return self.security.session(id_sha256)
+
+    def session_touch(self, id_sha256: str, *, at: float) -> None:
+        self.security.session_touch(id_sha256, at=at)
+
+    def session_end(self, id_sha256: str, *, at: float, why: str) -> None:
+        self.security.session_end(id_sha256, at=at, why=why)
+
+    def sessions_end_user(self, user: str, *, at: float, why: str) -> int:
+        return self.security.sessions_end_user(user, at=at, why=why)
+
+    def sessions_of(self, user: str) -> list[dict[str, Any]]:
+        return self.security.sessions_of(user)
+
+    def audited_rows(self) -> dict[str, dict[str, str]]:
+        return self.security.audited_rows()

@@ -8,7 +8,10 @@ History (both backends share the numbers):
      brought to version 2 by the baseline, whose statements all say IF NOT EXISTS)
 3    deliveries.incident_id, so per-incident ordering on a channel is one index seek
 4    cap_identifiers: a CAP identifier reserved for its incident when the draft is made
-5    alerts.content_sha256: the digest of what every channel sends, as approved (checked before each send)
+6    trust at the door (issue 13): users.scope and tokens.scope (existing ones: the province), tokens.expires_at
+     (existing ones: a year after issue), the throttle counters, server-side sessions, and the audit's
+     HMAC chain (prev_mac, mac) with event_seq linking each event to its entry; the upgrade seals the
+     entries written before it with the key (``seal`` in sqlite_audit / postgres)
 
 PostgreSQL starts at version 3 (it never shipped before); its baseline is the SQLite schema of version 3,
 with the triggers as PL/pgSQL functions and an ``audit_tip`` row whose lock keeps the chain serial.
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,7 @@ BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: no delete'); END;
 # statements are split on ';\n' lines ending a statement; trigger bodies keep their inner '; END;'
 SQLITE_VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
 SQLITE_ADD_INCIDENT = "ALTER TABLE deliveries ADD COLUMN incident_id TEXT"   # guarded: see sqlite.py
-SQLITE_ADD_SHA = "ALTER TABLE alerts ADD COLUMN content_sha256 TEXT NOT NULL DEFAULT ''"   # guarded: sqlite.py
+SQLITE_SEAL = "-- seal: the HMAC over the entries written before version 6 (Python, needs the key: sqlite.py)"
 SQLITE_MIGRATIONS = (
     Migration(2, "the baseline: every table of version 2 (older files gain what they lack)", (_SQLITE_BASELINE,)),
     Migration(3, "each delivery knows its incident: per-incident order is one index seek", (
@@ -140,8 +143,24 @@ SQLITE_MIGRATIONS = (
     Migration(4, "CAP identifiers reserved when the draft is made, never handed out twice", (
         "CREATE TABLE IF NOT EXISTS cap_identifiers (identifier TEXT PRIMARY KEY, incident_id TEXT NOT NULL,"
         " reserved_at TEXT NOT NULL)",)),
-    Migration(5, "the alert row keeps the sha256 of its approved content, so what leaves can be checked", (
-        SQLITE_ADD_SHA,)),
+    Migration(6, "jurisdictions, token expiry, throttle counters, server-side sessions, the audit's HMAC chain", (
+        "ALTER TABLE users ADD COLUMN scope TEXT NOT NULL DEFAULT '440000'",
+        "ALTER TABLE tokens ADD COLUMN scope TEXT NOT NULL DEFAULT '440000'",
+        "ALTER TABLE tokens ADD COLUMN expires_at TEXT",
+        "UPDATE tokens SET expires_at = strftime('%Y-%m-%dT%H:%M:%S+00:00', created_at, '+365 days')"
+        " WHERE expires_at IS NULL",
+        "CREATE TABLE IF NOT EXISTS throttle (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, key TEXT NOT NULL,"
+        " at REAL NOT NULL, ok INTEGER NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS throttle_by_key ON throttle (kind, key, at)",
+        "CREATE TABLE IF NOT EXISTS sessions (id_sha256 TEXT PRIMARY KEY, username TEXT NOT NULL, source TEXT,"
+        " started_at REAL NOT NULL, seen_at REAL NOT NULL, ended_at REAL, why TEXT)",
+        "CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions (username) WHERE ended_at IS NULL",
+        "ALTER TABLE audit ADD COLUMN prev_mac TEXT",
+        "ALTER TABLE audit ADD COLUMN mac TEXT",
+        "ALTER TABLE audit ADD COLUMN event_seq INTEGER",
+        "CREATE INDEX IF NOT EXISTS audit_by_event ON audit (event_seq) WHERE event_seq IS NOT NULL",
+        "CREATE INDEX IF NOT EXISTS audit_by_target ON audit (target, action, id)",
+        SQLITE_SEAL)),
 )
 
 # -- PostgreSQL ---------------------------------------------------------------------------------------
@@ -262,6 +281,4 @@ PG_MIGRATIONS = (
     Migration(4, "CAP identifiers reserved when the draft is made, never handed out twice", (
         "CREATE TABLE cap_identifiers (identifier TEXT PRIMARY KEY, incident_id TEXT NOT NULL,"
         " reserved_at TEXT NOT NULL)",)),
-    Migration(5, "the alert row keeps the sha256 of its approved content, so what leaves can be checked", (
-        "ALTER TABLE alerts ADD COLUMN IF NOT EXISTS content_sha256 TEXT NOT NULL DEFAULT ''",)),
 )

@@ -16,6 +16,7 @@ of an Exercise alert to a live channel or of an Actual to an exercise one.
 """
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ from command.store.sqlite_accounts import SQLiteAccounts
 from command.store.sqlite_audit import SQLiteAuditChain
 from command.store.sqlite_events import SQLiteEventLog
 from command.store.sqlite_queue import _CLAIM_SQL, SQLiteDeliveryQueue
+from command.store.sqlite_security import SQLiteSecurity
 
 SCHEMA_VERSION = schema.SCHEMA_VERSION
 __all__ = ["SCHEMA_VERSION", "SQLiteDatabase", "Store", "StoredEvent", "_CLAIM_SQL"]
@@ -39,9 +41,15 @@ __all__ = ["SCHEMA_VERSION", "SQLiteDatabase", "Store", "StoredEvent", "_CLAIM_S
 class SQLiteDatabase:
     """Connections (one per thread) and transactions over one SQLite file; migrates it when opened."""
 
-    def __init__(self, path: Path | str, *, durable: bool = True) -> None:
+    def __init__(self, path: Path | str, *, durable: bool = True, audit_key: bytes | None = None,
+                 anchor: Any = None) -> None:
+        from command.security.audit import Anchor, load_key, plugin_anchor_hook
         self.path = Path(path)
         self._sync = "FULL" if durable else "OFF"
+        # the audit chain's HMAC key and the anchor of its tip live OUTSIDE this file (defaults: beside it)
+        self.audit_key = audit_key if audit_key is not None else load_key(self.path.parent / "audit_key")
+        self.anchor = anchor if anchor is not None else Anchor(
+            self.path.with_name(self.path.name + ".audit-anchor"), hook=plugin_anchor_hook(), database=str(self.path))
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -79,12 +87,21 @@ class SQLiteDatabase:
         conn = self.conn()
         self._set_sync(conn, fsync)
         conn.execute("BEGIN IMMEDIATE")
+        self._local.tip = None
         try:
             yield conn
         except BaseException:
             conn.execute("ROLLBACK")
+            self._local.tip = None
             raise
         conn.execute("COMMIT")
+        tip, self._local.tip = self._local.tip, None
+        if tip is not None:             # after the commit: the anchor never holds a tip the file does not
+            self.anchor.write(*tip)
+
+    def note_tip(self, entry_id: int, mac: str, at: str) -> None:
+        """The audit chain's newest entry written in this thread's open transaction (anchored on commit)."""
+        self._local.tip = (entry_id, mac, at)
 
     def write_one(self, sql: str, args: tuple, *, fsync: bool = False) -> list[sqlite3.Row]:
         """One write statement as its own transaction (atomic by itself); all its rows (RETURNING)."""
@@ -117,8 +134,15 @@ class SQLiteDatabase:
         except sqlite3.DatabaseError as e:
             raise StoreError(f"database {self.path}: not a usable SQLite database ({e})") from None
 
-    @staticmethod
-    def _apply(conn: sqlite3.Connection, script: str) -> None:
+    def _apply(self, conn: sqlite3.Connection, script: str) -> None:
+        if script == schema.SQLITE_SEAL:
+            from command.store.sqlite_audit import seal
+            seal(self, conn)
+            return
+        added = re.match(r"ALTER TABLE (\w+) ADD COLUMN (\w+)", script)
+        if added and script != schema.SQLITE_ADD_INCIDENT and added.group(2) in {
+                r[1] for r in conn.execute(f"PRAGMA table_info({added.group(1)})")}:
+            return      # a file that already has the column (an older one brought up by hand)
         if script == schema.SQLITE_ADD_INCIDENT and "incident_id" in {
                 r[1] for r in conn.execute("PRAGMA table_info(deliveries)")}:
             return      # a file of version 1 or 2 that already had the column
@@ -155,14 +179,19 @@ def split_statements(script: str) -> list[str]:
 class Store(ComposedStore):
     """The SQLite store; see the module docstring. ``path`` is the database file (parents are created)."""
 
-    def __init__(self, path: Path | str, *, durable: bool = True) -> None:
-        """``durable=False`` skips fsync (synchronous=OFF): only for throwaway stores such as a drill's."""
-        self.db = SQLiteDatabase(path, durable=durable)
+    def __init__(self, path: Path | str, *, durable: bool = True, audit_key: bytes | None = None,
+                 anchor: Any = None) -> None:
+        """``durable=False`` skips fsync (synchronous=OFF): only for throwaway stores such as a drill's.
+        ``audit_key``/``anchor``: the audit chain's HMAC key and tip anchor (default: audit_key and
+        <file>.audit-anchor beside the file; ``command.store.open_store`` passes the settings' ones)."""
+        self.db = SQLiteDatabase(path, durable=durable, audit_key=audit_key, anchor=anchor)
+        self.audit_key, self.anchor = self.db.audit_key, self.db.anchor
         self.path = self.db.path
         self.audit_chain = SQLiteAuditChain(self.db)
         self.event_log = SQLiteEventLog(self.db)
         self.queue = SQLiteDeliveryQueue(self.db)
         self.accounts = SQLiteAccounts(self.db)
+        self.security = SQLiteSecurity(self.db)
 
     @classmethod
     def open_default(cls, settings: Any = None) -> Any:

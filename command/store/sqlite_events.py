@@ -13,6 +13,25 @@ from command.store.interfaces import StoredEvent
 from command.store.sqlite_audit import chain
 
 
+def vouched_events(key: bytes, rows: Any) -> list[StoredEvent]:
+    """The events of joined (event, audit entry) rows whose entry's HMAC holds and names this payload."""
+    from command.security.audit import mac_ok
+    out: list[StoredEvent] = []
+    for r in rows:
+        if out and out[-1].seq == r["seq"]:
+            continue
+        entry = {"id": r["a_id"], "at": r["a_at"], "actor": r["a_actor"], "action": r["a_action"],
+                 "target": r["a_target"], "detail": r["a_detail"], "source": r["a_source"],
+                 "prev_mac": r["a_prev_mac"], "mac": r["a_mac"]}
+        if not mac_ok(key, entry) or r["a_action"] != f"event.{r['kind']}" or r["a_target"] != r["incident_id"]:
+            continue
+        detail = json.loads(r["a_detail"])
+        if detail.get("seq") != r["seq"] or detail.get("sha256") != payload_digest(r["payload"]):
+            continue
+        out.append(StoredEvent(r["seq"], r["incident_id"], r["kind"], r["at"], json.loads(r["payload"]), r["actor"]))
+    return out
+
+
 class SQLiteEventLog:
     def __init__(self, db: Any) -> None:
         self.db = db
@@ -37,27 +56,33 @@ class SQLiteEventLog:
                         raise IncidentExistsError(f"incident {incident_id} already exists; use update") from None
                     raise
                 seq = int(cur.lastrowid)
-                chain(conn, by or actor, f"event.{kind}", incident_id,
-                      event_audit_detail(seq, at, body, actor, by), source, tip)
+                chain(self.db, conn, by or actor, f"event.{kind}", incident_id,
+                      event_audit_detail(seq, at, body, actor, by), source, tip, event_seq=seq)
                 seqs.append(seq)
         return seqs
 
     def events(self, incident_id: str | None = None, since_seq: int = 0) -> list[StoredEvent]:
-        sql = "SELECT seq, incident_id, kind, at, payload, actor FROM events WHERE seq > ?"
+        """Only events whose audit entry holds (its HMAC with this database's key, its payload digest): one
+        inserted behind the product's back, or with a forged entry, is not part of any timeline (and
+        ``yzt audit verify`` reports it)."""
+        sql = ("SELECT e.seq, e.incident_id, e.kind, e.at, e.payload, e.actor, a.id AS a_id, a.at AS a_at,"
+               " a.actor AS a_actor, a.action AS a_action, a.target AS a_target, a.detail AS a_detail,"
+               " a.source AS a_source, a.prev_mac AS a_prev_mac, a.mac AS a_mac"
+               " FROM events e JOIN audit a INDEXED BY audit_by_event ON a.event_seq = e.seq WHERE e.seq > ?")
         args: list[Any] = [since_seq]
         if incident_id is not None:
-            sql += " AND incident_id = ?"
+            sql += " AND e.incident_id = ?"
             args.append(incident_id)
-        rows = self.db.conn().execute(sql + " ORDER BY seq", args).fetchall()
-        return [StoredEvent(r["seq"], r["incident_id"], r["kind"], r["at"], json.loads(r["payload"]), r["actor"])
-                for r in rows]
+        rows = self.db.conn().execute(sql + " ORDER BY e.seq, a.id", args).fetchall()
+        return vouched_events(self.db.audit_key, rows)
 
     def last_seq(self) -> int:
         return int(self.db.conn().execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
 
     def incident_ids(self) -> list[str]:
-        rows = self.db.conn().execute(
-            "SELECT incident_id FROM events GROUP BY incident_id ORDER BY min(seq)").fetchall()
+        rows = self.db.conn().execute(       # an incident made only of unaudited rows is no incident
+            "SELECT e.incident_id FROM events e WHERE EXISTS (SELECT 1 FROM audit a INDEXED BY audit_by_event"
+            " WHERE a.event_seq = e.seq) GROUP BY e.incident_id ORDER BY min(e.seq)").fetchall()
         return [r[0] for r in rows]
 
     def event_digests(self) -> dict[int, str]:

@@ -6,7 +6,9 @@ import sqlite3
 from typing import Any
 
 from command.errors import StoreError
+from command.security.audit import FINAL_DELIVERY, row_digest
 from command.store._records import ALERT_COLUMNS, DELIVERY_COLUMNS, check_finish_status, utc_now
+from command.store.sqlite_audit import alert_as_queued, chain, vouch_alert
 
 # The next delivery a channel may send: due (or its lease ran out), and no earlier delivery of the same
 # incident on the same channel still unfinished. Walks the partial index deliveries_open in due order.
@@ -60,7 +62,7 @@ class SQLiteDeliveryQueue:
                 conn.execute(
                     f"INSERT INTO alerts ({', '.join(ALERT_COLUMNS)}, created_at) "
                     f"VALUES ({', '.join('?' * len(ALERT_COLUMNS))}, ?)",
-                    [{"content_sha256": "", **alert}[c] for c in ALERT_COLUMNS] + [created_at])
+                    [alert[c] for c in ALERT_COLUMNS] + [created_at])
                 ids = []
                 for channel, mode in deliveries:
                     cur = conn.execute(
@@ -68,6 +70,7 @@ class SQLiteDeliveryQueue:
                         "next_attempt_at, updated_at) VALUES (?, ?, ?, ?, 'pending', 0, ?, ?)",
                         (alert["identifier"], alert["incident_id"], channel, mode, now, now))
                     ids.append(int(cur.lastrowid))
+                vouch_alert(self.db, conn, alert["identifier"], ids)
                 return ids
         except sqlite3.IntegrityError as e:
             raise StoreError(f"alert {alert['identifier']}: not stored ({e})") from None
@@ -85,8 +88,11 @@ class SQLiteDeliveryQueue:
         if not rows:
             return None
         out = dict(rows[0])
-        alert = self.db.conn().execute(f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts WHERE identifier = ?",
-                                       (out["identifier"],)).fetchone()
+        alert = self.db.conn().execute("SELECT * FROM alerts WHERE identifier = ?", (out["identifier"],)).fetchone()
+        if not alert_as_queued(self.db, dict(alert)):      # edited after it was queued: never broadcast it
+            self.finish_delivery(out["id"], owner=owner, status="dead", now=now,
+                                 last_error="refused: the alert row was changed after it was queued (audit)")
+            return None
         out.update({f"alert_{k}": alert[k] for k in ALERT_COLUMNS})
         return out
 
@@ -99,8 +105,27 @@ class SQLiteDeliveryQueue:
             " last_error = coalesce(?, last_error), next_attempt_at = coalesce(?, next_attempt_at),"
             " lease_until = NULL, owner = NULL, updated_at = ?"
             " WHERE id = ? AND status = 'sending' AND owner = ? RETURNING id",
-            (status, receipt, last_error, next_attempt_at, now, delivery_id, owner))
+            (status, receipt, last_error, next_attempt_at, now, delivery_id, owner)) \
+            if status not in FINAL_DELIVERY else self._finish_audited(
+                delivery_id, owner, status, now, receipt, last_error, next_attempt_at)
         return len(rows) == 1
+
+    def _finish_audited(self, delivery_id: int, owner: str, status: str, now: float, receipt: Any,
+                        last_error: Any, next_attempt_at: Any) -> list[Any]:
+        """A final outcome (sent, dead) and its audit entry in one transaction: a delivery marked sent by
+        hand has no entry, and verify says so."""
+        with self.db.tx(fsync=False) as conn:
+            rows = conn.execute(
+                "UPDATE deliveries SET status = ?, receipt = coalesce(?, receipt),"
+                " last_error = coalesce(?, last_error), next_attempt_at = coalesce(?, next_attempt_at),"
+                " lease_until = NULL, owner = NULL, updated_at = ?"
+                " WHERE id = ? AND status = 'sending' AND owner = ? RETURNING *",
+                (status, receipt, last_error, next_attempt_at, now, delivery_id, owner)).fetchall()
+            if rows:
+                row = dict(rows[0])
+                chain(self.db, conn, "outbox", f"deliveries.{status}", str(delivery_id),
+                      {"table": "deliveries", "key": str(delivery_id), "row": row_digest("deliveries", row)}, "outbox")
+            return rows
 
     def sending_owners(self) -> list[str]:
         rows = self.db.conn().execute(
