@@ -38,11 +38,24 @@ def open_store(settings_or_url: Any, *, durable: bool = True) -> Any:
     PostgreSQL; unset: ``var_dir/yzt.db``), or by a path or URL given directly. ``durable=False`` (SQLite
     only) skips fsync, for throwaway stores."""
     target = settings_or_url
+    trust: dict[str, Any] = {}
     if not isinstance(target, (str, Path)):
         database = getattr(target, "database", None)
+        trust = _audit_trust(target)
         target = database if is_postgres_url(database) else target.database_path
     if is_postgres_url(target):
         from command.store.postgres import PostgresStore
         return PostgresStore(target)
     from command.store.sqlite import Store
-    return Store(target, durable=durable)
+    return Store(target, durable=durable, **trust)
+
+
+def _audit_trust(settings: Any) -> dict[str, Any]:
+    """The audit chain's HMAC key (settings.audit_key_path, or YZT_AUDIT_KEY) and the anchor of its tip
+    (settings.audit_anchor_path + the yzt_audit_anchor hook), both outside the database."""
+    if not hasattr(settings, "audit_key_path"):
+        return {}
+    from command.security.audit import Anchor, load_key, plugin_anchor_hook
+    return {"audit_key": load_key(settings.audit_key_path, settings.audit_key_env),
+            "anchor": Anchor(settings.audit_anchor_path, hook=plugin_anchor_hook(),
+                             database=str(settings.database or settings.database_path))}
