@@ -79,8 +79,9 @@ def grade(
     """Grade an incident by China's four levels and name the rule that fired."""
     from incidents.grading import grade as grade_fn
     from incidents.model import Casualties
+    settings = out.settings()
     g = grade_fn(type_, Casualties(deaths, serious_injuries, missing), loss,
-                 missing_count_as_deaths=out.settings().missing_count_as_deaths)
+                 missing_count_as_deaths=settings.missing_count_as_deaths, data_dir=settings.data_dir)
     out.emit(g.as_dict(), as_json, out.grade_text)
 
 
@@ -89,7 +90,7 @@ def types_(as_json: bool = JSON_OPT) -> None:
     """List the incident types, their grading table and CAP category."""
     from incidents.grading import incident_types
     rows = [{"type": k, "zh": t.zh, "en": t.en, "table": t.table, "cap_category": t.cap_category}
-            for k, t in incident_types().items()]
+            for k, t in incident_types(data_dir=out.settings().data_dir).items()]
     out.emit({"types": rows}, as_json, lambda d: out.table(d["types"]))
 
 

@@ -251,9 +251,9 @@ def demo_incident() -> dict:
     from incidents.model import Casualties
     from layers.nearby import around
     settings, cat = out.settings(), out.catalog()
-    loc = geocode.locate(DEMO_ADDRESS)
+    loc = geocode.locate(DEMO_ADDRESS, data_dir=settings.data_dir)
     g = grading.grade("gas_explosion", Casualties(serious_injuries=3),
-                      missing_count_as_deaths=settings.missing_count_as_deaths)
+                      missing_count_as_deaths=settings.missing_count_as_deaths, data_dir=settings.data_dir)
     nearby, synthetic = {}, {}
     for layer in ("hospital", "fire_station", "shelter", "camera"):
         nearby[layer] = around(layer, loc.point, k=5, catalog=cat)

@@ -171,7 +171,8 @@ class ResponseService:
         who = require(as_principal(actor), "incident.report")
         actor = who.name
         from incidents.geocode import locate_any
-        location = locate_any(report.address, report.point)
+        location = locate_any(report.address, report.point, settings=self.settings,
+                              data_dir=self.settings.data_dir)
         scopes.require_place(who, location, "report")
         g = self._grade(report.type, report.casualties, report.economic_loss_cny)
         now = self.clock.now()
@@ -205,7 +206,8 @@ class ResponseService:
 
     def _grade(self, type: str, casualties: Casualties, loss: float):
         from incidents.grading import grade
-        return grade(type, casualties, loss, missing_count_as_deaths=self.settings.missing_count_as_deaths)
+        return grade(type, casualties, loss, missing_count_as_deaths=self.settings.missing_count_as_deaths,
+                     data_dir=self.settings.data_dir)
 
     def _nearby(self, point: Point) -> tuple[dict[str, list[dict]], list[str]]:
         from layers.errors import LayerError
@@ -343,7 +345,7 @@ class ResponseService:
         scopes.require_area(actor, units)               # a district desk never warns across its border
         adcode = state.location.district_adcode or "440000"
         identifier, now = self._reserve_identifier(adcode, state.id, self.clock.now())
-        itype = incident_types()[state.type]
+        itype = incident_types(data_dir=self.settings.data_dir)[state.type]
         status = self._status
         sender = cap.default_sender(adcode)
         place = f"{state.location.city_name or ''}{state.location.district_name or ''}"
