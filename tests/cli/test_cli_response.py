@@ -16,6 +16,7 @@ def configured(tmp_path, monkeypatch):
     live = tmp_path / "live.jsonl"
     drill = tmp_path / "drill.jsonl"
     cfg.write_text(
+        "cap_org_code: '123'\n"            # a live deployment's organisation code (000 refuses Actual)
         "channels:\n"
         f"  - {{name: drill-file, kind: outbox, mode: exercise, path: '{drill}'}}\n"
         f"  - {{name: live-file, kind: outbox, mode: live, path: '{live}'}}\n", encoding="utf-8")
