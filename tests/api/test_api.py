@@ -214,7 +214,8 @@ def test_warnings_are_read_with_deliveries_and_never_sent_through_the_api(env):
     iid = env.call("POST", "/incidents", env.officer, json=TIANHE).get_json()["id"]
     assert env.call("GET", f"/incidents/{iid}/alerts", env.viewer).get_json() == {"incident_id": iid, "alerts": []}
     draft = env.svc.draft_alert(iid, actor="值班员", instruction_zh="请远离商场")
-    env.svc.send_alert(iid, draft, actor="指挥长", confirm=True)
+    env.svc.send_alert(iid, draft.identifier, actor="指挥长", confirm=True)   # queued; the outbox delivers
+    env.svc.outbox.run_until_idle(timeout_s=20)
     listed = env.call("GET", f"/incidents/{iid}/alerts", env.viewer).get_json()["alerts"]
     assert [a["identifier"] for a in listed] == [draft.identifier]
     one = env.call("GET", f"/alerts/{draft.identifier}", env.viewer).get_json()

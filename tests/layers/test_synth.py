@@ -13,7 +13,7 @@ import shapely
 from incidents import admin
 from layers import synth
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "data"
 LAYERS = DATA / "layers"
 SUBSET = {"440304", "440523"}  # 福田区 (with the OSM road graph), 南澳县 (an island county)

@@ -26,7 +26,7 @@ def cat():
     return Catalog.of(load_settings())
 
 
-SHELTERS = Path(__file__).resolve().parents[1] / "data/facilities/shelters_sz_gz_geocoded_2020_unnamed.csv"
+SHELTERS = Path(__file__).resolve().parents[2] / "data/facilities/shelters_sz_gz_geocoded_2020_unnamed.csv"
 
 
 def _shelter_frame() -> pd.DataFrame:

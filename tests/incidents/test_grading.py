@@ -20,7 +20,7 @@ from incidents.errors import GradingError, IncidentError
 from incidents.grading import grade, incident_types, level_info, resolve_type
 from incidents.model import LEVELS, Casualties
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "data"
 RANK = {lv: i for i, lv in enumerate(LEVELS)}
 

@@ -13,7 +13,7 @@ from layers.errors import LayerError
 from layers.index import metric_xy
 from layers.routing import ROAD_GRAPH, STRAIGHT_LINE, RoadGraph, drive_times, rank_by_drive_time
 
-TINY = Path(__file__).resolve().parent / "data/query_tiny_roads.graphml"
+TINY = Path(__file__).resolve().parents[1] / "data/query_tiny_roads.graphml"
 NODE = {"1": (114.000, 22.530), "2": (114.002, 22.530), "3": (114.004, 22.530),
         "4": (114.002, 22.532), "5": (114.000, 22.532)}
 SLOW = routing.SNAP_SPEED_KMH / 3.6

@@ -28,7 +28,7 @@ def import_layer(*args, **kw):
 def export_layer(*args, **kw):
     return io.export_layer(*args, catalog=cat(), **kw)
 
-TEST_DATA = Path(__file__).resolve().parent / "data"
+TEST_DATA = Path(__file__).resolve().parents[1] / "data"
 
 
 def test_good_csv_is_imported_with_districts_and_numbers():

@@ -25,7 +25,7 @@ def import_layer(*args, **kw):
 def export_layer(*args, **kw):
     return io.export_layer(*args, catalog=cat(), **kw)
 
-TEST_DATA = Path(__file__).resolve().parent / "data"
+TEST_DATA = Path(__file__).resolve().parents[1] / "data"
 
 
 def test_lists_the_four_shipped_layers_with_their_synthetic_flags():

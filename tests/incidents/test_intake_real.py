@@ -16,7 +16,7 @@ from incidents import admin
 from incidents.geocode import locate
 from incidents.intake import FIELDS, read
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 
 
 @pytest.fixture(scope="module")
