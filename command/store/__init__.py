@@ -45,7 +45,7 @@ def open_store(settings_or_url: Any, *, durable: bool = True) -> Any:
         target = database if is_postgres_url(database) else target.database_path
     if is_postgres_url(target):
         from command.store.postgres import PostgresStore
-        return PostgresStore(target)
+        return PostgresStore(target, **trust)
     from command.store.sqlite import Store
     return Store(target, durable=durable, **trust)
 

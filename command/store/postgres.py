@@ -26,6 +26,7 @@ from command.store.postgres_accounts import PostgresAccounts
 from command.store.postgres_audit import PostgresAuditChain
 from command.store.postgres_events import PostgresEventLog
 from command.store.postgres_queue import PostgresDeliveryQueue
+from command.store.postgres_security import PostgresSecurity
 
 _MIGRATION_LOCK = 0x59_5A_54_01     # pg_advisory_xact_lock key: one migrator at a time ("YZT" 1)
 
@@ -49,9 +50,19 @@ def _psycopg() -> tuple[Any, Any, Any]:
 class PostgresDatabase:
     """A connection pool over one PostgreSQL database; migrates it when opened."""
 
-    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 8, timeout_s: float = 30.0) -> None:
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 8, timeout_s: float = 30.0,
+                 audit_key: bytes | None = None, anchor: Any = None) -> None:
         psycopg, dict_row, ConnectionPool = _psycopg()
         self.url, self.name = url, redact(url)
+        from command.security.audit import Anchor, load_key, plugin_anchor_hook
+        # the audit chain's HMAC key and tip anchor live OUTSIDE the database; without the settings' ones
+        # (command.store.open_store passes them), a key and an anchor per database under ~/.config/yzt
+        import hashlib
+        from pathlib import Path
+        here = Path.home() / ".config" / "yzt" / hashlib.sha256(self.name.encode()).hexdigest()[:16]
+        self.audit_key = audit_key if audit_key is not None else load_key(here / "audit_key")
+        self.anchor = anchor if anchor is not None else Anchor(here / "audit-anchor", hook=plugin_anchor_hook(),
+                                                               database=self.name)
         self.errors = psycopg
         self.pool = ConnectionPool(url, min_size=min_size, max_size=max_size, timeout=timeout_s, open=False,
                                    kwargs={"row_factory": dict_row}, name="yzt-store")
@@ -95,19 +106,23 @@ class PostgresDatabase:
             if current is not None and current > schema.SCHEMA_VERSION:
                 raise StoreError(f"database {self.name}: schema version {current}, this program needs "
                                  f"{schema.SCHEMA_VERSION}")
-            migrate(conn, current, schema.SCHEMA_VERSION)
+            migrate(conn, current, schema.SCHEMA_VERSION, key=self.audit_key)
 
     def close(self) -> None:
         self.pool.close()
 
 
-def migrate(conn: Any, current: int | None, target: int) -> None:
+def migrate(conn: Any, current: int | None, target: int, *, key: bytes | None = None) -> None:
     """Apply the PostgreSQL migrations above ``current`` up to ``target`` on ``conn`` (inside its
     transaction) and record ``target``. Tests use ``target`` to build a database of an older version."""
     for migration in schema.pending(schema.PG_MIGRATIONS, current):
         if migration.version > target:
             break
         for statement in migration.statements:
+            if statement == schema.PG_SEAL:
+                from command.store.postgres_audit import seal
+                seal(key or b"", conn)
+                continue
             conn.execute(statement)
     if current is None:
         conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (target,))
@@ -122,13 +137,16 @@ def _first_line(e: BaseException) -> str:
 class PostgresStore(ComposedStore):
     """The PostgreSQL store; see the module docstring. ``url``: a libpq connection URL."""
 
-    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 8) -> None:
-        self.db = PostgresDatabase(url, min_size=min_size, max_size=max_size)
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 8, audit_key: bytes | None = None,
+                 anchor: Any = None) -> None:
+        self.db = PostgresDatabase(url, min_size=min_size, max_size=max_size, audit_key=audit_key, anchor=anchor)
+        self.audit_key, self.anchor = self.db.audit_key, self.db.anchor
         self.url = url
         self.audit_chain = PostgresAuditChain(self.db)
         self.event_log = PostgresEventLog(self.db)
         self.queue = PostgresDeliveryQueue(self.db)
         self.accounts = PostgresAccounts(self.db)
+        self.security = PostgresSecurity(self.db)
 
     def close(self) -> None:
         self.db.close()

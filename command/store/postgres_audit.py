@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from command.security.audit import GENESIS, entry_mac
 from command.store._records import audit_entry
 
 
@@ -15,23 +16,54 @@ from command.store._records import audit_entry
 def chained(db: Any) -> Iterator[tuple[Any, dict[str, Any]]]:
     """A transaction holding the chain's tip: yields (connection, tip); the tip is saved before commit."""
     with db.tx() as conn:
-        tip = dict(conn.execute("SELECT id, hash FROM audit_tip FOR UPDATE").fetchone())
+        tip = dict(conn.execute("SELECT id, hash, mac FROM audit_tip FOR UPDATE").fetchone())
+        tip["key"] = db.audit_key          # the HMAC key, kept outside the database
         start = tip["id"]
         yield conn, tip
         if tip["id"] != start:
-            conn.execute("UPDATE audit_tip SET id = %s, hash = %s", (tip["id"], tip["hash"]))
+            conn.execute("UPDATE audit_tip SET id = %s, hash = %s, mac = %s", (tip["id"], tip["hash"], tip["mac"]))
+    if tip["id"] != start:                 # committed: anchor the tip outside the database
+        db.anchor.write(tip["id"], tip["mac"], tip.get("at", ""))
 
 
 def chain(conn: Any, tip: dict[str, Any], actor: str, action: str, target: str, detail: dict[str, Any],
-          source: str) -> int:
-    """Chain one audit entry after ``tip`` inside the caller's ``chained`` transaction; moves the tip."""
+          source: str, *, event_seq: int | None = None) -> int:
+    """Chain one audit entry after ``tip`` inside the caller's ``chained`` transaction (hash and HMAC with
+    the tip's key); moves the tip. ``event_seq``: the event the entry vouches for."""
     entry, digest, detail_text = audit_entry(tip["id"], tip["hash"], actor, action, target, detail, source)
+    prev_mac = tip.get("mac") or GENESIS
+    mac = entry_mac(tip["key"], prev_mac, entry)
     conn.execute(
-        "INSERT INTO audit (id, at, actor, action, target, detail, source, prev_hash, hash) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (entry["id"], entry["at"], actor, action, target, detail_text, entry["source"], tip["hash"], digest))
-    tip.update(id=entry["id"], hash=digest)
+        "INSERT INTO audit (id, at, actor, action, target, detail, source, prev_hash, hash, prev_mac, mac, event_seq) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (entry["id"], entry["at"], actor, action, target, detail_text, entry["source"], tip["hash"], digest,
+         prev_mac, mac, event_seq))
+    tip.update(id=entry["id"], hash=digest, mac=mac, at=entry["at"])
     return entry["id"]
+
+
+def seal(key: bytes, conn: Any) -> None:
+    """Schema 6 inside the upgrade's transaction: the HMAC chain over the entries written before it, each
+    event's entry linked by event_seq, and one entry per audited table with the digest of every row."""
+    from command.security.audit import AUDITED_TABLES, digests_of
+    conn.execute("ALTER TABLE audit DISABLE TRIGGER audit_append_only")
+    prev_mac = GENESIS
+    for row in conn.execute("SELECT * FROM audit ORDER BY id").fetchall():
+        entry = dict(row, detail=json.loads(row["detail"]))
+        mac = entry_mac(key, prev_mac, entry)
+        seq = entry["detail"].get("seq") if row["action"].startswith("event.") and isinstance(entry["detail"], dict) \
+            else None
+        conn.execute("UPDATE audit SET prev_mac = %s, mac = %s, event_seq = %s WHERE id = %s",
+                     (prev_mac, mac, seq, row["id"]))
+        prev_mac = mac
+    conn.execute("ALTER TABLE audit ENABLE TRIGGER audit_append_only")
+    tip = dict(conn.execute("SELECT id, hash FROM audit_tip FOR UPDATE").fetchone(), mac=prev_mac, key=key)
+    keys = {"users": "name", "tokens": "system", "alerts": "identifier", "deliveries": "id"}
+    for table in AUDITED_TABLES:
+        rows = digests_of(table, conn.execute(f"SELECT * FROM {table}").fetchall(), keys[table])
+        if rows:
+            chain(conn, tip, "system", "upgrade.vouch", table, {"table": table, "rows": rows}, "upgrade")
+    conn.execute("UPDATE audit_tip SET id = %s, hash = %s, mac = %s", (tip["id"], tip["hash"], tip["mac"]))
 
 
 class PostgresAuditChain:
@@ -43,7 +75,7 @@ class PostgresAuditChain:
             return chain(conn, tip, actor, action, target, detail, source)
 
     def audit_entries(self, *, last: int | None = None, raw: bool = False) -> list[dict[str, Any]]:
-        columns = "id, at, actor, action, target, detail, source, prev_hash, hash"
+        columns = "id, at, actor, action, target, detail, source, prev_hash, hash, prev_mac, mac, event_seq"
         if last is None:
             rows = self.db.rows(f"SELECT {columns} FROM audit ORDER BY id")
         else:

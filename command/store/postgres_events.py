@@ -38,25 +38,29 @@ class PostgresEventLog:
                         raise IncidentExistsError(f"incident {incident_id} already exists; use update") from None
                     raise
                 chain(conn, tip, by or actor, f"event.{kind}", incident_id,
-                      event_audit_detail(seq, at, body, actor, by), source)
+                      event_audit_detail(seq, at, body, actor, by), source, event_seq=int(seq))
                 seqs.append(int(seq))
         return seqs
 
     def events(self, incident_id: str | None = None, since_seq: int = 0) -> list[StoredEvent]:
-        sql = "SELECT seq, incident_id, kind, at, payload, actor FROM events WHERE seq > %s"
+        """Only events whose audit entry holds (HMAC, digest): see ``sqlite_events.vouched_events``."""
+        from command.store.sqlite_events import vouched_events
+        sql = ("SELECT e.seq, e.incident_id, e.kind, e.at, e.payload, e.actor, a.id AS a_id, a.at AS a_at,"
+               " a.actor AS a_actor, a.action AS a_action, a.target AS a_target, a.detail AS a_detail,"
+               " a.source AS a_source, a.prev_mac AS a_prev_mac, a.mac AS a_mac"
+               " FROM events e JOIN audit a ON a.event_seq = e.seq WHERE e.seq > %s")
         args: list[Any] = [since_seq]
         if incident_id is not None:
-            sql += " AND incident_id = %s"
+            sql += " AND e.incident_id = %s"
             args.append(incident_id)
-        rows = self.db.rows(sql + " ORDER BY seq", args)
-        return [StoredEvent(r["seq"], r["incident_id"], r["kind"], r["at"], json.loads(r["payload"]), r["actor"])
-                for r in rows]
+        return vouched_events(self.db.audit_key, self.db.rows(sql + " ORDER BY e.seq, a.id", args))
 
     def last_seq(self) -> int:
         return int(self.db.rows("SELECT coalesce(max(seq), 0) AS seq FROM events")[0]["seq"])
 
     def incident_ids(self) -> list[str]:
-        rows = self.db.rows("SELECT incident_id FROM events GROUP BY incident_id ORDER BY min(seq)")
+        rows = self.db.rows("SELECT e.incident_id FROM events e WHERE EXISTS (SELECT 1 FROM audit a"
+                            " WHERE a.event_seq = e.seq) GROUP BY e.incident_id ORDER BY min(e.seq)")
         return [r["incident_id"] for r in rows]
 
     def event_digests(self) -> dict[int, str]:

@@ -8,7 +8,22 @@ from __future__ import annotations
 from typing import Any
 
 from command.errors import StoreError
+import json
+
+from command.security.audit import FINAL_DELIVERY, row_digest
 from command.store._records import ALERT_COLUMNS, DELIVERY_COLUMNS, check_finish_status, utc_now
+from command.store.postgres_audit import chain, chained
+
+
+def _vouch_queued(conn: Any, tip: dict[str, Any], identifier: str, delivery_ids: list[int]) -> None:
+    """Audit a queued alert and its deliveries with the digests of their rows as written."""
+    alert = conn.execute("SELECT * FROM alerts WHERE identifier = %s", (identifier,)).fetchone()
+    chain(conn, tip, "outbox", "alerts.queue", identifier,
+          {"table": "alerts", "key": identifier, "row": row_digest("alerts", dict(alert))}, "outbox")
+    rows = {str(r["id"]): row_digest("deliveries", dict(r)) for r in conn.execute(
+        "SELECT * FROM deliveries WHERE id = ANY(%s)", (list(delivery_ids),)).fetchall()}
+    if rows:
+        chain(conn, tip, "outbox", "deliveries.queue", identifier, {"table": "deliveries", "rows": rows}, "outbox")
 
 _OPEN = "('pending', 'sending', 'failed')"
 _HEAD_OF_ITS_INCIDENT = f"""NOT EXISTS (
@@ -60,7 +75,7 @@ class PostgresDeliveryQueue:
     def insert_alert_with_deliveries(self, alert: dict[str, Any], deliveries: list[tuple[str, str]], *,
                                      created_at: str, now: float) -> list[int]:
         try:
-            with self.db.tx() as conn:
+            with chained(self.db) as (conn, tip):
                 owner = conn.execute("SELECT incident_id FROM cap_identifiers WHERE identifier = %s",
                                      (alert["identifier"],)).fetchone()
                 if owner is not None and owner["incident_id"] != alert["incident_id"]:
@@ -76,6 +91,7 @@ class PostgresDeliveryQueue:
                         "INSERT INTO deliveries (identifier, incident_id, channel, mode, status, attempts, "
                         "next_attempt_at, updated_at) VALUES (%s, %s, %s, %s, 'pending', 0, %s, %s) RETURNING id",
                         (alert["identifier"], alert["incident_id"], channel, mode, now, now)).fetchone()["id"]))
+                _vouch_queued(conn, tip, alert["identifier"], ids)
                 return ids
         except self.db.errors.IntegrityError as e:
             raise StoreError(f"alert {alert['identifier']}: not stored ({_message(e)})") from None
@@ -83,20 +99,46 @@ class PostgresDeliveryQueue:
     # -- the work queue ---------------------------------------------------------------------------------
     def claim_delivery(self, channel: str, *, owner: str, now: float, lease_s: float) -> dict[str, Any] | None:
         with self.db.tx(fsync=False) as conn:
-            return conn.execute(_CLAIM_SQL, {"channel": channel, "now": now, "lease": now + lease_s,
-                                             "owner": owner}).fetchone()
+            out = conn.execute(_CLAIM_SQL, {"channel": channel, "now": now, "lease": now + lease_s,
+                                            "owner": owner}).fetchone()
+        if out is not None and not self._as_queued(out["identifier"]):     # edited after queueing: never sent
+            self.finish_delivery(out["id"], owner=owner, status="dead", now=now,
+                                 last_error="refused: the alert row was changed after it was queued (audit)")
+            return None
+        return out
+
+    def _as_queued(self, identifier: str) -> bool:
+        from command.security.audit import mac_ok
+        with self.db.tx() as conn:
+            alert = conn.execute("SELECT * FROM alerts WHERE identifier = %s", (identifier,)).fetchone()
+            entry = conn.execute("SELECT * FROM audit WHERE target = %s AND action = 'alerts.queue'"
+                                 " ORDER BY id DESC LIMIT 1", (identifier,)).fetchone() or conn.execute(
+                "SELECT * FROM audit WHERE target = 'alerts' AND action = 'upgrade.vouch' ORDER BY id DESC LIMIT 1"
+            ).fetchone()
+        if alert is None or entry is None or not mac_ok(self.db.audit_key, dict(entry)):
+            return False
+        detail = json.loads(entry["detail"])
+        want = detail.get("row") if "row" in detail else (detail.get("rows") or {}).get(identifier)
+        return want == row_digest("alerts", dict(alert))
 
     def finish_delivery(self, delivery_id: int, *, owner: str, status: str, now: float, receipt: str | None = None,
                         last_error: str | None = None, next_attempt_at: float | None = None) -> bool:
         """Not waited for on disk: a crash can only undo it into a delivery that is tried again (same key)."""
         check_finish_status(delivery_id, status)
-        with self.db.tx(fsync=False) as conn:
-            row = conn.execute(
-                "UPDATE deliveries SET status = %s, receipt = coalesce(%s, receipt),"
-                " last_error = coalesce(%s, last_error), next_attempt_at = coalesce(%s, next_attempt_at),"
-                " lease_until = NULL, owner = NULL, updated_at = %s"
-                " WHERE id = %s AND status = 'sending' AND owner = %s RETURNING id",
-                (status, receipt, last_error, next_attempt_at, now, delivery_id, owner)).fetchone()
+        sql = ("UPDATE deliveries SET status = %s, receipt = coalesce(%s, receipt),"
+               " last_error = coalesce(%s, last_error), next_attempt_at = coalesce(%s, next_attempt_at),"
+               " lease_until = NULL, owner = NULL, updated_at = %s"
+               " WHERE id = %s AND status = 'sending' AND owner = %s RETURNING *")
+        args = (status, receipt, last_error, next_attempt_at, now, delivery_id, owner)
+        if status not in FINAL_DELIVERY:
+            with self.db.tx(fsync=False) as conn:
+                return conn.execute(sql, args).fetchone() is not None
+        with chained(self.db) as (conn, tip):          # a final outcome is audited with its row's digest
+            row = conn.execute(sql, args).fetchone()
+            if row is not None:
+                chain(conn, tip, "outbox", f"deliveries.{status}", str(delivery_id),
+                      {"table": "deliveries", "key": str(delivery_id), "row": row_digest("deliveries", dict(row))},
+                      "outbox")
         return row is not None
 
     def sending_owners(self) -> list[str]:

@@ -131,6 +131,7 @@ BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: no delete'); END;
 # statements are split on ';\n' lines ending a statement; trigger bodies keep their inner '; END;'
 SQLITE_VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
 SQLITE_ADD_INCIDENT = "ALTER TABLE deliveries ADD COLUMN incident_id TEXT"   # guarded: see sqlite.py
+PG_SEAL = "-- seal: the HMAC over the entries written before version 6 (Python, needs the key: postgres.py)"
 SQLITE_SEAL = "-- seal: the HMAC over the entries written before version 6 (Python, needs the key: sqlite.py)"
 SQLITE_MIGRATIONS = (
     Migration(2, "the baseline: every table of version 2 (older files gain what they lack)", (_SQLITE_BASELINE,)),
@@ -281,4 +282,23 @@ PG_MIGRATIONS = (
     Migration(4, "CAP identifiers reserved when the draft is made, never handed out twice", (
         "CREATE TABLE cap_identifiers (identifier TEXT PRIMARY KEY, incident_id TEXT NOT NULL,"
         " reserved_at TEXT NOT NULL)",)),
+    Migration(6, "jurisdictions, token expiry, throttle counters, server-side sessions, the audit's HMAC chain", (
+        "ALTER TABLE users ADD COLUMN IF NOT EXISTS scope TEXT NOT NULL DEFAULT '440000'",
+        "ALTER TABLE tokens ADD COLUMN IF NOT EXISTS scope TEXT NOT NULL DEFAULT '440000'",
+        "ALTER TABLE tokens ADD COLUMN IF NOT EXISTS expires_at TEXT",
+        "UPDATE tokens SET expires_at = to_char((created_at::timestamptz + interval '365 days') AT TIME ZONE 'UTC',"
+        " 'YYYY-MM-DD\"T\"HH24:MI:SS\"+00:00\"') WHERE expires_at IS NULL",
+        "CREATE TABLE IF NOT EXISTS throttle (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, kind TEXT NOT NULL,"
+        " key TEXT NOT NULL, at DOUBLE PRECISION NOT NULL, ok INTEGER NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS throttle_by_key ON throttle (kind, key, at)",
+        "CREATE TABLE IF NOT EXISTS sessions (id_sha256 TEXT PRIMARY KEY, username TEXT NOT NULL, source TEXT,"
+        " started_at DOUBLE PRECISION NOT NULL, seen_at DOUBLE PRECISION NOT NULL, ended_at DOUBLE PRECISION, why TEXT)",
+        "CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions (username) WHERE ended_at IS NULL",
+        "ALTER TABLE audit ADD COLUMN IF NOT EXISTS prev_mac TEXT",
+        "ALTER TABLE audit ADD COLUMN IF NOT EXISTS mac TEXT",
+        "ALTER TABLE audit ADD COLUMN IF NOT EXISTS event_seq BIGINT",
+        "CREATE INDEX IF NOT EXISTS audit_by_event ON audit (event_seq) WHERE event_seq IS NOT NULL",
+        "CREATE INDEX IF NOT EXISTS audit_by_target ON audit (target, action, id)",
+        "ALTER TABLE audit_tip ADD COLUMN IF NOT EXISTS mac TEXT NOT NULL DEFAULT repeat('0', 64)",
+        PG_SEAL)),
 )
