@@ -239,3 +239,11 @@ def test_the_store_package_shows_its_interfaces_and_each_backend_implements_them
     for part, interface in ((s.event_log, EventLog), (s.queue, DeliveryQueue), (s.accounts, Accounts),
                             (s.audit_chain, AuditChain)):
         assert isinstance(part, interface)
+
+
+def test_each_backends_migrations_are_numbered_in_order_and_reach_the_schema_version():
+    """A version added to one backend only would leave the other recording a version it never built."""
+    from command.store import schema
+    for migrations in (schema.SQLITE_MIGRATIONS, schema.PG_MIGRATIONS):
+        versions = [m.version for m in migrations]
+        assert versions == sorted(set(versions)) and versions[-1] == schema.SCHEMA_VERSION
