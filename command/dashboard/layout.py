@@ -8,7 +8,8 @@ from typing import Any
 
 from dash import Input, Output, callback, dcc, html
 
-from command.dashboard import cameras, export_view, group, incidents_list, mapview, nearby, report, runtime, sync, warn
+from command.dashboard import (cameras, export_view, group, incidents_list, mapview, nearby, playback, report, runtime,
+                               sync, trainer, warn)
 from command.dashboard.i18n import L
 from command.dashboard.security import csrf_token, guarded, principal
 
@@ -26,7 +27,7 @@ def _header(settings: Any) -> html.Div:
     ], className="yzt-header")
 
 
-ROLE_ZH = {"viewer": "只读", "officer": "值班员", "commander": "指挥员", "admin": "管理员"}
+ROLE_ZH = {"viewer": "只读", "officer": "值班员", "commander": "指挥员", "admin": "管理员", "trainer": "导调"}
 
 
 def _who() -> list:
@@ -59,7 +60,12 @@ def _tabs() -> dcc.Tabs:
 
 def layout() -> html.Div:
     settings = runtime.current().settings
+    if trainer.is_trainer(principal()):          # the trainer's page: start, control, report, playback
+        return html.Div([trainer.page(settings, _header(settings)), sync.sync_components(),
+                         html.Div(id="app-alert")], id="app-root", className="lang-zh", style={"display": "block"})
+    played = runtime.current().exercise()        # a player of a live exercise: the banner on every view
     return html.Div([
+        trainer.banner(played) if played is not None else None,
         _header(settings),
         html.Div([
             html.Div([report.report_form(), incidents_list.list_panel()], className="yzt-left"),
@@ -67,7 +73,8 @@ def layout() -> html.Div:
             html.Div([_tabs()], className="yzt-right"),
         ], className="yzt-main"),
         sync.sync_components(),
-    ], id="app-root", className="lang-zh")
+    ], id="app-root", className="lang-zh",
+        style={"gridTemplateRows": "26px 40px 1fr"} if played is not None else None)
 
 
 @callback(Output("app-root", "className"), Input("app-lang", "value"))
