@@ -39,6 +39,12 @@ EXPECTED_ACTIONS: dict[str, object] = {
     "warn.on_warn_action": {"warn-send": "alert.send", "warn-cancel": "alert.cancel",
                             "warn-confirm": "alert.send", "warn-abort": "view", None: "alert.send"},
     "warn.on_approve": "alert.approve", "warn.on_review": "alert.approve", "warn.list_awaiting": "view",
+    # the trainer's page and playback: "view" at the gate, then exercise.run inside (a trainer is a viewer
+    # account with the trainer grant, command.drills.trainers); the banner only reads the player's exercise
+    "trainer.banner_tick": "view", "trainer.upload_name": "view", "trainer.start": "view",
+    "trainer.refresh": "view", "trainer.control": "view", "trainer.render_report": "view",
+    "trainer.download": "view", "playback.sources": "view", "playback.choose": "view", "playback.show": "view",
+    "playback.play": "view", "playback.advance": "view",
 }
 
 
