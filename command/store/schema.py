@@ -8,6 +8,7 @@ History (both backends share the numbers):
      brought to version 2 by the baseline, whose statements all say IF NOT EXISTS)
 3    deliveries.incident_id, so per-incident ordering on a channel is one index seek
 4    cap_identifiers: a CAP identifier reserved for its incident when the draft is made
+5    alerts.content_sha256: the digest of what every channel sends, as approved (checked before each send)
 6    trust at the door (issue 13): users.scope and tokens.scope (existing ones: the province), tokens.expires_at
      (existing ones: a year after issue), the throttle counters, server-side sessions, and the audit's
      HMAC chain (prev_mac, mac) with event_seq linking each event to its entry; the upgrade seals the
@@ -133,6 +134,7 @@ SQLITE_VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEG
 SQLITE_ADD_INCIDENT = "ALTER TABLE deliveries ADD COLUMN incident_id TEXT"   # guarded: see sqlite.py
 PG_SEAL = "-- seal: the HMAC over the entries written before version 6 (Python, needs the key: postgres.py)"
 SQLITE_SEAL = "-- seal: the HMAC over the entries written before version 6 (Python, needs the key: sqlite.py)"
+SQLITE_ADD_SHA = "ALTER TABLE alerts ADD COLUMN content_sha256 TEXT NOT NULL DEFAULT ''"   # guarded: sqlite.py
 SQLITE_MIGRATIONS = (
     Migration(2, "the baseline: every table of version 2 (older files gain what they lack)", (_SQLITE_BASELINE,)),
     Migration(3, "each delivery knows its incident: per-incident order is one index seek", (
@@ -144,6 +146,8 @@ SQLITE_MIGRATIONS = (
     Migration(4, "CAP identifiers reserved when the draft is made, never handed out twice", (
         "CREATE TABLE IF NOT EXISTS cap_identifiers (identifier TEXT PRIMARY KEY, incident_id TEXT NOT NULL,"
         " reserved_at TEXT NOT NULL)",)),
+    Migration(5, "the alert row keeps the sha256 of its approved content, so what leaves can be checked", (
+        SQLITE_ADD_SHA,)),
     Migration(6, "jurisdictions, token expiry, throttle counters, server-side sessions, the audit's HMAC chain", (
         "ALTER TABLE users ADD COLUMN scope TEXT NOT NULL DEFAULT '440000'",
         "ALTER TABLE tokens ADD COLUMN scope TEXT NOT NULL DEFAULT '440000'",
@@ -282,6 +286,8 @@ PG_MIGRATIONS = (
     Migration(4, "CAP identifiers reserved when the draft is made, never handed out twice", (
         "CREATE TABLE cap_identifiers (identifier TEXT PRIMARY KEY, incident_id TEXT NOT NULL,"
         " reserved_at TEXT NOT NULL)",)),
+    Migration(5, "the alert row keeps the sha256 of its approved content, so what leaves can be checked", (
+        "ALTER TABLE alerts ADD COLUMN IF NOT EXISTS content_sha256 TEXT NOT NULL DEFAULT ''",)),
     Migration(6, "jurisdictions, token expiry, throttle counters, server-side sessions, the audit's HMAC chain", (
         "ALTER TABLE users ADD COLUMN IF NOT EXISTS scope TEXT NOT NULL DEFAULT '440000'",
         "ALTER TABLE tokens ADD COLUMN IF NOT EXISTS scope TEXT NOT NULL DEFAULT '440000'",

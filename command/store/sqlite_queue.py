@@ -62,7 +62,7 @@ class SQLiteDeliveryQueue:
                 conn.execute(
                     f"INSERT INTO alerts ({', '.join(ALERT_COLUMNS)}, created_at) "
                     f"VALUES ({', '.join('?' * len(ALERT_COLUMNS))}, ?)",
-                    [alert[c] for c in ALERT_COLUMNS] + [created_at])
+                    [{"content_sha256": "", **alert}[c] for c in ALERT_COLUMNS] + [created_at])
                 ids = []
                 for channel, mode in deliveries:
                     cur = conn.execute(
