@@ -437,6 +437,25 @@ def _districts_at(p: Point, type: str, root: Path):
     return row
 
 
+def _inside_circle(land_m, p: Point, radius: float):
+    """Drops land pieces that lie wholly in the sliver between the true circle and the clip's circumscribed
+    polygon (a rock 2 m outside the circle would otherwise get an outline of its own)."""
+    parts = _polygons(land_m)
+    if len(parts) < 2:
+        return land_m
+    centre = to_metric(shapely.Point(p.lon, p.lat))
+    keep = []
+    for part in parts:
+        if part.distance(centre) < 0.99 * radius:          # EPSG:4547 scale is within 0.3%: surely inside
+            keep.append(part)
+            continue
+        xy = shapely.get_coordinates(to_wgs84(part))
+        _, _, d = _GEOD.inv(np.full(len(xy), p.lon), np.full(len(xy), p.lat), xy[:, 0], xy[:, 1])
+        if d.min() <= radius:
+            keep.append(part)
+    return shapely.union_all(keep) if len(keep) < len(parts) else land_m
+
+
 def build_area(point: Point, *, radius_m: float | None = None, polygon: Any = None, type: str,
                level: str, data_dir: Path | None = None) -> AlertArea:
     """The warned area around an incident: the officer's radius or polygon, else the type/level rule;
@@ -471,9 +490,13 @@ def build_area(point: Point, *, radius_m: float | None = None, polygon: Any = No
             reason = f"{reason}: {row.district_name}"
         else:
             requested_m = _polygon_metric(geodesic_circle(p.lat, p.lon, radius))
+    # the clip's circle circumscribes the true one by up to this much: the outline's reach gives it back
+    excess = radius * (1 / math.cos(math.pi / CIRCLE_VERTICES) - 1) if radius and district is None else 0.0
     inland = land_all.covers(requested_m)
     land_m = requested_m if inland else shapely.intersection(requested_m, land_all)
     land_m = MultiPolygon(_polygons(land_m)) if land_m.geom_type == "GeometryCollection" else land_m
+    if excess and not inland:
+        land_m = _inside_circle(land_m, p, radius)
     if land_m.is_empty or land_m.area == 0:
         raise AlertError(f"the warning area around {p.lat:.5f},{p.lon:.5f} has no land in Guangdong")
     land_share = 1.0 if inland else min(1.0, land_m.area / requested_m.area)
@@ -482,12 +505,12 @@ def build_area(point: Point, *, radius_m: float | None = None, polygon: Any = No
         rings, reach = _district_rings(root, district)
         cap_polygon, more = list(rings[0]), tuple(rings[1:])
     elif not inland and not requested_m.difference(
-            limit := land_m.buffer(REACH_M, quad_segs=8)).area <= 1.0:
+            limit := land_m.buffer(REACH_M - excess, quad_segs=8)).area <= 1.0:
         # the circle or polygon as drawn would reach sea, Hong Kong, Macau or another province: send the land
-        rings, reach = cover_rings(land_m, _limit=limit)
+        rings, reach = cover_rings(land_m, reach_m=REACH_M - excess, _limit=limit)
         cap_polygon, more = list(rings[0]), tuple(rings[1:])
         reason = f"{reason}; {100 * (1 - land_share):.0f}% was sea or outside Guangdong and is left out"
-    if reach is not None and reach > REACH_M:
+    if reach is not None and reach > REACH_M - excess:
         reason = f"{reason}; outline reaches up to {reach:.0f} m beyond the land (more than {REACH_M:g} m: " \
                  "too many pieces for CAP)"
     land = to_wgs84(land_m)

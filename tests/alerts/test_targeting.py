@@ -122,7 +122,7 @@ def test_the_rings_as_read_cover_the_land_and_reach_at_most_161_m():
     land = wgs84_to_metric(a.geometry_wgs84)
     assert land.difference(read).area < 1.0
     assert read.difference(land.buffer(T.REACH_M)).area < 1.0
-    assert a.reach_m == T.REACH_M and len(rings) > 10          # islands 322 m apart stay apart
+    assert a.reach_m <= T.REACH_M and len(rings) > 10          # islands 322 m apart stay apart
     assert_within_cap_limits(a)
 
 
