@@ -66,8 +66,12 @@ def server(tmp_path_factory):
         proc.kill()
         pytest.fail(f"dashboard did not start: {(tmp / 'server.log').read_text()[-2000:]}")
     yield url
-    proc.terminate()
-    proc.wait(timeout=15)
+    proc.terminate()                         # gunicorn stops its workers gracefully (up to 20 s)
+    try:
+        proc.wait(timeout=40)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
