@@ -413,10 +413,10 @@ def list_awaiting(incident_id: str | None, _bump, _n, picked: str | None, tab: s
     if ctx.triggered_id == "warn-poll" and tab != "warn":
         raise PreventUpdate
     if not incident_id or not can_approve():
-        return [], None
+        return [], (None if picked else no_update)
     options = awaiting_approval(runtime.current(), incident_id)
     keep = picked if any(o["value"] == picked for o in options) else None
-    return options, keep
+    return options, (keep if keep != picked else no_update)     # an unchanged pick fires no review
 
 
 def can_approve() -> bool:
@@ -428,12 +428,14 @@ def can_approve() -> bool:
           Output("warn-approve", "disabled"), Output("warn-draft", "data", allow_duplicate=True),
           Input("warn-approve-pick", "value"), State("incident-selected", "data"), State("app-actor", "value"),
           prevent_initial_call=True)
-@guarded("alert.approve")
+@guarded("view")
 def on_review(identifier: str | None, incident_id: str | None, actor: str | None):
-    """The whole message for the approving commander, its area on the map; only then the button works."""
+    """The whole message for the approving commander, its area on the map; only then the button works.
+    (Guarded as a view so that clearing the pick is never a refusal; a review itself needs alert.approve.)"""
     if not identifier or not incident_id:
         return None, None, True, no_update
     try:
+        require("alert.approve")
         data = review(runtime.current(), incident_id, identifier, actor=acting(actor or T("app.actor")))
     except Exception as e:  # noqa: BLE001 - refusals become one line, bugs are logged
         return alert_from(e), None, True, no_update

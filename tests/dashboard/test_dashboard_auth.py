@@ -38,7 +38,7 @@ EXPECTED_ACTIONS: dict[str, object] = {
     "warn.radius_hint": "view", "warn.poll_deliveries": "view", "warn.on_preview": "alert.draft",
     "warn.on_warn_action": {"warn-send": "alert.send", "warn-cancel": "alert.cancel",
                             "warn-confirm": "alert.send", "warn-abort": "view", None: "alert.send"},
-    "warn.on_approve": "alert.approve", "warn.on_review": "alert.approve", "warn.list_awaiting": "view",
+    "warn.on_approve": "alert.approve", "warn.on_review": "view", "warn.list_awaiting": "view",
     # the trainer's page and playback: "view" at the gate, then exercise.run inside (a trainer is a viewer
     # account with the trainer grant, command.drills.trainers); the banner only reads the player's exercise
     "trainer.banner_tick": "view", "trainer.upload_name": "view", "trainer.start": "view",

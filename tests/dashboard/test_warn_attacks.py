@@ -155,6 +155,10 @@ def test_approve_needs_the_named_draft_shown_in_full_and_approves_that_one(dash_
     assert older.headline_zh in text and older.text_zh in text and older.area_desc in text and "live-box" in text
     assert f"{older.population:,}" in text and resp["warn-approve"]["disabled"] is False
     assert resp["warn-draft"]["data"]["identifier"] == older.identifier             # the map draws its area
+    from command.dashboard import mapview
+    drawn = json.dumps([c.to_plotly_json() for c in mapview.focus_layer(rt.service().get(state.id),
+                                                                         resp["warn-draft"]["data"])], default=str)
+    assert "map-warn-area" in drawn
     post(dash_app, cmd2, "warn.on_approve", "warn-approve",
          {"warn-approve": 1, "warn-approve-shown": {"incident_id": state.id, "identifier": older.identifier}})
     by_id = {a.identifier: a for a in rt.service().get(state.id).alerts}
