@@ -32,12 +32,13 @@ REPORT = IncidentReport(type="gas_explosion", address="广州市天河区天河�
 def db(tmp_path):
     path = tmp_path / "var" / "yzt.db"
     store = new_store(path)
-    st = load_settings(channels=CHANNELS)
+    st = load_settings(channels=CHANNELS, cap_org_code="101")     # an Actual warning needs the real org code
     svc = ResponseService(store, settings=st, clock=VirtualClock(START), outbox=Outbox(store, st))
     s = svc.report(REPORT, actor=OFFICER)
     svc.update(s.id, actor=OFFICER, casualties=Casualties(deaths=1, serious_injuries=5))
     draft = svc.draft_alert(s.id, actor=OFFICER, radius_m=800, instruction_zh="请远离商场")
     svc.send_alert(s.id, draft, actor=COMMANDER, confirm=True)
+    svc.outbox.run_until_idle(timeout_s=30)          # send only queues; the outcome reaches the timeline after
     Users(store).add("赵六", "viewer")
     yield path, store
     store.close()
