@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from incidents.errors import GradingError
 from incidents.model import LEVELS, Casualties, Grade, Rule
-from settings import ROOT
+from settings import ROOT, shown
 
 CAP_CATEGORIES: tuple[str, ...] = ("Geo", "Met", "Safety", "Security", "Rescue", "Fire", "Health", "Env",
                                    "Transport", "Infra", "CBRNE", "Other")
@@ -319,7 +319,9 @@ def resolve_type(type: str, *, data_dir: Path | None = None) -> str:
         raise GradingError(f"incident type must be a non-empty name, got {type!r}")
     key = cat.names.get(type.strip().lower())
     if key is None:
-        raise GradingError(f"unknown incident type {type!r}: known types are {', '.join(cat.types)}")
+        some = ", ".join(list(cat.types)[:8])
+        raise GradingError(f"unknown incident type {shown(type)}: known types are {some}, ... "
+                           f"({len(cat.types)} in all: `yzt types` lists them)")
     return key
 
 
