@@ -9,8 +9,6 @@ process and run; the machine and the date are recorded with them.
 """
 from __future__ import annotations
 
-from settings import get_settings
-
 import argparse
 import gc
 import os
@@ -19,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 from bench.common import REPORT, RESULTS, ROOT, Results
+from settings import get_settings
 
 SIZES = {
     "full": {"incidents": 10_000, "cameras": 1_000_000, "naive_n": 200, "geocode_n": 5000, "events": 1000,
@@ -29,7 +28,7 @@ SIZES = {
              "alerts": 10, "pg_queries": 20, "profile_n": 5},
 }
 PROFILES = ROOT / "bench" / "profiles"
-SECTIONS = ("response", "postgis", "geocoder", "intake", "drill", "fanout", "memory", "dashboard")
+SECTIONS = ("response", "postgis", "geocoder", "intake", "drill", "fanout", "memory", "targeting", "dashboard")
 
 
 def _response_and_postgis(results: Results, size: dict, skip: set[str], do_profile: bool) -> None:
@@ -108,6 +107,9 @@ def main(argv: list[str] | None = None) -> dict:
         fanout.run(results, alerts=size["alerts"])
     if "memory" not in skip:
         memory.run(results, cameras=size["cameras"])
+    if "targeting" not in skip:       # the warned-area fuzz against Tianditu boundaries (skips without ../shared)
+        from bench import targeting
+        targeting.run(results, n={"full": 10_000, "quick": 300, "tiny": 20}[mode], lean=mode != "full")
     if "dashboard" not in skip:
         dashboard.run(results)
     from bench.report import write_report
