@@ -146,6 +146,7 @@ class Exercise:
         self._play_store = Store(folder / "play.db")
         self.app = compose.open_drill(settings, store=self._play_store, clock=self.clock)
         self.service = self.app.service(exercise=True)
+        self.app.outbox.start()      # send_alert only queues: the exercise's own workers deliver (exercise channels)
         self.injects: tuple[Inject, ...] = tuple(Inject(_key_of(e.index), e) for e in scenario.events
                                                  if e.kind in INJECT_KINDS)
         self.expected: tuple[Expected, ...] = tuple(
