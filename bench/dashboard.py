@@ -62,7 +62,7 @@ def _page(url: str, t_start: float, password: str | None) -> dict:
 
 
 USER = ("from command.security.auth import Users; from command.store.sqlite import Store; "
-        "print(Users(Store.open_default()).add('bench', 'officer'))")
+        "from settings import get_settings; print(Users(Store.open_default(get_settings())).add('bench', 'officer'))")
 
 
 def _bench_user(env: dict) -> str | None:

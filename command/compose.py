@@ -3,7 +3,7 @@ the response service. Every door (the CLI, the dispatch API, the dashboard, dril
 and settings are read nowhere below this point: they are passed down.
 
     from command import compose
-    app = compose.open_app(settings)               # settings read once by the door (settings.get_settings())
+    app = compose.open_app(settings)               # the settings the door read once
     svc = app.service()                             # live ResponseService; app.service(exercise=True) for drills
     app.outbox.start()                              # the server: background delivery workers
     app.close()

@@ -75,6 +75,11 @@ def owner_alive(owner: str) -> bool:
         return True
     if pid == os.getpid():
         return owner in _LIVE_OWNERS
+    return pid_alive(pid)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host still runs (a zombie has ended)."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
             if fh.read().rpartition(")")[2].split()[0] == "Z":

@@ -15,15 +15,8 @@ log = logging.getLogger(__name__)
 
 def _alive(pid: int, *, parent: bool) -> bool:
     """Whether process ``pid`` still runs; for our parent, also that we were not re-parented (pid reuse)."""
-    if parent and os.getppid() != pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    from command.alerts.outbox import pid_alive
+    return not (parent and os.getppid() != pid) and pid_alive(pid)
 
 
 def work_until_stopped(app: Any, *, exit_with: int | None = None, poll_s: float = 1.0) -> None:

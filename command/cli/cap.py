@@ -27,8 +27,7 @@ def verify(file: Path = typer.Argument(..., help="the CAP XML file"),
            as_json: bool = out.JSON_OPT) -> None:
     """Check a CAP message's XML signature: exit 0 when it verifies, 2 when it does not."""
     from command.alerts import signing
-    from settings import get_settings
-    settings = get_settings()
+    settings = out.settings()
     if cert:
         trusted = [_read(c, "certificate") for c in cert]
     else:

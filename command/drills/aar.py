@@ -255,7 +255,11 @@ def write_report(report: dict[str, Any], path: Path | str) -> Path:
     if suffix not in (".md", ".html", ".htm"):
         from command.errors import CommandError
         raise CommandError(f"{path}: an after-action report is .md or .html")
-    text = to_markdown(report) if suffix == ".md" else to_html(report)
+    return write_atomically(path, to_markdown(report) if suffix == ".md" else to_html(report))
+
+
+def write_atomically(path: Path, text: str) -> Path:
+    """``text`` to ``path`` through a temporary file beside it and a rename: a report is whole or absent."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -27,9 +27,7 @@ conclusion and what to improve). The trainer's notes come in their own section, 
 from __future__ import annotations
 
 import html
-import os
 import re
-import tempfile
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -453,14 +451,5 @@ def write(report: dict[str, Any], path: Path | str) -> Path:
     suffix = path.suffix.lower()
     if suffix not in (".md", ".html", ".htm"):
         raise CommandError(f"{path}: an after-action report is .md or .html")
-    text = to_markdown(report) if suffix == ".md" else to_html(report)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    from command.drills.aar import write_atomically
+    return write_atomically(path, to_markdown(report) if suffix == ".md" else to_html(report))

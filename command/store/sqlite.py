@@ -194,11 +194,8 @@ class Store(ComposedStore):
         self.security = SQLiteSecurity(self.db)
 
     @classmethod
-    def open_default(cls, settings: Any = None) -> Any:
-        """The store of ``settings.database`` (default: the process settings); see ``command.store.open_store``."""
-        if settings is None:
-            from settings import get_settings
-            settings = get_settings()
+    def open_default(cls, settings: Any) -> Any:
+        """The store of ``settings.database``; see ``command.store.open_store``."""
         from command.store import open_store
         return open_store(settings)
 
