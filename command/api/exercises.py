@@ -82,8 +82,8 @@ def trainer_only(view):
 
 
 def _book():
-    from command.drills import exercise
-    return exercise.registry(R._service().settings)
+    from command.drills.registry import registry
+    return registry(R._service().settings)
 
 
 def _raw() -> bytes:

@@ -100,7 +100,7 @@ def panel(prefix: str = PREFIX) -> html.Div:
 
 def _sources() -> list[dict]:
     from command.dashboard import trainer
-    from command.drills.exercise import registry
+    from command.drills.registry import registry
     opts = [{"label": f"演练 exercise: {e.name} · {e.id}", "value": f"ex:{e.id}"}
             for e in registry(runtime.current().settings).all()]
     opts += [{"label": f"推演 drill: {name}", "value": f"drill:{name}"} for name in trainer.examples()]

@@ -72,7 +72,7 @@ class Runtime:
         p = principal()
         if p is None:
             return None
-        from command.drills.exercise import registry
+        from command.drills.registry import registry
         return registry(self.settings).of_user(p.name)
 
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future:
@@ -94,8 +94,8 @@ class Runtime:
                 self._app = None
                 self._started = False
             import sys
-            if "command.drills.exercise" in sys.modules:     # the exercises' stores and conductor thread
-                sys.modules["command.drills.exercise"].forget(self.settings)
+            if "command.drills.registry" in sys.modules:     # the exercises' stores and conductor thread
+                sys.modules["command.drills.registry"].forget(self.settings)
 
 
 _current: Runtime | None = None

@@ -51,7 +51,7 @@ def _trainer():
 
 
 def _book():
-    from command.drills.exercise import registry
+    from command.drills.registry import registry
     return registry(_settings())
 
 

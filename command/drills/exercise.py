@@ -1,7 +1,7 @@
 """Live exercises: a scenario's injects delivered to players on the dashboard, their response scored.
 
-    from command.drills import exercise
-    book = exercise.registry(settings)                  # one per var_dir, in this process
+    from command.drills.registry import registry       # the exercises of a var_dir: command/drills/registry.py
+    book = registry(settings)                           # one per var_dir, in this process
     ex = book.start(yaml_text, speed=60, players=["commander1"], trainer="trainer1")
     ex.pause(); ex.resume(); ex.jump(600); ex.fire_now("e3"); ex.add_inject({...}); ex.end()
     ex.state()                                           # the contract's state (contracts/exercise.md)
@@ -35,18 +35,16 @@ import fcntl
 import json
 import logging
 import re
-import secrets
 import shutil
 import tempfile
 import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
-from command.drills.clock import ExerciseClock, check_speed
+from command.drills.clock import ExerciseClock
 from command.drills.scenario import Scenario, ScenarioEvent
 from command.errors import CommandError, ScenarioError, SessionError
 from command.response.timeline import iso
@@ -521,180 +519,3 @@ def scenario_from_text(text: str, *, label: str = "scenario") -> Scenario:
         return dataclasses.replace(sc, path=label)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-# ---------------------------------------------------------------------- the registry
-class Exercises:
-    """Every exercise of one var_dir in this process, and the conductor thread that moves them on."""
-
-    def __init__(self, settings: Any, *, wall: Callable[[], float] = time.time, conduct: bool = True) -> None:
-        self.settings = settings
-        self.root = Path(settings.var_dir) / "exercises"
-        self._wall = wall
-        self._lock = threading.RLock()
-        self._all: dict[str, Exercise] = {}
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._conduct = conduct
-        self._load()
-
-    # -- opening
-    def start(self, scenario: Scenario | str, *, speed: float, players: list[str], trainer: str,
-              tolerance_s: int = DEFAULT_TOLERANCE_S) -> Exercise:
-        """Start an exercise now: check everything first, then create its folder and deliver what is due."""
-        text = scenario if isinstance(scenario, str) else Path(scenario.path).read_text(encoding="utf-8")
-        sc = scenario_from_text(text) if isinstance(scenario, str) else scenario
-        speed = check_speed(speed)
-        players = self._check_players(players)
-        if isinstance(tolerance_s, bool) or not isinstance(tolerance_s, int) or \
-                not 0 <= tolerance_s <= MAX_TOLERANCE_S:
-            raise ScenarioError(f"tolerance_s {tolerance_s!r}: whole seconds from 0 to {MAX_TOLERANCE_S}")
-        with self._lock:
-            for name in players:
-                busy = self.playing(name)
-                if busy is not None:
-                    raise ScenarioError(f"player {name} already plays exercise {busy.id} ({busy.name}); "
-                                        "a player is in one exercise at a time")
-            ex_id = f"ex{datetime.now().strftime('%Y%m%d%H%M%S')}-{secrets.token_hex(3)}"
-            folder = self.root / ex_id
-            folder.mkdir(parents=True)
-            meta = {"id": ex_id, "speed": speed, "players": players, "trainer": trainer,
-                    "tolerance_s": tolerance_s, "created_wall": self._wall()}
-            (folder / "scenario.yaml").write_text(text, encoding="utf-8")
-            (folder / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
-            ex = Exercise(folder, sc, meta=meta, settings=self.settings, wall=self._wall)
-            self._all[ex_id] = ex
-        ex.begin()
-        self._ensure_thread()
-        self._wake.set()
-        return ex
-
-    def _check_players(self, players: Any) -> list[str]:
-        if not isinstance(players, (list, tuple)) or not all(isinstance(p, str) for p in players):
-            raise ScenarioError("players: a list of user names")
-        out = list(dict.fromkeys(p.strip() for p in players if p.strip()))
-        if len(out) > MAX_PLAYERS:
-            raise ScenarioError(f"players: at most {MAX_PLAYERS}")
-        for p in out:
-            if not re.match(r"^[\w.@-]{1,64}$", p):
-                raise ScenarioError(f"players: {p[:64]!r} is not a user name")
-        return out
-
-    def _load(self) -> None:
-        """Exercises in the var_dir that this process does not hold yet (started by another process, or
-        before a restart): their control logs folded, their clocks where the logs say."""
-        if not self.root.is_dir():
-            return
-        for folder in sorted(self.root.iterdir()):
-            if folder.name in self._all or not _ID.match(folder.name) or not (folder / "meta.json").exists():
-                continue
-            try:
-                meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-                sc = scenario_from_text((folder / "scenario.yaml").read_text(encoding="utf-8"))
-                ex = Exercise(folder, sc, meta=meta, settings=self.settings, wall=self._wall)
-                ex.refresh()
-                self._all[ex.id] = ex
-            except (CommandError, OSError, ValueError, KeyError) as e:
-                log.warning("exercise folder %s not loaded: %s", folder, e)
-        if any(ex.phase == "running" for ex in self._all.values()):
-            self._ensure_thread()
-
-    # -- finding
-    def get(self, ex_id: str) -> Exercise:
-        with self._lock:
-            if isinstance(ex_id, str) and ex_id not in self._all and _ID.match(ex_id):
-                self._load()
-            ex = self._all.get(ex_id) if isinstance(ex_id, str) else None
-        if ex is None:
-            raise ExerciseNotFound(f"no exercise {str(ex_id)[:80]!r}")
-        ex.refresh()
-        return ex
-
-    def all(self) -> list[Exercise]:
-        """Every exercise, newest first, each as its log stands now (other processes' changes included)."""
-        with self._lock:
-            self._load()
-            out = sorted(self._all.values(), key=lambda e: e.id, reverse=True)
-        for ex in out:
-            ex.refresh()
-        return out
-
-    def playing(self, name: str) -> Exercise | None:
-        """The unfinished exercise ``name`` plays in, if any."""
-        return next((e for e in self.all() if not e.finished and name in e.players), None)
-
-    def watching(self, name: str) -> Exercise | None:
-        """The latest unfinished exercise ``name`` runs as its trainer."""
-        return next((e for e in self.all() if not e.finished and e.trainer == name), None)
-
-    def of_user(self, name: str) -> Exercise | None:
-        """The exercise whose world ``name`` sees on the dashboard: the one they play, or run."""
-        return self.playing(name) or self.watching(name)
-
-    # -- the conductor
-    def _ensure_thread(self) -> None:
-        if not self._conduct:
-            return
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._stop.clear()
-                self._thread = threading.Thread(target=self._run, name="yzt-exercises", daemon=True)
-                self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            waits = [0.5]
-            for ex in self.all():
-                if ex.phase != "running":
-                    continue
-                try:
-                    ex.tick()
-                except Exception:  # noqa: BLE001 - one exercise's failure never stops the others
-                    log.exception("exercise %s: tick failed; ending it", ex.id)
-                    try:
-                        ex.end(reason="ended after an internal error (logged)")
-                    except Exception:  # noqa: BLE001
-                        log.exception("exercise %s: could not end", ex.id)
-                due = ex.next_due_s()
-                wait = ex.clock.wall_until(due) if due is not None else None
-                if wait is not None:
-                    waits.append(wait)
-            self._wake.wait(max(0.02, min(waits)))
-            self._wake.clear()
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        with self._lock:
-            for ex in self._all.values():
-                ex.close()
-            self._all.clear()
-
-
-_registries: dict[str, Exercises] = {}
-_guard = threading.Lock()
-
-
-def registry(settings: Any) -> Exercises:
-    """The exercises of ``settings.var_dir`` in this process (made on first use)."""
-    key = str(Path(settings.var_dir).resolve())
-    with _guard:
-        book = _registries.get(key)
-        if book is None:
-            book = _registries[key] = Exercises(settings)
-        return book
-
-
-def forget(settings: Any) -> None:
-    """Close and drop the registry of ``settings.var_dir`` (tests, a closing server)."""
-    key = str(Path(settings.var_dir).resolve())
-    with _guard:
-        book = _registries.pop(key, None)
-    if book is not None:
-        book.close()

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from command.api.routes import register_api
-from command.drills import exercise, trainers
+from command.drills import registry, trainers
 from command.security.auth import Tokens, Users
 from command.store.sqlite import Store
 from settings import load_settings
@@ -39,7 +39,7 @@ class Env:
         return self.client.open(API + path, method=method, headers=headers, **kw)
 
     def close(self) -> None:
-        exercise.forget(self.settings)
+        registry.forget(self.settings)
         trainers.forget(self.settings)
         self.live.close()
 

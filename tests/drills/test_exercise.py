@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from command.drills import evaluation, exercise
+from command.drills import evaluation, registry
 from command.errors import ScenarioError, SessionError
 from command.security.auth import Principal
 from settings import load_settings
@@ -51,7 +51,7 @@ def wall() -> Wall:
 
 @pytest.fixture
 def book(wall):
-    b = exercise.Exercises(load_settings(), wall=wall, conduct=False)
+    b = registry.Exercises(load_settings(), wall=wall, conduct=False)
     yield b
     b.close()
 
@@ -296,11 +296,11 @@ def test_report_is_written_as_html_and_markdown(book, tmp_path):
 
 def test_an_exercise_ends_by_itself_and_another_process_reads_it_from_its_log(wall):
     s = load_settings()
-    first = exercise.Exercises(s, wall=wall, conduct=False)
+    first = registry.Exercises(s, wall=wall, conduct=False)
     ex = first.start(scenario_text(BASIC), speed=60, players=["cmd1"], trainer="tr1")
     wall.advance(2)
     ex.note("第一段", by="tr1")
-    other = exercise.Exercises(s, wall=wall, conduct=False)      # a second worker over the same var_dir
+    other = registry.Exercises(s, wall=wall, conduct=False)      # a second worker over the same var_dir
     try:
         twin = other.get(ex.id)
         assert twin is not ex and twin.phase == "running" and twin.state()["clock"] == "2026-03-14T09:02:00+08:00"
@@ -328,7 +328,7 @@ def test_an_exercise_ends_by_itself_and_another_process_reads_it_from_its_log(wa
 def test_the_conductor_delivers_in_real_time(tmp_path):
     events = [REPORT_A, {"at": 60, "kind": "update", "incident": "A", "casualties": {"deaths": 4}},
               {"at": 90, "kind": "close", "incident": "A"}]
-    b = exercise.Exercises(load_settings(), conduct=True)
+    b = registry.Exercises(load_settings(), conduct=True)
     try:
         ex = b.start(scenario_text(events), speed=60, players=["cmd1"], trainer="tr1", tolerance_s=0)
         deadline = time.monotonic() + 20
