@@ -55,7 +55,8 @@ def _free_port() -> int:
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("dash")
     cfg = tmp / "yzt.yaml"
-    cfg.write_text(yaml.safe_dump({"channels": [{"name": "outbox-exercise", "kind": "outbox", "mode": "exercise"}]}))
+    cfg.write_text(yaml.safe_dump({"channels": [{"name": "outbox-exercise", "kind": "outbox", "mode": "exercise"}],
+                                   "cap_org_code": "101"}))   # a deployment's code: 000 refuses an Actual draft
     database = dedicated_database("browser")       # PostgreSQL on make test's second pass, else None
     _add_users(database or tmp / "var" / "yzt.db")
     port = _free_port()
@@ -116,7 +117,7 @@ def test_report_shows_marker_and_badge_and_second_officer_sees_it(server, browse
     ctx_b, b = _open(browser, server, "officer2")
     before = b.locator("#list-items .yzt-inc-row[data-incident]").count()
     _report(a, "广州市天河区天河路", "Gas explosion", 3)
-    expect(a.locator(".yzt-alert-ok")).to_contain_text("一般", timeout=20_000)
+    expect(a.locator(".yzt-alert-ok")).to_contain_text("一般", timeout=60_000)
     expect(a.locator(".yzt-inc-marker.lvl-IV").first).to_be_visible(timeout=10_000)
     expect(a.locator("#list-items .yzt-badge.lvl-IV").first).to_contain_text("IV")
     expect(a.locator("#nearby-table-hospital tbody tr")).to_have_count(5)
@@ -141,7 +142,7 @@ def test_bad_address_is_one_clear_alert(server, browser):
     ctx, page = _open(browser, server)
     _report(page, "火星基地一号", "Fire", 0)
     alert = page.locator(".yzt-alert-error")
-    playwright_api.expect(alert).to_be_visible(timeout=20_000)
+    playwright_api.expect(alert).to_be_visible(timeout=60_000)
     assert "Traceback" not in alert.inner_text()
     ctx.close()
 
@@ -166,18 +167,18 @@ def test_officer_cannot_see_send_and_exercise_warning_reaches_its_channel(server
     ctx_o.close()
     ctx, page = _open(browser, server, "commander1")
     _report(page, "广州市天河区天河路", "Gas explosion", 3)
-    expect(page.locator(".yzt-alert-ok")).to_be_visible(timeout=20_000)
+    expect(page.locator(".yzt-alert-ok")).to_be_visible(timeout=60_000)
     page.click("#right-tabs >> text=预警 Warn")
     page.click("#warn-preview")
-    expect(page.locator("#warn-identifier")).to_contain_text("Exercise", timeout=20_000)
+    expect(page.locator("#warn-identifier")).to_contain_text("Exercise", timeout=60_000)
     expect(page.locator("#warn-population")).to_be_visible()
     page.click("#warn-send")
     row = page.locator("#warn-deliv-table tbody tr").first
-    expect(row).to_contain_text("outbox-exercise", timeout=20_000)
-    expect(row.locator("td.sent")).to_be_visible(timeout=20_000)
+    expect(row).to_contain_text("outbox-exercise", timeout=60_000)
+    expect(row.locator("td.sent")).to_be_visible(timeout=60_000)
     page.locator("#warn-mode >> text=正式 Actual").click()
     page.click("#warn-preview")
-    expect(page.locator("#warn-identifier")).to_contain_text("Actual", timeout=20_000)
+    expect(page.locator("#warn-identifier")).to_contain_text("Actual", timeout=60_000)
     page.click("#warn-send")
     expect(page.locator("#warn-modal")).to_be_visible()
     expect(page.locator("#warn-modal-title")).to_contain_text("确认发布正式预警")
