@@ -55,7 +55,8 @@ def _free_port() -> int:
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("dash")
     cfg = tmp / "yzt.yaml"
-    cfg.write_text(yaml.safe_dump({"channels": [{"name": "outbox-exercise", "kind": "outbox", "mode": "exercise"}],
+    cfg.write_text(yaml.safe_dump({"channels": [{"name": "outbox-exercise", "kind": "outbox", "mode": "exercise"},
+                                                {"name": "outbox-live", "kind": "outbox", "mode": "live"}],
                                    "cap_org_code": "101"}))   # a deployment's code: 000 refuses an Actual draft
     database = dedicated_database("browser")       # PostgreSQL on make test's second pass, else None
     _add_users(database or tmp / "var" / "yzt.db")
