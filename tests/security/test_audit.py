@@ -6,6 +6,8 @@ import sqlite3
 from datetime import datetime
 
 import pytest
+
+pytestmark = pytest.mark.sqlite_only     # tampers with the SQLite file itself (PostgreSQL: tests/store)
 import typer
 
 from command.cli import output
