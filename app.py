@@ -28,7 +28,7 @@ def create_app(settings: Any = None, *, secure_cookies: bool | None = None, deli
     ``deliver``: run the outbox's delivery workers in this process (False in ``serve``'s web workers: there
     a delivery process of its own sends, so a hung receiver never holds a web worker).
     """
-    from command.dashboard import layout, routes, runtime, security
+    from command.dashboard import layout, login, routes, runtime, security
     from settings import get_settings
     runtime.configure(settings or get_settings(), deliver=deliver)
     app = dash.Dash(__name__, title="粤政图 应急指挥", assets_folder=str(ASSETS), update_title=None,
@@ -36,6 +36,7 @@ def create_app(settings: Any = None, *, secure_cookies: bool | None = None, deli
     app.layout = layout.layout
     _adopt_callbacks(app)
     security.install(app.server, runtime.current().settings, secure=secure_cookies)
+    login.register(app.server)
     routes.register(app.server)
     from command.dashboard import headers, public_warning
     public_warning.register(app.server, store=lambda: runtime.current().store())   # /warnings/<id>: no sign-in

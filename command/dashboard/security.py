@@ -1,6 +1,6 @@
 """Sign-in, sessions, CSRF and per-callback permissions for the dashboard (issue 5).
 
-    security.install(app.server, settings)   # app.create_app does this: secret key, cookies, gate, /login
+    security.install(app.server, settings)   # app.create_app does this (then login.register): key, cookies, gate
     @callback(...)
     @security.guarded("incident.report")     # or {"warn-send": "alert.send", None: "view"} by trigger id
     def on_report(...): ...
@@ -56,8 +56,8 @@ def secret_key(var_dir: Path) -> bytes:
 
 
 def install(server: Flask, settings: Any, *, secure: bool | None = None) -> None:
-    """Secret key, cookie flags, the sign-in gate, CSRF, /login and /logout on the dashboard's server."""
-    from command.dashboard import login
+    """Secret key, cookie flags, the sign-in gate and CSRF on the dashboard's server (the /login and /logout
+    pages are command/dashboard/login.py, which uses this module; app.create_app registers both)."""
     server.secret_key = secret_key(settings.var_dir)
     server.config.update(
         SESSION_COOKIE_NAME="yzt_session", SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Strict",
@@ -69,7 +69,6 @@ def install(server: Flask, settings: Any, *, secure: bool | None = None) -> None
     server.register_error_handler(413, _too_large)
     _assets_answer_404(server)
     server.after_request(_csrf_cookie)
-    login.register(server)
 
 
 def csrf_token() -> str:
