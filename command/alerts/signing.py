@@ -32,12 +32,12 @@ from typing import Iterable
 
 from lxml import etree
 
+from command.alerts.cap_schema import CAP_NS, check_tree
 from command.errors import CapSignatureError, CapValidationError
 
 log = logging.getLogger(__name__)
 
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"
-CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
 SELF_SIGNED_DIR = "cap-signing"
 KEY_FILE, CERT_FILE = "key.pem", "cert.pem"
 SELF_SIGNED_CN = "粤政图 CAP signer (self-signed, laptop install)"
@@ -290,7 +290,6 @@ def verify(xml: str | bytes, *, trusted: Iterable[bytes], data_dir: Path | None 
         signed = result.signed_xml
         if signed is None or signed.tag != f"{{{CAP_NS}}}alert":
             raise CapSignatureError("the signature does not cover a CAP <alert>")
-        from command.alerts.cap import check_tree
         try:
             check_tree(signed, require_references=False, data_dir=data_dir)
         except CapValidationError as e:
