@@ -154,6 +154,11 @@ class PostgisLayers:
             raise LayerError("PostGIS layers need psycopg 3 and psycopg-pool: pip install 'psycopg[binary]' "
                              "psycopg-pool") from None
         self.url, self.where, self.errors = url, redact(url), psycopg
+        try:    # one direct connection first: a refusal names the server's own reason at once
+            with psycopg.connect(url, connect_timeout=max(1, int(timeout_s))) as conn:
+                self.postgis_version = self._ensure_postgis(conn)
+        except psycopg.Error as e:
+            raise LayerError(f"database {self.where}: cannot connect ({_first_line(e)})") from None
         self.pool = ConnectionPool(url, min_size=1, max_size=max_size, timeout=timeout_s, open=False,
                                    kwargs={"connect_timeout": max(1, int(timeout_s))}, name="yzt-layers")
         try:
@@ -161,26 +166,22 @@ class PostgisLayers:
         except Exception as e:   # PoolTimeout / OperationalError: say which database, never the password
             self.pool.close()
             raise LayerError(f"database {self.where}: cannot connect ({_first_line(e)})") from None
-        try:
-            self.postgis_version = self._ensure_postgis()
-        except BaseException:
-            self.pool.close()
-            raise
 
-    def _ensure_postgis(self) -> str:
-        with self.pool.connection() as conn:
-            row = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'postgis'").fetchone()
-            if row:
-                return row[0]
-            if not conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'postgis'").fetchone():
-                raise LayerError(f"database {self.where}: the server has no PostGIS extension (install it "
-                                 "there, e.g. Debian postgresql-NN-postgis-3)")
-            try:
-                conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
-            except self.errors.Error as e:
-                raise LayerError(f"database {self.where}: PostGIS is not enabled and cannot be "
-                                 f"({_first_line(e)}); run CREATE EXTENSION postgis as its owner") from None
-            return conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'postgis'").fetchone()[0]
+    def _ensure_postgis(self, conn) -> str:
+        version = "SELECT extversion FROM pg_extension WHERE extname = 'postgis'"
+        row = conn.execute(version).fetchone()
+        if row:
+            return row[0]
+        if not conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'postgis'").fetchone():
+            raise LayerError(f"database {self.where}: the server has no PostGIS extension (install it "
+                             "there, e.g. Debian postgresql-NN-postgis-3)")
+        try:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+            conn.commit()
+        except self.errors.Error as e:
+            raise LayerError(f"database {self.where}: PostGIS is not enabled and cannot be "
+                             f"({_first_line(e)}); run CREATE EXTENSION postgis as its owner") from None
+        return conn.execute(version).fetchone()[0]
 
     def close(self) -> None:
         self.pool.close()
@@ -289,6 +290,32 @@ def _swap(cur, table: str, new: str, old: str) -> None:
 def open_layers(url: str, **kwargs: Any) -> PostgisLayers:
     """The PostGIS layers of database ``url`` (a postgresql:// URL, e.g. settings.database)."""
     return PostgisLayers(url, **kwargs)
+
+
+def import_file(db: PostgisLayers, name: str, path, *, catalog, **options: Any) -> dict:
+    """``yzt layers import NAME FILE --postgis``: validate FILE as ``layers.io.import_layer`` does (all rows
+    or none) into a staging folder, load it into PostGIS, and only then put its registry file in place
+    under ``catalog.var_dir/layers``, so the file catalogue and PostGIS change together or not at all."""
+    import os
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from layers import catalog as catalog_mod
+    from layers import io as layer_io
+    Path(catalog.var_dir).mkdir(parents=True, exist_ok=True)
+    staging_dir = Path(tempfile.mkdtemp(prefix=".yzt-layer-import-", dir=catalog.var_dir))
+    try:
+        staging = catalog_mod.Catalog(catalog.data_dir, staging_dir)
+        report = layer_io.import_layer(name, Path(path), catalog=staging, **options)
+        info = db.import_layer(staging.load(name))
+        target = catalog.imported_path(name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(report.path, target)
+    finally:
+        shutil.rmtree(staging_dir, ignore_errors=True)
+        catalog_mod.clear_cache()       # the staging layer stays in no cache
+    return {**info, "path": str(target), "synthetic": report.synthetic, "notes": list(report.notes)}
 
 
 # -- queries --------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ imported lazily inside the commands so ``yzt --help`` is instant.
 
     yzt locate "广州市天河区天河路 商场燃气爆炸"      yzt locate --point 113.32,23.13 --crs gcj02
     yzt grade --type fire --deaths 3               yzt nearby --point 113.32,23.13 --layer hospital -k 5
-    yzt layers list | export NAME FILE | import NAME FILE --crs gcj02
+    yzt layers list | export NAME FILE | import NAME FILE --crs gcj02 | import NAME [FILE] --postgis
     yzt drill run FILE [--speed N] [--report report.md]
     yzt incident report|update|show|list|close ...  yzt alert send|cancel|status ...
     yzt serve [--host H] [--port P]                yzt data build --shared ../shared/data
@@ -134,17 +134,41 @@ def layers_export(name: str, file: Path, as_json: bool = JSON_OPT) -> None:
 
 @layers_app.command("import")
 def layers_import(
-    name: str, file: Path,
+    name: str,
+    file: Optional[Path] = typer.Argument(None, help="the registry file; with --postgis and no FILE, the "
+                                          "catalogue's layer NAME goes to PostGIS as it is"),
     crs: str = typer.Option("wgs84", "--crs", help="datum of CSV lon/lat: wgs84 | gcj02 | bd09"),
     id_field: Optional[str] = typer.Option(None, "--id-field"),
     name_field: Optional[str] = typer.Option(None, "--name-field"),
+    postgis: bool = typer.Option(False, "--postgis", help="also load it into PostGIS (the database of "
+                                 "YZT_DATABASE=postgresql://...): nearest/within then use its KNN index"),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Load a real registry (GeoJSON, GeoPackage, Shapefile, CSV); all rows or none."""
+    if postgis:
+        return _layers_import_postgis(name, file, crs=crs.lower(), id_field=id_field, name_field=name_field,
+                                      as_json=as_json)
+    if file is None:
+        raise click.UsageError("give FILE (or --postgis to load the catalogue's layer NAME into PostGIS)")
     from layers import io
     rep = io.import_layer(name, file, crs=crs.lower(), id_field=id_field, name_field=name_field,
                           catalog=out.catalog())
     out.emit(out.asdict(rep), as_json, lambda d: f"imported {d.get('rows_accepted')} rows into layer {name}")
+
+
+def _layers_import_postgis(name: str, file: Optional[Path], *, as_json: bool, **options) -> None:
+    from layers import postgis
+    settings = out.settings()       # the database of YZT_DATABASE; SQLite is refused in one line
+    url = str(settings.database) if postgis.is_postgres_url(settings.database) else str(settings.database_path)
+    cat = out.catalog()
+    with postgis.open_layers(url) as db:
+        if file is None:
+            result = db.import_layer(cat.load(name))
+        else:
+            result = postgis.import_file(db, name, file, catalog=cat, **options)
+    out.emit(result, as_json, lambda d: (f"imported {d['rows']} rows into layer {d['layer']} in PostGIS "
+                                         f"(table {d['table']}, EPSG:{d['srid']}, GiST; sha256 "
+                                         f"{d['content_sha256'][:12]}) at {d['database']}"))
 
 
 # ---------------------------------------------------------------------------------------------- drill
