@@ -68,8 +68,7 @@ class Runtime:
 
     def exercise(self):
         """The live exercise the signed-in user of this request plays or runs (command.drills.exercise)."""
-        from command.dashboard.security import principal
-        p = principal()
+        p = _identify()
         if p is None:
             return None
         from command.drills.registry import registry
@@ -100,6 +99,14 @@ class Runtime:
 
 _current: Runtime | None = None
 _guard = threading.Lock()
+_identify: Callable[[], Any] = lambda: None     # who signed in to this request: the gate says (identify_with)
+
+
+def identify_with(who: Callable[[], Any]) -> None:
+    """How the runtime learns the request's signed-in Principal; the sign-in gate (security.install) calls
+    this, so the runtime needs no import of the gate that itself reads the runtime."""
+    global _identify
+    _identify = who
 
 
 def configure(settings: Any, *, deliver: bool = True) -> Runtime:

@@ -69,6 +69,8 @@ def install(server: Flask, settings: Any, *, secure: bool | None = None) -> None
     server.register_error_handler(413, _too_large)
     _assets_answer_404(server)
     server.after_request(_csrf_cookie)
+    from command.dashboard import runtime
+    runtime.identify_with(principal)        # the runtime finds a player's exercise by who signed in
 
 
 def csrf_token() -> str:
