@@ -62,9 +62,45 @@ def _adopt_callbacks(app: dash.Dash) -> None:
     app._callback_list.extend(dict(c) for c in _CALLBACK_LIST)
 
 
+WARM_ADDRESS = "广州市天河区天河路"
+
+
+def warm(settings: Any) -> float:
+    """Read what a first report reads (the gazetteer and district outlines, the nearby layers and their indexes,
+    the grading tables), so that no request pays for it; returns the seconds it took. ``serve`` runs it in
+    every web worker before the worker takes a request, so a worker started again after a crash is ready too."""
+    import time
+    from incidents.geocode import locate_any
+    from incidents.grading import grade
+    from incidents.model import Casualties
+    from layers.catalog import Catalog
+    from layers.nearby import around
+    from command.response.service import NEARBY_K, NEARBY_LAYERS
+    t0 = time.perf_counter()
+    location = locate_any(WARM_ADDRESS, None, settings=settings, data_dir=settings.data_dir)
+    catalog = Catalog.of(settings)
+    for layer in NEARBY_LAYERS:
+        around(layer, location.point, k=NEARBY_K, catalog=catalog)
+    grade("fire", Casualties(), 0.0, missing_count_as_deaths=settings.missing_count_as_deaths,
+          data_dir=settings.data_dir)
+    return time.perf_counter() - t0
+
+
+def _warm_worker(worker: Any) -> None:
+    """gunicorn's post_worker_init: warm this worker; a failure is one log line, never a dead worker."""
+    from settings import get_settings
+    try:
+        seconds = warm(get_settings())
+        worker.log.info("worker %s warm in %.1f s", worker.pid, seconds)
+    except Exception as e:   # the first request then loads what is missing, and says what fails
+        worker.log.warning("worker %s: warming failed (%s: %s); the first request loads the data",
+                           worker.pid, type(e).__name__, e)
+
+
 def serve(host: str = "127.0.0.1", port: int = 8050, *, workers: int = 2, threads: int = 8) -> None:
     """The dashboard and the API on gunicorn with ``workers`` processes of ``threads`` threads each, and one
-    delivery process beside them (``yzt outbox work``), stopped when the server stops."""
+    delivery process beside them (``yzt outbox work``), stopped when the server stops. Each worker loads the
+    data before its first request (``warm``); gunicorn starts a worker again when one dies."""
     from gunicorn.app.base import BaseApplication
 
     class Server(BaseApplication):
@@ -72,7 +108,7 @@ def serve(host: str = "127.0.0.1", port: int = 8050, *, workers: int = 2, thread
             for key, value in {"bind": f"{host}:{port}", "workers": workers, "threads": threads,
                                "worker_class": "gthread", "timeout": 60, "graceful_timeout": 20,
                                "accesslog": None, "errorlog": "-", "loglevel": "warning",
-                               "proc_name": "yzt-serve"}.items():
+                               "proc_name": "yzt-serve", "post_worker_init": _warm_worker}.items():
                 self.cfg.set(key, value)
 
         def load(self):
