@@ -256,13 +256,25 @@ class Outbox:
         return max(delay, retry_after or 0.0)
 
     def _work(self, name: str, stop: threading.Event, until_idle: bool, deadline: float | None = None) -> None:
-        """One channel's worker (on its own thread, or inline in run_until_idle). Never raises: if the database
-        fails under it, it says so in one line and stops; what it had not sent stays in the database."""
-        try:
-            self._deliver_loop(name, stop, until_idle, deadline)
-        except Exception as e:  # a locked or closed database: the next run picks the deliveries up
-            log.error("outbox: channel %s stopped delivering (%s: %s); its deliveries stay in the database for "
-                      "the next run", name, type(e).__name__, e)
+        """One channel's worker (on its own thread, or inline in run_until_idle). Never raises. If the database
+        fails under it: run_until_idle says so in one line and stops (what it had not sent stays in the
+        database); a background worker says so and tries again after a pause (a restarted database server is
+        taken up again without restarting the process), until ``stop``."""
+        pause = 0.5
+        while True:
+            try:
+                self._deliver_loop(name, stop, until_idle, deadline)
+                return
+            except Exception as e:  # a locked, closed or restarting database
+                if until_idle:
+                    log.error("outbox: channel %s stopped delivering (%s: %s); its deliveries stay in the "
+                              "database for the next run", name, type(e).__name__, e)
+                    return
+                log.error("outbox: channel %s cannot reach the database (%s: %s); trying again in %.1f s",
+                          name, type(e).__name__, e, pause)
+            if stop.wait(pause):
+                return
+            pause = min(pause * 2, 10.0)
 
     def _deliver_loop(self, name: str, stop: threading.Event, until_idle: bool, deadline: float | None) -> None:
         try:
