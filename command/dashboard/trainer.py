@@ -264,6 +264,7 @@ def refresh(_n: Any, ex_id: str | None, _nonce: Any):
         ex = None
     if ex is None:
         return options, "—", "", "", "", "", None
+    from command.drills.evaluation import action_name
     st = ex.state()
     status = html.Div([html.B(st["state"], id="trainer-state"), f" · {st['speed']:g}x · ",
                        f"injects {st['injects']['delivered']}/{st['injects']['total']} delivered, "
@@ -281,7 +282,7 @@ def refresh(_n: Any, ex_id: str | None, _nonce: Any):
     expected = html.Table([html.Thead(html.Tr([html.Th(h) for h in ("event", "incident", "action", "due",
                                                                       "deadline", "status", "done at", "by")]))] +
                           [html.Tbody([html.Tr([
-                              html.Td(r["event"]), html.Td(r["incident"]), html.Td(r["kind"]),
+                              html.Td(r["event"]), html.Td(r["incident"]), html.Td(action_name(r)),
                               html.Td(r["due"][11:19]), html.Td(r["deadline"][11:19]),
                               html.Td(_status_text(r), className=f"trainer-status-{r['status']}"),
                               html.Td((r["done_at"] or "")[11:19]), html.Td(r["by"] or "")])

@@ -6,9 +6,12 @@
     evaluation.to_markdown(report); evaluation.to_html(report)   # every text escaped: a name cannot run
     evaluation.write(report, Path("aar.html"))   # .md or .html by suffix, atomically
 
-Scoring. The scenario's ``alert``, ``cancel_alert`` and ``close`` events are the expected actions (HSEEP: the
-MSEL's expected player actions). A player's sent Alert/Update warning on the incident, its Cancel, its close
-are the actions; within one incident and kind they match in order of time. An expected action is in time
+Scoring. The scenario's ``alert``, ``cancel_alert``, ``close``, ``task`` and ``task_done`` events are the
+expected actions (HSEEP: the MSEL's expected player actions). A player's sent Alert/Update warning on the
+incident, its Cancel, its close, a task they set, a task they marked done are the actions; within one
+incident and kind they match in order of time. A task matches a player's task for the same role or unit
+(``role_matches``: equal once spaces and case are ignored, or one names the other, 消防 ~ 消防救援支队); a
+task_done matches the completion of the task its task event was matched to, else of any task for that role. An expected action is in time
 when done by its deadline: its time plus the exercise's tolerance (``tolerance_s``), both in exercise time,
 so a pause never counts against it; an action due inside a jump is measured from where the jump landed.
 Nobody did it: ``missed`` once the deadline has passed, and at the end. Every other player action (a
@@ -42,9 +45,11 @@ CAPABILITIES = {
     "warning": ("公众信息与预警", "Public Information and Warning"),
     "coordination": ("行动协调", "Operational Coordination"),
 }
-KIND_CAPABILITY = {"alert": "warning", "cancel_alert": "warning", "close": "coordination"}
+KIND_CAPABILITY = {"alert": "warning", "cancel_alert": "warning", "close": "coordination",
+                   "task": "coordination", "task_done": "coordination"}
 KIND_NAME = {"alert": "发布预警 send the warning", "cancel_alert": "解除预警 cancel the warning",
-             "close": "结束响应 close the incident"}
+             "close": "结束响应 close the incident", "task": "下达任务 set the task",
+             "task_done": "完成任务 complete the task"}
 BASIS = "HSEEP MSEL: the scenario's time for the action plus the exercise's tolerance, in exercise time"
 
 
@@ -58,6 +63,21 @@ class Action:
     by: str
     detail: str
     seq: int
+    role: str = ""             # a task's role or unit (task, task_done)
+    task_id: str = ""          # the service's task id (task, task_done)
+
+
+def _norm(text: str | None) -> str:
+    return "".join(str(text or "").split()).casefold()
+
+
+def role_matches(expected: str | None, actual: str | None) -> bool:
+    """A player's task role stands for the scenario's: equal without spaces and case, or one contains the
+    other (消防 ~ 消防救援支队, 交警 ~ 市交警支队). An expected task without a role takes any."""
+    want, got = _norm(expected), _norm(actual)
+    if not want:
+        return True
+    return bool(got) and (want == got or want in got or got in want)
 
 
 def _offset(start: datetime, at: str) -> int:
@@ -73,6 +93,7 @@ def player_actions(ex) -> list[Action]:
     drafted = {e.payload.get("identifier"): e for e in events if e.kind == "AlertDrafted"}
     sent = {e.payload.get("identifier") for e in events if e.kind == "AlertApproved"
             and not e.payload.get("second")}
+    tasks_set = {(e.incident_id, e.payload.get("task_id")): e.payload for e in events if e.kind == "TaskSet"}
     out: list[Action] = []
     for e in events:
         if e.actor not in players:
@@ -96,15 +117,26 @@ def player_actions(ex) -> list[Action]:
             kind, detail = "update", ", ".join(sorted(p.get("changes", {})))
         elif e.kind == "NoteAdded":
             kind, detail = "note", str(p.get("text", ""))
-        elif e.kind == "TaskSet":
-            kind, detail = "task", f"{p.get('task_id')} {p.get('role')}: {p.get('text')}"
-        elif e.kind == "TaskDone":
-            kind, detail = "task_done", str(p.get("task_id"))
+        elif e.kind in ("TaskSet", "TaskDone"):
+            out.append(_task_action(e, key, start, tasks_set))
+            continue
         elif e.kind == "AlertDrafted" and p.get("identifier") not in sent:
             kind, detail = "draft", f"{p.get('msg_type')} {p.get('identifier')} drafted, never sent"
         if kind is not None:
             out.append(Action(_offset(start, e.at), kind, key, e.actor, detail or "", e.seq))
     return out
+
+
+def _task_action(e, key: str, start: datetime, tasks: dict[tuple[str, str], dict]) -> Action:
+    """A task a player set (its role and text) or marked done (the role of the task it completes)."""
+    task_id = str(e.payload.get("task_id", ""))
+    task = tasks.get((e.incident_id, task_id), {})
+    role = str(task.get("role", ""))
+    if e.kind == "TaskSet":
+        return Action(_offset(start, e.at), "task", key, e.actor, f"{task_id} {role}: {task.get('text', '')}",
+                      e.seq, role=role, task_id=task_id)
+    return Action(_offset(start, e.at), "task_done", key, e.actor, f"{task_id} {role} done", e.seq,
+                  role=role, task_id=task_id)
 
 
 def _deadline(due_s: int, target_s: int, jumps: list[tuple[float, float]]) -> int:
@@ -119,28 +151,43 @@ def score(ex, actions: list[Action] | None = None) -> list[dict[str, Any]]:
     """One row per expected action, in the scenario's order of time (see the module docstring)."""
     actions = player_actions(ex) if actions is None else actions
     now, finished, jumps = ex.offset_s(), ex.finished, ex.jumps()
-    by_slot: dict[tuple[str, str], list[Action]] = defaultdict(list)
+    free: dict[tuple[str, str], list[Action]] = defaultdict(list)     # (incident, kind) -> unmatched, in order
     for a in actions:
         if a.kind in KIND_CAPABILITY:
-            by_slot[(a.incident, a.kind)].append(a)
-    used: dict[tuple[str, str], int] = defaultdict(int)
+            free[(a.incident, a.kind)].append(a)
+    task_ids: dict[tuple[str, str | None], str] = {}                 # (incident, task key) -> matched task id
     rows = []
     for x in sorted(ex.expected, key=lambda x: (x.due_s, x.event)):
-        slot = (x.incident, x.kind)
         deadline = _deadline(x.due_s, x.target_s, jumps)
         row = {"event": x.event, "kind": x.kind, "incident": x.incident, "due_s": x.due_s,
                "target_s": x.target_s, "deadline_s": deadline, "capability": KIND_CAPABILITY[x.kind],
                "basis": BASIS, "status": "pending", "done_at_s": None, "by": None, "in_time": None,
-               "late_by_s": None, "seq": None}
-        if used[slot] < len(by_slot[slot]):
-            a = by_slot[slot][used[slot]]
-            used[slot] += 1
+               "late_by_s": None, "seq": None, "role": x.role, "text": x.text}
+        a = _match(x, free[(x.incident, x.kind)], task_ids)
+        if a is not None:
+            if x.kind == "task" and x.task is not None:
+                task_ids[(x.incident, x.task)] = a.task_id
             row.update(status="done", done_at_s=a.at_s, by=a.by, in_time=a.at_s <= deadline,
                        late_by_s=max(0, a.at_s - deadline), seq=a.seq, detail=a.detail)
         elif finished or now > deadline:
             row["status"] = "missed"
         rows.append(row)
     return rows
+
+
+def _match(x, free: list[Action], task_ids: dict[tuple[str, str | None], str]) -> Action | None:
+    """The first unmatched action that does ``x`` (taken off ``free``): in order of time; a task for its role;
+    a task_done of the task its task was matched to (only that one), or when no player set that task, of a
+    task for its role."""
+    if x.kind == "task_done" and (x.incident, x.task) in task_ids:
+        pick = next((a for a in free if a.task_id == task_ids[(x.incident, x.task)]), None)
+    elif x.kind in ("task", "task_done"):
+        pick = next((a for a in free if role_matches(x.role, a.role)), None)
+    else:
+        pick = free[0] if free else None
+    if pick is not None:
+        free.remove(pick)
+    return pick
 
 
 def unexpected(ex, actions: list[Action], rows: list[dict[str, Any]]) -> list[Action]:
@@ -153,7 +200,8 @@ def contract_row(row: dict[str, Any]) -> dict[str, Any]:
     return {"event": row["event"], "kind": row["kind"], "incident": row["incident"], "due": row["due"],
             "status": row["status"], "done_at": row["done_at"], "by": row["by"],
             "deadline": row["deadline"], "in_time": row["in_time"], "late_by_s": row["late_by_s"],
-            "target_s": row["target_s"], "capability": row["capability"]}
+            "target_s": row["target_s"], "capability": row["capability"],
+            "role": row.get("role"), "text": row.get("text")}
 
 
 def with_times(row: dict[str, Any], at) -> dict[str, Any]:
@@ -268,8 +316,16 @@ CAP_HEAD = ["capability", "expected", "done", "in time", "missed", "computed", "
 TARGET_HEAD = ["incident", "measure", "basis", "target", "actual", "result"]
 
 
+def action_name(row: dict[str, Any]) -> str:
+    """"发布预警 send the warning", or for a task "下达任务 set the task: 消防 — 搜救被困人员"."""
+    name = KIND_NAME.get(row["kind"], row["kind"])
+    if row.get("role"):
+        name += f": {row['role']}" + (f" — {row['text']}" if row.get("text") else "")
+    return name
+
+
 def _expected_rows(report: dict[str, Any]) -> list[list[Any]]:
-    return [[r["event"], r["incident"], KIND_NAME.get(r["kind"], r["kind"]), r["due"], r["deadline"],
+    return [[r["event"], r["incident"], action_name(r), r["due"], r["deadline"],
              r["done_at"] or "—", r["by"] or "—", _verdict(r), r["basis"]] for r in report["expected"]]
 
 
@@ -301,9 +357,9 @@ def _overview(report: dict[str, Any]) -> list[list[Any]]:
 
 
 def _debrief(report: dict[str, Any]) -> tuple[list[str], list[str]]:
-    good = [f"{r['incident']}: {KIND_NAME.get(r['kind'], r['kind'])} by {r['by']} at {r['done_at']}"
+    good = [f"{r['incident']}: {action_name(r)} by {r['by']} at {r['done_at']}"
             for r in report["expected"] if r["status"] == "done" and r["in_time"]]
-    bad = [f"{r['incident']}: {KIND_NAME.get(r['kind'], r['kind'])} — {_verdict(r)} (due {r['due']})"
+    bad = [f"{r['incident']}: {action_name(r)} — {_verdict(r)} (due {r['due']})"
            for r in report["expected"] if not (r["status"] == "done" and r["in_time"])]
     bad += [f"{e['key']}: inject failed: {e['error']}" for e in report["inject_errors"]]
     return good, bad

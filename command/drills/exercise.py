@@ -9,8 +9,9 @@
 
 The same scenario file as ``yzt drill run`` (contracts/drill-scenario.md), read the other way round: its
 ``report``, ``update`` and ``note`` events are injects, delivered at their exercise time as a dispatch
-system posts them (a system Principal, ``source`` "exercise"); its ``alert``, ``cancel_alert`` and ``close``
-events are what the players are expected to do by then, scored and never performed by the system.
+system posts them (a system Principal, ``source`` "exercise"); its ``alert``, ``cancel_alert``, ``close``,
+``task`` and ``task_done`` events are what the players are expected to do by then, scored and never
+performed by the system (docs/exercises.md).
 
 Where an exercise lives (no schema of its own, only what the store already offers): a folder
 ``var_dir/exercises/<id>/`` with two SQLite stores, ``play.db`` (the players' incidents, opened through
@@ -52,7 +53,7 @@ from command.response.timeline import iso
 log = logging.getLogger(__name__)
 
 INJECT_KINDS = ("report", "update", "note")
-EXPECTED_KINDS = ("alert", "cancel_alert", "close")
+EXPECTED_KINDS = ("alert", "cancel_alert", "close", "task", "task_done")
 STREAM = "exercise"                     # the one stream of control.db
 DEFAULT_TOLERANCE_S = 300               # an expected action is in time up to 5 exercise minutes after its time
 MAX_TOLERANCE_S = 6 * 3600
@@ -87,6 +88,9 @@ class Expected:
     incident: str
     due_s: int
     target_s: int
+    role: str | None = None        # a task's role or unit (task_done: its task's)
+    task: str | None = None        # a task's scenario-local key
+    text: str | None = None        # a task's text
 
 
 @dataclass
@@ -147,9 +151,7 @@ class Exercise:
         self.app.outbox.start()      # send_alert only queues: the exercise's own workers deliver (exercise channels)
         self.injects: tuple[Inject, ...] = tuple(Inject(_key_of(e.index), e) for e in scenario.events
                                                  if e.kind in INJECT_KINDS)
-        self.expected: tuple[Expected, ...] = tuple(
-            Expected(e.index, e.kind, e.incident, e.at_s, self.tolerance_s)
-            for e in scenario.events if e.kind in EXPECTED_KINDS)
+        self.expected: tuple[Expected, ...] = expected_actions(scenario, self.tolerance_s)
 
     # ------------------------------------------------------------------ the control log
     def _log(self, kind: str, payload: dict[str, Any], *, by: str | None = None) -> None:
@@ -498,6 +500,20 @@ class Exercise:
         self.app.close()
         self._play_store.close()
         self.control.close()
+
+
+def expected_actions(scenario: Scenario, tolerance_s: int) -> tuple[Expected, ...]:
+    """The scenario's expected player actions; a task_done carries its task's role and text."""
+    tasks = {(e.incident, e.fields["task"]): e for e in scenario.events if e.kind == "task" and "task" in e.fields}
+    out = []
+    for e in scenario.events:
+        if e.kind not in EXPECTED_KINDS:
+            continue
+        task = e if e.kind == "task" else tasks.get((e.incident, e.fields.get("task")))
+        out.append(Expected(e.index, e.kind, e.incident, e.at_s, tolerance_s,
+                            role=task.fields["role"] if task else None, task=e.fields.get("task"),
+                            text=task.fields["text"] if task else None))
+    return tuple(out)
 
 
 # ---------------------------------------------------------------------- scenarios from text

@@ -38,6 +38,7 @@ def run_drill(scenario: Scenario, *, settings: Any, store=None, speed: float | N
 
 def _replay(scenario: Scenario, svc, clock, speed: float | None) -> tuple[dict[str, str], list[dict]]:
     ids: dict[str, str] = {}
+    tasks: dict[tuple[str, str], str] = {}          # (incident key, task key) -> the service's task id
     errors: list[dict] = []
     began, last = time.monotonic(), 0
     for ev in scenario.events:
@@ -48,7 +49,7 @@ def _replay(scenario: Scenario, svc, clock, speed: float | None) -> tuple[dict[s
         clock.set_offset(max(ev.at_s, last))
         last = ev.at_s
         try:
-            _apply(ev, svc, ids)
+            _apply(ev, svc, ids, tasks)
         except (CommandError, IncidentError, LayerError) as e:
             # A refusal during the replay (an address not found, no exercise channel...): the drill goes on,
             # the report lists it, and the exit code is 1.
@@ -57,7 +58,8 @@ def _replay(scenario: Scenario, svc, clock, speed: float | None) -> tuple[dict[s
     return ids, errors
 
 
-def _apply(ev: ScenarioEvent, svc, ids: dict[str, str]) -> None:
+def _apply(ev: ScenarioEvent, svc, ids: dict[str, str], tasks: dict[tuple[str, str], str] | None = None) -> None:
+    """Perform one scenario event through the service (``tasks``: the task keys the replay has met)."""
     from incidents.model import Casualties, IncidentReport, Point
     f = ev.fields
     cas = Casualties(**f["casualties"]) if "casualties" in f else None   # omitted counts: 0
@@ -91,6 +93,23 @@ def _apply(ev: ScenarioEvent, svc, ids: dict[str, str]) -> None:
         svc.close(iid, actor=ev.actor)
     elif ev.kind == "note":
         svc.note(iid, f.get("text", ""), actor=ev.actor)
+    elif ev.kind in ("task", "task_done"):
+        _apply_task(ev, svc, iid, {} if tasks is None else tasks)
+
+
+def _apply_task(ev: ScenarioEvent, svc, iid: str, tasks: dict[tuple[str, str], str]) -> None:
+    """A task set for its role or unit, or the task of that key marked done."""
+    key = ev.fields.get("task")
+    if ev.kind == "task":
+        task_id = svc.add_task(iid, ev.fields["role"], ev.fields["text"], actor=ev.actor)
+        if key is not None:
+            tasks[(ev.incident, key)] = task_id
+        return
+    task_id = tasks.get((ev.incident, key))
+    if task_id is None:
+        raise ScenarioError(f"event {ev.index}: task {key!r} of incident {ev.incident!r} was not set "
+                            "(its task event failed)")
+    svc.complete_task(iid, task_id, actor=ev.actor)
 
 
 # ---------------------------------------------------------------- report
@@ -122,7 +141,8 @@ def _incident_report(scenario: Scenario, state) -> dict[str, Any]:
                      "matched": loc.matched, "precision": loc.precision,
                      "district_adcode": loc.district_adcode, "city_adcode": loc.city_adcode,
                      "district_name": loc.district_name, "city_name": loc.city_name,
-                     "confidence": round(loc.confidence, 3)},
+                     "confidence": round(loc.confidence, 3),
+                     "uncertainty_m": None if loc.uncertainty_m is None else round(float(loc.uncertainty_m), 1)},
         "level": state.grade.level,
         "levels": [{"at_s": _at_s(start, lv.at), "level": lv.level, "rule": _rule_text(lv.rule)}
                    for lv in state.levels],
@@ -133,6 +153,8 @@ def _incident_report(scenario: Scenario, state) -> dict[str, Any]:
                   "conference": ({"link": state.group.conference.link, "dial": state.group.conference.dial}
                                  if state.group.conference else None)},
         "alerts": alerts,
+        "tasks": [{"id": t.id, "role": t.role, "text": t.text, "set_at_s": _at_s(start, t.set_at),
+                   "done_at_s": _at_s(start, t.done_at)} for t in state.tasks],
         "closed_at_s": _at_s(start, state.closed_at),
     }
 

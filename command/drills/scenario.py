@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from command.errors import ScenarioError
 from settings import YamlLines, field_message, field_path, read_yaml, shown, validated
 
-KINDS = ("report", "update", "alert", "cancel_alert", "close", "note")
+KINDS = ("report", "update", "alert", "cancel_alert", "close", "note", "task", "task_done")
 FIELDS_OF_KIND: dict[str, set[str]] = {
     "report": {"address", "point", "type", "casualties", "economic_loss_cny", "description"},
     "update": {"type", "casualties", "economic_loss_cny", "description"},
@@ -30,6 +30,8 @@ FIELDS_OF_KIND: dict[str, set[str]] = {
     "cancel_alert": set(),
     "close": set(),
     "note": {"text"},
+    "task": {"task", "role", "text"},      # assign a task to a role or unit (docs/exercises.md)
+    "task_done": {"task"},                 # the task of that scenario-local key is done
 }
 COMMON = {"at", "kind", "incident", "actor"}
 _TIME = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
@@ -59,7 +61,7 @@ class CasualtiesIn(_Strict):
 
 class EventIn(_Strict):
     at: int | float | str
-    kind: Literal["report", "update", "alert", "cancel_alert", "close", "note"]
+    kind: Literal["report", "update", "alert", "cancel_alert", "close", "note", "task", "task_done"]
     incident: str = Field(min_length=1)
     actor: str | None = None
     address: str | None = Field(default=None, min_length=1)
@@ -72,8 +74,10 @@ class EventIn(_Strict):
     instruction: str | None = None
     instruction_en: str | None = None
     text: str | None = None
+    task: str | None = Field(default=None, min_length=1, max_length=64)
+    role: str | None = Field(default=None, min_length=1, max_length=200)
 
-    @field_validator("incident", mode="before")
+    @field_validator("incident", "task", mode="before")
     @classmethod
     def _key(cls, v: Any) -> Any:
         return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
@@ -240,6 +244,12 @@ def _check_event(path: Path, lines: YamlLines, i: int, ev: EventIn, raw: dict) -
             raise _refuse(path, lines, loc + ("type",), "a report needs a type")
         if ev.address is None and ev.point is None:
             raise _refuse(path, lines, loc + ("address",), "a report needs an address or a point")
+    if ev.kind == "task":
+        for need, what in (("role", "the role or unit it goes to"), ("text", "what is to be done")):
+            if not (getattr(ev, need) or "").strip():
+                raise _refuse(path, lines, loc + (need,), f"a task needs {need}: {what}")
+    if ev.kind == "task_done" and ev.task is None:
+        raise _refuse(path, lines, loc + ("task",), "a task_done needs task: the key of a task event before it")
     if ev.point is not None:
         try:
             Point(ev.point.lon, ev.point.lat, ev.point.crs)
@@ -256,6 +266,7 @@ def _check_order(path: Path, lines: YamlLines, ordered: list[ScenarioEvent]) -> 
     reported: set[str] = set()
     closed: set[str] = set()
     alerted: set[str] = set()
+    tasks: dict[tuple[str, str], bool] = {}          # (incident, task key) -> done
     for e in ordered:
         loc = ("events", e.index - 1, "kind")
         if e.kind == "report":
@@ -276,5 +287,25 @@ def _check_order(path: Path, lines: YamlLines, ordered: list[ScenarioEvent]) -> 
             alerted.discard(e.incident)
         elif e.kind == "close":
             closed.add(e.incident)
+        elif e.kind in ("task", "task_done"):
+            _check_task(path, lines, e, tasks)
+
+
+def _check_task(path: Path, lines: YamlLines, e: ScenarioEvent, tasks: dict[tuple[str, str], bool]) -> None:
+    """A task key names one task of its incident; a task_done follows its task, once."""
+    key = e.fields.get("task")
+    loc = ("events", e.index - 1, "task")
+    if key is None:
+        return
+    if e.kind == "task":
+        if (e.incident, key) in tasks:
+            raise _refuse(path, lines, loc, f"incident {e.incident!r} already has a task {key!r}")
+        tasks[(e.incident, key)] = False
+        return
+    if (e.incident, key) not in tasks:
+        raise _refuse(path, lines, loc, f"task_done before a task {key!r} of incident {e.incident!r}")
+    if tasks[(e.incident, key)]:
+        raise _refuse(path, lines, loc, f"task {key!r} of incident {e.incident!r} is already done")
+    tasks[(e.incident, key)] = True
 
 

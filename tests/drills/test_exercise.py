@@ -7,63 +7,12 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from command.drills import evaluation, registry
 from command.errors import ScenarioError, SessionError
 from command.security.auth import Principal
+from exercise_helpers import BASIC, PLAYER, REPORT_A, row, scenario_text, send_alert
 from settings import load_settings
-
-PLAYER = Principal("cmd1", "commander")
-
-
-class Wall:
-    """A wall clock moved by hand (epoch seconds)."""
-
-    def __init__(self) -> None:
-        self.t = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.t
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
-
-
-def scenario_text(events: list[dict], name: str = "测试演练", **extra) -> str:
-    return yaml.safe_dump({"format": 1, "name": name, "start": "2026-03-14T09:00:00+08:00", "events": events,
-                           **extra}, allow_unicode=True)
-
-
-REPORT_A = {"at": 0, "kind": "report", "incident": "A", "address": "广州市天河区天河路", "type": "gas_explosion",
-            "casualties": {"serious_injuries": 3}}
-BASIC = [REPORT_A,
-         {"at": "4m", "kind": "alert", "incident": "A", "instruction": "请远离"},
-         {"at": "10m", "kind": "update", "incident": "A", "casualties": {"deaths": 4, "serious_injuries": 15}},
-         {"at": "30m", "kind": "cancel_alert", "incident": "A"},
-         {"at": "1h", "kind": "close", "incident": "A"}]
-
-
-@pytest.fixture
-def wall() -> Wall:
-    return Wall()
-
-
-@pytest.fixture
-def book(wall):
-    b = registry.Exercises(load_settings(), wall=wall, conduct=False)
-    yield b
-    b.close()
-
-
-def send_alert(ex, key="A", who=PLAYER):
-    iid = ex.incident_ids[key]
-    draft = ex.service.draft_alert(iid, actor=who, instruction_zh="请远离商场")
-    ex.service.send_alert(iid, draft, actor=who, confirm=True)
-
-
-def row(state, event):
-    return next(r for r in state["expected"] if r["event"] == event)
 
 
 def test_with_no_player_acting_every_expected_action_is_missed(book):
