@@ -34,12 +34,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from incidents.errors import GradingError
 from incidents.model import LEVELS, Casualties, Grade, Rule
-from settings import ROOT, shown
+from settings import ROOT, load_yaml_model, shown
 
 CAP_CATEGORIES: tuple[str, ...] = ("Geo", "Met", "Safety", "Security", "Rescue", "Fire", "Health", "Env",
                                    "Transport", "Infra", "CBRNE", "Other")
@@ -193,29 +192,12 @@ class Catalogue:
     weak_words: dict[str, str]     # words that give a type only when no other type word is said
 
 
-def _read(path: Path) -> Any:
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise GradingError(f"grading table {path}: cannot be read ({e.strerror or e})") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        problem = f" ({e.problem})" if getattr(e, "problem", None) else ""
-        raise GradingError(f"grading table {path}{where}: not valid YAML{problem}") from None
-
-
-def _validate(model: type[BaseModel], path: Path, **extra: Any) -> Any:
-    data = _read(path)
-    if not isinstance(data, dict):
-        raise GradingError(f"grading table {path}: expected a mapping of keys at the top")
-    try:
-        return model(**data, **extra)
-    except ValidationError as e:
-        first = e.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"]) or "(top)"
-        msg = first["msg"].removeprefix("Value error, ")
-        raise GradingError(f"grading table {path}: {loc}: {msg}") from None
+def _validate(model: type[BaseModel], path: Path) -> Any:
+    """One file of the folder, read and validated by the house's one YAML reader: any fault is one
+    ``GradingError`` naming the file, the line and the key."""
+    if not path.is_file():
+        raise GradingError(f"grading table {path}: file not found")
+    return load_yaml_model(path, model, what="grading table", error=GradingError)
 
 
 def _name_index(types: dict[str, IncidentType], path: Path) -> dict[str, str]:

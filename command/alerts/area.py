@@ -40,8 +40,7 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 import shapely
-import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 from pyproj import Geod
 from shapely.geometry import MultiPolygon, Polygon, box
 
@@ -51,6 +50,7 @@ from incidents.model import LEVELS, Point
 from layers.index import metric_to_wgs84 as to_wgs84
 from layers.index import wgs84_to_metric as to_metric
 from layers.population import population_within
+from settings import load_yaml_model
 
 RULES_FILE = "alerting/warning_rules.yaml"
 REACH_M = 161.0            # US WEA: a warning may reach 0.1 mile (161 m) beyond its target area, no more
@@ -145,18 +145,9 @@ class AlertArea:
 
 @functools.lru_cache(maxsize=4)
 def _load_rules(path: Path) -> WarningRules:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise AlertError(f"warning rules {path}: file not found") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise AlertError(f"warning rules {path}{f' line {mark.line + 1}' if mark else ''}: not valid YAML") from None
-    try:
-        rules = WarningRules.model_validate(raw)
-    except ValidationError as e:
-        first = e.errors()[0]
-        raise AlertError(f"warning rules {path}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    if not path.is_file():
+        raise AlertError(f"warning rules {path}: file not found")
+    rules = load_yaml_model(path, WarningRules, what="warning rules", error=AlertError)
     for key, rule in [*rules.types.items(), ("default", rules.default)]:
         if rule.area == "circle" and (not rule.radius_m or set(rule.radius_m) != set(LEVELS)):
             raise AlertError(f"warning rules {path}: {key}: a circle rule needs radius_m for I, II, III and IV")

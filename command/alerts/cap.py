@@ -31,16 +31,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping
 from urllib.parse import quote, urlsplit
 
-import yaml
 from lxml import etree
 from lxml.builder import ElementMaker
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from command.alerts.cap_schema import (  # noqa: F401  (re-exported: the public face of CAP reading)
     CAP_NS, SCHEMA_FILE, SENT_RE, check_references, check_tree, data_file, parse,
     safe_parser, schema, validate)
 from command.errors import AlertError, CapValidationError
 from incidents.model import LEVELS, Grade
+from settings import load_yaml_model
 
 if TYPE_CHECKING:
     from command.alerts.area import AlertArea
@@ -120,18 +120,9 @@ class ExpiryRules(BaseModel):
 
 @functools.lru_cache(maxsize=4)
 def _load_expiry(path: Path) -> ExpiryRules:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise AlertError(f"warning expiry rules {path}: file not found") from None
-    except yaml.YAMLError:
-        raise AlertError(f"warning expiry rules {path}: not valid YAML") from None
-    try:
-        rules = ExpiryRules.model_validate(raw)
-    except ValidationError as e:
-        first = e.errors()[0]
-        raise AlertError(f"warning expiry rules {path}: {'.'.join(map(str, first['loc']))}: {first['msg']}") \
-            from None
+    if not path.is_file():
+        raise AlertError(f"warning expiry rules {path}: file not found")
+    rules = load_yaml_model(path, ExpiryRules, what="warning expiry rules", error=AlertError)
     bad = {k: v for k, v in rules.hours.items() if not 0 < v <= 24 * 30}
     if bad:
         raise AlertError(f"warning expiry rules {path}: hours must be > 0 and <= 720: {bad}")

@@ -318,17 +318,17 @@ def test_copied_tables_grade_the_same(data_copy):
 
 
 @pytest.mark.parametrize("file,old,new,expect", [
-    ("fire.yaml", "{I: 30, II: 10, III: 3}", "{I: 30, II: ten, III: 3}", r"fire\.yaml: criteria\.0\.bands\.II"),
-    ("fire.yaml", "{I: 30, II: 10, III: 3}", "{I: 30, II: 3, III: 10}", r"fire\.yaml: criteria\.0: .*band II"),
-    ("fire.yaml", "measure: deaths", "measure: dead", r"fire\.yaml: criteria\.0\.measure"),
+    ("fire.yaml", "{I: 30, II: 10, III: 3}", "{I: 30, II: ten, III: 3}", r"fire\.yaml: line \d+: criteria\.0\.bands\.II"),
+    ("fire.yaml", "{I: 30, II: 10, III: 3}", "{I: 30, II: 3, III: 10}", r"fire\.yaml: line \d+: criteria\.0: .*band II"),
+    ("fire.yaml", "measure: deaths", "measure: dead", r"fire\.yaml: line \d+: criteria\.0\.measure"),
     ("fire.yaml", "key: fire\n", "key: fires\n", r"fire\.yaml: key: 'fires' must match"),
-    ("production_safety.yaml", "  article: 第三条\n", "", r"production_safety\.yaml: source\.article"),
+    ("production_safety.yaml", "  article: 第三条\n", "", r"production_safety\.yaml: line \d+: source\.article: required"),
     ("incident_types.yaml", "table: geological_disaster", "table: geology",
      r"incident_types\.yaml: types\.landslide\.table: no grading table 'geology'"),
-    ("incident_types.yaml", "cap_category: Geo", "cap_category: Geology", r"incident_types\.yaml: types\.landslide\.cap_category"),
+    ("incident_types.yaml", "cap_category: Geo", "cap_category: Geology", r"incident_types\.yaml: line \d+: types\.landslide\.cap_category"),
     ("incident_types.yaml", "aliases: [sinkhole, subsidence]", "aliases: [sinkhole, fire]", r"name 'fire' is also used"),
-    ("levels.yaml", "cap_severity: Minor", "cap_severity: Small", r"levels\.yaml: levels\.IV\.cap_severity"),
-    ("earthquake.yaml", "bands: {I: 300", "bands: [I: 300", r"earthquake\.yaml line \d+: not valid YAML"),
+    ("levels.yaml", "cap_severity: Minor", "cap_severity: Small", r"levels\.yaml: line \d+: levels\.IV\.cap_severity"),
+    ("earthquake.yaml", "bands: {I: 300", "bands: [I: 300", r"earthquake\.yaml: line \d+: not valid YAML"),
 ])
 def test_broken_table_refused_with_file_and_key(data_copy, file, old, new, expect):
     _edit(data_copy / file, old, new)
