@@ -205,7 +205,10 @@ def test_a_failing_receiver_rests_as_a_whole_whatever_the_concurrency(store, cli
         for i in range(40):
             ob.enqueue(make_alert(f"GD-K{i}", "Actual", incident_id=f"GD-INC-K{i}"))
         ob.run_until_idle(timeout_s=2.0)
-        assert 4 <= len(rx.requests) <= 8, len(rx.requests)     # the first burst, at most one more
+        # the first burst (each worker that claimed before the first failure came back: 1 to 4 on a busy
+        # machine), then at most one more burst after the rest; never one try per worker per pause
+        assert 1 <= len(rx.requests) <= 8, len(rx.requests)
+        assert ob.counts()["sent"] == 0
 
 
 def test_stop_waits_for_all_workers_together_not_each_in_turn(store, client):
