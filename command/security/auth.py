@@ -9,6 +9,7 @@
     system = Tokens(store).verify(token, source="10.0.0.9")
 
 Roles are ordered ``viewer < officer < commander < admin``; ``ACTIONS`` gives each action its minimum role.
+``trainer`` stands outside that order (users and tokens may hold it): it sees and runs exercises, nothing more.
 Every user and token has a scope (command.security.scopes: the province, a city or a district adcode); the
 service checks it. Sign-in and tokens are throttled by ``command.security.throttle``: people by name and
 by source (or by a device that signed in before), systems by token, with progressive delays instead of a
@@ -45,7 +46,8 @@ ACTIONS: dict[str, str] = {
 }
 # The trainer: outside the ranking above, runs live exercises (exercise.run) and sees (view); no response action.
 TRAINER_ACTIONS = frozenset({"view", "exercise.run"})
-TOKEN_ROLES = ("viewer", "officer", "commander")     # a dispatch system is never an admin
+USER_ROLES = ROLES + ("trainer",)                   # what users.role may hold (the schema's CHECK, version 7)
+TOKEN_ROLES = ("viewer", "officer", "commander", "trainer")    # a dispatch system is never an admin
 MAX_FAILURES = 5
 WINDOW_S = 15 * 60
 MIN_PASSWORD = 12
@@ -106,7 +108,7 @@ def _check_name(name: str, what: str = "user name") -> str:
     return name
 
 
-def _check_role(role: str, allowed: tuple[str, ...] = ROLES) -> str:
+def _check_role(role: str, allowed: tuple[str, ...] = USER_ROLES) -> str:
     if role not in allowed:
         raise PermissionDenied(f"role {role!r} refused: one of {', '.join(allowed)}")
     return role

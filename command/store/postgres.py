@@ -51,7 +51,8 @@ class PostgresDatabase:
     """A connection pool over one PostgreSQL database; migrates it when opened."""
 
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 8, timeout_s: float = 30.0,
-                 audit_key: bytes | None = None, anchor: Any = None) -> None:
+                 audit_key: bytes | None = None, anchor: Any = None, target: int = schema.SCHEMA_VERSION) -> None:
+        """``target``: the schema version to bring the database to (tests build databases of older versions)."""
         psycopg, dict_row, ConnectionPool = _psycopg()
         self.url, self.name = url, redact(url)
         from command.security.audit import Anchor, load_key, plugin_anchor_hook
@@ -72,7 +73,7 @@ class PostgresDatabase:
             self.pool.close()
             raise StoreError(f"database {self.name}: cannot connect ({_first_line(e)})") from None
         try:
-            self._migrate()
+            self._migrate(target)
         except BaseException:
             self.pool.close()
             raise
@@ -98,7 +99,7 @@ class PostgresDatabase:
         with self.tx() as conn:
             return conn.execute(sql, args).fetchone()
 
-    def _migrate(self) -> None:
+    def _migrate(self, target: int) -> None:
         with self.tx() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
             conn.execute(schema.PG_VERSION_TABLE)
@@ -106,7 +107,7 @@ class PostgresDatabase:
             if current is not None and current > schema.SCHEMA_VERSION:
                 raise StoreError(f"database {self.name}: schema version {current}, this program needs "
                                  f"{schema.SCHEMA_VERSION}")
-            migrate(conn, current, schema.SCHEMA_VERSION, key=self.audit_key)
+            migrate(conn, current, target, key=self.audit_key)
 
     def close(self) -> None:
         self.pool.close()

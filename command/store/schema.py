@@ -13,6 +13,8 @@ History (both backends share the numbers):
      (existing ones: a year after issue), the throttle counters, server-side sessions, and the audit's
      HMAC chain (prev_mac, mac) with event_seq linking each event to its entry; the upgrade seals the
      entries written before it with the key (``seal`` in sqlite_audit / postgres)
+7    the stored ``trainer`` role: users.role and tokens.role accept it (SQLite rebuilds both tables, since it
+     cannot alter a CHECK: every row, column, rowid and index kept, so each row's audit digest still holds)
 
 PostgreSQL starts at version 3 (it never shipped before); its baseline is the SQLite schema of version 3,
 with the triggers as PL/pgSQL functions and an ``audit_tip`` row whose lock keeps the chain serial.
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,14 @@ SQLITE_VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEG
 SQLITE_ADD_INCIDENT = "ALTER TABLE deliveries ADD COLUMN incident_id TEXT"   # guarded: see sqlite.py
 PG_SEAL = "-- seal: the HMAC over the entries written before version 6 (Python, needs the key: postgres.py)"
 SQLITE_SEAL = "-- seal: the HMAC over the entries written before version 6 (Python, needs the key: sqlite.py)"
+SQLITE_TRAINER = "-- rebuild users and tokens with the trainer role in their CHECK (Python: sqlite.rebuild_check)"
+# the role CHECK of each table before version 7 and after it (the same text in both backends)
+ROLE_CHECKS = {
+    "users": ("role IN ('viewer', 'officer', 'commander', 'admin')",
+              "role IN ('viewer', 'officer', 'commander', 'admin', 'trainer')"),
+    "tokens": ("role IN ('viewer', 'officer', 'commander')",
+               "role IN ('viewer', 'officer', 'commander', 'trainer')"),
+}
 SQLITE_ADD_SHA = "ALTER TABLE alerts ADD COLUMN content_sha256 TEXT NOT NULL DEFAULT ''"   # guarded: sqlite.py
 SQLITE_MIGRATIONS = (
     Migration(2, "the baseline: every table of version 2 (older files gain what they lack)", (_SQLITE_BASELINE,)),
@@ -166,6 +176,7 @@ SQLITE_MIGRATIONS = (
         "CREATE INDEX IF NOT EXISTS audit_by_event ON audit (event_seq) WHERE event_seq IS NOT NULL",
         "CREATE INDEX IF NOT EXISTS audit_by_target ON audit (target, action, id)",
         SQLITE_SEAL)),
+    Migration(7, "the trainer role is stored: users and tokens may hold it", (SQLITE_TRAINER,)),
 )
 
 # -- PostgreSQL ---------------------------------------------------------------------------------------
@@ -307,4 +318,7 @@ PG_MIGRATIONS = (
         "CREATE INDEX IF NOT EXISTS audit_by_target ON audit (target, action, id)",
         "ALTER TABLE audit_tip ADD COLUMN IF NOT EXISTS mac TEXT NOT NULL DEFAULT repeat('0', 64)",
         PG_SEAL)),
+    Migration(7, "the trainer role is stored: users and tokens may hold it", tuple(
+        f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {table}_role_check,"
+        f" ADD CONSTRAINT {table}_role_check CHECK ({new})" for table, (_, new) in ROLE_CHECKS.items())),
 )

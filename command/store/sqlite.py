@@ -42,7 +42,8 @@ class SQLiteDatabase:
     """Connections (one per thread) and transactions over one SQLite file; migrates it when opened."""
 
     def __init__(self, path: Path | str, *, durable: bool = True, audit_key: bytes | None = None,
-                 anchor: Any = None) -> None:
+                 anchor: Any = None, target: int = SCHEMA_VERSION) -> None:
+        """``target``: the schema version to bring the file to (tests build files of older versions)."""
         from command.security.audit import Anchor, load_key, plugin_anchor_hook
         self.path = Path(path)
         self._sync = "FULL" if durable else "OFF"
@@ -58,7 +59,7 @@ class SQLiteDatabase:
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
         self._closed = False
-        self._migrate()
+        self._migrate(target)
 
     def conn(self) -> sqlite3.Connection:
         if self._closed:
@@ -115,8 +116,9 @@ class SQLiteDatabase:
             conn.execute(f"PRAGMA synchronous={level}")
             self._local.sync = level
 
-    def _migrate(self) -> None:
-        """Every migration above the file's version, in one transaction (SQLite's DDL is transactional)."""
+    def _migrate(self, target: int) -> None:
+        """Every migration above the file's version up to ``target``, in one transaction (SQLite's DDL is
+        transactional)."""
         try:
             with self.tx() as conn:
                 conn.execute(schema.SQLITE_VERSION_TABLE)
@@ -125,12 +127,14 @@ class SQLiteDatabase:
                     raise StoreError(f"database {self.path}: schema version {current}, this program needs "
                                      f"{SCHEMA_VERSION}")
                 for migration in schema.pending(schema.SQLITE_MIGRATIONS, current):
+                    if migration.version > target:
+                        break
                     for statement in migration.statements:
                         self._apply(conn, statement)
                 if current is None:
-                    conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-                elif current < SCHEMA_VERSION:
-                    conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+                    conn.execute("INSERT INTO schema_version (version) VALUES (?)", (target,))
+                elif current < target:
+                    conn.execute("UPDATE schema_version SET version = ?", (target,))
         except sqlite3.DatabaseError as e:
             raise StoreError(f"database {self.path}: not a usable SQLite database ({e})") from None
 
@@ -138,6 +142,10 @@ class SQLiteDatabase:
         if script == schema.SQLITE_SEAL:
             from command.store.sqlite_audit import seal
             seal(self, conn)
+            return
+        if script == schema.SQLITE_TRAINER:
+            for table, (old, new) in schema.ROLE_CHECKS.items():
+                self._rebuild_check(conn, table, old, new)
             return
         added = re.match(r"ALTER TABLE (\w+) ADD COLUMN (\w+)", script)
         if added and script != schema.SQLITE_ADD_INCIDENT and added.group(2) in {
@@ -150,6 +158,28 @@ class SQLiteDatabase:
                 r[1] for r in conn.execute("PRAGMA table_info(alerts)")}:
             return      # a file whose baseline run already had the column
         for statement in split_statements(script):
+            conn.execute(statement)
+
+    def _rebuild_check(self, conn: sqlite3.Connection, table: str, old: str, new: str) -> None:
+        """SQLite cannot alter a CHECK: the table is made again with ``new`` in place of ``old`` (inside the
+        migration's transaction), every row copied with its rowid (the users list keeps its order), its
+        indexes and triggers made again. Values are copied as they are, so each row's audit digest holds."""
+        sql = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone()[0]
+        if new in sql or not re.search(r"CHECK\s*\(\s*role\s+IN", sql, re.I):
+            return      # done already, or a file made without a role check: nothing refuses a trainer
+        if old not in sql:
+            raise StoreError(f"database {self.path}: the {table} table's role check is not one this program "
+                             f"knows ({old!r} expected); it cannot be upgraded")
+        temp = f"{table}__rebuilt"
+        create = re.sub(rf'^CREATE TABLE\s+"?{table}"?', f"CREATE TABLE {temp}", sql.replace(old, new), count=1)
+        columns = ", ".join(f'"{r[1]}"' for r in conn.execute(f"PRAGMA table_info({table})"))
+        others = [r[0] for r in conn.execute("SELECT sql FROM sqlite_master WHERE tbl_name = ? AND sql IS NOT NULL"
+                                             " AND type IN ('index', 'trigger')", (table,))]
+        conn.execute(create)
+        conn.execute(f"INSERT INTO {temp} (rowid, {columns}) SELECT rowid, {columns} FROM {table} ORDER BY rowid")
+        conn.execute(f"DROP TABLE {table}")
+        conn.execute(f"ALTER TABLE {temp} RENAME TO {table}")
+        for statement in others:
             conn.execute(statement)
 
     def close(self) -> None:
