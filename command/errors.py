@@ -54,6 +54,10 @@ class StoreError(CommandError):
     pass
 
 
+class StoreUnavailableError(StoreError):
+    """The database cannot be reached now (a server restarting, a pool exhausted): try again shortly."""
+
+
 class IncidentExistsError(StoreError):
     """A second report of an incident id: the database holds one report per incident."""
 

@@ -33,12 +33,11 @@ from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 
 from command.api import schema as S
-from command.errors import CommandError, PermissionDenied, SessionError
+from command.errors import CommandError, IncidentExistsError, PermissionDenied, SessionError, StoreUnavailableError
 from incidents.errors import IncidentError
 from settings import field_message, field_path
 
 log = logging.getLogger(__name__)
-_REPORT_LOCK = threading.Lock()      # check-then-report of one external_id is atomic within the process
 _SYSTEM_NAME = re.compile(r"^[A-Za-z0-9_.]{1,40}$")
 
 
@@ -185,13 +184,16 @@ def report_incident() -> flask.Response:
         kind, address, casualties, description = _from_text(body, svc.settings, point)
     report = IncidentReport(type=kind, address=address, point=point, casualties=Casualties(**casualties),
                             economic_loss_cny=body.economic_loss_cny, description=description)
-    with _REPORT_LOCK:
-        if svc.store.events(incident_id):
-            return _json(_views().incident_out(_incident_or_404(svc, incident_id)), 200)
-        try:
-            state = svc.report(report, actor=_actor(p), incident_id=incident_id)
-        except IncidentError as e:
-            raise ApiRefusal(422, str(e), "point" if point is not None else "address") from None
+    if svc.store.events(incident_id):
+        return _json(_views().incident_out(_incident_or_404(svc, incident_id)), 200)
+    try:        # the database holds one report per incident id: a retry racing on another server loses here
+        state = svc.report(report, actor=_actor(p), incident_id=incident_id)
+    except IncidentError as e:
+        raise ApiRefusal(422, str(e), "point" if point is not None else "address") from None
+    except (IncidentExistsError, SessionError):
+        if not svc.store.events(incident_id):
+            raise
+        return _json(_views().incident_out(_incident_or_404(svc, incident_id)), 200)
     resp = _json(_views().incident_out(state), 201)
     resp.headers["Location"] = f"{S.PREFIX}/incidents/{state.id}"
     return resp
@@ -310,6 +312,14 @@ def _http(e: HTTPException) -> flask.Response:
 @bp.errorhandler(PermissionDenied)
 def _denied(e: PermissionDenied) -> flask.Response:
     return _error(403, str(e))
+
+
+@bp.errorhandler(StoreUnavailableError)
+def _unavailable(e: StoreUnavailableError) -> flask.Response:
+    log.warning("dispatch API: %s %s: %s", flask.request.method, flask.request.path, e)
+    resp = _error(503, f"the database is unavailable; the request did not complete, try again shortly ({e})")
+    resp.headers["Retry-After"] = "5"
+    return resp
 
 
 @bp.errorhandler(CommandError)

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from command.errors import StoreError
+from command.errors import StoreError, StoreUnavailableError
 from command.store import schema
 from command.store.facade import ComposedStore
 from command.store.postgres_accounts import PostgresAccounts
@@ -66,7 +66,8 @@ class PostgresDatabase:
                                                                database=self.name)
         self.errors = psycopg
         self.pool = ConnectionPool(url, min_size=min_size, max_size=max_size, timeout=timeout_s, open=False,
-                                   kwargs={"row_factory": dict_row}, name="yzt-store")
+                                   kwargs={"row_factory": dict_row}, name="yzt-store",
+                                   check=ConnectionPool.check_connection)   # a restarted server's dead sockets
         try:
             self.pool.open(wait=True, timeout=timeout_s)
         except Exception as e:   # PoolTimeout, OperationalError: say which database, never the password
@@ -88,8 +89,8 @@ class PostgresDatabase:
                 if not fsync:
                     conn.execute("SET LOCAL synchronous_commit = off")
                 yield conn
-        except self.errors.OperationalError as e:
-            raise StoreError(f"database {self.name}: {_first_line(e)}") from None
+        except self.errors.OperationalError as e:     # a lost server or a pool that waited too long
+            raise StoreUnavailableError(f"database {self.name}: unavailable ({_first_line(e)})") from None
 
     def rows(self, sql: str, args: Any = ()) -> list[dict[str, Any]]:
         with self.tx() as conn:
