@@ -132,10 +132,13 @@ class Catalog:
 
     data_dir: Path
     var_dir: Path
+    postgis_url: str | None = None      # the shared PostgreSQL database when the settings name one
 
     @classmethod
     def of(cls, settings) -> Catalog:
-        return cls(Path(settings.data_dir), Path(settings.var_dir))
+        db = settings.database
+        url = db if isinstance(db, str) and db.startswith(("postgresql://", "postgres://")) else None
+        return cls(Path(settings.data_dir), Path(settings.var_dir), url)
 
     @property
     def shipped_dir(self) -> Path:

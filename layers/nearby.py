@@ -18,7 +18,7 @@ CANDIDATES_PER_RANK = 2      # straight-line nearest 2k, then the k fastest by r
 
 
 def around(layer: str, point: Point, *, k: int = 5, radius_m: float | None = None,
-           catalog: Catalog = BUNDLED) -> list[dict]:
+           catalog: Catalog = BUNDLED, uncertainty_m: float = 0.0) -> list[dict]:
     """The k features of ``layer`` nearest ``point``; drive-ranked layers fastest first with ``drive_rank``."""
     if layer not in DRIVE_RANKED:
         return nearest(layer, point, k=k, radius_m=radius_m, catalog=catalog)

@@ -177,7 +177,7 @@ class ResponseService:
         g = self._grade(report.type, report.casualties, report.economic_loss_cny)
         now = self.clock.now()
         at = iso(now)
-        nearby, problems = self._nearby(location.point)
+        nearby, problems = self._nearby(location.point, location.uncertainty_m or 0.0)
         for n in range(1, 101):  # the database allows one report per id; a same-second twin takes the next
             iid = incident_id or self._incident_id(location.district_adcode or "440000", now, n)
             if incident_id and self.store.events(iid):
@@ -209,14 +209,16 @@ class ResponseService:
         return grade(type, casualties, loss, missing_count_as_deaths=self.settings.missing_count_as_deaths,
                      data_dir=self.settings.data_dir)
 
-    def _nearby(self, point: Point) -> tuple[dict[str, list[dict]], list[str]]:
+    def _nearby(self, point: Point, uncertainty_m: float = 0.0) -> tuple[dict[str, list[dict]], list[str]]:
+        """Each nearby layer around the located point; ``uncertainty_m`` (how far the place may lie from it)
+        makes the answers approximate and widens the camera pull-up to the uncertainty area."""
         from layers.errors import LayerError
         from layers.nearby import around
         out: dict[str, list[dict]] = {}
         problems: list[str] = []
         for layer in NEARBY_LAYERS:
             try:
-                items = around(layer, point, k=NEARBY_K, catalog=self.catalog)
+                items = around(layer, point, k=NEARBY_K, catalog=self.catalog, uncertainty_m=uncertainty_m)
             except LayerError as e:
                 items = []
                 problems.append(f"附近 {layer} 不可用: {e}")
