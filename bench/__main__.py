@@ -28,7 +28,7 @@ SIZES = {
              "alerts": 10, "pg_queries": 20, "profile_n": 5},
 }
 PROFILES = ROOT / "bench" / "profiles"
-SECTIONS = ("response", "postgis", "geocoder", "intake", "drill", "fanout", "memory", "targeting", "dashboard")
+SECTIONS = ("response", "postgis", "geocoder", "intake", "drill", "fanout", "memory", "targeting", "load", "dashboard")
 
 
 def _response_and_postgis(results: Results, size: dict, skip: set[str], do_profile: bool) -> None:
@@ -110,6 +110,9 @@ def main(argv: list[str] | None = None) -> dict:
     if "targeting" not in skip:       # the warned-area fuzz against Tianditu boundaries (skips without ../shared)
         from bench import targeting
         targeting.run(results, n={"full": 10_000, "quick": 300, "tiny": 20}[mode], lean=mode != "full")
+    if "load" not in skip:            # yzt serve under locust, SQLite and a throwaway PostgreSQL (bench/load.py)
+        from bench import load
+        load.run(results, mode=mode, keep=PROFILES)
     if "dashboard" not in skip:
         dashboard.run(results)
     from bench.report import write_report
