@@ -102,15 +102,19 @@ def nearby(
     layer: str = typer.Option(..., "--layer", help="hospital | fire_station | camera | shelter | ..."),
     k: int = typer.Option(5, "-k", "--k", min=1, max=1000),
     radius_m: Optional[float] = typer.Option(None, "--radius-m", min=0.0),
+    uncertainty_m: float = typer.Option(0.0, "--uncertainty-m", min=0.0,
+                                        help="metres the place may lie from the point: answers are "
+                                             "approximate and cameras cover that circle"),
     as_json: bool = JSON_OPT,
 ) -> None:
     """The K nearest (or those within a radius) of a layer, in metres measured in EPSG:4547."""
     from layers.nearby import around
     p = _point(point, crs)
     cat = out.catalog()
-    items = around(layer, p, k=k, radius_m=radius_m, catalog=cat)
+    items = around(layer, p, k=k, radius_m=radius_m, catalog=cat, uncertainty_m=uncertainty_m)
     meta = cat.load(layer)
-    result = {"layer": layer, "synthetic": bool(meta.synthetic), "point": p.as_dict(), "items": items}
+    result = {"layer": layer, "synthetic": bool(meta.synthetic), "point": p.as_dict(),
+              "approximate": uncertainty_m > 0, "uncertainty_m": uncertainty_m, "items": items}
     out.emit(result, as_json, out.nearby_text)
 
 

@@ -204,11 +204,19 @@ def grade_text(d: dict) -> str:
 
 
 def nearby_text(d: dict) -> str:
+    """A layer's nearby table; around an uncertain point a line says the distances are approximate."""
     tag = "  [synthetic demo layer — not real records]" if d.get("synthetic") else ""
+    items = d["items"]
     cols = ["id", "name", "distance_m", "lon", "lat"]
-    if d["items"] and "drive_time_s" in d["items"][0]:
+    if items and "drive_time_s" in items[0]:
         cols += ["drive_time_s", "drive_time_method"]
-    return f"{d['layer']}{tag}\n" + table(d["items"], cols)
+    head = f"{d['layer']}{tag}\n"
+    u = d.get("uncertainty_m") or next((i.get("distance_uncertainty_m") for i in items if i.get("approximate")), 0)
+    if d.get("approximate") or any(i.get("approximate") for i in items):
+        cols.append("in_uncertainty_area")
+        head += (f"approximate: the place may lie up to {u:,.0f} m from the point, so each distance is "
+                 f"± {u:,.0f} m\n")
+    return head + table(items, cols)
 
 
 def layer_info_dict(info: Any) -> dict:
