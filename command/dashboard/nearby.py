@@ -1,6 +1,8 @@
 """Around the incident: ranked tables of hospitals, fire stations (drive time on the road graph where it
 covers the route, a labelled straight-line estimate otherwise), shelters and cameras, each with its
-distance in metres. A click on a row flies the map there.
+distance in metres. A click on a row flies the map there. Around an uncertain point (a township or district
+match) a line says the distances are approximate (± the uncertainty), each distance reads "≈", and the cameras,
+spread over the uncertainty circle by the service, are tagged when they lie inside it.
 
     nearby_tables(state, flags)      # the tables, from state.nearby (computed by the service at report)
 """
@@ -13,7 +15,7 @@ from dash.exceptions import PreventUpdate
 
 from command.dashboard import runtime
 from command.dashboard.common import fmt_duration, fmt_m
-from command.dashboard.i18n import L
+from command.dashboard.i18n import LL, L
 from command.dashboard.security import guarded
 
 ORDER = ("hospital", "fire_station", "shelter", "camera")
@@ -35,6 +37,32 @@ def _info(layer: str, item: dict) -> str:
     return str(item.get("district_adcode") or "")
 
 
+def uncertainty_of(nearby: dict[str, list[dict]] | None) -> float | None:
+    """The ± metres of an approximate nearby answer (None when the point was sure)."""
+    for items in (nearby or {}).values():
+        for it in items:
+            if it.get("approximate"):
+                return float(it.get("distance_uncertainty_m") or 0)
+    return None
+
+
+def approximate_note(u: float) -> html.Div:
+    return html.Div(LL(f"位置为约略位置：事发点可能在 {u:,.0f} 米范围内，距离均为近似值（± {u:,.0f} 米），"
+                       f"摄像头覆盖整个范围",
+                       f"Approximate place: the incident may lie anywhere within {u:,.0f} m, so every distance "
+                       f"is ± {u:,.0f} m; the cameras cover that whole area"),
+                    id="nearby-approximate", className="yzt-est")
+
+
+def _distance(it: dict) -> Any:
+    if not it.get("approximate"):
+        return fmt_m(it.get("distance_m"))
+    cell: list = ["≈" + fmt_m(it.get("distance_m"))]
+    if it.get("in_uncertainty_area"):
+        cell += [" ", html.Span(LL("范围内", "in area"), className="yzt-tag")]
+    return html.Span(cell)
+
+
 def layer_table(layer: str, items: list[dict], synthetic: bool) -> html.Div:
     head = [html.Th(L("col.rank")), html.Th(L("col.name")), html.Th(L("col.distance"))]
     if layer == "fire_station":
@@ -42,7 +70,7 @@ def layer_table(layer: str, items: list[dict], synthetic: bool) -> html.Div:
     head.append(html.Th(L("col.info")))
     rows = []
     for i, it in enumerate(items):
-        cells = [html.Td(i + 1), html.Td(it.get("name") or it["id"]), html.Td(fmt_m(it.get("distance_m")))]
+        cells = [html.Td(i + 1), html.Td(it.get("name") or it["id"]), html.Td(_distance(it))]
         if layer == "fire_station":
             cells.append(html.Td(_drive(it)))
         cells.append(html.Td(_info(layer, it)))
@@ -56,6 +84,9 @@ def layer_table(layer: str, items: list[dict], synthetic: bool) -> html.Div:
 
 def nearby_tables(state: Any, flags: dict[str, bool]) -> list:
     out: list = [html.Div(L("nearby.fly"), style={"color": "#4a5668", "fontSize": "11px"})]
+    u = uncertainty_of(state.nearby)
+    if u is not None:
+        out.append(approximate_note(u))
     for layer in ORDER:
         items = (state.nearby or {}).get(layer)
         if items is not None:
