@@ -1,11 +1,18 @@
 """Alert fan-out through the durable outbox to a local HTTP receiver: deliveries per second, nothing lost.
 
-Channels are webhook channels (exercise mode) pointing at bench/receiver.py on 127.0.0.1: a receiver in
+Channels are webhook channels (exercise mode) pointing at bench/receiver.py on 127.0.0.1 (every alert its own
+incident, as the alerts of a fan-out are: one incident's would leave one after another): a receiver in
 its own process (so it does not share the GIL with the outbox it measures) that honours Idempotency-Key.
 Floors in the same run, to the same receiver: plain POSTs with one httpx.Client, and the webhook channel's
 own send (signing, JSON body, httpx) called in a loop with no database. Second run: one more channel whose
 receiver answers 503 to everything; the healthy channels must still deliver everything while the failing
 one keeps its deliveries (failed/pending/dead, never silently gone).
+
+``two_processes_postgres``: the deployment's shape, two ``yzt outbox work`` processes on one throwaway
+PostgreSQL (bench/load.py's PgCluster and Stack), every alert its own incident (an incident's deliveries on a
+channel leave one after another, so alerts of one incident would measure one in flight per channel), with
+plain POSTs to the same receiver as the baseline of the same run. The rate is the receiver's: first request
+to last key accepted.
 """
 from __future__ import annotations
 
@@ -29,7 +36,7 @@ def _enqueue(ob, n: int, prefix: str) -> float:
     from tests.helpers_http import make_alert
     t0 = time.perf_counter()
     for i in range(n):
-        ob.enqueue(make_alert(f"44010600000_{prefix}_{i}"))
+        ob.enqueue(make_alert(f"44010600000_{prefix}_{i}", incident_id=f"GD-BENCH-{prefix}-{i}"))
     return time.perf_counter() - t0
 
 
@@ -148,10 +155,55 @@ def slow_gateway(alerts: int, tmp: Path, *, delay_ms: int = 20, concurrency: tup
     return out
 
 
+def two_processes_postgres(alerts: int, channels: int, tmp: Path, *, processes: int = 2, concurrency: int = 2,
+                           timeout_s: float = 300, profile_s: float = 0) -> dict:
+    """``processes`` x ``yzt outbox work`` on one PostgreSQL, ``channels`` webhook channels of ``concurrency``
+    workers each; ``alerts`` alerts, each on its own incident, queued before the workers start. ``profile_s``:
+    py-spy samples the first process that long (``profile``: where a delivery's time goes)."""
+    from bench.load import PgCluster, Stack, _profile_end, _profile_start, until
+    from bench.receiver import ReceiverProcess
+    from tests.helpers_http import make_alert
+    with PgCluster(tmp / "pg") as pg, ReceiverProcess() as rx:
+        chans = [{"name": f"hook{i}", "kind": "webhook", "mode": "exercise", "url": rx.url, "secret": "bench-secret",
+                  "rate_per_minute": 10_000_000, "max_attempts": 3, "concurrency": concurrency}
+                 for i in range(channels)]
+        with Stack(tmp / "stack", database_url=pg.url, channels=chans) as stack:
+            app = stack.open_app()
+            t0 = time.perf_counter()
+            for i in range(alerts):
+                app.outbox.enqueue(make_alert(f"44010600000_pg_{i}", incident_id=f"GD-BENCH-PG-{i}"))
+            enq_s = time.perf_counter() - t0
+            want = alerts * channels
+            workers = [stack.outbox_worker(poll_s=0.2) for _ in range(processes)]
+            prof = _profile_start([workers[0].pid], profile_s, tmp / "profile") if profile_s else None
+            got = until(lambda: rx.stats()["accepted"] >= want, timeout_s, every_s=0.1)
+            stats = rx.stats()
+            counts = until(lambda: (c := app.outbox.counts())["sent"] == want and c, 30) or app.outbox.counts()
+            alive = sum(w.poll() is None for w in workers)
+            profile = _profile_end(prof) if prof else None
+            app.close()
+        n_floor = min(want, 4000)
+        floor_rate = n_floor / _floor(rx.url, n_floor)
+    run_s = max(stats["last_at"] - stats["first_at"], 1e-6)
+    rate = stats["accepted"] / run_s
+    return {"alerts": alerts, "channels": channels, "processes": processes, "concurrency": concurrency,
+            "deliveries": want, "enqueue_per_s": round(alerts / enq_s), "deliver_s": round(run_s, 3),
+            "deliveries_per_s": round(rate), "counts": counts, "accepted_by_receiver": stats["accepted"],
+            "repeats": stats["repeats"], "workers_alive": alive,
+            "nothing_lost": bool(got) and stats["accepted"] == want and counts.get("sent") == want,
+            "floor_plain_httpx_posts_per_s": round(floor_rate), "outbox_over_plain_httpx": round(rate / floor_rate, 2),
+            "target_per_s>=2000": rate >= 2000, **({"profile": profile} if profile else {})}
+
+
 def run(results: Results, *, alerts: int = 2000, channels: int = 2) -> dict:
     with tempfile.TemporaryDirectory(prefix="yzt-bench-fanout-") as d:
         section = {"healthy": healthy(alerts, channels, Path(d)),
                    "one_channel_failing": one_failing(alerts, channels, Path(d)),
                    "slow_gateway": slow_gateway(max(alerts // 10, 5), Path(d))}
+        try:
+            section["two_processes_postgres"] = two_processes_postgres(alerts, channels, Path(d),
+                                                                       profile_s=8 if alerts >= 1000 else 0)
+        except (RuntimeError, OSError) as e:     # no PostgreSQL server on this machine
+            section["two_processes_postgres"] = {"skipped": f"{type(e).__name__}: {str(e)[:300]}"}
     results.add("fanout", section)
     return section

@@ -70,13 +70,18 @@ def children(pid: int) -> list[tuple[int, str]]:
 
 
 class PgCluster:
-    """A throwaway PostgreSQL cluster (initdb in ``folder``, unix socket only) and one database in it."""
+    """A throwaway PostgreSQL cluster (initdb in ``folder``, unix socket only) and one database in it. The
+    server runs as ``postgres`` when we are root (initdb refuses root), and that user must reach the folder:
+    a private temporary folder (pytest's, TemporaryDirectory's: mode 0700) is replaced by a fresh one under
+    the system's temporary folder, removed on exit like the other."""
 
-    def __init__(self, folder: Path, database: str = "yzt") -> None:
+    def __init__(self, folder: Path | None = None, database: str = "yzt") -> None:
         self.folder, self.database = folder, database
         self.admin_url = ""
 
     def __enter__(self) -> PgCluster:
+        if self.folder is None or (os.geteuid() == 0 and not _reachable_by_others(self.folder.parent)):
+            self.folder = Path(tempfile.mkdtemp(prefix="yzt-pg-"))
         out = subprocess.run(["bash", str(PG_CLUSTER), "start", str(self.folder)], capture_output=True, text=True,
                              timeout=120)
         if out.returncode != 0:
@@ -113,6 +118,14 @@ class PgCluster:
 
     def __exit__(self, *exc: Any) -> None:
         subprocess.run(["bash", str(PG_CLUSTER), "stop", str(self.folder)], capture_output=True, timeout=120)
+
+
+def _reachable_by_others(folder: Path) -> bool:
+    """Whether every folder from / down to ``folder`` (which may not exist yet) lets others through."""
+    here = folder.resolve()
+    while not here.exists():
+        here = here.parent
+    return all(p.stat().st_mode & 0o001 for p in (here, *here.parents))
 
 
 class Stack:
