@@ -18,9 +18,11 @@ Query points may be in any datum: they are converted to WGS84 (incidents.coords.
 """
 from __future__ import annotations
 
+import atexit
 import functools
 import math
 import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -29,7 +31,7 @@ import shapely
 from pyproj import Transformer
 
 from incidents.model import Point
-from layers.errors import LayerError
+from layers.errors import LayerError, UnknownLayerError
 
 METRIC = "EPSG:4547"  # same as incidents.admin.METRIC
 WGS84 = "EPSG:4326"
@@ -236,16 +238,144 @@ class LayerIndex:
         return out
 
 
-# -- by layer name (catalog) ------------------------------------------------------------------
+# -- by layer name (catalog): in PostGIS when the catalogue's database holds the layer, else in memory ---------
+NAMES_TTL_S = 2.0      # a layer another process imports into PostGIS is queried there within this long
+PROBE_TIMEOUT_S = 5.0  # connecting to ask which layers the database holds
+MAX_DATABASES = 8      # PostGIS databases remembered per process (each is one small pool)
 _CACHE: dict[tuple[object, str], tuple[object, LayerIndex]] = {}
 _LOCK = threading.Lock()
 
 
-def index_for(layer: str, catalog=None) -> LayerIndex:
-    """The index of a catalog layer, built on first use and rebuilt if the catalog reloads it."""
+class _Database:
+    """What this process knows of one database's PostGIS layers: one ``PostgisLayers`` (a small pool, opened
+    without creating anything there), the names its registry ``yzt_layers`` listed when last asked (at most
+    NAMES_TTL_S ago; a failure to ask is remembered as long, so a dead server costs one timeout per TTL, not
+    one per query) and one ``PostgisLayerIndex`` per layer. Thread-safe."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self.lock = url, threading.Lock()
+        self.db = None
+        self.names: frozenset[str] = frozenset()
+        self.asked = -math.inf
+        self.failure: str | None = None
+        self.indexes: dict[str, object] = {}
+
+    def index(self, layer: str):
+        """The PostgisLayerIndex of ``layer`` when the registry lists it, else None; LayerError when the
+        database cannot be asked."""
+        with self.lock:
+            now = time.monotonic()
+            if now - self.asked >= NAMES_TTL_S:
+                self._ask(now)
+            if self.failure is not None:
+                raise LayerError(self.failure)
+            if layer not in self.names:
+                return None
+            ix = self.indexes.get(layer)
+            if ix is None:
+                try:
+                    ix = self.indexes[layer] = self.db.index(layer)
+                except UnknownLayerError:        # dropped since the names were read
+                    self.names = self.names - {layer}
+                    return None
+            return ix
+
+    def _ask(self, now: float) -> None:
+        from layers.postgis import open_layers, redact
+        try:
+            if self.db is None:
+                self.db = open_layers(self.url, create_extension=False, timeout_s=PROBE_TIMEOUT_S)
+            self.names, self.failure = frozenset(self.db.names()), None
+        except Exception as e:   # LayerError, or psycopg's (e.g. no right to read yzt_layers): one line
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            self.failure = f"cannot ask {redact(self.url)} which layers are in PostGIS ({first})"
+        self.indexes = {n: ix for n, ix in self.indexes.items() if n in self.names}
+        self.asked = now
+
+    def forget(self, layer: str) -> None:
+        with self.lock:
+            self.names = self.names - {layer}
+            self.indexes.pop(layer, None)
+
+    def close(self) -> None:
+        with self.lock:
+            if self.db is not None:
+                self.db.close()
+            self.db, self.indexes, self.asked = None, {}, -math.inf
+
+
+_DATABASES: dict[str, _Database] = {}
+
+
+def _database(url: str) -> _Database:
+    with _LOCK:
+        entry = _DATABASES.get(url)
+        if entry is None:
+            if len(_DATABASES) >= MAX_DATABASES:       # the oldest goes (its pool is closed)
+                _DATABASES.pop(next(iter(_DATABASES))).close()
+            entry = _DATABASES[url] = _Database(url)
+        return entry
+
+
+def close_postgis(url: str | None = None) -> None:
+    """Close the pool of ``url`` (or of every database) and forget what was read from it."""
+    with _LOCK:
+        if url is None:
+            entries = list(_DATABASES.values())
+            _DATABASES.clear()
+        else:
+            entries = [e for e in (_DATABASES.pop(url, None),) if e is not None]
+    for entry in entries:
+        entry.close()
+
+
+atexit.register(close_postgis)
+
+
+class PostgisRouted:
+    """The index of a layer the catalogue's PostGIS database holds (``nearest``, ``within``, ``len``, ``name``
+    as LayerIndex): answered by PostGIS; should the registry list it no more (dropped between the check and
+    the query), by the in-memory index of the catalogue's own file, as before it was imported."""
+
+    def __init__(self, entry: _Database, postgis_index, catalog) -> None:
+        self.entry, self.postgis, self.catalog = entry, postgis_index, catalog
+        self.name = postgis_index.name
+
+    def __len__(self) -> int:
+        return len(self.postgis)
+
+    def nearest(self, point: Point, *, k: int = 5, radius_m: float | None = None) -> list[dict]:
+        return self._ask("nearest", point, k=k, radius_m=radius_m)
+
+    def within(self, point: Point, radius_m: float) -> list[dict]:
+        return self._ask("within", point, radius_m)
+
+    def _ask(self, how: str, *args, **kwargs) -> list[dict]:
+        try:
+            return getattr(self.postgis, how)(*args, **kwargs)
+        except UnknownLayerError:
+            self.entry.forget(self.name)
+            return getattr(_memory_index(self.name, self.catalog), how)(*args, **kwargs)
+
+
+def index_for(layer: str, catalog=None) -> LayerIndex | PostgisRouted:
+    """The index answering for a catalogue layer: PostGIS when ``catalog.postgis_url`` is set and that
+    database's registry lists the layer (asked at most every NAMES_TTL_S; each PostGIS query checks the
+    registry again in the same statement, so a re-import is never answered stale), else the in-memory index,
+    built on first use and rebuilt when the catalogue reloads the layer."""
     from layers.catalog import BUNDLED
 
     catalog = catalog or BUNDLED
+    url = getattr(catalog, "postgis_url", None)
+    if url:
+        entry = _database(url)
+        pg = entry.index(layer)
+        if pg is not None:
+            return PostgisRouted(entry, pg, catalog)
+    return _memory_index(layer, catalog)
+
+
+def _memory_index(layer: str, catalog) -> LayerIndex:
     loaded = catalog.load(layer)
     with _LOCK:
         hit = _CACHE.get((catalog, layer))

@@ -34,7 +34,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from layers.errors import LayerError
+from layers.errors import LayerError, UnknownLayerError
 from layers.index import _check_k, _check_radius, json_safe, metric_xy
 
 SRID = 4547
@@ -43,6 +43,7 @@ BASE_COLUMNS = ("id", "name", "lon", "lat", "datum", "x_m", "y_m")
 INTERNAL = (*BASE_COLUMNS, "geom")
 EPS_M = 1e-6      # the SQL prefilters reach this far past a radius; the exact cut is numpy's, as in memory
 _LOCK_KEY = "yzt-layer:"
+_VERSION_SQL = "SELECT extversion FROM pg_extension WHERE extname = 'postgis'"
 _PG_TYPES = {"text": "text", "int": "bigint", "float": "double precision", "bool": "boolean"}
 
 REGISTRY_DDL = f"""CREATE TABLE IF NOT EXISTS {REGISTRY} (
@@ -143,7 +144,10 @@ def _copy_rows(cur, table: str, arrow_table, columns: list[str], digest) -> None
 class PostgisLayers:
     """Layers in one PostgreSQL database with PostGIS: a small psycopg 3 pool; ``open_layers`` makes one."""
 
-    def __init__(self, url: str, *, max_size: int = 4, timeout_s: float = 10.0) -> None:
+    def __init__(self, url: str, *, max_size: int = 4, timeout_s: float = 10.0,
+                 create_extension: bool = True) -> None:
+        """``create_extension=False`` (a reader: ``layers.index`` asking which layers are here) changes
+        nothing in the database: ``postgis_version`` is None where PostGIS is not enabled."""
         if not is_postgres_url(url):
             where = f"SQLite ({url})" if url else "SQLite (the embedded default)"
             raise LayerError(f"PostGIS layers need YZT_DATABASE=postgresql://...; this database is {where}")
@@ -156,11 +160,13 @@ class PostgisLayers:
         self.url, self.where, self.errors = url, redact(url), psycopg
         try:    # one direct connection first: a refusal names the server's own reason at once
             with psycopg.connect(url, connect_timeout=max(1, int(timeout_s))) as conn:
-                self.postgis_version = self._ensure_postgis(conn)
+                self.postgis_version = self._ensure_postgis(conn) if create_extension else \
+                    (conn.execute(_VERSION_SQL).fetchone() or [None])[0]
         except psycopg.Error as e:
             raise LayerError(f"database {self.where}: cannot connect ({_first_line(e)})") from None
         self.pool = ConnectionPool(url, min_size=1, max_size=max_size, timeout=timeout_s, open=False,
-                                   kwargs={"connect_timeout": max(1, int(timeout_s))}, name="yzt-layers")
+                                   kwargs={"connect_timeout": max(1, int(timeout_s))}, name="yzt-layers",
+                                   check=ConnectionPool.check_connection)   # a restarted server's dead sockets
         try:
             self.pool.open(wait=True, timeout=timeout_s)
         except Exception as e:   # PoolTimeout / OperationalError: say which database, never the password
@@ -168,7 +174,7 @@ class PostgisLayers:
             raise LayerError(f"database {self.where}: cannot connect ({_first_line(e)})") from None
 
     def _ensure_postgis(self, conn) -> str:
-        version = "SELECT extversion FROM pg_extension WHERE extname = 'postgis'"
+        version = _VERSION_SQL
         row = conn.execute(version).fetchone()
         if row:
             return row[0]
@@ -322,13 +328,18 @@ def import_file(db: PostgisLayers, name: str, path, *, catalog, **options: Any) 
 class PostgisLayerIndex:
     """The interface of ``layers.index.LayerIndex`` (``nearest``, ``within``, ``len``, ``name``) answered by
     layer ``name``'s table in PostGIS. Safe to share between threads (each query takes a pooled connection).
-    A re-import is seen at the next query; a changed column list is read again when a query meets it."""
+
+    Every query is ONE statement that also reads the layer's row of ``yzt_layers``, so an answer always comes
+    from the table the registry names at that instant (an import swaps table and row in one transaction):
+    a re-import is seen at the next query, never a stale answer; a re-import with other columns has another
+    content hash than the one the column list was read with, so the list is read again and the query rerun;
+    a layer the registry no longer lists raises UnknownLayerError; any other database failure is one
+    LayerError line naming the database (never its password)."""
 
     def __init__(self, db: PostgisLayers, name: str) -> None:
         self.db, self.name = db, name
         self._lock = threading.Lock()
-        self._own: list[list[str]] | None = None
-        self._sql: dict[str, Any] = {}
+        self._state: tuple[list[list[str]], str, dict[str, Any]] | None = None
         self._columns()
 
     def __len__(self) -> int:
@@ -340,16 +351,17 @@ class PostgisLayerIndex:
         info = self.db.info(self.name)
         return info["content_sha256"] if info else None
 
-    def _columns(self, *, fresh: bool = False) -> list[list[str]]:
+    def _columns(self, *, fresh: bool = False) -> tuple[list[list[str]], str, dict[str, Any]]:
+        """(own columns, the content hash they were read with, the layer's queries), read together."""
         with self._lock:
-            if self._own is None or fresh:
+            if self._state is None or fresh:
                 info = self.db.info(self.name)
                 if info is None:
-                    raise LayerError(f"layer {self.name} is not in PostGIS at {self.db.where} "
-                                     f"(yzt layers import {self.name} --postgis)")
-                self._own = [list(c) for c in info["columns"]]
-                self._sql = _queries(table_name(self.name), self._own)
-            return self._own
+                    raise UnknownLayerError(f"layer {self.name} is not in PostGIS at {self.db.where} "
+                                            f"(yzt layers import {self.name} --postgis)")
+                own = [list(c) for c in info["columns"]]
+                self._state = (own, info["content_sha256"], _queries(table_name(self.name), own))
+            return self._state
 
     # -- queries ----------------------------------------------------------------------------------
     def nearest(self, point, *, k: int = 5, radius_m: float | None = None) -> list[dict]:
@@ -360,51 +372,66 @@ class PostgisLayerIndex:
         x, y = metric_xy(point)
         key = "nearest" if radius is None else "nearest_within"
         args = {"x": x, "y": y, "k": k, "eps": EPS_M, "r": radius if radius is not None else 0.0}
-        return self._records(self._fetch(key, args), x, y, limit=k, radius=radius)
+        rows, own = self._fetch(key, args)
+        return _records(rows, own, x, y, limit=k, radius=radius)
 
     def within(self, point, radius_m: float) -> list[dict]:
         """Every feature at most radius_m metres away, nearest first."""
         radius = _check_radius(radius_m, required=True)
         x, y = metric_xy(point)
-        return self._records(self._fetch("within", {"x": x, "y": y, "r": radius, "eps": EPS_M}), x, y,
-                             limit=None, radius=radius)
+        rows, own = self._fetch("within", {"x": x, "y": y, "r": radius, "eps": EPS_M})
+        return _records(rows, own, x, y, limit=None, radius=radius)
 
-    def _fetch(self, key: str, args: dict) -> list[tuple]:
-        self._columns()
-        for attempt in (0, 1):
+    def _fetch(self, key: str, args: dict) -> tuple[list[tuple], list[list[str]]]:
+        """The rows of query ``key`` and the column list they were read with (see the class doc)."""
+        errors = self.db.errors
+        args = {**args, "layer": self.name}
+        own, sha, queries = self._columns()
+        for _attempt in range(3):
             try:
-                return self.db.run(lambda conn: conn.execute(self._sql[key], args).fetchall())
-            except (self.db.errors.errors.UndefinedColumn, self.db.errors.errors.UndefinedTable):
-                if attempt:
-                    raise LayerError(f"layer {self.name}: its PostGIS table {table_name(self.name)} changed "
-                                     "or went away during the query") from None
-                self._columns(fresh=True)     # re-imported with other columns (or being swapped): read again
-        raise AssertionError("unreachable")   # pragma: no cover
+                rows = self.db.run(lambda conn: conn.execute(queries[key], args).fetchall())
+            except (errors.errors.UndefinedColumn, errors.errors.UndefinedTable):
+                rows = None          # re-imported with other columns, or being swapped: read the list again
+            except errors.Error as e:
+                raise LayerError(f"layer {self.name}: the PostGIS query at {self.db.where} failed "
+                                 f"({_first_line(e)})") from None
+            if rows is not None:
+                if not rows:         # the registry lists it no more
+                    raise UnknownLayerError(f"layer {self.name} is not in PostGIS at {self.db.where} any more")
+                if rows[0][0] == sha:
+                    return [r[1:] for r in rows if r[1] is not None], own
+            own, sha, queries = self._columns(fresh=True)
+        raise LayerError(f"layer {self.name}: its PostGIS table {table_name(self.name)} changed during the "
+                         "query three times running; ask again")
 
-    def _records(self, rows: list[tuple], x: float, y: float, *, limit: int | None,
-                 radius: float | None) -> list[dict]:
-        if not rows:
-            return []
-        xy = np.array([(r[4], r[5]) for r in rows], dtype=float)
-        d = np.hypot(xy[:, 0] - x, xy[:, 1] - y)       # the in-memory index's arithmetic, on the same numbers
-        keep = np.ones(len(rows), bool) if radius is None else d <= radius
-        order = sorted((i for i in range(len(rows)) if keep[i]), key=lambda i: (d[i], rows[i][0]))
-        if limit is not None:
-            order = order[:limit]
-        own = [c for c, _ in self._own or []]
-        out = []
-        for i in order:
-            r = rows[i]
-            rec = {"id": json_safe(r[0]), "name": json_safe(r[1]), "lon": float(r[2]), "lat": float(r[3]),
-                   "distance_m": round(float(d[i]), 1)}
-            for j, col in enumerate(own):
-                rec[col] = json_safe(r[6 + j])
-            out.append(rec)
-        return out
+
+def _records(rows: list[tuple], own: list[list[str]], x: float, y: float, *, limit: int | None,
+             radius: float | None) -> list[dict]:
+    """LayerIndex's records from rows (id, name, lon, lat, x_m, y_m, own columns...)."""
+    if not rows:
+        return []
+    xy = np.array([(r[4], r[5]) for r in rows], dtype=float)
+    d = np.hypot(xy[:, 0] - x, xy[:, 1] - y)       # the in-memory index's arithmetic, on the same numbers
+    keep = np.ones(len(rows), bool) if radius is None else d <= radius
+    order = sorted((i for i in range(len(rows)) if keep[i]), key=lambda i: (d[i], rows[i][0]))
+    if limit is not None:
+        order = order[:limit]
+    cols = [c for c, _ in own]
+    out = []
+    for i in order:
+        r = rows[i]
+        rec = {"id": json_safe(r[0]), "name": json_safe(r[1]), "lon": float(r[2]), "lat": float(r[3]),
+               "distance_m": round(float(d[i]), 1)}
+        for j, col in enumerate(cols):
+            rec[col] = json_safe(r[6 + j])
+        out.append(rec)
+    return out
 
 
 def _queries(table: str, own: list[list[str]]) -> dict[str, Any]:
-    """The three queries of a layer table (psycopg sql objects; prepared by the server after a few uses)."""
+    """The three queries of a layer table (psycopg sql objects; prepared by the server after a few uses). Each
+    is joined to the layer's registry row: no row when the registry lists the layer no more, else its
+    content hash first on every row (one row of NULLs after it when nothing is found)."""
     from psycopg import sql
     t = sql.Identifier(table)
     cols = sql.SQL(", ").join([sql.SQL("id, name, lon, lat, x_m, y_m"),
@@ -414,8 +441,11 @@ def _queries(table: str, own: list[list[str]]) -> dict[str, Any]:
     around = sql.SQL("WITH knn AS ({knn}) SELECT {cols} FROM {t} "
                      "WHERE ST_DWithin(geom, {pt}, (SELECT max(d) FROM knn) + %(eps)s)")
     within_r = sql.SQL("WHERE ST_DWithin(geom, {pt}, %(r)s + %(eps)s)").format(pt=pt)
-    return {
+    checked = sql.SQL("SELECT r.content_sha256, q.* FROM (SELECT content_sha256 FROM {reg} "
+                      "WHERE name = %(layer)s) r LEFT JOIN LATERAL ({q}) q ON true")
+    plain = {
         "nearest": around.format(knn=knn.format(pt=pt, t=t, where=sql.SQL("")), cols=cols, t=t, pt=pt),
         "nearest_within": around.format(knn=knn.format(pt=pt, t=t, where=within_r), cols=cols, t=t, pt=pt),
         "within": sql.SQL("SELECT {cols} FROM {t} {where}").format(cols=cols, t=t, where=within_r),
     }
+    return {key: checked.format(reg=sql.Identifier(REGISTRY), q=q) for key, q in plain.items()}
