@@ -27,6 +27,7 @@ import pandas as pd
 import shapely
 from pyproj import Transformer
 
+from incidents import cache
 from layers.errors import LayerError, UnknownLayerError
 from settings import ROOT
 
@@ -246,17 +247,41 @@ def read_table(path: Path, numeric: list[str], *, skip_header_line: bool = False
 
 @functools.lru_cache(maxsize=32)
 def _load_file(name: str, path: Path, mtime_ns: int, imported: bool, shipped_dir: Path) -> Layer:
+    """The layer in ``path``, from the persistent cache (incidents.cache) when an entry for this file's content
+    and this metadata exists, else parsed and projected (and stored for the next process)."""
     if imported:
         meta = read_registry_header(path)
     else:
         man = shipped_dir / MANIFEST_NAME
         shipped = _manifest(man, man.stat().st_mtime_ns) if man.is_file() else {}
         meta = {**SHIPPED.get(name, {}), **shipped.get(name, {})}
-    df = read_table(path, list(meta.get("numeric", [])), skip_header_line=imported)
-    lon, lat = df.pop("lon").to_numpy(float), df.pop("lat").to_numpy(float)
-    x, y = to_metric(lon, lat)
+    numeric = list(meta.get("numeric", []))
+    df, lon, lat, x, y = cache.cached(
+        "layer", inputs=[path], code=[__file__], params={"name": name, "meta": meta, "imported": imported},
+        build=lambda: _build_columns(path, numeric, imported), encode=_encode_columns, decode=_decode_columns)
     for a in (lon, lat, x, y):
         a.flags.writeable = False
     return Layer(name=name, synthetic=bool(meta["synthetic"]), source=meta["source"],
                  licence=meta.get("licence", ""), table=df, lon=lon, lat=lat, x_m=x, y_m=y,
                  description=meta.get("description", ""), imported=imported, meta=meta)
+
+
+def _build_columns(path: Path, numeric: list[str], imported: bool) -> tuple:
+    """The layer's table without lon/lat, and lon, lat, x_m, y_m (EPSG:4547) as arrays."""
+    df = read_table(path, numeric, skip_header_line=imported)
+    lon, lat = df.pop("lon").to_numpy(float), df.pop("lat").to_numpy(float)
+    x, y = to_metric(lon, lat)
+    return df, lon, lat, x, y
+
+
+def _encode_columns(built: tuple) -> cache.Entry:
+    import pyarrow as pa
+    df, lon, lat, x, y = built
+    coords = pa.table({"lon": lon, "lat": lat, "x_m": x, "y_m": y})
+    return cache.Entry({"table": pa.Table.from_pandas(df, preserve_index=False), "coords": coords})
+
+
+def _decode_columns(entry: cache.Entry) -> tuple:
+    coords = entry.tables["coords"]
+    arrays = [coords.column(c).to_numpy().astype(float, copy=True) for c in ("lon", "lat", "x_m", "y_m")]
+    return (entry.tables["table"].to_pandas(), *arrays)
