@@ -9,9 +9,9 @@ estimate elsewhere). The service, ``yzt nearby`` and ``yzt demo`` all call this.
 
 An uncertain point (``uncertainty_m`` > 0: the place may lie anywhere within that many metres of it, as
 the geocoder says for a community, township or district match) makes every answer approximate: each item
-carries ``approximate: True``, ``distance_uncertainty_m`` (the true distance from the incident is
-``distance_m`` ± that) and ``in_uncertainty_area`` (the feature lies inside the circle). For the camera
-layer the pull-up covers the circle: today's k nearest, plus the camera nearest the centre of each cell
+carries ``approximate: True``, ``distance_uncertainty_m`` (whole metres, as a Location shows it: the true
+distance is ``distance_m`` ± that) and ``in_uncertainty_area`` (the feature lies inside the circle). For the
+camera layer the pull-up covers the circle: today's k nearest, plus the camera nearest the centre of each cell
 of a grid over the circle (the grid is coarsened until the picks fit ``COVER_MAX`` in all), so an officer
 sees cameras over the whole area the incident may be in, not only around the geocoded centre. Everything
 is ordered by distance then id. With uncertainty 0 or None the answers are exactly those of a sure point.
@@ -69,7 +69,7 @@ def _check_uncertainty(value: float | None) -> float:
 def _approximate(item: dict, u: float) -> dict:
     d = item.get("distance_m")
     inside = d is not None and d <= u
-    return dict(item, approximate=True, distance_uncertainty_m=round(u, 1), in_uncertainty_area=inside)
+    return dict(item, approximate=True, distance_uncertainty_m=float(round(u)), in_uncertainty_area=inside)
 
 
 def _cover(layer: str, point: Point, base: list[dict], reach: float, *, cap: int, catalog: Catalog) -> list[dict]:

@@ -66,7 +66,7 @@ def test_every_answer_around_an_uncertain_point_says_approximate(humen):
         assert got, layer
         for d in got:
             assert d["approximate"] is True, layer
-            assert d["distance_uncertainty_m"] == round(u, 1)
+            assert d["distance_uncertainty_m"] == round(u)
             assert d["in_uncertainty_area"] is (d["distance_m"] <= u)
 
 
