@@ -12,10 +12,10 @@
     POST /api/v1/exercises/{id}/ratings   {"capability": "warning", "rating": "S", "comment": "..."}
     GET  /api/v1/exercises/{id}/report    the after-action report (JSON; ?format=md or html for the documents)
 
-Every route needs a token whose role may ``exercise.run``: a trainer's (today a viewer token with the trainer
-grant of ``command.drills.trainers``, until the store's tokens table holds the role ``trainer``); the
-dispatch API's checks and refusals (``command.api.routes``) apply: 401/403/404/405/413/422 as
-``{"error", "field"}``. Registered by ``command.api.routes.create_api_app``.
+Every route needs a token whose role may ``exercise.run``: a trainer's (``yzt tokens issue SYSTEM --role
+trainer``; ``command.drills.trainers.require``, which still honours a viewer token granted before the role was
+stored). An officer's, a commander's or a viewer's token is refused with 403. The dispatch API's checks and
+refusals (``command.api.routes``) apply: 401/403/404/405/413/422 as ``{"error", "field"}``. Registered by ``command.api.routes.create_api_app``.
 """
 from __future__ import annotations
 
@@ -63,17 +63,16 @@ class RatingIn(_In):
 
 
 def trainer_only(view):
-    """The view runs only for a token whose role may ``exercise.run``: a trainer (a viewer token granted by
-    ``command.drills.trainers``); the Principal is ``g.principal``."""
+    """The view runs only for a token whose role may ``exercise.run`` (a trainer's); the Principal is
+    ``g.principal``."""
     import functools
 
     @functools.wraps(view)
     def inner(*args: Any, **kwargs: Any) -> flask.Response:
         from command.drills import trainers
         from command.security import auth
-        principal = trainers.resolve(R._service().settings, R._principal())
         try:
-            flask.g.principal = auth.require(principal, "exercise.run")
+            flask.g.principal = trainers.require(R._service().settings, R._principal())
         except auth.PermissionDenied as e:
             raise R.ApiRefusal(403, str(e)) from None
         return view(*args, **kwargs)

@@ -8,7 +8,9 @@ At each moment the incidents are the fold of their events up to it (the same fol
 incidents appear, their level changes colour, warned areas are drawn while in force and gone once
 cancelled, and the group's size shows in the label. Sources: the exercises of this server, and the example
 scenarios run as a drill (``yzt drill run``'s replay, kept in ``var_dir/playback/``). Ids start with the
-prefix given (the trainer's page uses "trainer-pb").
+prefix given (the trainer's page uses "trainer-pb"). Only a trainer reads a source
+(``command.drills.trainers.require``). The trainer's page (``command.dashboard.trainer``) shows this panel;
+this module imports nothing from it (the examples are ``command.drills.exercise.example_scenarios``).
 """
 from __future__ import annotations
 
@@ -23,7 +25,10 @@ from dash import Input, Output, State, callback, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from command.dashboard import runtime
-from command.dashboard.security import guarded
+from command.dashboard.security import guarded, principal
+from command.drills import trainers
+from command.drills.exercise import example_scenarios
+from command.drills.registry import registry
 
 LEVEL_COLOUR = {"I": "#d7191c", "II": "#f28c28", "III": "#e6b800", "IV": "#1f6fd1"}
 PREFIX = "trainer-pb"
@@ -99,11 +104,9 @@ def panel(prefix: str = PREFIX) -> html.Div:
 
 
 def _sources() -> list[dict]:
-    from command.dashboard import trainer
-    from command.drills.registry import registry
     opts = [{"label": f"演练 exercise: {e.name} · {e.id}", "value": f"ex:{e.id}"}
             for e in registry(runtime.current().settings).all()]
-    opts += [{"label": f"推演 drill: {name}", "value": f"drill:{name}"} for name in trainer.examples()]
+    opts += [{"label": f"推演 drill: {name}", "value": f"drill:{name}"} for name in example_scenarios()]
     return opts
 
 
@@ -113,9 +116,8 @@ _DRILLS: dict[str, tuple[Any, datetime]] = {}
 def _drill_store(name: str):
     """The example ``name`` replayed as a drill into a store of its own (kept, keyed by the file's hash)."""
     from command import drills
-    from command.dashboard import trainer
     from command.store.sqlite import Store
-    path = trainer.examples().get(name)
+    path = example_scenarios().get(name)
     if path is None:
         raise PreventUpdate
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
@@ -132,13 +134,13 @@ def _drill_store(name: str):
 
 
 def _timeline(source: str) -> Timeline:
-    from command.dashboard import trainer
+    settings = runtime.current().settings
     if source.startswith("ex:"):
-        trainer._trainer()
-        ex = trainer._book().get(source[3:])
+        trainers.require(settings, principal())
+        ex = registry(settings).get(source[3:])
         return Timeline.of_store(ex.service.store, ex.scenario.start)
     if source.startswith("drill:"):
-        trainer._trainer()
+        trainers.require(settings, principal())
         store, start = _drill_store(source[6:])
         return Timeline.of_store(store, start)
     raise PreventUpdate
@@ -159,6 +161,10 @@ def layer(frames: list[Frame]) -> list:
 @callback(Output(f"{PREFIX}-source", "options"), Input("trainer-tick", "n_intervals"))
 @guarded("view")
 def sources(_n: Any):
+    try:
+        trainers.require(runtime.current().settings, principal())
+    except ValueError:             # PermissionDenied: only a trainer sees the exercises to replay
+        raise PreventUpdate from None
     return _sources()
 
 

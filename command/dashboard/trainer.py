@@ -8,8 +8,11 @@
     trainer.banner(ex)                 # on every view of a player: the exercise's name and its clock
 
 Every callback here runs the engine of ``command.drills.exercise``, the same the API calls, and checks the
-signed-in user may ``exercise.run`` (a trainer: ``command.drills.trainers``). Component ids start "trainer-"
-or "exercise-banner-".
+signed-in user may ``exercise.run`` (``command.drills.trainers.require``: a user stored with the role
+``trainer``). A trainer gets this page and nothing else: the role allows ``view`` and ``exercise.run`` only,
+so every report, task and warning callback refuses them at the gate. Component ids start "trainer-" or
+"exercise-banner-". Playback (``command.dashboard.playback``) is a panel of this page; it imports nothing
+from here.
 """
 from __future__ import annotations
 
@@ -21,11 +24,11 @@ from typing import Any
 from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from command.dashboard import runtime
+from command.dashboard import playback, runtime
 from command.dashboard.security import guarded, principal
+from command.drills import trainers
+from command.drills.exercise import example_scenarios
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE_DIRS = (ROOT / "data" / "scenarios", ROOT.parent / "shared" / "scenarios")
 BANNER_STYLE = {"background": "#b3261e", "color": "#fff", "fontWeight": "bold", "padding": "2px 12px",
                 "display": "flex", "gap": "16px", "alignItems": "center", "fontSize": "14px"}
 BOX = {"border": "1px solid #ccd", "borderRadius": "4px", "padding": "8px 12px", "margin": "8px 0"}
@@ -37,17 +40,13 @@ def _settings():
 
 
 def is_trainer(p: Any) -> bool:
-    from command.drills import trainers
-    from command.security import auth
-    p = trainers.resolve(_settings(), p)
-    return p is not None and p.role == "trainer" and auth.require(p, "exercise.run") is p
+    """A trainer gets the trainer's page instead of the command screen (``trainers.is_trainer``)."""
+    return trainers.is_trainer(_settings(), p)
 
 
 def _trainer():
     """The signed-in trainer, or PermissionDenied (shown as one alert line)."""
-    from command.drills import trainers
-    from command.security import auth
-    return auth.require(trainers.resolve(_settings(), principal()), "exercise.run")
+    return trainers.require(_settings(), principal())
 
 
 def _book():
@@ -56,12 +55,7 @@ def _book():
 
 
 def examples() -> dict[str, Path]:
-    out: dict[str, Path] = {}
-    for d in EXAMPLE_DIRS:
-        if d.is_dir():
-            for f in sorted(d.glob("*.y*ml")) + sorted(d.glob("*.json")):
-                out.setdefault(f.name, f)
-    return out
+    return example_scenarios()
 
 
 def _box(title: str, *children: Any, **kw: Any) -> html.Div:
@@ -194,7 +188,6 @@ def _capabilities() -> dict:
 
 
 def _playback_box():
-    from command.dashboard import playback
     return _box("回放 Playback", playback.panel(prefix="trainer-pb"))
 
 

@@ -516,7 +516,21 @@ def expected_actions(scenario: Scenario, tolerance_s: int) -> tuple[Expected, ..
     return tuple(out)
 
 
-# ---------------------------------------------------------------------- scenarios from text
+# ---------------------------------------------------------------------- scenarios: the examples, from text
+EXAMPLE_DIRS = (Path(__file__).resolve().parents[2] / "data" / "scenarios",
+                Path(__file__).resolve().parents[3] / "shared" / "scenarios")
+
+
+def example_scenarios() -> dict[str, Path]:
+    """The example scenario files a trainer may start or replay, by file name (the bundled ones first)."""
+    out: dict[str, Path] = {}
+    for d in EXAMPLE_DIRS:
+        if d.is_dir():
+            for f in sorted(d.glob("*.y*ml")) + sorted(d.glob("*.json")):
+                out.setdefault(f.name, f)
+    return out
+
+
 def scenario_from_text(text: str, *, label: str = "scenario") -> Scenario:
     """A scenario given as YAML (or JSON) text, checked as strictly as a file; refusals name ``label``."""
     from command.drills.scenario import MAX_BYTES, load_scenario

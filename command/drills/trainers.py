@@ -1,40 +1,58 @@
-"""Who is a trainer: a grant on a viewer account (a dashboard user or an API token's system).
+"""Who is a trainer: the stored role ``trainer`` (schema 7: ``users.role`` and ``tokens.role`` may hold it).
 
     from command.drills import trainers
-    trainers.grant(settings, "trainer1", kind="user", by="admin")      # trainer1 is a viewer user
-    trainers.resolve(settings, principal)      # the same Principal with role "trainer" when granted
+    trainers.require(settings, principal)      # the trainer (may exercise.run), or PermissionDenied
+    trainers.is_trainer(settings, principal)   # True for a trainer, False for anyone else or nobody
+    trainers.resolve(settings, principal)      # the principal as the exercise doors see it
 
-Why a grant and not a stored role: ``command.security.auth`` knows the ``trainer`` role and its permissions
-(view, exercise.run), but the store's ``users.role`` and ``tokens.role`` CHECK constraints list only the
-ranked roles, and the store takes no schema change while it is being split. Until they hold ``trainer``,
-an account is stored as a viewer and this grant (an event log of its own, ``var_dir/exercises/trainers.db``,
-stream ``trainers``) makes it a trainer at the doors (``resolve``). A grant only ever lifts a viewer: it
-never takes a commander's powers away nor gives anyone a response action.
+A trainer is made like any account: ``yzt users add NAME --role trainer`` (the dashboard's trainer page),
+``yzt tokens issue SYSTEM --role trainer`` (``/api/v1/exercises``). ``command.security.auth`` gives the role
+``view`` and ``exercise.run`` and nothing else.
+
+Before schema 7 the store could not hold the role, and a trainer was a viewer with a grant in a log of its
+own (``var_dir/exercises/trainers.db``, stream ``trainers``). That log is still read, never created, so an
+account granted then stays a trainer: ``resolve`` lifts a granted viewer to ``trainer``, and only a viewer
+(a grant never takes a commander's powers away nor gives anyone a response action). ``grant`` and
+``revoke`` still write that old log, for data of that time (and its tests); a new trainer is a stored role.
 """
 from __future__ import annotations
 
 import dataclasses
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
 STREAM = "trainers"
+ROLE = "trainer"
 _stores: dict[str, Any] = {}
 _lock = threading.Lock()
 
 
-def _store(settings: Any):
+def _legacy_path(settings: Any) -> Path:
+    return Path(settings.var_dir) / "exercises" / "trainers.db"
+
+
+def _store(settings: Any, *, create: bool):
+    """The legacy grant log of ``settings.var_dir``; None when it does not exist and ``create`` is False."""
     from command.store.sqlite import Store
-    key = str(Path(settings.var_dir).resolve())
+    path = _legacy_path(settings)
+    key = str(path.resolve())
     with _lock:
         if key not in _stores:
-            _stores[key] = Store(Path(settings.var_dir) / "exercises" / "trainers.db")
+            if not create and not path.exists():
+                return None
+            _stores[key] = Store(path)
         return _stores[key]
 
 
-def _granted(settings: Any) -> set[tuple[str, str]]:
+def legacy_grants(settings: Any) -> set[tuple[str, str]]:
+    """(kind, name) of every grant in force in the pre-schema-7 log (empty when there is no log)."""
+    store = _store(settings, create=False)
     out: set[tuple[str, str]] = set()
-    for e in _store(settings).events(STREAM):
+    if store is None:
+        return out
+    for e in store.events(STREAM):
         who = (e.payload.get("kind", "user"), e.payload.get("name", ""))
         if e.kind == "TrainerGranted":
             out.add(who)
@@ -43,37 +61,54 @@ def _granted(settings: Any) -> set[tuple[str, str]]:
     return out
 
 
-def grant(settings: Any, name: str, *, kind: str = "user", by: str = "cli") -> None:
-    from command.response.timeline import SystemClock, iso
-    from command.security.auth import _check_name
-    if kind not in ("user", "system"):
-        raise ValueError(f"kind {kind!r}: user or system")
-    _check_name(name, "user name" if kind == "user" else "system name")
-    _store(settings).append_event(STREAM, "TrainerGranted", {"name": name, "kind": kind},
-                                  at=iso(SystemClock().now()), actor=by, source="cli")
-
-
-def revoke(settings: Any, name: str, *, kind: str = "user", by: str = "cli") -> None:
-    from command.response.timeline import SystemClock, iso
-    _store(settings).append_event(STREAM, "TrainerRevoked", {"name": name, "kind": kind},
-                                  at=iso(SystemClock().now()), actor=by, source="cli")
-
-
-def is_trainer(settings: Any, name: str, *, kind: str = "user") -> bool:
-    return (kind, name) in _granted(settings)
-
-
 def resolve(settings: Any, principal: Any) -> Any:
-    """``principal`` with role ``trainer`` when it is a granted viewer; otherwise unchanged (None stays)."""
+    """``principal`` as the exercise doors see it: a stored trainer as it is; a viewer granted in the old
+    log with role ``trainer``; anyone else (None too) unchanged."""
     if principal is None or principal.role != "viewer":
         return principal
-    if is_trainer(settings, principal.name, kind=principal.kind):
-        return dataclasses.replace(principal, role="trainer")
+    if (principal.kind, principal.name) in legacy_grants(settings):
+        return dataclasses.replace(principal, role=ROLE)
     return principal
 
 
+def require(settings: Any, principal: Any) -> Any:
+    """The principal (resolved) when it may ``exercise.run``; else PermissionDenied in one line."""
+    from command.security import auth
+    return auth.require(resolve(settings, principal), "exercise.run")
+
+
+def is_trainer(settings: Any, principal: Any) -> bool:
+    """A trainer proper (stored role or old grant): the dashboard gives them the trainer's page. An admin
+    may run exercises too, but keeps the command screen."""
+    p = resolve(settings, principal)
+    return p is not None and p.role == ROLE
+
+
+def grant(settings: Any, name: str, *, kind: str = "user", by: str = "cli") -> None:
+    """Legacy: a grant in the pre-schema-7 log. A new trainer is a stored role (``--role trainer``)."""
+    from command.response.timeline import SystemClock, iso
+    from command.security.auth import _check_name
+    warnings.warn("trainers.grant writes the pre-schema-7 grant log; store the role trainer instead",
+                  DeprecationWarning, stacklevel=2)
+    if kind not in ("user", "system"):
+        raise ValueError(f"kind {kind!r}: user or system")
+    _check_name(name, "user name" if kind == "user" else "system name")
+    _store(settings, create=True).append_event(STREAM, "TrainerGranted", {"name": name, "kind": kind},
+                                               at=iso(SystemClock().now()), actor=by, source="cli")
+
+
+def revoke(settings: Any, name: str, *, kind: str = "user", by: str = "cli") -> None:
+    """Legacy: withdraw a grant of the pre-schema-7 log (nothing to do when there is no log)."""
+    from command.response.timeline import SystemClock, iso
+    store = _store(settings, create=False)
+    if store is not None:
+        store.append_event(STREAM, "TrainerRevoked", {"name": name, "kind": kind},
+                           at=iso(SystemClock().now()), actor=by, source="cli")
+
+
 def forget(settings: Any) -> None:
-    key = str(Path(settings.var_dir).resolve())
+    """Close the legacy log of ``settings.var_dir`` if this process opened it (tests, a closing server)."""
+    key = str(_legacy_path(settings).resolve())
     with _lock:
         store = _stores.pop(key, None)
     if store is not None:
