@@ -10,7 +10,7 @@ hooks never see API requests and the dashboard never sees API 404s; see its docs
 Routes (JSON; the OpenAPI 3.1 document at ``GET /api/v1/openapi.json`` is generated from
 ``command.api.schema``): ``POST /incidents`` (report; idempotent on the system's ``external_id``: 201 the
 first time, 200 with the same incident after), ``PATCH /incidents/{id}`` (update, regrade),
-``GET /incidents`` (filters level/state/district), ``GET /incidents/{id}``, ``GET /incidents/{id}/alerts``,
+``GET /incidents`` (filters level/state/district, search q, paged: limit + cursor), ``GET /incidents/{id}``, ``GET /incidents/{id}/alerts``,
 ``GET /alerts/{identifier}`` (with its deliveries), ``GET /health``. There is no route that sends a warning.
 
 Every request carries ``Authorization: Bearer <token>``; ``command.security.auth.Tokens(store).verify`` turns it into
@@ -161,7 +161,7 @@ bp = flask.Blueprint("yzt_api", __name__, url_prefix=S.PREFIX)
 @requires("view")
 def health() -> flask.Response:
     p = flask.g.principal
-    n = len(_service().store.incident_ids())
+    n = _service().store.incident_count()       # the projection's rows: one count, not every timeline
     return _json(S.HealthOut(status="ok", system=p.name, role=p.role, incidents=n))
 
 
@@ -240,20 +240,51 @@ def update_incident(incident_id: str) -> flask.Response:
 @bp.get("/incidents")
 @requires("view")
 def list_incidents() -> flask.Response:
+    """One page of incidents, newest report first: filters, search and paging are the store's projection's
+    (command.response.listing); ``next`` is the cursor of the following page (null on the last)."""
+    from command.response import listing
     args = flask.request.args
-    unknown = sorted(set(args) - {"level", "state", "district"})
+    unknown = sorted(set(args) - set(S.LIST_PARAMS))
     if unknown:
-        raise ApiRefusal(400, f"unknown query parameter {unknown[0]!r} (use level, state, district)", unknown[0])
-    level, state, district = args.get("level"), args.get("state"), args.get("district")
+        raise ApiRefusal(400, f"unknown query parameter {unknown[0]!r} (use {', '.join(S.LIST_PARAMS)})", unknown[0])
+    level, state, district, q = args.get("level"), args.get("state"), args.get("district"), args.get("q")
     if level is not None and level not in ("I", "II", "III", "IV"):
         raise ApiRefusal(400, f"level {level!r} must be one of I, II, III, IV", "level")
     if state is not None and state not in ("open", "closed"):
         raise ApiRefusal(400, f"state {state!r} must be open or closed", "state")
     if district is not None and not 1 <= len(district) <= 50:
         raise ApiRefusal(400, "district must be an adcode or a name of 1 to 50 characters", "district")
-    states = _service().list_incidents(level=level, state=state, district=district, viewer=flask.g.principal)
-    items = [_views().summary_out(s) for s in states]
-    return _json(S.IncidentListOut(count=len(items), incidents=items))
+    if q is not None and (not 1 <= len(q) <= listing.MAX_Q or not q.strip()):
+        raise ApiRefusal(400, f"q must be a search text of 1 to {listing.MAX_Q} characters", "q")
+    limit, cursor = _limit(args.get("limit")), _cursor(args.get("cursor"))
+    rows, nxt = listing.page(_service(), limit=limit, cursor=cursor, level=level, state=state, district=district,
+                             q=q, viewer=flask.g.principal)
+    items = [_summary_out(r) for r in rows]
+    return _json(S.IncidentListOut(count=len(items), incidents=items, next=str(nxt) if nxt else None))
+
+
+def _limit(text: str | None) -> int:
+    if text is None:
+        return S.LIST_LIMIT
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= S.LIST_MAX:
+        raise ApiRefusal(400, f"limit {text[:20]!r} must be a whole number from 1 to {S.LIST_MAX}", "limit")
+    return int(text)
+
+
+def _cursor(text: str | None) -> int | None:
+    if text is None:
+        return None
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) < 2 ** 63:
+        raise ApiRefusal(400, f"cursor {text[:20]!r} is not one this API gave: use the 'next' of the page before",
+                         "cursor")
+    return int(text)
+
+
+def _summary_out(row: dict[str, Any]) -> S.IncidentSummaryOut:
+    return S.IncidentSummaryOut(id=row["id"], type=row["type"], state=row["state"], level=row["level"],
+                                reported_at=row["reported_at"], updated_at=row["updated_at"],
+                                district_adcode=row["district_adcode"], district_name=row["district_name"],
+                                matched=row["matched"])
 
 
 @bp.get("/incidents/<incident_id>")

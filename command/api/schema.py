@@ -245,14 +245,22 @@ class IncidentSummaryOut(_Out):
     state: Literal["open", "closed"]
     level: LevelName
     reported_at: str
+    updated_at: str | None = Field(default=None, description="when the incident's newest event was written")
     district_adcode: str | None
     district_name: str | None
     matched: str
 
 
 class IncidentListOut(_Out):
-    count: int
-    incidents: list[IncidentSummaryOut]
+    count: int = Field(ge=0, description="incidents on this page")
+    incidents: list[IncidentSummaryOut] = Field(description="newest report first")
+    next: str | None = Field(default=None, description="the cursor of the next page (pass it as `cursor`); "
+                             "null on the last page")
+
+
+# GET /incidents: its query parameters, the page size when none is given and the largest one allowed
+LIST_PARAMS = ("level", "state", "district", "q", "limit", "cursor")
+LIST_LIMIT, LIST_MAX = 100, 500
 
 
 # ------------------------------------------------------------------------------------------ document
@@ -294,7 +302,14 @@ def _query_params() -> list[dict[str, Any]]:
     return [{"name": "level", "in": "query", "required": False, "schema": {"enum": ["I", "II", "III", "IV"]}},
             {"name": "state", "in": "query", "required": False, "schema": {"enum": ["open", "closed"]}},
             {"name": "district", "in": "query", "required": False, "description": "adcode or name",
-             "schema": {"type": "string", "minLength": 1, "maxLength": 50}}]
+             "schema": {"type": "string", "minLength": 1, "maxLength": 50}},
+            {"name": "q", "in": "query", "required": False, "description": "text in the id, type, address, "
+             "place or names; or an incident type's name", "schema": {"type": "string", "minLength": 1,
+                                                                     "maxLength": 100, "pattern": r"\S"}},
+            {"name": "limit", "in": "query", "required": False, "description": "incidents per page",
+             "schema": {"type": "integer", "minimum": 1, "maximum": LIST_MAX, "default": LIST_LIMIT}},
+            {"name": "cursor", "in": "query", "required": False, "description": "the `next` of the page before",
+             "schema": {"type": "string", "pattern": "^[1-9][0-9]{0,18}$"}}]
 
 
 def _paths() -> dict[str, Any]:
@@ -308,7 +323,7 @@ def _paths() -> dict[str, Any]:
                                {"201": _json("IncidentOut", "created"),
                                 "200": _json("IncidentOut", "already reported with this external_id")},
                                body_errors, body="ReportIn"),
-            "get": _operation("listIncidents", "Incidents, filtered", {"200": _json("IncidentListOut", "ok")},
+            "get": _operation("listIncidents", "Incidents, filtered and searched, a page at a time", {"200": _json("IncidentListOut", "ok")},
                               ("400",), params=_query_params())},
         "/incidents/{incident_id}": {
             "get": _operation("getIncident", "One incident", {"200": _json("IncidentOut", "ok")}, (),

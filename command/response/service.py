@@ -150,19 +150,18 @@ class ResponseService:
         return state
 
     def list_incidents(self, *, level: str | None = None, state: str | None = None,
-                       district: str | None = None, viewer: Principal | str | None = None) -> list[IncidentState]:
-        """Incidents in order of report, filtered; with ``viewer`` only those inside the viewer's scope."""
-        out = []
-        for iid in self.store.incident_ids():
-            s = self.get(iid)
-            if viewer is not None and not scopes.visible(as_principal(viewer), s):
-                continue
-            if level and s.grade.level != level or state and s.state != state:
-                continue
-            if district and district not in (s.location.district_adcode, s.location.district_name):
-                continue
-            out.append(s)
-        return out
+                       district: str | None = None, viewer: Principal | str | None = None, q: str | None = None,
+                       limit: int | None = None, offset: int = 0,
+                       newest_first: bool = False) -> list[IncidentState]:
+        """Incidents in order of report (``newest_first``: the reverse), filtered by level, state, district
+        (adcode or name) and text ``q`` (see ``command.response.listing``); with ``viewer`` only those inside
+        the viewer's scope; then ``offset`` skipped and at most ``limit`` kept. Filters and paging are the
+        store's projection's; only the incidents returned are folded."""
+        from command.response import listing
+        listing.check_page(limit, offset)
+        asked = listing.filters(self, level=level, state=state, district=district, viewer=viewer, q=q)
+        rows = self.store.incident_summaries(**asked, newest_first=newest_first, limit=limit, offset=offset)
+        return listing.states_of(self, rows)
 
     # ------------------------------------------------------------------ report / update
     def report(self, report: IncidentReport, *, actor: Principal | str,

@@ -49,6 +49,13 @@ class ComposedStore:
     def event_digests(self) -> dict[int, str]:
         return self.event_log.event_digests()
 
+    def incident_summaries(self, **filters: Any) -> list[dict[str, Any]]:
+        """See ``EventLog.incident_summaries``: the list's rows, filtered, ordered and paged in the database."""
+        return self.event_log.incident_summaries(**filters)
+
+    def incident_count(self, **filters: Any) -> int:
+        return self.event_log.incident_count(**filters)
+
     # -- alerts and deliveries --------------------------------------------------------------------------
     def identifier_used(self, identifier: str) -> bool:
         return self.queue.identifier_used(identifier)

@@ -53,6 +53,21 @@ class EventLog(Protocol):
     def event_digests(self) -> dict[int, str]:
         """seq -> sha256 of each stored event's payload text (what its audit entry recorded)."""
 
+    def incident_summaries(self, *, level: str | None = None, state: str | None = None,
+                           district: str | None = None, scope: str | None = None, q: str | None = None,
+                           types: tuple[str, ...] = (), before: int | None = None, after: int | None = None,
+                           newest_first: bool = False, limit: int | None = None,
+                           offset: int = 0) -> list[dict[str, Any]]:
+        """Rows of the incident list's projection (``command.store.summary``: kept in the transaction of each
+        append), in order of report (``first_seq``; newest first on request), filtered: ``level``, ``state``,
+        ``district`` (adcode or name), ``scope`` (a canonical scope adcode: what ``scopes.place_in`` lets it
+        see), ``q`` (text in id, type, address, place or names, or an incident type among ``types``),
+        ``before``/``after`` (a first_seq: the keyset cursor), then ``offset`` and ``limit``."""
+
+    def incident_count(self, *, level: str | None = None, state: str | None = None, district: str | None = None,
+                       scope: str | None = None, q: str | None = None, types: tuple[str, ...] = ()) -> int:
+        """How many incidents the projection holds (filtered as ``incident_summaries``)."""
+
 
 @runtime_checkable
 class DeliveryQueue(Protocol):

@@ -125,6 +125,10 @@ def migrate(conn: Any, current: int | None, target: int, *, key: bytes | None = 
                 from command.store.postgres_audit import seal
                 seal(key or b"", conn)
                 continue
+            if statement == schema.SUMMARY_BUILD:
+                from command.store import summary_sql
+                summary_sql.rebuild(conn, "%s", key, sqlite=False)
+                continue
             conn.execute(statement)
     if current is None:
         conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (target,))

@@ -11,6 +11,7 @@ from command.errors import IncidentExistsError
 from command.security.audit import payload_digest
 from command.store._records import EventRecord, event_audit_detail, event_bodies
 from command.store.interfaces import StoredEvent
+from command.store import summary_sql
 from command.store.postgres_audit import chain, chained
 
 
@@ -27,6 +28,7 @@ class PostgresEventLog:
         bodies = event_bodies(incident_id, records)
         seqs: list[int] = []
         unique = self.db.errors.errors.UniqueViolation
+        kept: list[tuple[int, str, str, str]] = []
         with chained(self.db) as (conn, tip):
             for (kind, _payload, at, actor), body in zip(records, bodies):
                 try:
@@ -40,6 +42,8 @@ class PostgresEventLog:
                 chain(conn, tip, by or actor, f"event.{kind}", incident_id,
                       event_audit_detail(seq, at, body, actor, by), source, event_seq=int(seq))
                 seqs.append(int(seq))
+                kept.append((int(seq), kind, body, at))
+            summary_sql.keep(conn, "%s", incident_id, kept)    # the list's row, in the same transaction
         return seqs
 
     def events(self, incident_id: str | None = None, since_seq: int = 0) -> list[StoredEvent]:
@@ -65,3 +69,13 @@ class PostgresEventLog:
 
     def event_digests(self) -> dict[int, str]:
         return {r["seq"]: payload_digest(r["payload"]) for r in self.db.rows("SELECT seq, payload FROM events")}
+
+    def incident_summaries(self, *, newest_first: bool = False, limit: int | None = None, offset: int = 0,
+                           **filters: Any) -> list[dict[str, Any]]:
+        sql, args = summary_sql.select("%s", newest_first=newest_first, limit=limit, offset=offset, sqlite=False,
+                                       **filters)
+        return self.db.rows(sql, args)
+
+    def incident_count(self, **filters: Any) -> int:
+        sql, args = summary_sql.count("%s", sqlite=False, **filters)
+        return int(self.db.rows(sql, args)[0]["n"])

@@ -15,6 +15,9 @@ History (both backends share the numbers):
      entries written before it with the key (``seal`` in sqlite_audit / postgres)
 7    the stored ``trainer`` role: users.role and tokens.role accept it (SQLite rebuilds both tables, since it
      cannot alter a CHECK: every row, column, rowid and index kept, so each row's audit digest still holds)
+8    a year of history (issue 12): ``incident_summary``, one row per incident kept in the transaction that
+     appends its events (``command.store.summary``), with an index per list filter; the upgrade builds it from
+     the events already stored (only those their audit entry vouches for, as the service reads them)
 
 PostgreSQL starts at version 3 (it never shipped before); its baseline is the SQLite schema of version 3,
 with the triggers as PL/pgSQL functions and an ``audit_tip`` row whose lock keeps the chain serial.
@@ -23,7 +26,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SCHEMA_VERSION = 7
+from command.store import summary as _summary
+
+SCHEMA_VERSION = 8
 
 
 @dataclass(frozen=True)
@@ -144,6 +149,8 @@ ROLE_CHECKS = {
     "tokens": ("role IN ('viewer', 'officer', 'commander')",
                "role IN ('viewer', 'officer', 'commander', 'trainer')"),
 }
+# the projection's rows from the events already stored (Python: summary_sql.rebuild, both backends)
+SUMMARY_BUILD = "-- build incident_summary from the stored events (Python: command.store.summary_sql.rebuild)"
 SQLITE_ADD_SHA = "ALTER TABLE alerts ADD COLUMN content_sha256 TEXT NOT NULL DEFAULT ''"   # guarded: sqlite.py
 SQLITE_MIGRATIONS = (
     Migration(2, "the baseline: every table of version 2 (older files gain what they lack)", (_SQLITE_BASELINE,)),
@@ -177,6 +184,8 @@ SQLITE_MIGRATIONS = (
         "CREATE INDEX IF NOT EXISTS audit_by_target ON audit (target, action, id)",
         SQLITE_SEAL)),
     Migration(7, "the trainer role is stored: users and tokens may hold it", (SQLITE_TRAINER,)),
+    Migration(8, "the incident list reads a projection kept with the events, not every timeline folded", (
+        _summary.SQLITE_TABLE, *_summary.INDEXES, SUMMARY_BUILD)),
 )
 
 # -- PostgreSQL ---------------------------------------------------------------------------------------
@@ -321,4 +330,6 @@ PG_MIGRATIONS = (
     Migration(7, "the trainer role is stored: users and tokens may hold it", tuple(
         f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {table}_role_check,"
         f" ADD CONSTRAINT {table}_role_check CHECK ({new})" for table, (_, new) in ROLE_CHECKS.items())),
+    Migration(8, "the incident list reads a projection kept with the events, not every timeline folded", (
+        _summary.PG_TABLE, *_summary.INDEXES, SUMMARY_BUILD)),
 )

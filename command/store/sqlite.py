@@ -143,6 +143,10 @@ class SQLiteDatabase:
             from command.store.sqlite_audit import seal
             seal(self, conn)
             return
+        if script == schema.SUMMARY_BUILD:
+            from command.store import summary_sql
+            summary_sql.rebuild(conn, "?", self.audit_key, sqlite=True)
+            return
         if script == schema.SQLITE_TRAINER:
             for table, (old, new) in schema.ROLE_CHECKS.items():
                 self._rebuild_check(conn, table, old, new)

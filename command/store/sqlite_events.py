@@ -10,6 +10,7 @@ from command.errors import IncidentExistsError
 from command.security.audit import payload_digest
 from command.store._records import EventRecord, event_audit_detail, event_bodies
 from command.store.interfaces import StoredEvent
+from command.store import summary_sql
 from command.store.sqlite_audit import chain
 
 
@@ -45,6 +46,7 @@ class SQLiteEventLog:
         bodies = event_bodies(incident_id, records)
         seqs: list[int] = []
         tip: dict[str, Any] = {}
+        kept: list[tuple[int, str, str, str]] = []
         with self.db.tx() as conn:
             for (kind, _payload, at, actor), body in zip(records, bodies):
                 try:
@@ -59,6 +61,8 @@ class SQLiteEventLog:
                 chain(self.db, conn, by or actor, f"event.{kind}", incident_id,
                       event_audit_detail(seq, at, body, actor, by), source, tip, event_seq=seq)
                 seqs.append(seq)
+                kept.append((seq, kind, body, at))
+            summary_sql.keep(conn, "?", incident_id, kept)     # the list's row, in the same transaction
         return seqs
 
     def events(self, incident_id: str | None = None, since_seq: int = 0) -> list[StoredEvent]:
@@ -88,3 +92,13 @@ class SQLiteEventLog:
     def event_digests(self) -> dict[int, str]:
         rows = self.db.conn().execute("SELECT seq, payload FROM events").fetchall()
         return {r[0]: payload_digest(r[1]) for r in rows}
+
+    def incident_summaries(self, *, newest_first: bool = False, limit: int | None = None, offset: int = 0,
+                           **filters: Any) -> list[dict[str, Any]]:
+        sql, args = summary_sql.select("?", newest_first=newest_first, limit=limit, offset=offset, sqlite=True,
+                                       **filters)
+        return [dict(r) for r in self.db.conn().execute(sql, args).fetchall()]
+
+    def incident_count(self, **filters: Any) -> int:
+        sql, args = summary_sql.count("?", sqlite=True, **filters)
+        return int(self.db.conn().execute(sql, args).fetchone()[0])
