@@ -25,6 +25,7 @@ import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 from incidents.coords import shown
 from incidents.errors import GeocoderError, IncidentError, LocateError
@@ -54,8 +55,7 @@ _GENERIC_DISTRICTS = {"城区"}
 _ROADISH = re.compile(r"[\u4e00-\u9fffA-Za-z0-9]{1,12}?(?:大道|大街|公路|路|街(?!道)|巷)")
 
 
-@dataclass
-class _Hit:
+class _Hit(NamedTuple):
     mention: Mention
     place: Place
     strong: bool
@@ -96,13 +96,14 @@ def _part_of_longer_name(text: str, end: int) -> bool:
 
 
 def _usable(text: str, mentions: list[Mention]) -> list[Mention]:
-    out = []
+    out: list[Mention] = []
     for m in mentions:
-        if not any(s for _, s in m.hits) and _part_of_longer_name(text, m.end):
+        hits = m.hits
+        if not (hits[0][1] if len(hits) == 1 else any(s for _, s in hits)) and _part_of_longer_name(text, m.end):
             continue
         if m.alias in _GENERIC_DISTRICTS:
             prev = out[-1] if out else None
-            cities = {p.city_adcode for p, _ in m.hits}
+            cities = {p.city_adcode for p, _ in hits}
             if prev is None or prev.end != m.start or not any(p.level == "city" and p.city_adcode in cities
                                                               or p.code in cities for p, _ in prev.hits):
                 continue
@@ -125,9 +126,9 @@ def _district_in_road_name(text: str, scanned: list[Mention]) -> tuple[list[Ment
 def _foreign_refusal(text: str, mentions: list[Mention]) -> str | None:
     """The other province named first (北京市朝阳区, 香港, 湖南省...), if any."""
     for i, m in enumerate(mentions):
-        foreign = [(p, s) for p, s in m.hits if p.level == "foreign"]
-        if not foreign:
+        if not any(p.level == "foreign" for p, _ in m.hits):
             continue
+        foreign = [(p, s) for p, s in m.hits if p.level == "foreign"]
         if i == 0 or foreign[0][1] and len(foreign) == len(m.hits):
             earlier_gd = any(p.level != "foreign" for mm in mentions[:i] for p, _ in mm.hits)
             if not earlier_gd:
@@ -145,32 +146,44 @@ def _consistent(p: Place, cities: set, districts: set, towns: set) -> bool:
 
 def _resolve(mentions: list[Mention]) -> tuple[dict[str, list[_Hit]], list[str], bool]:
     """Hits per level, each finer level filtered by the coarser names; conflicts; whether context was given."""
-    raw: dict[str, list[tuple[Mention, list[tuple[Place, bool]]]]] = {}
+    raw: dict[str, list[tuple[Mention, tuple | list]]] = {}
     for m in mentions:                      # one pass: each mention's hits grouped by level, in text order
+        hits = m.hits
+        if len(hits) == 1:                  # most names mean one place
+            raw.setdefault(hits[0][0].level, []).append((m, hits))
+            continue
         per: dict[str, list[tuple[Place, bool]]] = {}
-        for p, s in m.hits:
-            per.setdefault(p.level, []).append((p, s))
-        for level, hits in per.items():
-            raw.setdefault(level, []).append((m, hits))
+        for h in hits:
+            per.setdefault(h[0].level, []).append(h)
+        for level, hs in per.items():
+            raw.setdefault(level, []).append((m, hs))
     by_level: dict[str, list[_Hit]] = {lv: [] for lv in _ORDER}
     cities: set[str] = set()
     districts: set[str] = set()
     towns: set[str] = set()
     conflicts: list[str] = []
     for level in _ORDER:
-        for m, hits in raw.get(level, ()):
-            ok = [(p, s) for p, s in hits if _consistent(p, cities, districts, towns)]
-            if not ok and level == "district" and any(s for _, s in hits):
-                conflicts.append(f"{m.alias} is not in {'/'.join(sorted(_names(by_level['city'])))}")
+        entries = raw.get(level)
+        if not entries:
+            continue
+        found = by_level[level]
+        for m, hits in entries:
+            if cities or districts or towns:
+                ok = [h for h in hits if _consistent(h[0], cities, districts, towns)]
+                if not ok and level == "district" and any(s for _, s in hits):
+                    conflicts.append(f"{m.alias} is not in {'/'.join(sorted(_names(by_level['city'])))}")
+                    ok = hits
+            else:
                 ok = hits
-            by_level[level] += [_Hit(m, p, s) for p, s in ok]
-        for h in by_level[level]:
-            if level == "city" or (level == "district" and h.place.code == h.place.city_adcode):
-                cities.add(h.place.city_adcode)
+            found += [_Hit(m, p, s) for p, s in ok]
+        for h in found:
+            p = h.place
+            if level == "city" or (level == "district" and p.code == p.city_adcode):
+                cities.add(p.city_adcode)
             if level == "district":
-                districts.add(h.place.code)
-            if level == "township":
-                towns.add(h.place.code)
+                districts.add(p.code)
+            elif level == "township":
+                towns.add(p.code)
     return by_level, conflicts, bool(cities or districts)
 
 
@@ -180,6 +193,9 @@ def _names(hits: list[_Hit]) -> set[str]:
 
 def _rank(hits: list[_Hit], level: str) -> list[tuple[Place, float, _Hit]]:
     """Distinct places, best first, each with a score in 0..1."""
+    if len(hits) == 1:                      # one place: its share of the population prior is all of it
+        h = hits[0]
+        return [(h.place, BASE_CONFIDENCE[level] * (1.0 if h.strong else WEAK_FACTOR), h)]
     best: dict[str, _Hit] = {}
     for h in hits:
         cur = best.get(h.place.code)
@@ -240,6 +256,16 @@ def _refuse(raw: str, why: str, *, final: bool = False) -> LocateError:
     return err
 
 
+class _Answer(NamedTuple):
+    """What the offline geocoder found: the place used, the finest level named, the ranked places, notes."""
+
+    best: Place
+    level: str
+    ranked: list[tuple[Place, float, _Hit]]
+    confidence: float
+    notes: list[str]
+
+
 def locate_offline(text: str, *, g: Gazetteer | None = None, data_dir: Path | None = None,
                    scanned: list[Mention] | None = None) -> Location:
     """The offline geocoder alone (no network ever), over the gazetteer of ``data_dir`` (default: bundled).
@@ -255,8 +281,12 @@ def locate_offline(text: str, *, g: Gazetteer | None = None, data_dir: Path | No
         raise _refuse(raw, "empty; give a place in Guangdong (city, district, township, community or road)",
                       final=True)
     g = g or gazetteer(data_dir)
-    if scanned is None:
-        scanned = g.scan(norm)
+    return _location(answer(raw, norm, g.scan(norm) if scanned is None else scanned, g))
+
+
+def answer(raw: str, norm: str, scanned: list[Mention], g: Gazetteer) -> _Answer:
+    """The offline answer for the normalised text ``norm`` (not empty) and its mentions (raises LocateError,
+    naming ``raw``). incidents._batch turns it into the batch's dict, locate_offline into a Location."""
     mentions = _usable(norm, scanned)
     guessed = None
     if not mentions:
@@ -273,8 +303,8 @@ def locate_offline(text: str, *, g: Gazetteer | None = None, data_dir: Path | No
     ranked = _rank(by_level[level], level)
     best, score, hit = ranked[0]
     notes, factor = _notes(norm, level, best, max(m.end for m in mentions), ranked)
-    notes = conflicts + notes
     if conflicts:
+        notes = conflicts + notes
         factor *= CONFLICT_FACTOR
     if level in ("township", "place", "community", "road") and not had_context:
         factor *= NO_CONTEXT_FACTOR
@@ -284,13 +314,17 @@ def locate_offline(text: str, *, g: Gazetteer | None = None, data_dir: Path | No
         factor *= ROAD_NAME_GUESS_FACTOR
     if level == "province":
         best = g.province or best
+    return _Answer(best, level, ranked, max(0.0, min(1.0, score * factor)), notes)
+
+
+def _location(a: _Answer) -> Location:
+    best = a.best
     return Location(
         point=Point(best.lon, best.lat, "wgs84"), precision=_precision(best), matched=best.full,  # type: ignore[arg-type]
-        district_adcode=best.district_adcode, city_adcode=best.city_adcode,
-        confidence=max(0.0, min(1.0, score * factor)),
-        candidates=tuple(_candidate(p, s) for p, s, _ in ranked[:MAX_CANDIDATES]),
+        district_adcode=best.district_adcode, city_adcode=best.city_adcode, confidence=a.confidence,
+        candidates=tuple(_candidate(p, s) for p, s, _ in a.ranked[:MAX_CANDIDATES]),
         source="offline", district_name=best.district_name, city_name=best.city_name,
-        matched_level=level, notes=tuple(notes), uncertainty_m=best.uncertainty_m)
+        matched_level=a.level, notes=tuple(a.notes), uncertainty_m=best.uncertainty_m)
 
 
 def locate(text: str, *, settings=None, client=None, data_dir: Path | None = None) -> Location:
@@ -372,34 +406,36 @@ def locate_batch(lines: Iterable[str], *, settings=None, client=None, data_dir: 
                  memo_size: int = 100_000) -> Iterator[dict]:
     """One dict per line, in order: Location.as_dict() or {"error": "..."}; a bad line never stops the batch.
 
-    Lines that read the same once normalised (spaces, full-width forms) are answered once per batch: a batch of
-    call addresses repeats its districts and estates. The answers are independent copies."""
+    Offline, lines go through the batch engine (incidents._batch.locate_many) a chunk at a time: one pass of the
+    name automaton per chunk, and lines that read the same once normalised (spaces, full-width forms) answered
+    once per batch. The answers are those of ``locate`` one line at a time, each an independent copy."""
+    from incidents import _batch
     g = gazetteer(data_dir if data_dir is not None else getattr(settings, "data_dir", None))
     online = settings is not None and getattr(settings, "tianditu_key", None)
     memo: dict[str, dict] = {}
+    chunk: list[str] = []
     for line in lines:
-        key = normalise(line) if len(line or "") <= MAX_ADDRESS_CHARS else None
-        hit = memo.get(key) if key is not None else None
-        if hit is None:
-            try:
-                if online:
-                    hit = locate(line, settings=settings, client=client, data_dir=data_dir).as_dict()
-                else:
-                    hit = locate_offline(line, g=g).as_dict()
-            except (IncidentError, GeocoderError) as e:
-                hit = {"error": str(e)}
-            if key is not None and len(memo) < memo_size and "error" not in hit:
-                memo[key] = hit
-        yield _copy(hit)
+        if online:
+            yield _located(line, settings, client, data_dir, memo, memo_size)
+            continue
+        chunk.append(line)
+        if len(chunk) >= _batch.CHUNK:
+            yield from _batch.locate_many(chunk, g, memo, memo_size)
+            chunk = []
+    if chunk:
+        yield from _batch.locate_many(chunk, g, memo, memo_size)
 
 
-def _copy(d: dict) -> dict:
-    out = dict(d)
-    out["candidates"] = [dict(c) for c in d.get("candidates", ())]
-    if "notes" in out:
-        out["notes"] = list(out["notes"])
-    if "input" in out:
-        out["input"] = dict(out["input"])
-    if "township" in out:
-        out["township"] = dict(out["township"])
-    return out
+def _located(line: str, settings, client, data_dir: Path | None, memo: dict[str, dict], memo_size: int) -> dict:
+    """One line of an online batch (each address asked of the online geocoder once per batch)."""
+    from incidents._batch import copy_answer
+    key = normalise(line) if len(line or "") <= MAX_ADDRESS_CHARS else None
+    hit = memo.get(key) if key is not None else None
+    if hit is None:
+        try:
+            hit = locate(line, settings=settings, client=client, data_dir=data_dir).as_dict()
+        except (IncidentError, GeocoderError) as e:
+            return {"error": str(e)}
+        if key is not None and len(memo) < memo_size:
+            memo[key] = hit
+    return copy_answer(hit)

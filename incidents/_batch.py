@@ -1,0 +1,102 @@
+"""The geocoder's batch engine: many addresses at once, for incidents.geocode.locate_batch (offline).
+
+    from incidents._batch import locate_many
+    locate_many(["广州市天河区", "深圳市福田区景田路"], g)      # [dict, dict]: locate_offline(a).as_dict() each
+
+The answers are exactly those of ``locate_offline`` one address at a time (tests/incidents/test_geocode_batch.py
+holds it to that); what is saved is the work around them:
+- the gazetteer's name automaton runs once over the whole chunk (Gazetteer.scan_many), not once per address;
+- an address that reads the same once normalised is answered once per batch (a batch repeats its districts and
+  estates), and each answer is handed out as an independent copy;
+- the answer dict is built straight from the geocoder's answer (incidents.geocode.answer) in the shape of
+  Location.as_dict, without the Location, Point and Candidate objects between.
+Refusals (empty, too long, outside Guangdong, no place recognised) are asked of locate_offline itself, line by
+line, so their message names the line as written.
+"""
+from __future__ import annotations
+
+from incidents.errors import GeocoderError, IncidentError, LocateError
+from incidents.gazetteer import Gazetteer, Place
+from incidents.geocode import MAX_ADDRESS_CHARS, MAX_CANDIDATES, _Answer, _precision, answer, locate_offline, normalise
+
+CHUNK = 2048      # lines scanned in one pass of the automaton (locate_batch hands out answers chunk by chunk)
+
+
+def locate_many(lines: list[str], g: Gazetteer, memo: dict[str, dict] | None = None,
+                memo_size: int = 100_000) -> list[dict]:
+    """One dict per line, in order: the answer as ``Location.as_dict()``, or {"error": "..."}.
+
+    ``memo`` (normalised text -> answer) carries answers from one call to the next, up to ``memo_size`` of them;
+    every dict returned is the caller's own."""
+    memo = {} if memo is None else memo
+    keys: list[str | None] = []
+    fresh: dict[str, None] = {}                     # normalised texts not answered yet, in order
+    for line in lines:
+        key = normalise(line) if len(line or "") <= MAX_ADDRESS_CHARS else None
+        if not key:                                 # too long or empty: locate_offline says why
+            key = None
+        elif key not in memo:
+            fresh[key] = None
+        keys.append(key)
+    answers: dict[str, dict | None] = {}
+    todo = list(fresh)
+    for norm, scanned in zip(todo, g.scan_many(todo)):
+        try:
+            answers[norm] = _as_dict(answer(norm, norm, scanned, g))
+        except LocateError:
+            answers[norm] = None                    # refused: asked again line by line, for the message
+    out: list[dict] = []
+    for line, key in zip(lines, keys):
+        hit = None if key is None else memo.get(key) or answers.get(key)
+        if hit is None:
+            out.append(_one(line, g))
+            continue
+        if key not in memo and len(memo) < memo_size:
+            memo[key] = hit
+        out.append(copy_answer(hit))
+    return out
+
+
+def _one(line: str, g: Gazetteer) -> dict:
+    try:
+        return locate_offline(line, g=g).as_dict()
+    except (IncidentError, GeocoderError) as e:
+        return {"error": str(e)}
+
+
+def _as_dict(a: _Answer) -> dict | None:
+    """``Location.as_dict()`` of the answer's Location (None if its point is not a valid one: locate_offline
+    then says what is wrong)."""
+    best = a.best
+    if not (-180.0 <= best.lon <= 180.0 and -90.0 <= best.lat <= 90.0):
+        return None
+    d = {"lon": round(best.lon, 7), "lat": round(best.lat, 7), "crs": "wgs84", "precision": _precision(best),
+         "district_adcode": best.district_adcode, "city_adcode": best.city_adcode,
+         "district_name": best.district_name, "city_name": best.city_name, "matched": best.full,
+         "confidence": round(a.confidence, 3), "uncertainty_m": round(best.uncertainty_m), "source": "offline",
+         "candidates": [_candidate(p, s) for p, s, _ in a.ranked[:MAX_CANDIDATES]], "matched_level": a.level}
+    if a.notes:
+        d["notes"] = list(a.notes)
+    return d
+
+
+def _candidate(p: Place, score: float) -> dict:
+    """``Candidate.as_dict()`` of incidents.geocode._candidate(p, score)."""
+    return {"name": p.full, "precision": _precision(p), "lon": p.lon, "lat": p.lat,
+            "district_adcode": p.district_adcode, "city_adcode": p.city_adcode, "score": round(score, 4),
+            "uncertainty_m": round(p.uncertainty_m)}
+
+
+def copy_answer(d: dict) -> dict:
+    """An independent copy of a batch answer (its lists and dicts copied too)."""
+    out = dict(d)
+    if "candidates" in d:
+        out["candidates"] = [dict(c) for c in d["candidates"]]
+    if "notes" in d:
+        out["notes"] = list(d["notes"])
+    if "input" in d:
+        out["input"] = dict(d["input"])
+    if "township" in d:
+        out["township"] = dict(d["township"])
+    return out
+
