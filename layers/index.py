@@ -15,6 +15,13 @@ and the layer's other columns (numpy scalars turned into Python ones, NaN into N
 distance then id so equal answers come back in the same order every time.
 
 Query points may be in any datum: they are converted to WGS84 (incidents.coords.to_wgs84) first.
+
+By layer name, a catalogue with ``postgis_url`` (``Catalog.of(settings)`` on a postgresql:// database) is
+answered by PostGIS (layers.postgis.PostgisLayerIndex, the same answers) for every layer that database's
+registry ``yzt_layers`` lists; the list is re-read at most every NAMES_TTL_S seconds, so a layer another process
+imports is used within that long, and each PostGIS query re-reads the layer's registry row in the same
+statement, so a re-import is never answered stale. Other layers, and every layer of a catalogue without a
+database, are answered in memory. A PostGIS failure is one LayerError line.
 """
 from __future__ import annotations
 
@@ -242,6 +249,7 @@ class LayerIndex:
 NAMES_TTL_S = 2.0      # a layer another process imports into PostGIS is queried there within this long
 PROBE_TIMEOUT_S = 5.0  # connecting to ask which layers the database holds
 MAX_DATABASES = 8      # PostGIS databases remembered per process (each is one small pool)
+_clock = time.monotonic   # seconds, for NAMES_TTL_S (tests move it)
 _CACHE: dict[tuple[object, str], tuple[object, LayerIndex]] = {}
 _LOCK = threading.Lock()
 
@@ -264,7 +272,7 @@ class _Database:
         """The PostgisLayerIndex of ``layer`` when the registry lists it, else None; LayerError when the
         database cannot be asked."""
         with self.lock:
-            now = time.monotonic()
+            now = _clock()
             if now - self.asked >= NAMES_TTL_S:
                 self._ask(now)
             if self.failure is not None:

@@ -21,7 +21,11 @@ after another (an advisory lock).
 Queries: the k nearest by ``ORDER BY geom <-> point LIMIT k``, then every row within the k-th distance
 (ties at the k-th place, as the in-memory index takes them), ordered by distance then id and cut at k in
 Python with the in-memory index's own arithmetic (numpy hypot of the stored metres); within-r by
-``ST_DWithin`` with the same ordering. Distances are planar metres in EPSG:4547, never degrees.
+``ST_DWithin`` with the same ordering. Distances are planar metres in EPSG:4547, never degrees. Each query is
+joined to the layer's ``yzt_layers`` row in the same statement (one round trip, one snapshot): a re-import is
+answered at once, a changed column list is read again when the content hash differs, a layer no longer
+registered is UnknownLayerError. ``layers.index.index_for`` sends a catalogue's queries here when its
+``postgis_url`` database lists the layer.
 """
 from __future__ import annotations
 
@@ -389,11 +393,12 @@ class PostgisLayerIndex:
         own, sha, queries = self._columns()
         for _attempt in range(3):
             try:
-                rows = self.db.run(lambda conn: conn.execute(queries[key], args).fetchall())
+                with self.db.pool.connection() as conn:
+                    rows = conn.execute(queries[key], args).fetchall()
             except (errors.errors.UndefinedColumn, errors.errors.UndefinedTable):
                 rows = None          # re-imported with other columns, or being swapped: read the list again
-            except errors.Error as e:
-                raise LayerError(f"layer {self.name}: the PostGIS query at {self.db.where} failed "
+            except errors.Error as e:   # the server, the network, the pool (PoolTimeout): one line, no password
+                raise LayerError(f"layer {self.name}: the query in PostGIS at {self.db.where} failed "
                                  f"({_first_line(e)})") from None
             if rows is not None:
                 if not rows:         # the registry lists it no more
