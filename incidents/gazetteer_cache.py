@@ -1,0 +1,136 @@
+"""The gazetteer as Arrow tables, for the persistent cache (incidents/cache.py): building it from data/ takes
+~1.3 s (CSV parsing, outlines, the road graph), reading it back ~0.1 s.
+
+    from incidents import gazetteer_cache
+    g = gazetteer_cache.load(root, build)     # build(root) -> Gazetteer, called when no entry fits
+
+Stored is what the builders make (``BUILT``): every Place once (a table), the name index (alias, place,
+strong) in its order, the districts/cities/towns maps, the township points and the small numbers. What
+``Gazetteer.freeze`` derives from the index (the scan's automaton or prefix table) is rebuilt by calling it,
+so the scan structure is never read from disk. A gazetteer with an attribute this module does not know is
+not stored (it is built each time): a new field can never be silently missing from a cached one.
+
+The key covers the content of every file under the data folder (whatever the builders read; 12 MB hash in
+~17 ms) and the source of gazetteer.py, admin.py, roads.py and this module.
+"""
+from __future__ import annotations
+
+import dataclasses
+import gc
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from incidents import cache
+from incidents.gazetteer import Gazetteer, Place
+
+BUILT = ("index", "districts", "cities", "province", "towns", "town_points", "median_agree_m", "town_error_m",
+         "towns_per_district", "district_area_km2", "spread_factor")
+DERIVED = ("trie", "lengths", "names", "hits", "automaton")    # freeze()'s own, rebuilt on load
+FIELDS = tuple(f.name for f in dataclasses.fields(Place))
+MAPS = ("districts", "cities", "towns")
+_HERE = Path(__file__).resolve().parent
+CODE = [_HERE / "gazetteer.py", _HERE / "admin.py", _HERE / "roads.py", Path(__file__)]
+
+
+def inputs(root: Path) -> list[Path]:
+    """Every file under the data folder ``root``, sorted."""
+    return sorted(p for p in Path(root).rglob("*") if p.is_file())
+
+
+def load(root: Path, build: Callable[[Path], Gazetteer]) -> Gazetteer:
+    """The gazetteer of ``root``: from the cache when an entry for this data and code exists, else ``build``."""
+    return cache.cached("gazetteer", inputs=inputs(root), code=CODE, build=lambda: build(root), encode=encode, decode=decode)
+
+
+def encode(g: Gazetteer) -> cache.Entry:
+    import pyarrow as pa
+    unknown = set(vars(g)) - set(BUILT) - set(DERIVED)
+    if unknown:
+        raise ValueError(f"Gazetteer has attributes this cache does not store: {sorted(unknown)}")
+    pid: dict[int, int] = {}
+    places: list[Place] = []
+
+    def ref(p: Place) -> int:
+        if id(p) not in pid:
+            pid[id(p)] = len(places)
+            places.append(p)
+        return pid[id(p)]
+
+    aliases, alias_pid, strong = [], [], []
+    for alias, hits in g.index.items():
+        for p, s in hits:
+            aliases.append(alias)
+            alias_pid.append(ref(p))
+            strong.append(bool(s))
+    maps = [(m, k, ref(p)) for m in MAPS for k, p in getattr(g, m).items()]
+    tp = [(code, ref(p), float(x), float(y)) for code, (ps, xs, ys) in g.town_points.items()
+          for p, x, y in zip(ps, xs, ys)]
+    province = ref(g.province) if g.province is not None else None
+    place_table = pa.table({f: [getattr(p, f) for p in places] for f in FIELDS})
+    tables = {"places": place_table,
+              "index": pa.table({"alias": aliases, "place": pa.array(alias_pid, pa.int32()), "strong": strong}),
+              "maps": _table(("map", "key", "place"), maps), "town_points": _table(("district", "place", "x", "y"), tp)}
+    meta = {"province": province, "median_agree_m": float(g.median_agree_m), "spread_factor": float(g.spread_factor),
+            "town_error_m": {k: float(v) for k, v in g.town_error_m.items()},
+            "towns_per_district": {k: int(v) for k, v in g.towns_per_district.items()},
+            "district_area_km2": {k: float(v) for k, v in g.district_area_km2.items()}}
+    return cache.Entry(tables, meta)
+
+
+def _table(names: tuple[str, ...], rows: list[tuple]):
+    import pyarrow as pa
+    cols = list(zip(*rows)) if rows else [()] * len(names)
+    return pa.table({n: list(c) for n, c in zip(names, cols)})
+
+
+def decode(entry: cache.Entry) -> Gazetteer:
+    # ~200,000 objects are made here and all stay alive: no cyclic collection while making them, then they are
+    # moved out of the collector's reach (gc.freeze, as gazetteer._build does after building)
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        g = _decode(entry)
+    finally:
+        if enabled:
+            gc.enable()
+    gc.freeze()
+    return g
+
+
+def _decode(entry: cache.Entry) -> Gazetteer:
+    t, meta = entry.tables, entry.meta
+    cols = [t["places"].column(f).to_pylist() for f in FIELDS]
+    places = [Place(*row) for row in zip(*cols)]
+    g = Gazetteer()
+    index: dict[str, list] = {}
+    ix = t["index"]
+    for alias, p, s in zip(ix.column("alias").to_pylist(), ix.column("place").to_pylist(),
+                           ix.column("strong").to_pylist()):
+        hits = index.get(alias)
+        if hits is None:
+            index[alias] = [(places[p], s)]
+        else:
+            hits.append((places[p], s))
+    g.index = index
+    m = t["maps"]
+    for name, key, p in zip(m.column("map").to_pylist(), m.column("key").to_pylist(), m.column("place").to_pylist()):
+        getattr(g, name)[key] = places[p]
+    g.province = places[meta["province"]] if meta["province"] is not None else None
+    g.town_points = _town_points(t["town_points"], places)
+    g.median_agree_m, g.spread_factor = meta["median_agree_m"], meta["spread_factor"]
+    g.town_error_m, g.towns_per_district = meta["town_error_m"], meta["towns_per_district"]
+    g.district_area_km2 = meta["district_area_km2"]
+    g.freeze()
+    return g
+
+
+def _town_points(table, places: list[Place]) -> dict[str, tuple[list[Place], np.ndarray, np.ndarray]]:
+    out: dict[str, tuple[list[Place], list[float], list[float]]] = {}
+    for code, p, x, y in zip(*(table.column(c).to_pylist() for c in ("district", "place", "x", "y"))):
+        ps, xs, ys = out.setdefault(code, ([], [], []))
+        ps.append(places[p])
+        xs.append(x)
+        ys.append(y)
+    return {code: (ps, np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)) for code, (ps, xs, ys) in out.items()}
