@@ -44,6 +44,7 @@ import networkx as nx
 import numpy as np
 import shapely
 
+from incidents import cache
 from incidents.model import Point
 from incidents.roads import ROAD_FILE, read_graph
 from layers.errors import LayerError
@@ -123,30 +124,16 @@ class RoadGraph:
 
     @classmethod
     def from_graphml(cls, path: Path) -> RoadGraph:
-        """Read an OSMnx graphml (WGS84 nodes x/y, string attributes) into a drive graph."""
+        """Read an OSMnx graphml (WGS84 nodes x/y, string attributes) into a drive graph. The drive edges and
+        node positions come from the persistent cache (incidents/cache.py) when an entry for this file's
+        content exists; else the graphml is parsed (~0.3 s) and they are stored for the next process."""
         path = Path(path)
         if not path.is_file():
             raise LayerError(f"road graph {path}: file not found")
-        try:
-            raw = read_graph(path)   # parsed once per process; the gazetteer reads the same file
-        except Exception as exc:  # networkx raises several types for a bad file
-            raise LayerError(f"road graph {path}: not readable graphml ({exc})") from exc
+        edges, xy = cache.cached("road-graph", inputs=[path], code=[__file__], build=lambda: _drive_edges(path),
+                                 encode=_encode_edges, decode=_decode_edges)
         g = nx.DiGraph()
-        for u, v, data in raw.edges(data=True):
-            speed = edge_speed_kmh(data)
-            if speed is None:
-                continue
-            try:
-                length = float(data["length"])
-            except (KeyError, TypeError, ValueError):
-                raise LayerError(f"road graph {path}: edge {u}->{v} has no numeric length") from None
-            t = length / (speed / 3.6)
-            if not g.has_edge(u, v) or g[u][v]["time_s"] > t:  # parallel edges: keep the fastest
-                g.add_edge(u, v, time_s=t, length_m=length)
-        xy = {}
-        for n in g.nodes:
-            nd = raw.nodes[n]
-            xy[n] = metric_xy(Point(float(nd["x"]), float(nd["y"])))
+        g.add_edges_from((u, v, {"time_s": t, "length_m": m}) for (u, v), (t, m) in edges.items())
         return cls(g, xy, source=str(path))
 
     def snap(self, point: Point) -> Snap | None:
@@ -167,6 +154,49 @@ class RoadGraph:
     def route_length_m(self, reversed_path: list[str]) -> float:
         """Metres of a path given incident-first (as tree_to returns it), driven station-first."""
         return sum(self.graph[b][a]["length_m"] for a, b in zip(reversed_path, reversed_path[1:]))
+
+
+def _drive_edges(path: Path) -> tuple[dict[tuple[str, str], tuple[float, float]], dict[str, tuple[float, float]]]:
+    """The drive edges (u, v) -> (seconds, metres) in the order first met (parallel edges: the fastest), and
+    each of their nodes' EPSG:4547 x/y, from the graphml."""
+    try:
+        raw = read_graph(path)   # parsed once per process; the gazetteer reads the same file
+    except Exception as exc:  # networkx raises several types for a bad file
+        raise LayerError(f"road graph {path}: not readable graphml ({exc})") from exc
+    edges: dict[tuple[str, str], tuple[float, float]] = {}
+    for u, v, data in raw.edges(data=True):
+        speed = edge_speed_kmh(data)
+        if speed is None:
+            continue
+        try:
+            length = float(data["length"])
+        except (KeyError, TypeError, ValueError):
+            raise LayerError(f"road graph {path}: edge {u}->{v} has no numeric length") from None
+        t = length / (speed / 3.6)
+        if (u, v) not in edges or edges[u, v][0] > t:
+            edges[u, v] = (t, length)
+    nodes = dict.fromkeys(n for uv in edges for n in uv)
+    xy = {n: metric_xy(Point(float(raw.nodes[n]["x"]), float(raw.nodes[n]["y"]))) for n in nodes}
+    return edges, xy
+
+
+def _encode_edges(built: tuple) -> cache.Entry:
+    import pyarrow as pa
+    edges, xy = built
+    (us, vs), (ts, ms) = (zip(*edges) if edges else ((), ())), (zip(*edges.values()) if edges else ((), ()))
+    xs, ys = zip(*xy.values()) if xy else ((), ())
+    return cache.Entry({"edges": pa.table({"u": list(us), "v": list(vs), "time_s": pa.array(ts, pa.float64()),
+                                           "length_m": pa.array(ms, pa.float64())}),
+                        "nodes": pa.table({"node": list(xy), "x": pa.array(xs, pa.float64()),
+                                           "y": pa.array(ys, pa.float64())})})
+
+
+def _decode_edges(entry: cache.Entry) -> tuple:
+    e, n = entry.tables["edges"], entry.tables["nodes"]
+    cols = [e.column(c).to_pylist() for c in ("u", "v", "time_s", "length_m")]
+    edges = {(u, v): (t, m) for u, v, t, m in zip(*cols)}
+    xy = {k: (x, y) for k, x, y in zip(*(n.column(c).to_pylist() for c in ("node", "x", "y")))}
+    return edges, xy
 
 
 @functools.lru_cache(maxsize=2)
