@@ -377,6 +377,8 @@ def report_view(rep: dict) -> html.Div:
         html.B("做得好的 Strengths"), html.Ul([html.Li(g) for g in good or ["—"]]),
         html.B("待改进 Areas for improvement"), html.Ul([html.Li(b) for b in bad or ["—"]]),
         html.H4("二、评估报告 Evaluation report"),
+        html.B("事件位置 Incident locations"),
+        table(ev.LOCATION_HEAD, ev.location_rows(rep), "trainer-report-locations"),
         table(ev.EXPECTED_HEAD, ev._expected_rows(rep), "trainer-report-expected"),
         dcc.Graph(figure=ev.timeline_figure(rep), id="trainer-report-timeline", config={"displaylogo": False}),
         html.B("计划外行动 Unexpected player actions"),

@@ -17,6 +17,10 @@ Targets (each row says its basis; pass/fail per incident):
 - A drill never reaches a live channel -> live deliveries == 0; every exercise delivery delivered.
 Time to first public warning is shown, with no target (no rule sets one).
 
+Where each incident is (``location_rows``, also in the exercise report and the trainer's view): the address,
+the precision, ``uncertainty_m`` (the radius around the point within which the place lies; 0 for a point
+given as coordinates, "—" where nothing says), the district and the nearest township (approximate).
+
 Nothing from the scenario, the layers or the replay is ever markup: in HTML every text is escaped; in
 Markdown every text goes through ``md_text`` (HTML characters as entities, Markdown's punctuation
 backslash-escaped, line breaks as spaces), so a station named ``<img src=x onerror=...>``, a link
@@ -125,6 +129,39 @@ def _summary_rows(report: dict[str, Any]) -> list[list[str]]:
 
 
 SUMMARY_HEAD = ["incident", "where", "level", "levels", "members", "messages", "closed"]
+LOCATION_HEAD = ["incident", "address", "precision", "uncertainty_m", "district", "township"]
+
+
+def _fmt_m(metres: Any) -> str:
+    if metres is None:
+        return "—"
+    return f"{float(metres):,.0f} m" if float(metres) >= 10 else f"{float(metres):g} m"
+
+
+def _township(t: Any) -> str:
+    """The nearest township centre of a point ({"code", "name", "distance_m", "approximate"}), or a name."""
+    if not t:
+        return "—"
+    if not isinstance(t, dict):
+        return str(t)
+    text = f"{t.get('name', '')} ({t.get('code', '')})"
+    if t.get("distance_m") is not None:
+        text += f", {_fmt_m(t['distance_m'])} from its centre"
+    return text + (" (approximate)" if t.get("approximate") else "")
+
+
+def location_rows(report: dict[str, Any]) -> list[list[str]]:
+    """One row per incident: address (the reported text, else what the point stands for), precision,
+    uncertainty_m, district, township."""
+    rows = []
+    for key, inc in report["incidents"].items():
+        loc = inc.get("location") or {}
+        district = " ".join(str(x) for x in (loc.get("city_name"), loc.get("district_name")) if x)
+        if loc.get("district_adcode"):
+            district = f"{district} ({loc['district_adcode']})".strip()
+        rows.append([key, str(loc.get("address") or loc.get("matched") or "—"), str(loc.get("precision") or "—"),
+                     _fmt_m(loc.get("uncertainty_m")), district or "—", _township(loc.get("township"))])
+    return rows
 TARGET_HEAD = ["incident", "measure", "basis", "target", "actual", "result"]
 CHANNEL_HEAD = ["channel", "mode", "sent", "failed", "dead", "pending"]
 
@@ -161,6 +198,7 @@ def to_markdown(report: dict[str, Any]) -> str:
              f"Status **{md_text(report['status'])}**; started {md_text(report.get('start', ''))}. "
              f"Targets: {sum(t.passed is True for t in ts)} passed, {failed} failed.", "",
              "## Incidents", "", _md_table(SUMMARY_HEAD, _summary_rows(report)), "",
+             "## Locations", "", _md_table(LOCATION_HEAD, location_rows(report)), "",
              "## Against targets", "",
              _md_table(TARGET_HEAD, [[t.incident, t.name, t.basis, t.target, t.actual, _verdict(t.passed)]
                                      for t in ts]), "",
@@ -236,6 +274,7 @@ def to_html(report: dict[str, Any]) -> str:
              f"<p>Status <b>{html.escape(report['status'])}</b>; started {html.escape(report.get('start', ''))}. "
              f"Targets: {sum(t.passed is True for t in ts)} passed, {sum(t.passed is False for t in ts)} failed.</p>",
              "<h2>Incidents</h2>", _html_table(SUMMARY_HEAD, _summary_rows(report)),
+             "<h2>Locations</h2>", _html_table(LOCATION_HEAD, location_rows(report)),
              "<h2>Timeline</h2>", chart,
              "<h2>Against targets</h2>",
              _html_table(TARGET_HEAD, [[t.incident, t.name, t.basis, t.target, t.actual, _verdict(t.passed)]

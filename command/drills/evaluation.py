@@ -37,6 +37,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from command.drills.aar import LOCATION_HEAD, location_rows
 from command.response.timeline import iso
 
 RATINGS = {"P": "Performed without challenges 顺利完成", "S": "Performed with some challenges 基本完成",
@@ -234,7 +235,12 @@ def _drill_report(ex) -> dict[str, Any]:
             ids[iid] = iid                        # an incident the players opened themselves
     errors = [{"event": d.key, "line": None, "incident": "", "kind": "inject", "error": d.error}
               for d in ex.deliveries().values() if d.error]
-    return _report(ex.scenario, ex.service, ids, errors)
+    report = _report(ex.scenario, ex.service, ids, errors)
+    for key, inc in report["incidents"].items():       # the address as reported and the nearest township
+        state = ex.service.get(ids[key])
+        inc["location"].setdefault("address", state.address)
+        inc["location"].setdefault("township", state.location.township)
+    return report
 
 
 def build_report(ex) -> dict[str, Any]:
@@ -296,7 +302,10 @@ def md(text: Any) -> str:
     start emphasis, a link, an image, code or a table cell, and before a leading list or heading mark."""
     s = html.escape(" ".join(str("" if text is None else text).split()), quote=False)
     s = "".join("\\" + c if c in _MD_SPECIAL else c for c in s)
-    return "\\" + s if s[:1] in ("-", "+", ">", "=") or re.match(r"^\d+[.)]", s) else s
+    m = re.match(r"^\d+(?=[.)])", s)          # "1." / "1)" would open a list: escape its dot, not the digit
+    if m:
+        return s[:m.end()] + "\\" + s[m.end():]
+    return "\\" + s if s[:1] in ("-", "+", ">", "=") else s
 
 
 def _md_table(head: list[str], rows: list[list[Any]]) -> str:
@@ -383,6 +392,7 @@ def to_markdown(report: dict[str, Any]) -> str:
              "", "**待改进 Areas for improvement**", ""] + [f"- {md(b)}" for b in bad or ["—"]] + [
              "", "## 二、评估报告 Evaluation report", "",
              "### 演练基本情况 Overview", "", _md_table(["item", "value"], _overview(report)), "",
+             "### 事件位置 Incident locations", "", _md_table(LOCATION_HEAD, location_rows(report)), "",
              "### 预期行动与目标 Expected actions against targets", "",
              _md_table(EXPECTED_HEAD, _expected_rows(report)), "",
              "### 计划外行动 Unexpected player actions", "",
@@ -485,6 +495,7 @@ def to_html(report: dict[str, Any]) -> str:
              "<h3>待改进 Areas for improvement</h3>", _html_list(bad),
              "<h2>二、评估报告 Evaluation report</h2><h3>演练基本情况 Overview</h3>",
              _html_table(["item", "value"], _overview(report)),
+             "<h3>事件位置 Incident locations</h3>", _html_table(LOCATION_HEAD, location_rows(report)),
              "<h3>预期行动与目标 Expected actions against targets</h3>",
              _html_table(EXPECTED_HEAD, _expected_rows(report)),
              "<h3>时间线 Timeline: expected against actual</h3>", chart,
