@@ -114,7 +114,7 @@ def cached(kind: str, *, inputs: Iterable[Path], build: Callable[[], T], encode:
             value = decode(entry)
         except Exception as exc:   # noqa: BLE001 - a bad entry is a miss, never an error to the user
             stats["corrupt", kind] += 1
-            log.warning("cache entry %s does not decode (%s): rebuilding", path.name, exc)
+            log.info("cache entry %s does not decode (%s): rebuilding", path.name, exc)
         else:
             stats["hit", kind] += 1
             return value
@@ -124,7 +124,7 @@ def cached(kind: str, *, inputs: Iterable[Path], build: Callable[[], T], encode:
         write_entry(path, kind, key, encode(value))
     except Exception as exc:       # noqa: BLE001 - an unwritable cache only costs the next process time
         stats["write_failed", kind] += 1
-        log.warning("cache entry %s not written (%s)", path.name, exc)
+        log.info("cache entry %s not written (%s)", path.name, exc)
     return value
 
 
@@ -138,7 +138,7 @@ def read_entry(path: Path, kind: str, key: str) -> Entry | None:
         return _parse(data, kind, key)
     except Exception as exc:       # noqa: BLE001 - truncated, corrupt, another format: a miss
         stats["corrupt", kind] += 1
-        log.warning("cache entry %s unreadable (%s): rebuilding", path.name, exc)
+        log.info("cache entry %s unreadable (%s): rebuilding", path.name, exc)
         return None
 
 
