@@ -1,8 +1,9 @@
-"""The incident list: every incident with its level badge, filtered by level, state and district;
-a click selects it (map flies there, the right-hand panels follow).
+"""The incident list: the newest incidents (``LIST_LIMIT`` of them) with their level badge, filtered by level,
+state and district in the store's projection, so a year of history costs what a day does; a click selects it
+(map flies there, the right-hand panels follow).
 
     list_panel()                          # filters + the list container
-    incident_rows(states, selected)       # the rows, newest first
+    incident_rows(states, selected)       # the rows, newest first (more=True: says older ones are not shown)
 """
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from dash.exceptions import PreventUpdate
 
 from command.dashboard import runtime
 from command.dashboard.common import badge, short_time
-from command.dashboard.i18n import L, T
+from command.dashboard.i18n import LL, L, T
 from command.dashboard.security import guarded
 
+LIST_LIMIT = 200                # the newest incidents shown; the filters reach the older ones
 LEVEL_OPTIONS = [{"label": f"{lv}", "value": lv} for lv in ("I", "II", "III", "IV")]
 
 
@@ -40,7 +42,7 @@ def list_panel() -> html.Div:
     ], id="list-panel")
 
 
-def incident_rows(states: list, selected: str | None) -> list:
+def incident_rows(states: list, selected: str | None, *, more: bool = False) -> list:
     if not states:
         return [html.Div(L("list.empty"), className="yzt-inc-row")]
     rows = []
@@ -55,6 +57,10 @@ def incident_rows(states: list, selected: str | None) -> list:
             html.Div(s.id, className="where"),
         ], className="yzt-inc-row" + (" selected" if s.id == selected else ""),
             id={"type": "list-row", "id": s.id}, n_clicks=0, **{"data-incident": s.id}))
+    if more:
+        rows.append(html.Div(LL(f"仅显示最新 {len(states)} 起; 用筛选查看更早的事件",
+                                f"The newest {len(states)} shown; filter to reach older ones"),
+                             className="yzt-inc-row where"))
     return rows
 
 
@@ -66,8 +72,9 @@ def refresh_list(_seq: Any, _bump: Any, selected: str | None, level: str | None,
                  district: str | None) -> list:
     from command.dashboard.security import principal
     states = runtime.current().service().list_incidents(level=level, state=state, district=district,
-                                                        viewer=principal())      # the user's scope only
-    return incident_rows(states, selected)
+                                                        viewer=principal(),      # the user's scope only
+                                                        newest_first=True, limit=LIST_LIMIT + 1)
+    return incident_rows(states[:LIST_LIMIT], selected, more=len(states) > LIST_LIMIT)
 
 
 @callback(Output("incident-selected", "data", allow_duplicate=True),

@@ -222,7 +222,9 @@ def _draft_area(draft: dict | None) -> list:
 @guarded("view")
 def draw_incidents(_seq: Any, _bump: Any) -> list:
     from command.dashboard.security import principal
-    return incident_markers(runtime.current().service().list_incidents(viewer=principal()))   # the user's scope
+    from command.dashboard.incidents_list import LIST_LIMIT      # the markers of the incidents the list shows
+    return incident_markers(runtime.current().service().list_incidents(viewer=principal(), newest_first=True,
+                                                                       limit=LIST_LIMIT))   # the user's scope
 
 
 @callback(Output("map-focus", "children"),
