@@ -35,7 +35,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from command.drills.aar import LOCATION_HEAD, location_rows
 from command.response.timeline import iso
@@ -415,9 +415,50 @@ def _conclusion(report: dict[str, Any]) -> str:
     return f"{_counts(report)}. Ratings 能力评定: {caps}."
 
 
+OUTCOME_STYLE = {"in_time": ("#2a9d3a", "done in time 按时"), "late": ("#e6a700", "done late 超时"),
+                 "missed": ("#d7191c", "missed 未完成"), "pending": ("#888888", "pending 待完成")}
+
+
+def outcome(row: dict[str, Any]) -> str:
+    """in_time | late | missed | pending: what became of an expected action."""
+    if row["status"] == "done":
+        return "in_time" if row["in_time"] else "late"
+    return row["status"]
+
+
+def _esc(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _action_trace(r: dict[str, Any], minutes: Callable[[str | None], float | None]):
+    """One expected action on its own row: its time (hollow circle), its target (the deadline, a bar; a red x
+    when missed) and, when done, the actual time (filled: green in time, amber late), joined in time order."""
+    import plotly.graph_objects as go
+    out = outcome(r)
+    colour, label = OUTCOME_STYLE[out]
+    points = [(minutes(r["due"]), "due 预期", "circle-open", "#1f6fd1"),
+              (minutes(r["deadline"]), "missed 未完成 (target 时限)" if out == "missed" else "target 时限",
+               "x" if out == "missed" else "line-ns-open", colour if out == "missed" else "#555555")]
+    if r["done_at"]:
+        points.append((minutes(r["done_at"]), f"actual 实际 by {r['by']}", "circle", colour))
+    points.sort(key=lambda pt: pt[0])
+    name = f"e{r['event']} {r['kind']} {r['incident']}: {label}"
+    return go.Scatter(
+        x=[pt[0] for pt in points], y=[_esc(f"{r['incident']} · e{r['event']} {r['kind']}")] * len(points),
+        mode="lines+markers", name=_esc(name), legendgroup=out,
+        customdata=[_esc(pt[1]) for pt in points], line={"color": colour, "dash": "dot" if out == "missed" else "solid"},
+        marker={"symbol": [pt[2] for pt in points], "color": [pt[3] for pt in points], "size": 13},
+        hovertemplate="%{customdata} %{x:.1f} min<extra>" + _esc(name) + "</extra>",
+        meta={"event": r["event"], "kind": r["kind"], "incident": r["incident"], "outcome": out,
+              "due_min": minutes(r["due"]), "target_min": minutes(r["deadline"]),
+              "actual_min": minutes(r["done_at"])})
+
+
 def timeline_figure(report: dict[str, Any]):
-    """Expected against actual: one row per incident; hollow markers for what was due, filled for what was
-    done, a line from each due time to its action; injects as grey markers. Texts escaped."""
+    """Expected against actual: one trace per expected action (``_action_trace``, its ``meta`` says the
+    event, kind, incident, outcome and the due, target and actual minutes), each on a row of its own under its
+    incident's row, where the injects (grey diamonds) and the unexpected player actions (purple triangles)
+    are. Every text escaped (plotly reads a subset of HTML in labels)."""
     import plotly.graph_objects as go
     start = datetime.fromisoformat(report["start"])
 
@@ -425,43 +466,28 @@ def timeline_figure(report: dict[str, Any]):
         return None if at is None else (datetime.fromisoformat(at) - start).total_seconds() / 60
 
     fig = go.Figure()
-    esc = lambda s: html.escape(str(s))  # noqa: E731
     inj = [i for i in report["injects"] if i["delivered_at"]]
-    fig.add_trace(go.Scatter(x=[minutes(i["delivered_at"]) for i in inj], y=[esc(i["incident"]) for i in inj],
+    fig.add_trace(go.Scatter(x=[minutes(i["delivered_at"]) for i in inj], y=[_esc(i["incident"]) for i in inj],
                              mode="markers", name="inject 注入", marker={"symbol": "diamond", "color": "#888",
                                                                        "size": 10},
-                             text=[esc(f"{i['key']} {i['kind']}") for i in inj],
+                             text=[_esc(f"{i['key']} {i['kind']}") for i in inj],
                              hovertemplate="%{text} %{x:.1f} min<extra></extra>"))
-    ex = report["expected"]
-    fig.add_trace(go.Scatter(x=[minutes(r["due"]) for r in ex], y=[esc(r["incident"]) for r in ex],
-                             mode="markers", name="expected 预期", marker={"symbol": "circle-open", "size": 14,
-                                                                          "color": "#1f6fd1"},
-                             text=[esc(f"{r['kind']} due, deadline {r['deadline']}") for r in ex],
-                             hovertemplate="%{text}<extra></extra>"))
-    done = [r for r in ex if r["done_at"]]
-    fig.add_trace(go.Scatter(x=[minutes(r["done_at"]) for r in done], y=[esc(r["incident"]) for r in done],
-                             mode="markers", name="actual 实际", marker={
-                                 "size": 12, "color": ["#2a9d3a" if r["in_time"] else "#e6a700" for r in done]},
-                             text=[esc(f"{r['kind']} by {r['by']}") for r in done],
-                             hovertemplate="%{text} %{x:.1f} min<extra></extra>"))
-    for r in done:
-        fig.add_trace(go.Scatter(x=[minutes(r["due"]), minutes(r["done_at"])], y=[esc(r["incident"])] * 2,
-                                 mode="lines", line={"color": "#bbb", "dash": "dot"}, showlegend=False,
-                                 hoverinfo="skip"))
-    missed = [r for r in ex if r["status"] == "missed"]
-    fig.add_trace(go.Scatter(x=[minutes(r["deadline"]) for r in missed], y=[esc(r["incident"]) for r in missed],
-                             mode="markers", name="missed 未完成", marker={"symbol": "x", "size": 12,
-                                                                         "color": "#d7191c"},
-                             text=[esc(r["kind"]) for r in missed], hovertemplate="%{text} missed<extra></extra>"))
-    un = report["unexpected"]
-    fig.add_trace(go.Scatter(x=[minutes(u["at"]) for u in un], y=[esc(u["incident"]) for u in un],
+    ex, un = report["expected"], report["unexpected"]
+    rows: list[str] = []                  # top down: each incident's row, then a row per expected action
+    for inc in dict.fromkeys(str(x["incident"]) for x in [*inj, *ex, *un]):
+        rows += [_esc(inc)] + [_esc(f"{inc} · e{r['event']} {r['kind']}")
+                               for r in sorted(ex, key=lambda r: r["due"]) if str(r["incident"]) == inc]
+    for r in ex:
+        fig.add_trace(_action_trace(r, minutes))
+    fig.add_trace(go.Scatter(x=[minutes(u["at"]) for u in un], y=[_esc(u["incident"]) for u in un],
                              mode="markers", name="unexpected 计划外", marker={"symbol": "triangle-up", "size": 9,
                                                                              "color": "#7b3fa0"},
-                             text=[esc(f"{u['kind']} by {u['by']}") for u in un],
+                             text=[_esc(f"{u['kind']} by {u['by']}") for u in un],
                              hovertemplate="%{text}<extra></extra>"))
-    fig.update_layout(title=esc(f"Expected vs actual 预期与实际: {report['scenario']}"),
-                      xaxis_title="exercise minutes 演练分钟", yaxis_title="incident", height=320,
-                      margin={"l": 60, "r": 20, "t": 50, "b": 40})
+    fig.update_layout(title=_esc(f"Expected vs actual 预期与实际: {report['scenario']}"),
+                      xaxis_title="exercise minutes 演练分钟", yaxis_title="incident · expected action",
+                      yaxis={"categoryorder": "array", "categoryarray": rows[::-1]} if rows else {},
+                      height=160 + 32 * max(len(rows), 3), margin={"l": 160, "r": 20, "t": 50, "b": 40})
     return fig
 
 
