@@ -77,7 +77,7 @@ class PgSlots:
         tables = [r[0] for r in keep.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
                   if r[0] not in _KEEP]
         keep.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
-        keep.execute("UPDATE audit_tip SET id = 0, hash = repeat('0', 64)")
+        keep.execute("UPDATE audit_tip SET id = 0, hash = repeat('0', 64), mac = repeat('0', 64)")  # the genesis
         keep.execute("RESET session_replication_role")
 
     def scratch(self, name: str) -> str:

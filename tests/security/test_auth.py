@@ -205,9 +205,6 @@ def _cli(argv, capsys, stdin=None, monkeypatch=None):
     return code, cap.out, cap.err
 
 
-@pytest.mark.xfail(condition=__import__("helpers_store").BACKEND != "sqlite", strict=False,
-                   reason="known: on PostgreSQL `yzt audit verify` reports the keyed chain broken at entry 1 "
-                          "(schema 6's HMAC chain; open, see the stop's note)")
 def test_cli_users_tokens_and_admin_ensure(capsys, monkeypatch):
     code, out, _ = _cli(["admin", "ensure"], capsys)
     assert code == 0 and "password (shown once" in out
