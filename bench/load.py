@@ -182,14 +182,17 @@ class Stack:
         self.procs.append(proc)
         return proc
 
-    def serve(self, *, workers: int = 2, port: int | None = None, timeout_s: float = 120.0) -> Server:
-        """``yzt serve --workers N`` on 127.0.0.1 (with its own delivery process), once it answers."""
+    def serve(self, *, workers: int = 2, port: int | None = None, timeout_s: float = 120.0,
+              wait: bool = True) -> Server:
+        """``yzt serve --workers N`` on 127.0.0.1 (with its own delivery process), once it answers
+        (``wait=False``: at once; ``server.wait_ready()`` later, so several servers start side by side)."""
         port = port or free_port()
         n = sum(1 for p in self.folder.glob("serve-*.log"))
         proc = self._spawn(["serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
                            f"serve-{n}.log")
         server = Server(proc, port, self.folder / f"serve-{n}.log")
-        server.wait_ready(timeout_s)
+        if wait:
+            server.wait_ready(timeout_s)
         return server
 
     def outbox_worker(self, *, poll_s: float = 0.2) -> subprocess.Popen:
@@ -225,7 +228,7 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def wait_ready(self, timeout_s: float) -> None:
+    def wait_ready(self, timeout_s: float = 120.0) -> None:
         def up() -> bool:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"yzt serve ended ({self.proc.returncode}): {self.log.read_text()[-2000:]}")
