@@ -28,7 +28,7 @@ SIZES = {
              "alerts": 10, "pg_queries": 20, "profile_n": 5},
 }
 PROFILES = ROOT / "bench" / "profiles"
-SECTIONS = ("response", "postgis", "geocoder", "intake", "drill", "fanout", "memory", "targeting", "load", "dashboard")
+SECTIONS = ("response", "postgis", "geocoder", "intake", "drill", "fanout", "memory", "targeting", "load", "dashboard", "startup")
 
 
 def _response_and_postgis(results: Results, size: dict, skip: set[str], do_profile: bool) -> None:
@@ -103,6 +103,9 @@ def main(argv: list[str] | None = None) -> dict:
                    min_s=2.0 if mode == "full" else 0.3)
     if "drill" not in skip:
         _drill(results, size, do_profile and mode != "tiny")
+    if "startup" not in skip:         # fresh-process drill and serve, artefact cache off / cold / warm (bench/startup.py)
+        from bench import startup
+        startup.run(results, events=size["events"], repeats={"full": 3}.get(mode, 1), serve=mode != "tiny")
     if "fanout" not in skip:
         fanout.run(results, alerts=size["alerts"])
     if "memory" not in skip:
