@@ -15,8 +15,12 @@ line, so their message names the line as written.
 """
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from incidents.errors import GeocoderError, IncidentError, LocateError
-from incidents.gazetteer import Gazetteer, Place
+from incidents.gazetteer import Gazetteer, Mention, Place
 from incidents.geocode import MAX_ADDRESS_CHARS, MAX_CANDIDATES, _Answer, _precision, answer, locate_offline, normalise
 
 CHUNK = 2048      # lines scanned in one pass of the automaton (locate_batch hands out answers chunk by chunk)
@@ -28,7 +32,11 @@ def locate_many(lines: list[str], g: Gazetteer, memo: dict[str, dict] | None = N
 
     ``memo`` (normalised text -> answer) carries answers from one call to the next, up to ``memo_size`` of them;
     every dict returned is the caller's own."""
-    memo = {} if memo is None else memo
+    with collector_paused():
+        return _locate_many(lines, g, {} if memo is None else memo, memo_size)
+
+
+def _locate_many(lines: list[str], g: Gazetteer, memo: dict[str, dict], memo_size: int) -> list[dict]:
     keys: list[str | None] = []
     fresh: dict[str, None] = {}                     # normalised texts not answered yet, in order
     for line in lines:
@@ -55,6 +63,35 @@ def locate_many(lines: list[str], g: Gazetteer, memo: dict[str, dict] | None = N
             memo[key] = hit
         out.append(copy_answer(hit))
     return out
+
+
+def locate_scanned(texts: list[str], scanned: list[list[Mention]], g: Gazetteer) -> list[dict | Exception]:
+    """For each normalised text and its mentions, ``locate_offline(text, g=g, scanned=mentions)``: its
+    Location.as_dict(), or the error it raises (intake locates a chunk's place words so)."""
+    out: list[dict | Exception] = []
+    for text, mentions in zip(texts, scanned):
+        try:
+            d = _as_dict(answer(text, text, mentions, g)) if len(text) <= MAX_ADDRESS_CHARS else None
+            out.append(d if d is not None else locate_offline(text, g=g, scanned=mentions).as_dict())
+        except (IncidentError, GeocoderError) as e:
+            out.append(e)
+    return out
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while a chunk is answered (restored after, as it was).
+
+    A chunk allocates thousands of dicts and lists that all survive it and hold no reference cycles: the
+    collector's passes over them (and its full collections, which walk every object of the process) find
+    nothing to free and were a third of a batch's time. A chunk is bounded (CHUNK lines), so is what it holds."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def _one(line: str, g: Gazetteer) -> dict:

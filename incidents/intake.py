@@ -36,7 +36,7 @@ from pathlib import Path
 
 from ahocorasick_rs import AhoCorasick, MatchKind
 
-from incidents import grading
+from incidents import _batch, grading
 from incidents.errors import GeocoderError, IncidentError, LocateError
 from incidents.geocode import locate, locate_offline, normalise, t2s_table
 from incidents.model import Casualties, Grade, Location
@@ -115,7 +115,7 @@ _PATTERNS = [
 _COUNT_FIRST = (r"\d超逾至不将接大近约数几上百千零〇一二两俩三四五六七八九十"     # a number, or words before it
                 r"伤死遇身罹丧殒去牺重情危病受轻负烧烫砸摔撞割炸刺划咬压中送入就住失下被困")   # a casualty word
 _COUNT_RE = re.compile(f"(?=[{_COUNT_FIRST}])(?:" + "|".join(f"(?P<{name}>{pat})" for name, pat in _PATTERNS) + ")")
-_ZERO_RE = re.compile(r"(?=[无没未暂并])(?:无|没有|没有造成|没造成|没有发现|未造成|未有|暂无|未发现|暂未发现|未见|并无|无一|未致|未出现)"
+_ZERO_RE = re.compile(r"(?:无|没有|没有造成|没造成|没有发现|未造成|未有|暂无|未发现|暂未发现|未见|并无|无一|未致|未出现)"
                       r"(?:任何)?(?:人员|人)?(?P<what>伤亡|死亡|受伤|被困|失踪|失联)")
 # one person said without a number: "司机当场死亡", "一名男子被困" is handled by the numeral patterns
 _ONE_RE = re.compile(r"(?=[司驾男女老孕车户屋店伤死工骑])(?<![\d两二三四五六七八九十百千多数几名位人])(?:司机|驾驶员|驾驶人|男子|女子|老人|男童|女童|女孩|男孩|"
@@ -123,7 +123,7 @@ _ONE_RE = re.compile(r"(?=[司驾男女老孕车户屋店伤死工骑])(?<![\d�
                      r"(?:当场|不幸|经抢救无效|抢救无效|已|因伤势过重|被困车内)?"
                      r"(?P<what>死亡|身亡|遇难|被困|失踪|受伤|重伤)")
 _PARTIAL = re.compile("当场|现场|抢救无效|送医后|送院后|不治|另|此外|还有|跳楼|在火灾中")
-_SOME_RE = re.compile(r"(?=[多数若几有人])(?:多人|数人|若干人|几人|有人|人员)(?:员)?(?P<what>死亡|受伤|被困|失踪|伤亡)")
+_SOME_RE = re.compile(r"(?:多人|数人|若干人|几人|有人|人员)(?:员)?(?P<what>死亡|受伤|被困|失踪|伤亡)")
 _WITHIN = ("其中", "含", "包括")
 _DIED_AFTER = re.compile(r"[^，。；,;、\d]{0,8}?(?:不幸|已|均|全部)?(?:身亡|死亡|遇难)")
 
@@ -430,6 +430,42 @@ def _grade(type_: str, deaths: int, serious: int, missing: int, mcad: bool | Non
 def read(text: str, *, data_dir: Path | None = None, missing_count_as_deaths: bool | None = None,
          settings=None, client=None, _memo: dict | None = None) -> Reading:
     """Read one text (raises IncidentError for an empty or over-long text)."""
+    said = _said(text, data_dir)
+    location, note = None, None
+    if said.place:
+        hit = _memo.get(said.place) if _memo is not None else None
+        if hit is None:
+            try:
+                if settings is None or not getattr(settings, "tianditu_key", None):   # the text is scanned once
+                    hit = locate_offline(said.place, data_dir=data_dir, scanned=said.mentions)
+                else:
+                    hit = locate(said.place, settings=settings, client=client, data_dir=data_dir)
+            except (LocateError, GeocoderError) as e:
+                hit = e
+            if _memo is not None and len(_memo) < 100_000:
+                _memo[said.place] = hit
+        if isinstance(hit, Exception):
+            note = f"place not located: {hit}"
+        else:
+            location = hit
+    return _reading(said, location, note, missing_count_as_deaths, data_dir)
+
+
+@dataclass(frozen=True)
+class _Said:
+    """What a text says before its place is located."""
+
+    text: str
+    type: str | None
+    words: tuple[str, ...]
+    counts: Counts
+    approx: dict[str, dict]
+    notes: list[str]
+    place: str | None
+    mentions: list            # the gazetteer's mentions inside the place words (offsets from its start)
+
+
+def _said(text: str, data_dir: Path | None) -> _Said:
     if not isinstance(text, str) or not text.strip():
         raise IncidentError("intake: the text is empty; give what the caller said")
     if len(text) > MAX_TEXT_CHARS:
@@ -439,27 +475,20 @@ def read(text: str, *, data_dir: Path | None = None, missing_count_as_deaths: bo
     type_, words = read_type(norm, data_dir=data_dir)
     counts, approx, notes = read_counts(norm)
     found = _place(_SPACES.sub("，", spaced), data_dir)
-    place = found[0] if found else None
-    location = None
-    if place:
-        hit = _memo.get(place) if _memo is not None else None
-        if hit is None:
-            try:
-                if settings is None or not getattr(settings, "tianditu_key", None):
-                    hit = locate_offline(place, data_dir=data_dir, scanned=found[1])   # the text is scanned once
-                else:
-                    hit = locate(place, settings=settings, client=client, data_dir=data_dir)
-            except (LocateError, GeocoderError) as e:
-                hit = e
-            if _memo is not None and len(_memo) < 100_000:
-                _memo[place] = hit
-        if isinstance(hit, Exception):
-            notes.append(f"place not located: {hit}")
-        else:
-            location = hit
-    else:
+    return _Said(text, type_, words, counts, approx, notes, found[0] if found else None,
+                 found[1] if found else [])
+
+
+def _reading(said: _Said, location: Location | None, note: str | None, missing_count_as_deaths: bool | None,
+             data_dir: Path | None) -> Reading:
+    """The Reading, given where its place was located (``note``: why it was not)."""
+    notes = list(said.notes)
+    if note:
+        notes.append(note)
+    elif not said.place:
         notes.append("no place name recognised in the text")
     g = None
+    type_, counts = said.type, said.counts
     if type_ is None:
         notes.append("incident type not recognised: the level is unknown")
     elif type_ in _words(data_dir).no_standard:
@@ -470,17 +499,64 @@ def read(text: str, *, data_dir: Path | None = None, missing_count_as_deaths: bo
         unknown = [f for f in ("deaths", "serious_injuries", "missing") if getattr(counts, f) is None]
         if unknown:
             notes.append(f"graded with {', '.join(unknown)} unknown (taken as 0): the level may rise")
-    return Reading(text=text, type=type_, type_words=words, casualties=counts, approximate=approx, place=place,
-                   location=location, grade=g, notes=tuple(notes))
+    return Reading(text=said.text, type=type_, type_words=said.words, casualties=counts, approximate=said.approx,
+                   place=said.place, location=location, grade=g, notes=tuple(notes))
 
 
 def read_batch(lines: Iterable[str], **kwargs) -> Iterator[dict]:
     """One dict per line, in order: Reading.as_dict() or {"error": "..."}; a bad line never stops the batch.
 
-    The place words of a batch repeat (one estate, one district, many calls): each is located once per batch."""
+    The place words of a batch repeat (one estate, one district, many calls): each is located once per batch.
+    Offline, the lines are read a chunk at a time and the chunk's places located together by the geocoder's batch
+    engine (incidents._batch), which gives each place's answer as its dict without the Location in between."""
     memo: dict = {}
+    if kwargs.get("settings") is not None and getattr(kwargs["settings"], "tianditu_key", None):
+        for line in lines:
+            try:
+                yield read(line, _memo=memo, **kwargs).as_dict()
+            except IncidentError as e:
+                yield {"error": str(e)}
+        return
+    chunk: list[str] = []
     for line in lines:
-        try:
-            yield read(line, _memo=memo, **kwargs).as_dict()
-        except IncidentError as e:
-            yield {"error": str(e)}
+        chunk.append(line)
+        if len(chunk) >= _batch.CHUNK:
+            yield from _read_chunk(chunk, memo, kwargs.get("data_dir"), kwargs.get("missing_count_as_deaths"))
+            chunk = []
+    if chunk:
+        yield from _read_chunk(chunk, memo, kwargs.get("data_dir"), kwargs.get("missing_count_as_deaths"))
+
+
+def _read_chunk(lines: list[str], memo: dict, data_dir: Path | None, mcad: bool | None) -> list[dict]:
+    """read(line).as_dict() for each line (or its error), the chunk's new places located in one call."""
+    from incidents.gazetteer import gazetteer
+    with _batch.collector_paused():
+        said: list[_Said | IncidentError] = []
+        todo: dict[str, list] = {}
+        for line in lines:
+            try:
+                s = _said(line, data_dir)
+            except IncidentError as e:
+                said.append(e)
+                continue
+            said.append(s)
+            if s.place and s.place not in memo and s.place not in todo:
+                todo[s.place] = s.mentions
+        places = list(todo)
+        for place, hit in zip(places, _batch.locate_scanned(places, list(todo.values()), gazetteer(data_dir))):
+            if len(memo) < 100_000:
+                memo[place] = hit
+            else:
+                todo[place] = hit
+        return [{"error": str(s)} if isinstance(s, IncidentError) else _said_dict(s, memo, todo, mcad, data_dir)
+                for s in said]
+
+
+def _said_dict(s: _Said, memo: dict, todo: dict, mcad: bool | None, data_dir: Path | None) -> dict:
+    hit = (memo.get(s.place) or todo.get(s.place)) if s.place else None
+    if isinstance(hit, Exception):
+        return _reading(s, None, f"place not located: {hit}", mcad, data_dir).as_dict()
+    d = _reading(s, None, None, mcad, data_dir).as_dict()
+    if hit is not None:
+        d["location"] = _batch.copy_answer(hit)
+    return d
