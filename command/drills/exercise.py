@@ -269,7 +269,11 @@ class Exercise:
         return None if self.finished else float(self.end_offset_s())
 
     def notes(self) -> list[dict[str, Any]]:
-        return list(self._s.notes)
+        """The trainer's notes and, among them in time order, every inject that failed ("inject e3 failed:
+        ..." by 系统 system): what the trainer reads back on their page and in the report."""
+        failed = [{"at_s": d.at_s, "by": "系统 system", "text": f"inject {d.key} failed 注入失败: {d.error}",
+                   "inject": d.key} for d in self._s.delivered.values() if d.error]
+        return sorted([*self._s.notes, *failed], key=lambda n: n["at_s"])
 
     def ratings(self) -> dict[str, dict[str, Any]]:
         return dict(self._s.ratings)
