@@ -1,6 +1,7 @@
 """Layers in PostGIS at ten times the in-memory layer: nearest-5 on 10,000,000 seeded synthetic cameras (full
 size; 10x the response bench's camera layer in every mode) through the product's own path
-(``layers.postgis.PostgisLayerIndex.nearest``: KNN ``<->`` over a GiST index, ties, dicts), beside baselines
+(``layers.postgis.PostgisLayerIndex.nearest``: KNN ``<->`` over a GiST index, ties, dicts; and the same through
+``layers.index.nearest`` with a catalogue routed to the database), beside baselines
 from the same run: a ``SELECT 1`` round trip on the same pool, the in-memory cKDTree index (LayerIndex) on the
 1M-camera layer, and the KNN query's own time inside the server (plpgsql, clock_timestamp).
 
@@ -223,24 +224,44 @@ def measure(results: Results, cams, points: list, *, check: int = 100) -> dict:
             big.nearest(p, k=5)
             db.run(lambda c: c.execute("SELECT 1").fetchone())
         pg_s = _timed(lambda p: big.nearest(p, k=5), points)
+        routed_s = _routed(url, points)
         one_s = _timed(lambda p: db.run(lambda c: c.execute("SELECT 1").fetchone()), points)
         mem_s = _timed(lambda p: cams.nearest(p, k=5), points)
         xy = np.array([metric_xy(p) for p in points])
         in_server = _in_server_ms(db, postgis.table_name(BIG_LAYER), xy[:, 0], xy[:, 1])
         size = db.run(lambda c: c.execute("SELECT pg_total_relation_size(%s)",
                                           (postgis.table_name(BIG_LAYER),)).fetchone()[0])
-        s_pg, s_one, s_mem = summary_ms(pg_s), summary_ms(one_s), summary_ms(mem_s)
+        s_pg, s_one, s_mem, s_routed = summary_ms(pg_s), summary_ms(one_s), summary_ms(mem_s), summary_ms(routed_s)
         s_in = summary_ms([m / 1000 for m in in_server])
         return {"rows": rows, "queries": len(points), "seed_and_index_s": round(seed_s, 1),
                 "table_and_index_gb": round(size / 1e9, 2), "content_sha256": seeded["content_sha256"][:16],
                 "copy_import_rows": len(cams), "copy_import_s": round(copy_s, 1),
                 "postgis_nearest5_10x": s_pg, "baseline_select1_roundtrip": s_one,
+                "routed_index_nearest5_10x": s_routed,
+                "routed_vs_direct_p50": round(s_routed["p50_ms"] / s_pg["p50_ms"], 2),
                 "ours_layerindex_nearest5": s_mem, "postgis_knn_in_server": s_in,
                 "target_p50_ms": 5.0, "meets_p50_target": s_pg["p50_ms"] <= 5.0,
                 "postgis_vs_select1_p50": round(s_pg["p50_ms"] / s_one["p50_ms"], 2),
                 "postgis_vs_memory_p50": round(s_pg["p50_ms"] / s_mem["p50_ms"], 2),
                 "same_answers_as_memory_checked": agree,
                 "version": db.postgis_version}
+
+
+def _routed(url: str, points: list) -> list[float]:
+    """Seconds per ``layers.index.nearest(BIG_LAYER, ...)`` through a catalogue whose ``postgis_url`` is the
+    database: the product's routed path (the registry's names, then the PostGIS query), beside the direct
+    PostgisLayerIndex figure of the same run."""
+    from bench.common import ROOT
+    from layers import index
+    from layers.catalog import Catalog
+    with tempfile.TemporaryDirectory() as var:
+        routed = Catalog(ROOT / "data", Path(var), postgis_url=url)
+        try:
+            for p in points[:200]:
+                index.nearest(BIG_LAYER, p, k=5, catalog=routed)
+            return _timed(lambda p: index.nearest(BIG_LAYER, p, k=5, catalog=routed), points)
+        finally:
+            index.close_postgis(url)
 
 
 def cams_table(cams):

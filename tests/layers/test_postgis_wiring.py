@@ -193,7 +193,8 @@ def test_a_postgis_failure_mid_query_is_one_layer_error(pg, tmp_path):
     db.import_layer(_tiny("wiring_lock", ["L1", "L2"]))
     routed = Catalog(BUNDLED.data_dir, tmp_path / "v", postgis_url=url)
     assert [d["id"] for d in index.nearest("wiring_lock", FUTIAN, k=1, catalog=routed)] == ["L1"]
-    dbname = url.split("?")[0].rsplit("/", 1)[1]
+    from urllib.parse import urlsplit
+    dbname = urlsplit(url).path.lstrip("/")
     with psycopg.connect(url, autocommit=True) as admin:
         admin.execute(f"ALTER DATABASE {dbname} SET lock_timeout = '300ms'")
         index.close_postgis(url)              # new connections: they take the lock timeout
@@ -232,7 +233,8 @@ def test_a_database_without_layers_answers_from_memory_and_is_left_as_it_was(pg,
     with psycopg.connect(url, autocommit=True) as admin:
         admin.execute(f"DROP DATABASE IF EXISTS {plain}")
         admin.execute(f"CREATE DATABASE {plain}")
-    plain_url = url.replace(url.split("?")[0].rsplit("/", 1)[1], plain, 1)
+    from urllib.parse import urlsplit, urlunsplit
+    plain_url = urlunsplit(urlsplit(url)._replace(path="/" + plain))
     try:
         routed = Catalog(BUNDLED.data_dir, tmp_path / "v", postgis_url=plain_url)
         for name in ("hospital", "camera"):
