@@ -28,7 +28,9 @@ Guarantees:
 - At-least-once: a claim marks the delivery 'sending' (attempts + 1) under a lease. If the process dies, the
   delivery is claimed again once the lease runs out, or at once when its owner process is seen to be gone.
   Each (alert, channel) carries one idempotency key, sha256(identifier + channel), so receivers that honour it
-  (and the file channel) see it effectively once.
+  (and the file channel) see it effectively once. An outcome the database failed to take (a PostgreSQL restart
+  under the finish) is kept by the worker and recorded once the database is back, before it claims anything
+  else: the delivery is still leased to it, so it is neither sent again nor left waiting out its lease.
 """
 from __future__ import annotations
 
@@ -184,6 +186,7 @@ class Outbox:
         self._limiters: dict[str, RateLimiter] = {}
         self._lanes: dict[str, _Lane] = {name: _Lane() for name in self._configs}
         self._lock = threading.Lock()
+        self._owed: list[tuple[dict[str, Any], str, dict[str, Any]]] = []   # outcomes the database did not take
         self._bg_stop: threading.Event | None = None
         self._bg_threads: list[threading.Thread] = []
 
@@ -289,6 +292,8 @@ class Outbox:
             return seconds if deadline is None else min(seconds, max(deadline - time.monotonic(), 0.0))
 
         while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+            if self._owed:
+                self._settle_owed()
             if time.monotonic() - last_recovery > min(10.0, self.lease_s):
                 self.recover_orphans()
                 last_recovery = time.monotonic()
@@ -350,8 +355,14 @@ class Outbox:
 
     def _finish(self, job: dict[str, Any], status: str, *, receipt: str | None = None, error: str | None = None,
                 next_attempt_at: float | None = None) -> None:
-        kept = self.store.finish_delivery(job["id"], owner=self.owner, status=status, now=time.time(),
-                                          receipt=receipt, last_error=error, next_attempt_at=next_attempt_at)
+        try:
+            kept = self.store.finish_delivery(job["id"], owner=self.owner, status=status, now=time.time(),
+                                              receipt=receipt, last_error=error, next_attempt_at=next_attempt_at)
+        except Exception:     # the database went away under it: the outcome is owed, recorded when it is back
+            with self._lock:
+                self._owed.append((job, status, {"receipt": receipt, "error": error,
+                                                 "next_attempt_at": next_attempt_at}))
+            raise
         if not kept:
             log.warning("outbox: delivery %s lost its lease before finishing; another worker owns it", job["id"])
             return
@@ -363,6 +374,21 @@ class Outbox:
                     incident_id=job.get("alert_incident_id") or "", at=self._now_iso(), store=self.store)
             except Exception:  # an observer's bug never undoes a delivery
                 log.exception("outbox: a yzt_alert_delivered observer failed")
+
+    def _settle_owed(self) -> None:
+        """Record the outcomes a database failure interrupted (their deliveries are still leased to this
+        outbox); raises, keeping what is still owed, while the database is away."""
+        with self._lock:
+            owed, self._owed = self._owed, []
+        for i, (job, status, kw) in enumerate(owed):
+            try:
+                self._finish(job, status, **kw)       # owed again if it fails
+            except Exception:
+                with self._lock:
+                    self._owed.extend(owed[i + 1:])
+                raise
+            log.info("outbox: delivery %s: its outcome (%s) is recorded now that the database is back",
+                     job["id"], status)
 
     def _now_iso(self) -> str:
         """Now on the outbox's clock (the response's; a drill's virtual one), ISO 8601 +08:00 seconds."""
