@@ -16,6 +16,7 @@ line, so their message names the line as written.
 from __future__ import annotations
 
 import gc
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -47,10 +48,11 @@ def _locate_many(lines: list[str], g: Gazetteer, memo: dict[str, dict], memo_siz
             fresh[key] = None
         keys.append(key)
     answers: dict[str, dict | None] = {}
+    parts = _parts(g)
     todo = list(fresh)
     for norm, scanned in zip(todo, g.scan_many(todo)):
         try:
-            answers[norm] = _as_dict(answer(norm, norm, scanned, g))
+            answers[norm] = _as_dict(answer(norm, norm, scanned, g), parts)
         except LocateError:
             answers[norm] = None                    # refused: asked again line by line, for the message
     out: list[dict] = []
@@ -69,9 +71,10 @@ def locate_scanned(texts: list[str], scanned: list[list[Mention]], g: Gazetteer)
     """For each normalised text and its mentions, ``locate_offline(text, g=g, scanned=mentions)``: its
     Location.as_dict(), or the error it raises (intake locates a chunk's place words so)."""
     out: list[dict | Exception] = []
+    parts = _parts(g)
     for text, mentions in zip(texts, scanned):
         try:
-            d = _as_dict(answer(text, text, mentions, g)) if len(text) <= MAX_ADDRESS_CHARS else None
+            d = _as_dict(answer(text, text, mentions, g), parts) if len(text) <= MAX_ADDRESS_CHARS else None
             out.append(d if d is not None else locate_offline(text, g=g, scanned=mentions).as_dict())
         except (IncidentError, GeocoderError) as e:
             out.append(e)
@@ -101,27 +104,54 @@ def _one(line: str, g: Gazetteer) -> dict:
         return {"error": str(e)}
 
 
-def _as_dict(a: _Answer) -> dict | None:
+# per gazetteer: id(place) -> the part of an answer that is the place's alone; (id(place), score) -> a candidate.
+# Shared by the answers of the memo, never handed out: every dict leaves through copy_answer.
+_PARTS: weakref.WeakKeyDictionary[Gazetteer, dict] = weakref.WeakKeyDictionary()
+_MAX_PARTS = 200_000
+
+
+def _parts(g: Gazetteer) -> dict:
+    parts = _PARTS.get(g)
+    if parts is None:
+        parts = _PARTS[g] = {}
+    return parts
+
+
+def _as_dict(a: _Answer, parts: dict) -> dict | None:
     """``Location.as_dict()`` of the answer's Location (None if its point is not a valid one: locate_offline
     then says what is wrong)."""
     best = a.best
-    if not (-180.0 <= best.lon <= 180.0 and -90.0 <= best.lat <= 90.0):
-        return None
-    d = {"lon": round(best.lon, 7), "lat": round(best.lat, 7), "crs": "wgs84", "precision": _precision(best),
-         "district_adcode": best.district_adcode, "city_adcode": best.city_adcode,
-         "district_name": best.district_name, "city_name": best.city_name, "matched": best.full,
-         "confidence": round(a.confidence, 3), "uncertainty_m": round(best.uncertainty_m), "source": "offline",
-         "candidates": [_candidate(p, s) for p, s, _ in a.ranked[:MAX_CANDIDATES]], "matched_level": a.level}
+    base = parts.get(id(best))
+    if base is None:
+        if not (-180.0 <= best.lon <= 180.0 and -90.0 <= best.lat <= 90.0):
+            return None
+        base = {"lon": round(best.lon, 7), "lat": round(best.lat, 7), "crs": "wgs84", "precision": _precision(best),
+                "district_adcode": best.district_adcode, "city_adcode": best.city_adcode,
+                "district_name": best.district_name, "city_name": best.city_name, "matched": best.full,
+                "confidence": None, "uncertainty_m": round(best.uncertainty_m), "source": "offline",
+                "candidates": None, "matched_level": None}
+        if len(parts) < _MAX_PARTS:
+            parts[id(best)] = base
+    d = base.copy()
+    d["confidence"] = round(a.confidence, 3)
+    d["candidates"] = [_candidate(p, s, parts) for p, s, _ in a.ranked[:MAX_CANDIDATES]]
+    d["matched_level"] = a.level
     if a.notes:
-        d["notes"] = list(a.notes)
+        d["notes"] = a.notes                # the answer's own list
     return d
 
 
-def _candidate(p: Place, score: float) -> dict:
+def _candidate(p: Place, score: float, parts: dict) -> dict:
     """``Candidate.as_dict()`` of incidents.geocode._candidate(p, score)."""
-    return {"name": p.full, "precision": _precision(p), "lon": p.lon, "lat": p.lat,
-            "district_adcode": p.district_adcode, "city_adcode": p.city_adcode, "score": round(score, 4),
-            "uncertainty_m": round(p.uncertainty_m)}
+    key = (id(p), score)
+    c = parts.get(key)
+    if c is None:
+        c = {"name": p.full, "precision": _precision(p), "lon": p.lon, "lat": p.lat,
+             "district_adcode": p.district_adcode, "city_adcode": p.city_adcode, "score": round(score, 4),
+             "uncertainty_m": round(p.uncertainty_m)}
+        if len(parts) < _MAX_PARTS:
+            parts[key] = c
+    return c
 
 
 def copy_answer(d: dict) -> dict:

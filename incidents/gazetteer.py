@@ -473,18 +473,29 @@ def _roads(g: Gazetteer, root: Path) -> None:
         g.add(name, p, True)
 
 
+def _foreign_aliases(full: str) -> tuple[str, list[tuple[str, bool]]]:
+    """An other province's short form and its aliases (name, strong): 湖南省 -> 湖南; 香港特别行政区 -> 香港, 香港特区."""
+    short = full
+    for suffix in _PROVINCE_SUFFIXES:
+        if full.endswith(suffix):
+            short = full[: -len(suffix)]
+            break
+    aliases = [(full, True), (short, False)]
+    if full.endswith("特别行政区"):
+        aliases.append((short + "特区", True))
+    return short, aliases
+
+
+# every name an other province is known by: a mention of anything else names no place outside Guangdong
+FOREIGN_NAMES = frozenset(a for full in OTHER_PROVINCES for a, _ in _foreign_aliases(full)[1])
+
+
 def _foreign(g: Gazetteer) -> None:
     for full in OTHER_PROVINCES:
-        short = full
-        for suffix in _PROVINCE_SUFFIXES:
-            if full.endswith(suffix):
-                short = full[: -len(suffix)]
-                break
+        short, aliases = _foreign_aliases(full)
         p = Place("foreign", full, full, 0.0, 0.0, f"foreign:{short}")
-        g.add(full, p, True)
-        g.add(short, p, False)
-        if full.endswith("特别行政区"):
-            g.add(short + "特区", p, True)
+        for alias, strong in aliases:
+            g.add(alias, p, strong)
 
 
 @functools.lru_cache(maxsize=2)

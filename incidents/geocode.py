@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 from incidents.coords import shown
 from incidents.errors import GeocoderError, IncidentError, LocateError
-from incidents.gazetteer import Gazetteer, Mention, Place, gazetteer
+from incidents.gazetteer import FOREIGN_NAMES, Gazetteer, Mention, Place, gazetteer
 from incidents.model import Candidate, Location, Point
 
 # precision is the level whose point is used (Place.point_level): a community without a point of its own
@@ -46,6 +46,7 @@ ROAD_NAME_GUESS_FACTOR = 0.5  # only a road named after a district was said (天
 MAX_CANDIDATES = 10
 MAX_ADDRESS_CHARS = 200       # longer text is not an address said on a call: refused before it is scanned
 _ORDER = ("province", "city", "district", "township", "place", "community", "road")
+_FILTERED = frozenset(("township", "place", "community", "road"))   # must agree with the city and district named
 # After a short name these words make it part of a longer proper name (a road, an estate, a metro line).
 _LONGER_NAME_2 = ("大道", "大街", "大桥", "大学", "大厦", "广场", "公园", "医院", "中学", "小学", "码头", "花园",
                   "机场", "商场", "酒店", "立交", "隧道", "新城", "新村", "小区", "中心", "地铁", "号线")
@@ -126,7 +127,7 @@ def _district_in_road_name(text: str, scanned: list[Mention]) -> tuple[list[Ment
 def _foreign_refusal(text: str, mentions: list[Mention]) -> str | None:
     """The other province named first (北京市朝阳区, 香港, 湖南省...), if any."""
     for i, m in enumerate(mentions):
-        if not any(p.level == "foreign" for p, _ in m.hits):
+        if m.alias not in FOREIGN_NAMES or not any(p.level == "foreign" for p, _ in m.hits):
             continue
         foreign = [(p, s) for p, s in m.hits if p.level == "foreign"]
         if i == 0 or foreign[0][1] and len(foreign) == len(m.hits):
@@ -144,8 +145,9 @@ def _consistent(p: Place, cities: set, districts: set, towns: set) -> bool:
     return not (towns and p.level == "community" and p.township_code not in towns)
 
 
-def _resolve(mentions: list[Mention]) -> tuple[dict[str, list[_Hit]], list[str], bool]:
-    """Hits per level, each finer level filtered by the coarser names; conflicts; whether context was given."""
+def _resolve(mentions: list[Mention]) -> tuple[str | None, list[_Hit], list[str], bool]:
+    """The finest level named and its hits, each finer level filtered by the coarser names; conflicts; whether
+    context (a city or district) was given."""
     raw: dict[str, list[tuple[Mention, tuple | list]]] = {}
     for m in mentions:                      # one pass: each mention's hits grouped by level, in text order
         hits = m.hits
@@ -157,38 +159,44 @@ def _resolve(mentions: list[Mention]) -> tuple[dict[str, list[_Hit]], list[str],
             per.setdefault(h[0].level, []).append(h)
         for level, hs in per.items():
             raw.setdefault(level, []).append((m, hs))
-    by_level: dict[str, list[_Hit]] = {lv: [] for lv in _ORDER}
     cities: set[str] = set()
     districts: set[str] = set()
     towns: set[str] = set()
+    city_names: set[str] = set()
     conflicts: list[str] = []
+    finest, finest_kept = None, []
     for level in _ORDER:
         entries = raw.get(level)
         if not entries:
             continue
-        found = by_level[level]
+        kept = []
         for m, hits in entries:
-            if cities or districts or towns:
-                ok = [h for h in hits if _consistent(h[0], cities, districts, towns)]
-                if not ok and level == "district" and any(s for _, s in hits):
-                    conflicts.append(f"{m.alias} is not in {'/'.join(sorted(_names(by_level['city'])))}")
-                    ok = hits
-            else:
-                ok = hits
-            found += [_Hit(m, p, s) for p, s in ok]
-        for h in found:
-            p = h.place
-            if level == "city" or (level == "district" and p.code == p.city_adcode):
-                cities.add(p.city_adcode)
             if level == "district":
-                districts.add(p.code)
-            elif level == "township":
-                towns.add(p.code)
-    return by_level, conflicts, bool(cities or districts)
-
-
-def _names(hits: list[_Hit]) -> set[str]:
-    return {h.place.name for h in hits}
+                ok = [h for h in hits if h[0].city_adcode in cities] if cities else hits
+                if not ok and any(s for _, s in hits):
+                    conflicts.append(f"{m.alias} is not in {'/'.join(sorted(city_names))}")
+                    ok = hits
+            elif level in _FILTERED and (cities or districts or towns):
+                ok = [h for h in hits if _consistent(h[0], cities, districts, towns)]
+            else:                           # province, city: nothing coarser to agree with
+                ok = hits
+            if ok:
+                kept.append((m, ok))
+        if not kept:
+            continue
+        finest, finest_kept = level, kept
+        for _, ok in kept:
+            for p, _ in ok:
+                if level == "city":
+                    cities.add(p.city_adcode)
+                    city_names.add(p.name)
+                elif level == "district":
+                    districts.add(p.code)
+                    if p.code == p.city_adcode:
+                        cities.add(p.city_adcode)
+                elif level == "township":
+                    towns.add(p.code)
+    return finest, [_Hit(m, p, s) for m, ok in finest_kept for p, s in ok], conflicts, bool(cities or districts)
 
 
 def _rank(hits: list[_Hit], level: str) -> list[tuple[Place, float, _Hit]]:
@@ -233,7 +241,7 @@ def _notes(text: str, level: str, best: Place, end: int, ranked: list) -> tuple[
     if best.point_level in ("township", "community", "place"):
         notes.append(f"the point is the {best.point_level}'s centre as the source gives it; the place lies within "
                      f"about {_km(best.uncertainty_m)} of it")
-    if level != "road":
+    if level != "road" and end < len(text):
         road = _ROADISH.search(text, end)
         if road:
             notes.append(f"road {road.group(0)} is not in the road data (roads are known only in southern "
@@ -295,12 +303,11 @@ def answer(raw: str, norm: str, scanned: list[Mention], g: Gazetteer) -> _Answer
     if foreign:
         raise _refuse(raw, f"names {foreign}, outside Guangdong; this system covers Guangdong only",
                       final=True)
-    by_level, conflicts, had_context = _resolve(mentions)
-    level = next((lv for lv in reversed(_ORDER) if by_level[lv]), None)
+    level, hits, conflicts, had_context = _resolve(mentions)
     if level is None:
         raise _refuse(raw, "no Guangdong place name recognised (city, district, township, community or "
                            "Futian road); check the spelling or give the district")
-    ranked = _rank(by_level[level], level)
+    ranked = _rank(hits, level)
     best, score, hit = ranked[0]
     notes, factor = _notes(norm, level, best, max(m.end for m in mentions), ranked)
     if conflicts:
