@@ -139,7 +139,7 @@ def _id_ranks(ids: Any) -> np.ndarray:
     import pyarrow as pa
     import pyarrow.compute as pc
     order = pc.sort_indices(pa.array(ids, type=pa.string())).to_numpy()
-    ranks = np.empty(len(order), dtype=np.int64)
+    ranks = np.empty(len(order), dtype=np.int32 if len(order) < 2**31 else np.int64)   # 4 bytes a row
     ranks[order] = np.arange(len(order))
     return ranks
 
@@ -173,7 +173,7 @@ class LayerIndex:
         self.tree = cKDTree(np.column_stack((x, y))) if len(x) else None
         ids = table["id"]
         self._ids = _column(ids if ids.dtype == object or "string" in str(ids.dtype) else ids.astype(str))
-        self._id_rank = _id_ranks(self._ids) if len(x) else np.empty(0, dtype=np.int64)
+        self._id_rank = _id_ranks(self._ids) if len(x) else np.empty(0, dtype=np.int32)
         self._names = _column(table["name"])
         extra = [c for c in table.columns if c != geometry and c not in _RESERVED]
         self._extra = {c: _column(table[c]) for c in extra}
