@@ -3,7 +3,8 @@ state and district in the store's projection, so a year of history costs what a 
 (map flies there, the right-hand panels follow).
 
     list_panel()                          # filters + the list container
-    incident_rows(states, selected)       # the rows, newest first (more=True: says older ones are not shown)
+    incident_rows(states, selected)       # the rows, newest first (more=True: says older ones are not shown);
+                                          # states: IncidentStates or command.response.listing.Listed rows
 """
 from __future__ import annotations
 
@@ -71,10 +72,11 @@ def incident_rows(states: list, selected: str | None, *, more: bool = False) -> 
 def refresh_list(_seq: Any, _bump: Any, selected: str | None, level: str | None, state: str | None,
                  district: str | None) -> list:
     from command.dashboard.security import principal
-    states = runtime.current().service().list_incidents(level=level, state=state, district=district,
-                                                        viewer=principal(),      # the user's scope only
-                                                        newest_first=True, limit=LIST_LIMIT + 1)
-    return incident_rows(states[:LIST_LIMIT], selected, more=len(states) > LIST_LIMIT)
+    from command.response import listing
+    items = listing.listed(runtime.current().service(), level=level, state=state, district=district,
+                           viewer=principal(),                      # the user's scope only
+                           newest_first=True, limit=LIST_LIMIT + 1)     # the projection's rows: nothing folded
+    return incident_rows(items[:LIST_LIMIT], selected, more=len(items) > LIST_LIMIT)
 
 
 @callback(Output("incident-selected", "data", allow_duplicate=True),

@@ -4,17 +4,25 @@ page are folded, and an incident whose timeline has not moved since its last fol
 
     rows, nxt = page(svc, level="III", q="天河", limit=100, viewer=who)     # projection rows + next cursor
     states = states_of(svc, rows)                                           # their IncidentStates, page order
+    items = listed(svc, state="open", newest_first=True, limit=200)         # list rows, nothing folded
+
+``listed`` answers what a list row shows (id, type, level badge, place, times, state) from the projection alone:
+``Listed`` has the attributes of an ``IncidentState`` that lists and markers read (``grade`` is the grade as a
+dict, ``location`` has ``matched``, the district and city, ``point`` and ``uncertainty_m``).
 
 A text ``q`` is looked for in the incident's id, type key, address, matched place, district and city names;
 an incident type named by ``q`` (key, alias or Chinese name, or part of one: "火灾", "gas") matches too.
 """
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from typing import Any
 
 from command.errors import SessionError
 from command.security import scopes
 from command.security.auth import as_principal
+from incidents.model import Point
 
 MAX_Q = 100                  # characters of a text search
 
@@ -71,3 +79,47 @@ def states_of(svc: Any, rows: list[dict[str, Any]]) -> list:
         else:
             out.append(svc.get(row["id"]))
     return out
+
+
+@dataclass(frozen=True)
+class ListedPlace:
+    matched: str
+    district_adcode: str | None
+    district_name: str | None
+    city_adcode: str | None
+    city_name: str | None
+    point: Point | None
+    uncertainty_m: float | None
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One list row from the projection: what a list or a map marker reads of an incident's state."""
+
+    id: str
+    type: str
+    state: str
+    grade: dict[str, Any]
+    location: ListedPlace
+    address: str | None
+    reported_at: str
+    updated_at: str
+    closed_at: str | None
+    first_seq: int
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> Listed:
+        point = Point(row["lon"], row["lat"], "wgs84") if row["lon"] is not None and row["lat"] is not None else None
+        place = ListedPlace(row["matched"], row["district_adcode"], row["district_name"], row["city_adcode"],
+                            row["city_name"], point, row["uncertainty_m"])
+        return cls(row["id"], row["type"], row["state"], json.loads(row["grade"]), place, row["address"],
+                   row["reported_at"], row["updated_at"], row["closed_at"], int(row["first_seq"]))
+
+
+def listed(svc: Any, *, limit: int | None = None, offset: int = 0, newest_first: bool = False,
+           **asked: Any) -> list[Listed]:
+    """The rows ``svc.list_incidents`` would return for the same arguments, as ``Listed``: nothing folded."""
+    check_page(limit, offset)
+    rows = svc.store.incident_summaries(**filters(svc, **asked), newest_first=newest_first, limit=limit,
+                                        offset=offset)
+    return [Listed.of(r) for r in rows]

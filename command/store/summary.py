@@ -8,10 +8,10 @@ every timeline.
                                                          #   payload) in seq order: the upgrade, the bench
 
 What a row holds is what ``command.response.timeline.fold`` makes of the same events, field by field: ``type``
-(Reported.type, then each Updated's ``changes['type']``), ``level`` (the Reported grade's, then each Regraded
-grade's), ``state`` (closed once a Closed event came, ``closed_at`` the last one's time), the place and the
-address (the Reported event's only), ``reported_at`` (the report's time). ``updated_at``/``last_seq`` are the
-newest event's, ``first_seq`` the report's (the list's order). ``tests/store/test_projection.py`` checks the
+(Reported.type, then each Updated's ``changes['type']``), ``grade`` and its ``level`` (the Reported grade, then
+each Regraded grade; as JSON text), ``state`` (closed once a Closed event came, ``closed_at`` the last one's
+time), the place and the address (the Reported event's only), ``reported_at`` (the report's time).
+``updated_at``/``last_seq`` are the newest event's, ``first_seq`` the report's (the list's order). ``tests/store/test_projection.py`` checks the
 rows against the fold after reports, updates, regrades and closes on both backends.
 
 The scope columns carry ``command.security.scopes.place_in`` into SQL: ``scope_district`` is the incident's
@@ -21,11 +21,12 @@ sees the rows of its four digits. A row with neither is the province's only.
 """
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from typing import Any
 
-COLUMNS = ("first_seq", "id", "type", "level", "state", "district_adcode", "district_name", "city_adcode",
+COLUMNS = ("first_seq", "id", "type", "level", "grade", "state", "district_adcode", "district_name", "city_adcode",
            "city_name", "matched", "address", "lon", "lat", "uncertainty_m", "reported_at", "updated_at",
            "closed_at", "last_seq", "events", "scope_city", "scope_district", "search")
 # fields the fold cannot do without: a Reported lacking one is no incident the product can show
@@ -40,6 +41,7 @@ CREATE TABLE IF NOT EXISTS incident_summary (
     id TEXT NOT NULL UNIQUE,
     type TEXT NOT NULL,
     level TEXT NOT NULL,
+    grade TEXT NOT NULL,
     state TEXT NOT NULL CHECK (state IN ('open', 'closed')),
     district_adcode TEXT,
     district_name TEXT,
@@ -87,7 +89,8 @@ def start_row(incident_id: str, seq: int, payload: dict[str, Any], at: str) -> d
         return None
     loc = payload["location"]
     row = {"first_seq": int(seq), "id": incident_id, "type": payload["type"], "level": payload["grade"]["level"],
-           "state": "open", "district_adcode": loc.get("district_adcode"), "district_name": loc.get("district_name"),
+           "grade": _json(payload["grade"]), "state": "open", "district_adcode": loc.get("district_adcode"),
+           "district_name": loc.get("district_name"),
            "city_adcode": loc.get("city_adcode"), "city_name": loc.get("city_name"), "matched": loc["matched"],
            "address": payload.get("address"), "lon": _float(loc.get("lon")), "lat": _float(loc.get("lat")),
            "uncertainty_m": _float(loc.get("uncertainty_m")), "reported_at": at, "updated_at": at,
@@ -106,8 +109,8 @@ def step(row: dict[str, Any], kind: str, payload: dict[str, Any], at: str, seq: 
             row["search"] = search_text(row)
     elif kind == "Regraded":
         grade = payload.get("grade") if isinstance(payload, dict) else None
-        if isinstance(grade, dict) and "level" in grade:
-            row["level"] = grade["level"]
+        if isinstance(grade, dict) and isinstance(grade.get("level"), str):
+            row["level"], row["grade"] = grade["level"], _json(grade)
     elif kind == "Closed":
         row["closed_at"], row["state"] = at, "closed"
     row["updated_at"], row["last_seq"], row["events"] = at, int(seq), int(row["events"]) + 1
@@ -151,6 +154,10 @@ def search_text(row: dict[str, Any]) -> str:
     parts = (row.get("id"), row.get("type"), row.get("address"), row.get("matched"), row.get("district_name"),
              row.get("city_name"))
     return " ".join(str(p) for p in parts if p).lower()
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
 def _float(v: Any) -> float | None:

@@ -5,6 +5,7 @@ failed append leaves them as they were; scope, filters, search and paging in SQL
 audit chain vouches for."""
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 import pytest
@@ -64,7 +65,7 @@ def a_history(svc: ResponseService) -> list[str]:
 def expected(store, state) -> dict:
     """What the row of ``state`` must hold, from the fold and the stored events only."""
     loc, seqs = state.location, [e.seq for e in store.events(state.id)]
-    return {"first_seq": seqs[0], "id": state.id, "type": state.type, "level": state.grade.level,
+    return {"first_seq": seqs[0], "id": state.id, "type": state.type, "level": state.grade.level, "grade": state.grade,
             "state": state.state, "district_adcode": loc.district_adcode, "district_name": loc.district_name,
             "city_adcode": loc.city_adcode, "city_name": loc.city_name, "matched": loc.matched,
             "address": state.address, "lon": pytest.approx(loc.point.lon, abs=1e-7),
@@ -74,9 +75,11 @@ def expected(store, state) -> dict:
 
 
 def rows_by_id(store) -> dict[str, dict]:
+    from command.response.timeline import grade_from_dict
     rows = store.incident_summaries()
     for r in rows:
         r.pop("scope_city"), r.pop("scope_district")
+        r["grade"] = grade_from_dict(json.loads(r["grade"]))
     return {r["id"]: r for r in rows}
 
 
@@ -185,3 +188,24 @@ def test_a_version_7_store_is_upgraded_in_place_from_its_vouched_events(tmp_path
     assert [s.id for s in fresh.list_incidents(state="open", newest_first=True)] == [ids[2], ids[0]]
     s = fresh.update(ids[2], actor="值班员", casualties=Casualties(deaths=5))      # kept from here on
     assert rows_by_id(again)[ids[2]] == expected(again, service(again).get(ids[2])) and s.grade.level != "IV"
+
+
+def test_listed_rows_show_what_the_folded_states_show(store):
+    from command.dashboard import incidents_list
+    from command.response import listing
+    from command.response.timeline import grade_from_dict
+    svc = service(store)
+    a_history(svc)
+    states = svc.list_incidents(newest_first=True)
+    items = listing.listed(svc, newest_first=True)
+    assert [i.id for i in items] == [s.id for s in states]
+    for item, s in zip(items, states):
+        assert (item.type, item.state, item.reported_at, item.closed_at, item.address) == (
+            s.type, s.state, s.reported_at, s.closed_at, s.address)
+        assert grade_from_dict(item.grade) == s.grade
+        for name in ("matched", "district_adcode", "district_name", "city_adcode", "city_name", "uncertainty_m"):
+            assert getattr(item.location, name) == getattr(s.location, name), name
+        assert item.location.point.crs == "wgs84"
+        assert (item.location.point.lon, item.location.point.lat) == pytest.approx(
+            (s.location.point.lon, s.location.point.lat), abs=1e-7)
+    assert str(incidents_list.incident_rows(items, states[0].id)) == str(incidents_list.incident_rows(states, states[0].id))
