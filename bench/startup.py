@@ -9,12 +9,16 @@ with the persistent artefact cache (incidents/cache.py) off, cold and warm, in t
 Each command runs in a fresh process through a launcher that sets the cache folder to ``var_dir/cache``, as
 the door does with the settings it read (``cache.configure(settings.var_dir / "cache")``), so the runs never
 share the repository's var/. `yzt serve --workers 2` is timed from the spawn to the first 200 of ``/login``
-(gunicorn's workers load the data before their first request, app.warm). Each state runs ``repeats`` times,
+(gunicorn's workers load the data before their first request, app.warm). ``artefact_load`` is the part the
+cache covers, alone: a fresh process, imports done, loading the gazetteer, the outlines, the four layers and the
+road graph. CPU seconds are reported beside wall seconds: on the shared 2-core machine other work inflates
+wall time, not a process's own CPU time. Each state runs ``repeats`` times,
 interleaved (off, cold, warm, off, ...); the medians are reported with the warm/off ratios.
 """
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import resource
 import signal
@@ -34,6 +38,12 @@ LAUNCH = ("import sys; from incidents import cache; f = sys.argv.pop(1); "
           "cache.configure(None if f == 'off' else f); sys.argv[0] = 'yzt'; "
           "from command.cli.main import main; main()")
 STATES = ("off", "cold", "warm")
+# What every command loads again, alone (imports done first): the part of a start the cache covers
+LOAD = ("import json, sys, time; from incidents import cache; f = sys.argv[1]; cache.configure(None if f == 'off' else f); "
+        "from incidents import admin, gazetteer; from layers.catalog import BUNDLED; from layers import routing; "
+        "t0, c0 = time.perf_counter(), time.process_time(); gazetteer.gazetteer(); admin.cities(); admin.province(); "
+        "admin.locate_point(113.3, 23.1); [BUNDLED.load(n) for n in ('camera', 'fire_station', 'hospital', 'shelter')]; "
+        "routing.road_graph(); print(json.dumps({'wall': time.perf_counter() - t0, 'cpu': time.process_time() - c0}))")
 
 
 def _env(var: Path) -> dict[str, str]:
@@ -46,15 +56,28 @@ def _cmd(folder: Path | None, *args: str) -> list[str]:
 
 def drill_wall(scenario: Path, var: Path, folder: Path | None) -> tuple[float, float, int]:
     """Wall seconds of `yzt drill run scenario --json` in a fresh process, its CPU seconds (user + system: what
-    a shared, busy machine does not inflate), and its exit status."""
+    a shared, busy machine does not inflate), and the number of steps its report says were refused."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     done = subprocess.run(_cmd(folder, "drill", "run", str(scenario), "--json"), env=_env(var), cwd=ROOT,
-                          capture_output=True)
+                          capture_output=True, text=True)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu, done.returncode
+    try:
+        report = json.loads(done.stdout)
+    except ValueError:                    # no report: the run broke, its time means nothing
+        raise RuntimeError(f"yzt drill run exited {done.returncode}: {done.stderr.strip()[-600:]}") from None
+    return wall, cpu, len(report.get("errors", []))
+
+
+def artefacts_s(var: Path, folder: Path | None) -> tuple[float, float]:
+    """Wall and CPU seconds a fresh process spends loading the gazetteer, the admin outlines, the four layers
+    and the road graph (after its imports)."""
+    done = subprocess.run([sys.executable, "-c", LOAD, str(folder) if folder is not None else "off"], env=_env(var),
+                          cwd=ROOT, capture_output=True, text=True, check=True)
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    return out["wall"], out["cpu"]
 
 
 def serve_first_200(var: Path, folder: Path | None, *, timeout_s: float = 180.0) -> float:
@@ -100,8 +123,10 @@ def run(results: Results, *, events: int = 1000, repeats: int = 2, serve: bool =
     from bench.drill import scenario_doc
     drill: dict[str, list[float]] = {s: [] for s in STATES}
     drill_cpu: dict[str, list[float]] = {s: [] for s in STATES}
+    loads: dict[str, list[float]] = {s: [] for s in STATES}
+    loads_cpu: dict[str, list[float]] = {s: [] for s in STATES}
     first: dict[str, list[float]] = {s: [] for s in STATES}
-    codes: set[int] = set()
+    refused: dict[str, list[int]] = {s: [] for s in STATES}
     sizes = []
     with tempfile.TemporaryDirectory(prefix="yzt-bench-startup-") as d:
         tmp = Path(d)
@@ -113,14 +138,17 @@ def run(results: Results, *, events: int = 1000, repeats: int = 2, serve: bool =
                 var = tmp / f"{state}-{r}" / "var"
                 var.mkdir(parents=True)
                 where = None if state == "off" else folder
-                s, cpu, code = drill_wall(scenario, var, where)
+                s, cpu, n_refused = drill_wall(scenario, var, where)
                 drill[state].append(s)
                 drill_cpu[state].append(cpu)
-                codes.add(code)
+                refused[state].append(n_refused)
+                w, c = artefacts_s(var, where)
+                loads[state].append(w)
+                loads_cpu[state].append(c)
                 if serve:
                     first[state].append(serve_first_200(tmp / f"{state}-{r}" / "serve-var", where))
             sizes.append(sum(p.stat().st_size for p in folder.glob("*")))
-    section = {"events": events, "repeats": repeats, "drill_exit_codes": sorted(codes),
+    section = {"events": events, "repeats": repeats, "drill_refused_steps": refused,
                "drill_wall_s": {s: _median(v) for s, v in drill.items()},
                "drill_wall_samples_s": {s: [round(x, 3) for x in v] for s, v in drill.items()},
                "drill_warm_over_off": round(statistics.median(drill["warm"]) / statistics.median(drill["off"]), 3),
@@ -128,6 +156,10 @@ def run(results: Results, *, events: int = 1000, repeats: int = 2, serve: bool =
                "drill_cpu_warm_over_off": round(statistics.median(drill_cpu["warm"])
                                                 / statistics.median(drill_cpu["off"]), 3),
                "target_drill_warm_s<2": statistics.median(drill["warm"]) < 2,
+               "artefact_load_s": {s: _median(v) for s, v in loads.items()},
+               "artefact_load_cpu_s": {s: _median(v) for s, v in loads_cpu.items()},
+               "artefact_load_cpu_warm_over_off": round(statistics.median(loads_cpu["warm"])
+                                                        / statistics.median(loads_cpu["off"]), 3),
                "cache_folder_mb": round(max(sizes) / 1e6, 1), "date": dt.date.today().isoformat()}
     if serve:
         section.update({

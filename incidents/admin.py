@@ -1,6 +1,8 @@
 """Guangdong's admin units: province/city/district polygons (WGS84), the admin-unit table, census 2020.
 
-Loaded lazily, once per process and data directory; nothing is read at import. Every reader takes the data
+Loaded lazily, once per process and data directory; nothing is read at import. The outlines (with their census
+population and area) come from the persistent cache (incidents/cache.py) when an entry for the content of their
+GeoJSON and census files exists; else they are read and stored for the next process. Every reader takes the data
 directory as ``root``; without one it reads the bundled ``data/`` (DEFAULT_DATA_DIR). Settings are not read
 here: the door that read them passes ``root`` down.
 
