@@ -11,8 +11,8 @@ An uncertain point (``uncertainty_m`` > 0: the place may lie anywhere within tha
 the geocoder says for a community, township or district match) makes every answer approximate: each item
 carries ``approximate: True``, ``distance_uncertainty_m`` (whole metres, as a Location shows it: the true
 distance is ``distance_m`` ± that) and ``in_uncertainty_area`` (the feature lies inside the circle). For the
-camera layer the pull-up covers the circle: today's k nearest, plus the camera nearest the centre of each cell
-of a grid over the circle (the grid is coarsened until the picks fit ``COVER_MAX`` in all), so an officer
+camera layer the pull-up covers the circle: today's k nearest, plus the camera nearest each point of a square
+lattice over the circle (within one step of it; the lattice has at most ``COVER_MAX`` - k points), so an officer
 sees cameras over the whole area the incident may be in, not only around the geocoded centre. Everything
 is ordered by distance then id. With uncertainty 0 or None the answers are exactly those of a sure point.
 Distances are EPSG:4547 metres (layers.index).
@@ -27,14 +27,14 @@ import shapely
 from incidents.model import Point
 from layers.catalog import BUNDLED, Catalog
 from layers.errors import LayerError
-from layers.index import index_for, metric_xy, nearest, wgs84_to_metric
+from layers.index import index_for, metric_to_wgs84, metric_xy, nearest, wgs84_to_metric
 from layers.routing import rank_by_drive_time, road_graph
 
 DRIVE_RANKED = frozenset({"fire_station"})
 CANDIDATES_PER_RANK = 2      # straight-line nearest 2k, then the k fastest by road
 AREA_COVERED = frozenset({"camera"})   # layers whose pull-up spreads over the uncertainty circle
 COVER_MAX = 50               # at most this many features in an area-covering answer (or k, if larger)
-GRID_COARSEN = 1.1           # the grid's cell grows by this factor until its picks fit
+LATTICE_GROW = 1.05          # the lattice's step grows by this factor until its points fit
 
 
 def around(layer: str, point: Point, *, k: int = 5, radius_m: float | None = None,
@@ -73,44 +73,44 @@ def _approximate(item: dict, u: float) -> dict:
 
 
 def _cover(layer: str, point: Point, base: list[dict], reach: float, *, cap: int, catalog: Catalog) -> list[dict]:
-    """``base`` plus features spread over the circle of ``reach`` metres (a grid pick), at most ``cap``,
-    ordered by distance then id."""
-    if reach <= 0 or cap <= len(base):
+    """``base`` plus features spread over the circle of ``reach`` metres, at most ``cap``, ordered by distance
+    then id: around each point of a square lattice over the circle, the feature nearest it (within one lattice
+    step, inside the circle). One nearest query a lattice point, so a dense district costs what a sparse one
+    does, in memory or in PostGIS (layers.index.index_for answers either way)."""
+    offsets, step = lattice(reach, slots=cap - len(base))
+    if not len(offsets):
         return base
-    inside = index_for(layer, catalog).within(point, reach)   # nearest first, ties by id
-    taken = {d["id"] for d in base}
-    inside = [d for d in inside if d["id"] not in taken]
-    if not inside:
-        return base
-    xy = _metric(inside)
+    ix = index_for(layer, catalog)
     cx, cy = metric_xy(point)
-    picks = grid_picks(xy, (cx - reach, cy - reach), reach, slots=cap - len(base))
-    chosen = base + [inside[i] for i in picks]
-    order = sorted(range(len(chosen)), key=lambda i: (chosen[i]["distance_m"], str(chosen[i]["id"])))
-    return [chosen[i] for i in order]
+    lonlat = shapely.get_coordinates(metric_to_wgs84(shapely.points(cx + offsets[:, 0], cy + offsets[:, 1])))
+    taken, picks = {d["id"] for d in base}, []
+    for lon, lat in lonlat:
+        for d in ix.nearest(Point(float(lon), float(lat), "wgs84"), k=1, radius_m=step):
+            if d["id"] not in taken:
+                taken.add(d["id"])
+                picks.append(d)
+    if picks:
+        xy = _metric(picks)
+        dist = np.hypot(xy[:, 0] - cx, xy[:, 1] - cy)
+        picks = [dict(d, distance_m=round(float(m), 1)) for d, m in zip(picks, dist) if m <= reach]
+    chosen = base + picks
+    return sorted(chosen, key=lambda d: (d["distance_m"], str(d["id"])))
 
 
-def grid_picks(xy: np.ndarray, origin: tuple[float, float], reach: float, *, slots: int) -> list[int]:
-    """Row numbers of ``xy`` (metres), one per occupied cell of a square grid from ``origin`` over a circle
-    of radius ``reach``: in each cell the point nearest the cell's centre (ties: the lower row). The cell
-    starts so that about ``slots`` cells cover the circle and grows until at most ``slots`` are occupied."""
-    if slots < 1 or len(xy) == 0:
-        return []
-    ox, oy = origin
-    cell = reach * math.sqrt(math.pi / slots)
+def lattice(reach: float, *, slots: int) -> tuple[np.ndarray, float]:
+    """Offsets (metres, n x 2) of a square lattice centred on 0 over a circle of radius ``reach``, at most
+    ``slots`` points, and its step: about ``slots`` points to begin with, the step growing until they fit.
+    Every place in the circle is within step/sqrt(2) of a point (points up to that far beyond the rim count)."""
+    if slots < 1 or reach <= 0:
+        return np.empty((0, 2)), 0.0
+    step = reach * math.sqrt(math.pi / slots)
     while True:
-        cols = np.floor((xy[:, 0] - ox) / cell).astype(np.int64)
-        rows = np.floor((xy[:, 1] - oy) / cell).astype(np.int64)
-        keys = cols * (1 << 20) + rows
-        if len(np.unique(keys)) <= slots:
-            break
-        cell *= GRID_COARSEN
-    centre_x, centre_y = ox + (cols + 0.5) * cell, oy + (rows + 0.5) * cell
-    d = np.hypot(xy[:, 0] - centre_x, xy[:, 1] - centre_y)
-    order = np.lexsort((np.arange(len(xy)), d, keys))    # by cell, then nearest its centre, then row
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = keys[order][1:] != keys[order][:-1]
-    return sorted(int(i) for i in order[first])
+        n = int(reach // step) + 1
+        i, j = np.meshgrid(np.arange(-n, n + 1), np.arange(-n, n + 1), indexing="ij")
+        keep = np.hypot(i, j) * step <= reach + step / math.sqrt(2)   # the rim's places have a point too
+        if keep.sum() <= slots:
+            return np.column_stack((i[keep], j[keep])).astype(float) * step, step
+        step *= LATTICE_GROW
 
 
 def _metric(items: list[dict]) -> np.ndarray:

@@ -12,7 +12,7 @@ from incidents.geocode import locate
 from layers.catalog import Catalog
 from layers.errors import LayerError
 from layers.index import nearest, within
-from layers.nearby import COVER_MAX, around, grid_picks
+from layers.nearby import COVER_MAX, around, lattice
 from settings import load_settings
 
 LAYERS = ("hospital", "fire_station", "camera", "shelter")
@@ -102,15 +102,17 @@ def test_a_bad_uncertainty_is_refused_in_one_line(humen, bad):
         around("camera", humen.point, k=5, catalog=cat(), uncertainty_m=bad)
 
 
-def test_grid_picks_one_point_per_cell_nearest_its_centre_within_the_slots():
-    rng = np.random.default_rng(7)
-    xy = rng.uniform(-1000, 1000, size=(2000, 2))
-    xy = xy[np.hypot(xy[:, 0], xy[:, 1]) <= 1000]
-    for slots in (1, 10, 45):
-        picks = grid_picks(xy, (-1000.0, -1000.0), 1000.0, slots=slots)
-        assert 1 <= len(picks) <= slots and picks == sorted(set(picks))
-        assert picks == grid_picks(xy, (-1000.0, -1000.0), 1000.0, slots=slots)
-    many = grid_picks(xy, (-1000.0, -1000.0), 1000.0, slots=45)
-    assert len(many) > 30                      # a dense area fills most of the slots
-    assert grid_picks(xy, (-1000.0, -1000.0), 1000.0, slots=0) == []
-    assert grid_picks(np.empty((0, 2)), (0.0, 0.0), 10.0, slots=5) == []
+def test_the_lattice_covers_the_circle_within_its_slots():
+    for reach, slots in ((1000.0, 1), (1000.0, 10), (8590.4, 45), (50.0, 200)):
+        offsets, step = lattice(reach, slots=slots)
+        assert 1 <= len(offsets) <= slots and step > 0
+        assert (np.hypot(offsets[:, 0], offsets[:, 1]) <= reach + step).all()
+        assert len({tuple(o) for o in offsets}) == len(offsets)
+        # every place of the circle is well within one step (the query radius) of a lattice point
+        rng = np.random.default_rng(3)
+        r, a = reach * np.sqrt(rng.uniform(0, 1, 2000)), rng.uniform(0, 2 * np.pi, 2000)
+        probe = np.column_stack((r * np.cos(a), r * np.sin(a)))
+        gap = np.hypot(probe[:, None, 0] - offsets[None, :, 0], probe[:, None, 1] - offsets[None, :, 1]).min(axis=1)
+        assert gap.max() <= step / np.sqrt(2) + 1e-6
+    assert len(lattice(8590.4, slots=45)[0]) > 30     # the slots are mostly used
+    assert len(lattice(1000.0, slots=0)[0]) == 0 and len(lattice(0.0, slots=5)[0]) == 0
