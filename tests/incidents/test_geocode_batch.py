@@ -1,0 +1,111 @@
+"""The geocoder's batch path (incidents._batch via locate_batch) gives exactly what locate gives one address at a
+time: on thousands of real gazetteer addresses, on shared names with several candidates, and on refusals."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from incidents import _batch
+from incidents.errors import LocateError
+from incidents.gazetteer import gazetteer
+from incidents.geocode import locate, locate_batch, normalise
+from settings import ROOT
+
+GAZ = ROOT / "data" / "gazetteer"
+FEVER = ROOT.parent / "shared" / "data" / "facilities" / "shenzhen_fever_clinic_hospitals_2020.csv"
+
+
+def _one(text) -> str:
+    try:
+        return json.dumps(locate(text).as_dict(), ensure_ascii=False)
+    except LocateError as e:
+        return json.dumps({"error": str(e)}, ensure_ascii=False)
+
+
+def _batch_json(lines, **kw) -> list[str]:
+    return [json.dumps(d, ensure_ascii=False) for d in locate_batch(lines, **kw)]
+
+
+def _real_addresses(n: int, seed: int) -> list[str]:
+    """Addresses as callers give them, from real NBS community rows: the full chain, parts of it, a community
+    alone (often a name several places share), with spaces, full-width digits, a house number or a road."""
+    v = pd.read_csv(GAZ / "guangdong_villages_communities_nbs2023.csv", dtype=str)
+    rng = np.random.default_rng(seed)
+    out = []
+    for k, r in enumerate(v.iloc[rng.integers(0, len(v), n)].itertuples(index=False)):
+        short = r.name.replace("居民委员会", "").replace("村民委员会", "")
+        out.append([f"{r.cityName}{r.areaName}{r.streetName}{short}", f"{r.cityName}{r.areaName}{r.streetName}",
+                    f"{r.areaName}{short}", f"{r.cityName}{r.areaName}", r.name, short,
+                    f"{r.cityName} {r.areaName} {r.streetName}１２号", f"{r.streetName}{short}附近的新华路",
+                    f"广州市{r.areaName}{short}", f"北京市{r.areaName}"][k % 10])
+    return out
+
+
+def test_batch_answers_are_those_of_locate_one_by_one_on_real_addresses():
+    lines = _real_addresses(3000, seed=20261202)
+    if FEVER.is_file():
+        with FEVER.open(encoding="utf-8") as f:
+            lines += [row["address"] for row in csv.DictReader(f)]
+    lines += lines[:300]                                  # repeats, answered from the batch's memo
+    one = [_one(a) for a in lines]
+    assert _batch_json(lines) == one
+    assert sum('"error"' in x for x in one) > 50          # refusals (北京市...) are in the mix
+    assert sum('"matched_level": "community"' in x for x in one) > 900
+    assert sum("may mean" in x for x in one) > 100        # shared names: several candidates
+
+
+def test_a_shared_name_gives_the_same_candidates_as_locate():
+    g = gazetteer()
+    shared = [a for a, hits in g.index.items()
+              if len(hits) >= 3 and all(p.level == "community" for p, _ in hits) and len(a) >= 3][:40]
+    assert shared
+    out = list(locate_batch(shared))
+    for name, d in zip(shared, out):
+        want = locate(name).as_dict()
+        assert d == want and json.dumps(d, ensure_ascii=False) == json.dumps(want, ensure_ascii=False)
+    many = [d for d in out if len(d["candidates"]) >= 3]
+    assert many and all(any("may mean" in n for n in d["notes"]) for d in many)
+
+
+def test_refusals_are_one_error_line_each_and_the_batch_goes_on():
+    lines = ["广州市天河区", "", "   ", "北京市朝阳区", "火星市奥林匹斯山", "x" * 201, None, "深圳市福田区景田路"]
+    out = list(locate_batch(lines))
+    assert [set(d) == {"error"} for d in out] == [False, True, True, True, True, True, True, False]
+    for line, d in zip(lines, out):
+        if "error" in d:
+            with pytest.raises(LocateError) as e:
+                locate(line)
+            assert d["error"] == str(e.value)
+    assert out[0]["district_adcode"] == "440106" and out[-1]["precision"] == "road"
+
+
+def test_answers_are_independent_copies_across_chunks(monkeypatch):
+    monkeypatch.setattr(_batch, "CHUNK", 3)
+    lines = ["广州市天河区", "广州市 天河区", "深圳市福田区", "广州市天河区", "乌石村委会", "乌石村委会", "广州市天河区"]
+    out = list(locate_batch(lines, memo_size=2))
+    assert _batch_json(lines) == [_one(a) for a in lines]
+    out[0]["candidates"][0]["name"] = "changed"
+    out[0]["candidates"].clear()
+    out[4]["notes"].clear()
+    again = list(locate_batch(lines))
+    assert out[1]["candidates"] and out[3]["candidates"][0]["name"] != "changed" and out[5]["notes"]
+    assert again == [locate(a).as_dict() for a in lines]
+
+
+def test_scan_many_finds_what_scan_finds_in_each_text():
+    g = gazetteer()
+    texts = [normalise(a) for a in _real_addresses(400, seed=7)] + ["", "广州市", "无地名"]
+    assert g.scan_many(texts) == [g.scan(t) for t in texts]
+    assert g.scan_many(["广州\n市天河区", "深圳市"]) == [g.scan("广州\n市天河区"), g.scan("深圳市")]
+    assert g.scan_many([]) == []
+
+
+def test_leftmost_longest_as_the_names_are_said():
+    m = gazetteer().scan("广东省广州市天河区沙面街道")
+    assert [x.alias for x in m] == ["广东省", "广州市", "天河区", "沙面街道"]
+    assert [(x.start, x.end) for x in m] == [(0, 3), (3, 6), (6, 9), (9, 13)]
