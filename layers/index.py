@@ -286,17 +286,20 @@ class _Database:
                 except UnknownLayerError:        # dropped since the names were read
                     self.names = self.names - {layer}
                     return None
+                except self.db.errors.Error as e:  # e.g. no right to read yzt_layers: one line
+                    raise LayerError(f"layer {layer}: cannot read its PostGIS registry row at "
+                                     f"{self.db.where} ({_first_line(e)})") from None
             return ix
 
     def _ask(self, now: float) -> None:
+        import psycopg
         from layers.postgis import open_layers, redact
         try:
             if self.db is None:
                 self.db = open_layers(self.url, create_extension=False, timeout_s=PROBE_TIMEOUT_S)
             self.names, self.failure = frozenset(self.db.names()), None
-        except Exception as e:   # LayerError, or psycopg's (e.g. no right to read yzt_layers): one line
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            self.failure = f"cannot ask {redact(self.url)} which layers are in PostGIS ({first})"
+        except (LayerError, psycopg.Error) as e:   # e.g. no right to read yzt_layers: one line
+            self.failure = f"cannot ask {redact(self.url)} which layers are in PostGIS ({_first_line(e)})"
         self.indexes = {n: ix for n, ix in self.indexes.items() if n in self.names}
         self.asked = now
 
@@ -313,6 +316,10 @@ class _Database:
 
 
 _DATABASES: dict[str, _Database] = {}
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
 def _database(url: str) -> _Database:

@@ -247,3 +247,23 @@ def test_a_database_without_layers_answers_from_memory_and_is_left_as_it_was(pg,
         index.close_postgis(plain_url)
         with psycopg.connect(url, autocommit=True) as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {plain} WITH (FORCE)")
+
+
+def test_a_role_that_may_not_read_the_registry_gets_one_line(pg, tmp_path):
+    import psycopg
+    from urllib.parse import urlsplit, urlunsplit
+    url, db = pg
+    db.import_layer(_tiny("wiring_rights", ["R1"]))
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute("DROP ROLE IF EXISTS yzt_wiring_noread")
+        admin.execute("CREATE ROLE yzt_wiring_noread LOGIN")
+    noread = urlunsplit(urlsplit(url)._replace(netloc="yzt_wiring_noread@"))
+    try:
+        routed = Catalog(BUNDLED.data_dir, tmp_path / "v", postgis_url=noread)
+        with pytest.raises(LayerError) as err:
+            index.nearest("wiring_rights", FUTIAN, k=1, catalog=routed)
+        assert "\n" not in str(err.value) and "permission denied" in str(err.value)
+    finally:
+        index.close_postgis(noread)
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute("DROP ROLE IF EXISTS yzt_wiring_noread")
