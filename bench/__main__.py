@@ -28,7 +28,8 @@ SIZES = {
              "alerts": 10, "pg_queries": 20, "profile_n": 5},
 }
 PROFILES = ROOT / "bench" / "profiles"
-SECTIONS = ("response", "postgis", "geocoder", "intake", "drill", "fanout", "memory", "targeting", "load", "dashboard", "startup")
+SECTIONS = ("response", "postgis", "geocoder", "intake", "drill", "fanout", "memory", "targeting", "load", "history",
+            "dashboard", "startup")
 
 
 def _response_and_postgis(results: Results, size: dict, skip: set[str], do_profile: bool) -> None:
@@ -116,6 +117,9 @@ def main(argv: list[str] | None = None) -> dict:
     if "load" not in skip:            # yzt serve under locust, SQLite and a throwaway PostgreSQL (bench/load.py)
         from bench import load
         load.run(results, mode=mode, keep=PROFILES)
+    if "history" not in skip:         # a year of history: list, search, paged API, sync (bench/history.py)
+        from bench import history
+        history.run(results, mode=mode)
     if "dashboard" not in skip:
         dashboard.run(results)
     from bench.report import write_report
