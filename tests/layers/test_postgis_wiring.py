@@ -86,18 +86,15 @@ def test_around_answers_from_postgis_exactly_as_memory_does_for_the_same_file(pg
     routed = Catalog(BUNDLED.data_dir, tmp_path / "routed", postgis_url=url)   # its files: the bundled layers
     assert isinstance(index.index_for("camera", routed), index.PostgisRouted)
     assert isinstance(index.index_for("shelter", routed), index.LayerIndex)    # not in PostGIS: memory
-    differs = 0
     for p in query_points(mem.load("hospital"), 25, seed=11):
         for name in ("fire_station", "hospital", "camera"):
             got = around(name, p, k=5, catalog=routed)
             assert len(got) == 5 and all(d["id"].startswith("PG-") for d in got), name
             assert got == around(name, p, k=5, catalog=mem), name     # every column, same values and types
-            differs += got != around(name, p, k=5, catalog=BUNDLED)
         got = around("camera", p, k=5, catalog=routed, uncertainty_m=2500.0)      # within-r, the cover grid
         assert got == around("camera", p, k=5, catalog=mem, uncertainty_m=2500.0)
         assert all(d["id"].startswith("PG-") for d in got)
         assert index.within("hospital", p, 6000, catalog=routed) == index.within("hospital", p, 6000, catalog=mem)
-    assert differs > 25
     assert around("shelter", FUTIAN, k=5, catalog=routed) == around("shelter", FUTIAN, k=5, catalog=BUNDLED)
 
 
