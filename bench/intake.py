@@ -68,9 +68,35 @@ def naive_reader():
     return read
 
 
-def run(results: Results | None = None, *, n: int = 5000, geocode_n: int = 20_000, min_s: float = 2.0) -> dict:
+def _geocoder_batch(geocode_n: int) -> dict:
+    """locate_batch over geocode_n addresses beside one locate at a time, and over the distinct ones alone."""
+    from bench.geocoder import _best_s, addresses
     from incidents.errors import IncidentError
     from incidents.geocode import locate, locate_batch
+    gaddr = addresses(geocode_n)
+    list(locate_batch(gaddr[:500]))
+    batch_rate = len(gaddr) / _best_s(lambda: list(locate_batch(gaddr)), 2)
+
+    def loc_dict(a: str) -> None:       # what a batch hands out: the answer as a dict
+        try:
+            locate(a).as_dict()
+        except IncidentError:
+            pass
+    one_rate = len(gaddr) / _best_s(lambda: [loc_dict(a) for a in gaddr], 2)
+    distinct = list(dict.fromkeys(gaddr))
+    distinct_rate = len(distinct) / _best_s(lambda: list(locate_batch(distinct)), 2)
+    return {
+        "addresses": len(gaddr), "distinct": len(distinct),
+        "locate_batch_per_s": round(batch_rate), "locate_one_at_a_time_per_s": round(one_rate),
+        "locate_batch_distinct_only_per_s": round(distinct_rate),
+        "ratio_batch_vs_one_at_a_time": round(batch_rate / one_rate, 2),
+        "note": "cpca on the same kind of list: the geocoder section's batch",
+    }
+
+
+def run(results: Results | None = None, *, n: int = 5000, geocode_n: int = 20_000, min_s: float = 2.0) -> dict:
+    from incidents.errors import IncidentError
+    from incidents.geocode import locate
     from incidents.intake import read, read_batch
     from bench.geocoder import addresses
     texts = calls(n)
@@ -108,27 +134,7 @@ def run(results: Results | None = None, *, n: int = 5000, geocode_n: int = 20_00
         "ratio_intake_vs_naive": round(intake_rate / naive_rate, 3),
         "target_texts_per_s>=5000": intake_rate >= 5000,
     }
-    # geocoder batch path (best of two runs each: the machine is shared)
-    from bench.geocoder import _best_s
-    gaddr = addresses(geocode_n)
-    list(locate_batch(gaddr[:500]))
-    batch_rate = len(gaddr) / _best_s(lambda: list(locate_batch(gaddr)), 2)
-
-    def loc_dict(a: str) -> None:       # what a batch hands out: the answer as a dict
-        try:
-            locate(a).as_dict()
-        except IncidentError:
-            pass
-    one_rate = len(gaddr) / _best_s(lambda: [loc_dict(a) for a in gaddr], 2)
-    distinct = list(dict.fromkeys(gaddr))
-    distinct_rate = len(distinct) / _best_s(lambda: list(locate_batch(distinct)), 2)
-    section["geocoder"] = {
-        "addresses": len(gaddr), "distinct": len(distinct),
-        "locate_batch_per_s": round(batch_rate), "locate_one_at_a_time_per_s": round(one_rate),
-        "locate_batch_distinct_only_per_s": round(distinct_rate),
-        "ratio_batch_vs_one_at_a_time": round(batch_rate / one_rate, 2),
-        "note": "cpca on the same kind of list: the geocoder section's batch",
-    }
+    section["geocoder"] = _geocoder_batch(geocode_n)
     if results is not None:
         results.add("intake", section)
     return section

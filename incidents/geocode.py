@@ -5,13 +5,14 @@
     locate("深圳市福田区景田路")                         # road precision (Futian roads are in the data)
     locate_point(Point(113.32, 23.13, "gcj02"))          # converted to WGS84, then point-in-polygon
     locate_any(address, point)                           # point wins for position; address adds names
-    for item in locate_batch(lines): ...                 # dicts for `yzt locate --batch`
+    for item in locate_batch(lines): ...                 # dicts for `yzt locate --batch` (incidents._batch)
 
 Offline by default, over the bundled gazetteer (incidents.gazetteer). When settings.tianditu_key is set,
 the online geocoder (incidents.providers) is asked too; its answer must lie in Guangdong, and any failure
 falls back to the offline answer with a note. Refusals are LocateError with one clear line.
 
-How text is read: NFKC (full-width digits/letters), spaces dropped, then the leftmost-longest known names.
+How text is read: NFKC (full-width digits/letters), spaces dropped, then the leftmost-longest known names (the
+gazetteer's Aho-Corasick automaton; a batch is scanned in one pass per chunk).
 A short name (天河, 沙面) followed by a road or building word (天河路, 中山大学) is part of that longer name,
 not a place. Finer levels must agree with the coarser names given (city -> district -> township); a name
 that several places share gives all of them as candidates, best first (named context, then the 2020

@@ -5,9 +5,10 @@
     r.type, r.casualties.trapped, r.place      # "fire", 5, "广州市天河区体育西路191号"
     r.as_dict()                                # the `yzt intake --json` shape of cli.md
     for d in read_batch(lines): ...            # one dict per line; a refused line gives {"error": ...}
+                                               # (a chunk's places located together: incidents._batch)
 
 What is read, and how:
-- **type**: the catalogue's names, aliases and ``words`` (data/grading/incident_types.yaml: 起火/着火/失火 -> fire,
+- **type**: the catalogue's names, aliases and ``words`` (one Aho-Corasick automaton over them) (data/grading/incident_types.yaml: 起火/着火/失火 -> fire,
   燃气爆炸 -> gas_explosion, 追尾/相撞/翻车 -> traffic, 食物中毒 -> public_health ...), found leftmost-longest.
   When a text says several, the type with the highest ``priority`` wins (a cause above its consequence:
   "货车追尾后起火" is traffic), then the first said; ``refines`` turns 爆炸 + 燃气 into gas_explosion.
