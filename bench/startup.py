@@ -39,10 +39,12 @@ LAUNCH = ("import sys; from incidents import cache; f = sys.argv.pop(1); "
           "from command.cli.main import main; main()")
 STATES = ("off", "cold", "warm")
 # What every command loads again, alone (imports done first): the part of a start the cache covers
-LOAD = ("import json, sys, time; from incidents import cache; f = sys.argv[1]; cache.configure(None if f == 'off' else f); "
+LOAD = ("import json, sys, time; from incidents import cache; f = sys.argv[1]; "
+        "cache.configure(None if f == 'off' else f); "
         "from incidents import admin, gazetteer; from layers.catalog import BUNDLED; from layers import routing; "
         "t0, c0 = time.perf_counter(), time.process_time(); gazetteer.gazetteer(); admin.cities(); admin.province(); "
-        "admin.locate_point(113.3, 23.1); [BUNDLED.load(n) for n in ('camera', 'fire_station', 'hospital', 'shelter')]; "
+        "admin.locate_point(113.3, 23.1); "
+        "[BUNDLED.load(n) for n in ('camera', 'fire_station', 'hospital', 'shelter')]; "
         "routing.road_graph(); print(json.dumps({'wall': time.perf_counter() - t0, 'cpu': time.process_time() - c0}))")
 
 
@@ -115,6 +117,14 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
 
 
+def _folder(tmp: Path, state: str, r: int, what: str) -> Path | None:
+    """The cache folder of one measurement: none (off), an empty one of its own (cold), or the one the cold
+    drill run of this round filled (warm)."""
+    if state == "off":
+        return None
+    return tmp / (f"cold-{r}-{what}" if state == "cold" else f"cold-{r}-drill") / "cache"
+
+
 def _median(values: list[float]) -> float:
     return round(statistics.median(values), 3)
 
@@ -133,21 +143,21 @@ def run(results: Results, *, events: int = 1000, repeats: int = 2, serve: bool =
         scenario = tmp / "scenario.yaml"
         scenario.write_text(yaml.safe_dump(scenario_doc(events), allow_unicode=True, sort_keys=False), encoding="utf-8")
         for r in range(repeats):
-            folder = tmp / f"var-cache-{r}" / "cache"            # empty: the cold run fills it, the warm run reads it
             for state in STATES:
                 var = tmp / f"{state}-{r}" / "var"
                 var.mkdir(parents=True)
-                where = None if state == "off" else folder
+                where = _folder(tmp, state, r, "drill")
                 s, cpu, n_refused = drill_wall(scenario, var, where)
                 drill[state].append(s)
                 drill_cpu[state].append(cpu)
                 refused[state].append(n_refused)
-                w, c = artefacts_s(var, where)
+                w, c = artefacts_s(var, _folder(tmp, state, r, "load"))
                 loads[state].append(w)
                 loads_cpu[state].append(c)
                 if serve:
-                    first[state].append(serve_first_200(tmp / f"{state}-{r}" / "serve-var", where))
-            sizes.append(sum(p.stat().st_size for p in folder.glob("*")))
+                    first[state].append(serve_first_200(tmp / f"{state}-{r}" / "serve-var",
+                                                        _folder(tmp, state, r, "serve")))
+            sizes.append(sum(p.stat().st_size for p in _folder(tmp, "warm", r, "").glob("*")))
     section = {"events": events, "repeats": repeats, "drill_refused_steps": refused,
                "drill_wall_s": {s: _median(v) for s, v in drill.items()},
                "drill_wall_samples_s": {s: [round(x, 3) for x in v] for s, v in drill.items()},

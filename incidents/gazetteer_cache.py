@@ -41,7 +41,8 @@ def inputs(root: Path) -> list[Path]:
 
 def load(root: Path, build: Callable[[Path], Gazetteer]) -> Gazetteer:
     """The gazetteer of ``root``: from the cache when an entry for this data and code exists, else ``build``."""
-    return cache.cached("gazetteer", inputs=inputs(root), code=CODE, build=lambda: build(root), encode=encode, decode=decode)
+    return cache.cached("gazetteer", inputs=inputs(root), code=CODE, build=lambda: build(root), encode=encode,
+                        decode=decode)
 
 
 def encode(g: Gazetteer) -> cache.Entry:

@@ -7,11 +7,11 @@
     best = rank_by_drive_time(p, items)    # fastest first
 
 The graph is data/roads/shenzhen_futian_osm_network.graphml (OSMnx 1.2.2, southern 福田区 only; ODbL).
-It is read once per process, lazily; its drive edges and node positions come from the
-persistent cache (incidents/cache.py) when an entry for the file's content exists. Direction: OSMnx stores a two-way street as two edges u->v and v->u and a
-one-way street as one edge, so following the directed edges respects one-ways. One Dijkstra runs from
-the incident on the *reversed* graph: a single shortest-path tree gives every station's time TO the
-incident.
+It is read once per process, lazily; its drive edges and node positions come from the persistent
+cache (incidents/cache.py) when an entry for the file's content exists. Direction: OSMnx stores a
+two-way street as two edges u->v and v->u and a one-way street as one edge, so following the directed
+edges respects one-ways. One Dijkstra runs from the incident on the *reversed* graph: a single
+shortest-path tree gives every station's time TO the incident.
 
 Drive network (decision): kept are the classes in ``SPEED_KMH``; everything else is dropped (footway,
 path, steps, pedestrian, cycleway, corridor, track, bridleway, ...). A merged edge whose highway is a

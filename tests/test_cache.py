@@ -264,8 +264,8 @@ def test_gazetteer_from_the_cache_equals_the_built_one(folder):
             assert list(a) == list(b) and a == b
         else:
             assert a == b, attr
-    for text in ("广州市天河区天河路 商场燃气爆炸", "深圳市福田区景田路", "澳门大学横琴校区", "北京市朝阳区",
-                 "乳源县大桥镇", "沙面街道翠洲社区"):
+    for text in ("广州市天河区天河路 商场燃气爆炸", "深圳市福田区景田路", "澳门大学横琴校区",
+                 "北京市朝阳区", "乳源县大桥镇", "沙面街道翠洲社区"):
         assert fresh.scan(text) == cached.scan(text), text
     clear()
 
