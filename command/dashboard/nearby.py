@@ -54,11 +54,12 @@ def approximate_note(u: float) -> html.Div:
                     id="nearby-approximate", className="yzt-est")
 
 
-def _distance(it: dict) -> Any:
+def _distance(layer: str, it: dict) -> Any:
+    """The distance; around an uncertain point "≈" it, and a camera inside the circle is tagged so."""
     if not it.get("approximate"):
         return fmt_m(it.get("distance_m"))
     cell: list = ["≈" + fmt_m(it.get("distance_m"))]
-    if it.get("in_uncertainty_area"):
+    if layer == "camera" and it.get("in_uncertainty_area"):
         cell += [" ", html.Span(LL("范围内", "in area"), className="yzt-tag")]
     return html.Span(cell)
 
@@ -70,7 +71,7 @@ def layer_table(layer: str, items: list[dict], synthetic: bool) -> html.Div:
     head.append(html.Th(L("col.info")))
     rows = []
     for i, it in enumerate(items):
-        cells = [html.Td(i + 1), html.Td(it.get("name") or it["id"]), html.Td(_distance(it))]
+        cells = [html.Td(i + 1), html.Td(it.get("name") or it["id"]), html.Td(_distance(layer, it))]
         if layer == "fire_station":
             cells.append(html.Td(_drive(it)))
         cells.append(html.Td(_info(layer, it)))

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import plotly.utils
 
-from command.dashboard.nearby import nearby_tables
+from command.dashboard.nearby import layer_table, nearby_tables
 from incidents.geocode import locate
 from layers.nearby import around
 
@@ -47,8 +47,10 @@ def test_an_uncertain_place_is_said_approximate_where_the_resources_are_listed()
     cells = _distance_cells(tables)
     assert len(cells) == sum(len(v) for v in state.nearby.values()) > 20
     assert all("≈" in c for c in cells)
-    inside = sum(d["in_uncertainty_area"] for v in state.nearby.values() for d in v)
-    assert sum("in area" in c for c in cells) == inside > 0
+    inside = sum(d["in_uncertainty_area"] for d in state.nearby["camera"])
+    assert sum("in area" in c for c in cells) == inside > 5           # the cameras inside the circle, only
+    hospital = dict(state.nearby["hospital"][0], in_uncertainty_area=True)
+    assert "in area" not in _text(layer_table("hospital", [hospital], True))
 
 
 def test_a_sure_place_shows_plain_distances():
