@@ -433,10 +433,15 @@ def one_backend(backend: str, size: dict, tmp: Path) -> dict:
             cluster.__exit__()
 
 
-def run(results: Results, *, mode: str = "full", backends: tuple[str, ...] = ("sqlite", "postgres"),
+def run(results: Results, *, mode: str = "full", backends: tuple[str, ...] | None = None,
         keep: Path | None = None) -> dict:
-    """The ``load`` section: every scenario on every backend; ``keep``: a folder to copy the profiles to."""
+    """The ``load`` section: every scenario on every backend; ``keep``: a folder to copy the profiles to.
+    ``tiny`` (the bench's smoke test) runs the code paths once, on SQLite only unless ``backends`` says: the
+    PostgreSQL run is the same code on a PgCluster, which tests/e2e drives, and two servers' warm-up would
+    double the smoke test's time."""
     size = SIZES[mode]
+    if backends is None:
+        backends = ("sqlite",) if mode == "tiny" else ("sqlite", "postgres")
     section: dict[str, Any] = {"sizes": size, "machine_at_start": machine()}
     for backend in backends:
         with tempfile.TemporaryDirectory(prefix=f"yzt-bench-load-{backend}-") as d:
