@@ -34,6 +34,7 @@ DRIVE_RANKED = frozenset({"fire_station"})
 CANDIDATES_PER_RANK = 2      # straight-line nearest 2k, then the k fastest by road
 AREA_COVERED = frozenset({"camera"})   # layers whose pull-up spreads over the uncertainty circle
 COVER_MAX = 50               # at most this many features in an area-covering answer (or k, if larger)
+MAX_UNCERTAINTY_M = 1_000_000.0   # more than Guangdong's width: a larger radius is a mistake, not a place
 LATTICE_GROW = 1.05          # the lattice's step grows by this factor until its points fit
 
 
@@ -57,12 +58,13 @@ def around(layer: str, point: Point, *, k: int = 5, radius_m: float | None = Non
 
 
 def _check_uncertainty(value: float | None) -> float:
-    """Metres >= 0 (None is 0); anything else is refused in one line."""
+    """Metres from 0 to MAX_UNCERTAINTY_M (None is 0); anything else is refused in one line."""
     if value is None:
         return 0.0
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(value) or value < 0:
-        raise LayerError(f"uncertainty_m must be a finite number of metres >= 0, got {value!r}")
+            or not math.isfinite(value) or not 0 <= value <= MAX_UNCERTAINTY_M:
+        raise LayerError(f"uncertainty_m must be a number of metres from 0 to {MAX_UNCERTAINTY_M:,.0f}, "
+                         f"got {value!r}")
     return float(value)
 
 

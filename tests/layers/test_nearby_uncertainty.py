@@ -96,7 +96,7 @@ def test_the_radius_still_bounds_the_camera_pull_up(humen):
     assert len(got) > 5
 
 
-@pytest.mark.parametrize("bad", [-1, math.nan, math.inf, "500", True])
+@pytest.mark.parametrize("bad", [-1, math.nan, math.inf, "500", True, 1e12])
 def test_a_bad_uncertainty_is_refused_in_one_line(humen, bad):
     with pytest.raises(LayerError, match="uncertainty_m"):
         around("camera", humen.point, k=5, catalog=cat(), uncertainty_m=bad)
