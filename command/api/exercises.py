@@ -15,7 +15,8 @@
 Every route needs a token whose role may ``exercise.run``: a trainer's (``yzt tokens issue SYSTEM --role
 trainer``; ``command.drills.trainers.require``, which still honours a viewer token granted before the role was
 stored). An officer's, a commander's or a viewer's token is refused with 403. The dispatch API's checks and
-refusals (``command.api.routes``) apply: 401/403/404/405/413/422 as ``{"error", "field"}``. Registered by ``command.api.routes.create_api_app``.
+refusals (``command.api.routes``) apply: 401/403/404/405/413/422 as ``{"error", "field"}``. Registered by
+``command.api.routes.create_api_app``.
 """
 from __future__ import annotations
 

@@ -102,84 +102,98 @@ def banner_tick(_n: Any, seq: Any, bump: Any):
 def page(settings: Any, header: Any) -> html.Div:
     from command.security.auth import Users
     users = [u for u in Users(runtime.current().store()).list() if not u["disabled"]]
+    players = [u for u in users if u["role"] in ("officer", "commander")]
     return html.Div([
         header,
         html.Div([
-            html.Div([
-                _box("开始演练 Start an exercise",
-                     html.Label("示例情景 Example scenario"),
-                     dcc.Dropdown(id="trainer-example", options=[{"label": n, "value": n} for n in examples()],
-                                  placeholder="选择示例 choose an example"),
-                     html.Label("或上传 or upload (YAML/JSON)"),
-                     dcc.Upload(id="trainer-upload", children=html.Div(["拖放或点击 drop or click"],
-                                                                      id="trainer-upload-name"),
-                                style={"border": "1px dashed #889", "padding": "6px", "cursor": "pointer"}),
-                     html.Label("参演人员 Players"),
-                     dcc.Dropdown(id="trainer-players", multi=True,
-                                  options=[{"label": f"{u['name']} ({u['role']})", "value": u["name"]}
-                                           for u in users if u["role"] in ("officer", "commander")]),
-                     html.Label("倍速 Speed (1x-60x)"),
-                     dcc.Input(id="trainer-speed", type="number", min=1, max=60, step=1, value=60),
-                     html.Label("容差 Tolerance (exercise minutes)"),
-                     dcc.Input(id="trainer-tolerance", type="number", min=0, max=360, step=1, value=5),
-                     html.Div(html.Button("开始 Start", id="trainer-start", n_clicks=0), style={"marginTop": "6px"})),
-                _box("演练 Exercises",
-                     dcc.Dropdown(id="trainer-selected", placeholder="选择演练 choose an exercise"),
-                     html.Div(id="trainer-clock", style={"fontSize": "22px", "fontFamily": "monospace"}),
-                     html.Div(id="trainer-status"),
-                     html.Div([html.Button("暂停 Pause", id="trainer-pause", n_clicks=0),
-                               html.Button("继续 Resume", id="trainer-resume", n_clicks=0),
-                               html.Button("结束 End", id="trainer-end", n_clicks=0, className="danger")],
-                              style={"display": "flex", "gap": "6px"}),
-                     html.Div([dcc.Input(id="trainer-jump-min", type="number", min=1, value=10,
-                                         style={"width": "70px"}),
-                               html.Button("跳转 Jump ahead (min)", id="trainer-jump", n_clicks=0)],
-                              style={"display": "flex", "gap": "6px", "marginTop": "6px"}),
-                     html.Div([dcc.Dropdown(id="trainer-join-name", style={"minWidth": "160px"},
-                                            options=[{"label": u["name"], "value": u["name"]} for u in users
-                                                     if u["role"] in ("officer", "commander")]),
-                               html.Button("加入 Join late", id="trainer-join", n_clicks=0)],
-                              style={"display": "flex", "gap": "6px", "marginTop": "6px"}),
-                     html.Div(id="trainer-msg")),
-                _box("导调记录 Trainer notes (not on the players' timeline)",
-                     dcc.Textarea(id="trainer-note-text", style={"width": "100%", "height": "50px"}),
-                     html.Button("记录 Add note", id="trainer-note", n_clicks=0),
-                     html.Div(id="trainer-notes")),
-            ], style={"flex": "0 0 340px", "overflowY": "auto", "padding": "0 8px"}),
-            html.Div([
-                _box("主事件清单 MSEL: injects", html.Div(id="trainer-msel"),
-                     html.Details([html.Summary("添加注入 Add an inject not in the file"),
-                                   dcc.Dropdown(id="trainer-add-kind", value="update", clearable=False,
-                                                options=[{"label": k, "value": k} for k in ("report", "update",
-                                                                                            "note")]),
-                                   dcc.Textarea(id="trainer-add-spec", style={"width": "100%", "height": "70px"},
-                                                placeholder='YAML, e.g. incident: A\ncasualties: {deaths: 5}'),
-                                   html.Button("注入 Inject", id="trainer-add", n_clicks=0)])),
-                _box("预期行动 Expected player actions", html.Div(id="trainer-expected")),
-                _box("评估报告 After-action report",
-                     html.Div([html.Button("刷新 Refresh", id="trainer-report-refresh", n_clicks=0),
-                               html.Button("下载 HTML", id="trainer-dl-html", n_clicks=0),
-                               html.Button("下载 Markdown", id="trainer-dl-md", n_clicks=0)],
-                              style={"display": "flex", "gap": "6px"}),
-                     dcc.Download(id="trainer-download"),
-                     html.Div(id="trainer-report"),
-                     html.Div([dcc.Dropdown(id="trainer-rate-cap", placeholder="capability",
-                                            style={"minWidth": "200px"},
-                                            options=[{"label": f"{zh} {en}", "value": k} for k, (zh, en) in
-                                                     _capabilities().items()]),
-                               dcc.Dropdown(id="trainer-rate-value", placeholder="P/S/M/U", style={"width": "90px"},
-                                            options=[{"label": k, "value": k} for k in "PSMU"]),
-                               dcc.Input(id="trainer-rate-comment", placeholder="评语 comment (why)",
-                                         style={"flex": 1}),
-                               html.Button("调整 Adjust rating", id="trainer-rate", n_clicks=0)],
-                              style={"display": "flex", "gap": "6px", "marginTop": "6px"})),
-                _playback_box(),
-            ], style={"flex": 1, "overflowY": "auto", "padding": "0 8px"}),
+            html.Div([_start_box(players), _control_box(players), _notes_box()],
+                     style={"flex": "0 0 340px", "overflowY": "auto", "padding": "0 8px"}),
+            html.Div([_msel_box(), _box("预期行动 Expected player actions", html.Div(id="trainer-expected")),
+                      _report_box(), _playback_box()],
+                     style={"flex": 1, "overflowY": "auto", "padding": "0 8px"}),
         ], style={"display": "flex", "height": "calc(100vh - 48px)"}),
         dcc.Interval(id="trainer-tick", interval=1000),
         dcc.Store(id="trainer-nonce", data=0),
         dcc.Store(id="trainer-phase"),
     ], id="trainer-root")
+
+
+def _start_box(players: list[dict]) -> html.Div:
+    return _box("开始演练 Start an exercise",
+                html.Label("示例情景 Example scenario"),
+                dcc.Dropdown(id="trainer-example", options=[{"label": n, "value": n} for n in examples()],
+                             placeholder="选择示例 choose an example"),
+                html.Label("或上传 or upload (YAML/JSON)"),
+                dcc.Upload(id="trainer-upload", children=html.Div(["拖放或点击 drop or click"],
+                                                                 id="trainer-upload-name"),
+                           style={"border": "1px dashed #889", "padding": "6px", "cursor": "pointer"}),
+                html.Label("参演人员 Players"),
+                dcc.Dropdown(id="trainer-players", multi=True,
+                             options=[{"label": f"{u['name']} ({u['role']})", "value": u["name"]}
+                                      for u in players]),
+                html.Label("倍速 Speed (1x-60x)"),
+                dcc.Input(id="trainer-speed", type="number", min=1, max=60, step=1, value=60),
+                html.Label("容差 Tolerance (exercise minutes)"),
+                dcc.Input(id="trainer-tolerance", type="number", min=0, max=360, step=1, value=5),
+                html.Div(html.Button("开始 Start", id="trainer-start", n_clicks=0), style={"marginTop": "6px"}))
+
+
+def _control_box(players: list[dict]) -> html.Div:
+    return _box("演练 Exercises",
+                dcc.Dropdown(id="trainer-selected", placeholder="选择演练 choose an exercise"),
+                html.Div(id="trainer-clock", style={"fontSize": "22px", "fontFamily": "monospace"}),
+                html.Div(id="trainer-status"),
+                html.Div([html.Button("暂停 Pause", id="trainer-pause", n_clicks=0),
+                          html.Button("继续 Resume", id="trainer-resume", n_clicks=0),
+                          html.Button("结束 End", id="trainer-end", n_clicks=0, className="danger")],
+                         style={"display": "flex", "gap": "6px"}),
+                html.Div([dcc.Input(id="trainer-jump-min", type="number", min=1, value=10,
+                                    style={"width": "70px"}),
+                          html.Button("跳转 Jump ahead (min)", id="trainer-jump", n_clicks=0)],
+                         style={"display": "flex", "gap": "6px", "marginTop": "6px"}),
+                html.Div([dcc.Dropdown(id="trainer-join-name", style={"minWidth": "160px"},
+                                       options=[{"label": u["name"], "value": u["name"]} for u in players]),
+                          html.Button("加入 Join late", id="trainer-join", n_clicks=0)],
+                         style={"display": "flex", "gap": "6px", "marginTop": "6px"}),
+                html.Div(id="trainer-msg"))
+
+
+def _notes_box() -> html.Div:
+    return _box("导调记录 Trainer notes (not on the players' timeline)",
+                dcc.Textarea(id="trainer-note-text", style={"width": "100%", "height": "50px"}),
+                html.Button("记录 Add note", id="trainer-note", n_clicks=0),
+                html.Div(id="trainer-notes"))
+
+
+def _msel_box() -> html.Div:
+    return _box("主事件清单 MSEL: injects", html.Div(id="trainer-msel"),
+                html.Details([html.Summary("添加注入 Add an inject not in the file"),
+                              dcc.Dropdown(id="trainer-add-kind", value="update", clearable=False,
+                                           options=[{"label": k, "value": k} for k in ("report", "update",
+                                                                                       "note")]),
+                              dcc.Textarea(id="trainer-add-spec", style={"width": "100%", "height": "70px"},
+                                           placeholder='YAML, e.g. incident: A\ncasualties: {deaths: 5}'),
+                              html.Button("注入 Inject", id="trainer-add", n_clicks=0)]))
+
+
+def _report_box() -> html.Div:
+    return _box("评估报告 After-action report",
+                html.Div([html.Button("刷新 Refresh", id="trainer-report-refresh", n_clicks=0),
+                          html.Button("下载 HTML", id="trainer-dl-html", n_clicks=0),
+                          html.Button("下载 Markdown", id="trainer-dl-md", n_clicks=0)],
+                         style={"display": "flex", "gap": "6px"}),
+                dcc.Download(id="trainer-download"),
+                html.Div(id="trainer-report"),
+                html.Div([dcc.Dropdown(id="trainer-rate-cap", placeholder="capability",
+                                       style={"minWidth": "200px"},
+                                       options=[{"label": f"{zh} {en}", "value": k} for k, (zh, en) in
+                                                _capabilities().items()]),
+                          dcc.Dropdown(id="trainer-rate-value", placeholder="P/S/M/U", style={"width": "90px"},
+                                       options=[{"label": k, "value": k} for k in "PSMU"]),
+                          dcc.Input(id="trainer-rate-comment", placeholder="评语 comment (why)",
+                                    style={"flex": 1}),
+                          html.Button("调整 Adjust rating", id="trainer-rate", n_clicks=0)],
+                         style={"display": "flex", "gap": "6px", "marginTop": "6px"}))
 
 
 def _capabilities() -> dict:

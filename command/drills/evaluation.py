@@ -446,7 +446,8 @@ def _action_trace(r: dict[str, Any], minutes: Callable[[str | None], float | Non
     return go.Scatter(
         x=[pt[0] for pt in points], y=[_esc(f"{r['incident']} · e{r['event']} {r['kind']}")] * len(points),
         mode="lines+markers", name=_esc(name), legendgroup=out,
-        customdata=[_esc(pt[1]) for pt in points], line={"color": colour, "dash": "dot" if out == "missed" else "solid"},
+        customdata=[_esc(pt[1]) for pt in points],
+        line={"color": colour, "dash": "dot" if out == "missed" else "solid"},
         marker={"symbol": [pt[2] for pt in points], "color": [pt[3] for pt in points], "size": 13},
         hovertemplate="%{customdata} %{x:.1f} min<extra>" + _esc(name) + "</extra>",
         meta={"event": r["event"], "kind": r["kind"], "incident": r["incident"], "outcome": out,

@@ -55,8 +55,8 @@ def test_failed_injects_are_noted_the_later_ones_arrive_and_the_exercise_ends_by
     assert "X" not in ex.incident_ids
 
     notes = [n for n in ex.notes() if n.get("inject")]
-    assert [(n["inject"], n["at_s"], n["by"]) for n in notes] == [("e1", 0.0, "系统 system"), ("e3", 300.0, "系统 system"),
-                                                                 ("e4", 300.0, "系统 system")]
+    assert [(n["inject"], n["at_s"], n["by"]) for n in notes] == [
+        ("e1", 0.0, "系统 system"), ("e3", 300.0, "系统 system"), ("e4", 300.0, "系统 system")]
     assert "database is locked" in notes[1]["text"] and "注入失败" in notes[1]["text"]
 
     wall.advance(6)                            # 11 min: past the close's target (5 + 5): nothing is left
