@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import ast
 import functools
-import gc
 import math
 from collections import defaultdict
 from dataclasses import dataclass
@@ -511,12 +510,6 @@ def _build(root: Path) -> Gazetteer:
     _roads(g, root)
     _foreign(g)
     g.freeze()
-    # The gazetteer lives as long as the process and holds ~200,000 container objects: moved out of the cyclic
-    # collector's reach (after a collection, so only live objects are frozen), a full collection during a batch
-    # no longer walks all of them (it cost a batch of 20,000 addresses a third of its time). Refcounting still
-    # frees anything frozen that is later dropped.
-    gc.collect()
-    gc.freeze()
     return g
 
 
