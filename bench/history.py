@@ -137,7 +137,7 @@ class Chain:
 
 
 def rows_of(chunk: list[tuple[str, list[Any]]], seq: int, chain: Chain) -> tuple[list, list, list, int]:
-    """(event rows, audit rows, projection rows) of whole incidents, seqs from ``seq + 1``."""
+    """(event rows, audit rows, projection rows as dicts) of whole incidents, seqs from ``seq + 1``."""
     from command.response.timeline import to_record
     from command.store import summary
     from command.store._records import payload_text
@@ -151,35 +151,38 @@ def rows_of(chunk: list[tuple[str, list[Any]]], seq: int, chain: Chain) -> tuple
             audit.append(chain.entry(seq, iid, kind, ev.at, body, ev.actor))
             stream.append((seq, iid, kind, ev.at, json.loads(body) if kind in ("Reported", "Updated", "Regraded")
                            else {}))
-    projection = [summary.values(r) for r in summary.build(stream).values()]
-    return events, audit, projection, seq
+    return events, audit, list(summary.build(stream).values()), seq
 
 
 AUDIT_COLUMNS = "id, at, actor, action, target, detail, source, prev_hash, hash, prev_mac, mac, event_seq"
 
 
 def write_sqlite(store: Any, rows: tuple[list, list, list]) -> None:
-    from command.store import summary
+    """executemany; the projection's rows through the projection's own insert (summary, search line, tally)."""
+    from command.store import summary_sql
     conn = store._conn()
     conn.execute("BEGIN IMMEDIATE")
     conn.executemany("INSERT INTO events (seq, incident_id, kind, at, payload, actor) VALUES (?, ?, ?, ?, ?, ?)",
                      rows[0])
     conn.executemany(f"INSERT INTO audit ({AUDIT_COLUMNS}) VALUES ({', '.join('?' * 12)})", rows[1])
-    conn.executemany(f"INSERT INTO incident_summary ({', '.join(summary.COLUMNS)}) "
-                     f"VALUES ({', '.join('?' * len(summary.COLUMNS))})", rows[2])
+    summary_sql._insert(conn, "?", rows[2])
     conn.execute("COMMIT")
 
 
 def write_postgres(store: Any, rows: tuple[list, list, list]) -> None:
+    """COPY into every table; the tally moved by the rows written, as the projection's insert moves it."""
     from command.store import summary
     with store.db.tx() as conn:
         cur = conn.cursor()
-        for table, columns, data in (("events", "seq, incident_id, kind, at, payload, actor", rows[0]),
-                                     ("audit", AUDIT_COLUMNS, rows[1]),
-                                     ("incident_summary", ", ".join(summary.COLUMNS), rows[2])):
+        for table, columns, data in (
+                ("events", "seq, incident_id, kind, at, payload, actor", rows[0]), ("audit", AUDIT_COLUMNS, rows[1]),
+                ("incident_summary", ", ".join(summary.COLUMNS), [summary.values(r) for r in rows[2]]),
+                ("incident_search", "first_seq, search", [summary.search_values(r) for r in rows[2]])):
             with cur.copy(f"COPY {table} ({columns}) FROM STDIN") as cp:
                 for r in data:
                     cp.write_row(r)
+        conn.execute("INSERT INTO incident_tally (one, n) VALUES (1, %s) ON CONFLICT (one) DO UPDATE"
+                     " SET n = incident_tally.n + excluded.n", (len(rows[2]),))
 
 
 def tip_of(store: Any) -> tuple[int, str, str, int]:
@@ -217,7 +220,9 @@ def seed(store: Any, svc: Any, incidents: int, events: int) -> dict[str, Any]:
         with store.db.tx() as conn:
             conn.execute("SELECT setval(pg_get_serial_sequence('events', 'seq'), %s)", (seq,))
             conn.execute("UPDATE audit_tip SET id = %s, hash = %s, mac = %s", (chain.id, chain.hash, chain.mac))
-            conn.execute("ANALYZE")
+        with store.db.pool.connection() as conn:      # what autovacuum does after a bulk load, at once
+            conn.autocommit = True
+            conn.execute("VACUUM ANALYZE")
     else:
         store._conn().execute("ANALYZE")
     store.anchor.write(chain.id, chain.mac, chain.at)

@@ -16,7 +16,8 @@ History (both backends share the numbers):
 7    the stored ``trainer`` role: users.role and tokens.role accept it (SQLite rebuilds both tables, since it
      cannot alter a CHECK: every row, column, rowid and index kept, so each row's audit digest still holds)
 8    a year of history (issue 12): ``incident_summary``, one row per incident kept in the transaction that
-     appends its events (``command.store.summary``), with an index per list filter; the upgrade builds it from
+     appends its events (``command.store.summary``), with an index per list filter, its search text apart
+     (``incident_search``) and its row count (``incident_tally``); the upgrade builds it from
      the events already stored (only those their audit entry vouches for, as the service reads them)
 
 PostgreSQL starts at version 3 (it never shipped before); its baseline is the SQLite schema of version 3,
@@ -185,7 +186,7 @@ SQLITE_MIGRATIONS = (
         SQLITE_SEAL)),
     Migration(7, "the trainer role is stored: users and tokens may hold it", (SQLITE_TRAINER,)),
     Migration(8, "the incident list reads a projection kept with the events, not every timeline folded", (
-        _summary.SQLITE_TABLE, *_summary.INDEXES, SUMMARY_BUILD)),
+        _summary.SQLITE_TABLE, _summary.SQLITE_SEARCH, _summary.SQLITE_TALLY, *_summary.INDEXES, SUMMARY_BUILD)),
 )
 
 # -- PostgreSQL ---------------------------------------------------------------------------------------
@@ -331,5 +332,5 @@ PG_MIGRATIONS = (
         f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {table}_role_check,"
         f" ADD CONSTRAINT {table}_role_check CHECK ({new})" for table, (_, new) in ROLE_CHECKS.items())),
     Migration(8, "the incident list reads a projection kept with the events, not every timeline folded", (
-        _summary.PG_TABLE, *_summary.INDEXES, SUMMARY_BUILD)),
+        _summary.PG_TABLE, _summary.PG_SEARCH, _summary.PG_TALLY, *_summary.INDEXES, SUMMARY_BUILD)),
 )

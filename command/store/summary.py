@@ -18,6 +18,9 @@ The scope columns carry ``command.security.scopes.place_in`` into SQL: ``scope_d
 district adcode when it has a valid one (a district desk sees exactly those), ``scope_city`` the first four
 digits of the adcode the rule looks at (the district's, or the city's when no district was found): a city desk
 sees the rows of its four digits. A row with neither is the province's only.
+
+Beside it: ``incident_search`` (first_seq, the lower-cased text a search looks in: id, type, address, place and
+names) and ``incident_tally`` (how many rows there are), written in the same transaction.
 """
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ from typing import Any
 
 COLUMNS = ("first_seq", "id", "type", "level", "grade", "state", "district_adcode", "district_name", "city_adcode",
            "city_name", "matched", "address", "lon", "lat", "uncertainty_m", "reported_at", "updated_at",
-           "closed_at", "last_seq", "events", "scope_city", "scope_district", "search")
+           "closed_at", "last_seq", "events", "scope_city", "scope_district")
 # fields the fold cannot do without: a Reported lacking one is no incident the product can show
 _REPORTED_NEEDS = ("type", "location", "casualties", "economic_loss_cny", "description", "grade")
 _LOCATION_NEEDS = ("lon", "lat", "precision", "matched", "confidence")
@@ -58,11 +61,16 @@ CREATE TABLE IF NOT EXISTS incident_summary (
     last_seq INTEGER NOT NULL,
     events INTEGER NOT NULL,
     scope_city TEXT,
-    scope_district TEXT,
-    search TEXT NOT NULL
+    scope_district TEXT
 )"""
+# the search text apart, in a narrow table: a search that must look at every incident reads ~60 bytes a row
+SQLITE_SEARCH = "CREATE TABLE IF NOT EXISTS incident_search (first_seq INTEGER PRIMARY KEY, search TEXT NOT NULL)"
+# how many rows incident_summary holds, kept with them: /health never counts a year of rows
+SQLITE_TALLY = "CREATE TABLE IF NOT EXISTS incident_tally (one INTEGER PRIMARY KEY CHECK (one = 1), n INTEGER NOT NULL)"
 PG_TABLE = (SQLITE_TABLE.replace("first_seq INTEGER PRIMARY KEY", "first_seq BIGINT PRIMARY KEY")
             .replace("REAL", "DOUBLE PRECISION").replace("last_seq INTEGER", "last_seq BIGINT"))
+PG_SEARCH = SQLITE_SEARCH.replace("INTEGER", "BIGINT")
+PG_TALLY = SQLITE_TALLY.replace("INTEGER", "BIGINT")
 # every filter walks its index in the list's order (first_seq); SQLite's indexes end in the rowid already
 INDEXES = (
     "CREATE INDEX IF NOT EXISTS incident_summary_level ON incident_summary (level, first_seq)",
@@ -170,3 +178,8 @@ def _float(v: Any) -> float | None:
 def values(row: dict[str, Any]) -> tuple[Any, ...]:
     """The row in ``COLUMNS`` order, for an INSERT."""
     return tuple(row[c] for c in COLUMNS)
+
+
+def search_values(row: dict[str, Any]) -> tuple[int, str]:
+    """The row's line of ``incident_search``."""
+    return int(row["first_seq"]), row["search"]

@@ -1,6 +1,7 @@
 """The projection's SQL, the same on both backends but for the placeholder (``?`` in SQLite, ``%s`` in
-PostgreSQL): keep a row in the append's transaction (``keep``), build the table from stored events
-(``rebuild``, the upgrade to schema 8), and read it filtered, ordered and paged (``select``, ``count``).
+PostgreSQL): keep a row (with its search line and the tally) in the append's transaction (``keep``), build the
+tables from stored events (``rebuild``, the upgrade to schema 8), and read them filtered, ordered and paged
+(``select``, ``count``).
 
     keep(conn, "?", incident_id, [(seq, kind, body, at), ...])       # inside append_events' transaction
     sql, args = select("?", level="III", scope="440100", q="天河", before=1234, limit=100)
@@ -13,7 +14,6 @@ from typing import Any
 from command.store import summary
 
 PROVINCE = "440000"
-_READ = [c for c in summary.COLUMNS if c != "search"]
 _KEEPS = ("Reported", "Updated", "Regraded")       # the kinds whose payload a row reads
 _CHUNK = 50_000                                    # seqs per read while rebuilding
 
@@ -33,7 +33,8 @@ def _first(row: Any) -> Any:
 
 def keep(conn: Any, ph: str, incident_id: str, items: list[tuple[int, str, str, str]]) -> None:
     """The incident's row after the events just inserted (``items``: seq, kind, stored payload text, at, in
-    seq order), in the caller's transaction. A timeline that does not open with a foldable Reported has none."""
+    seq order), in the caller's transaction, with its search line and the tally. A timeline that does not open
+    with a foldable Reported has none."""
     if not items:
         return
     cur = conn.execute(f"SELECT * FROM incident_summary WHERE id = {ph}", (incident_id,))
@@ -51,19 +52,30 @@ def keep(conn: Any, ph: str, incident_id: str, items: list[tuple[int, str, str, 
         if row is None:
             return
         rest = items[1:]
+    searched = summary.search_text(row)
     for seq, kind, body, at in rest:
         summary.step(row, kind, json.loads(body) if kind in _KEEPS else {}, at, seq)
+    row["search"] = summary.search_text(row)
     if found is None:
-        conn.execute(_insert_sql(ph), summary.values(row))
-    else:
-        sets = ", ".join(f"{c} = {ph}" for c in summary.COLUMNS if c not in ("first_seq", "id"))
-        conn.execute(f"UPDATE incident_summary SET {sets} WHERE id = {ph}",
-                     tuple(row[c] for c in summary.COLUMNS if c not in ("first_seq", "id")) + (incident_id,))
+        _insert(conn, ph, [row])
+        return
+    sets = ", ".join(f"{c} = {ph}" for c in summary.COLUMNS if c not in ("first_seq", "id"))
+    conn.execute(f"UPDATE incident_summary SET {sets} WHERE id = {ph}",
+                 tuple(row[c] for c in summary.COLUMNS if c not in ("first_seq", "id")) + (incident_id,))
+    if row["search"] != searched:
+        conn.execute(f"UPDATE incident_search SET search = {ph} WHERE first_seq = {ph}",
+                     (row["search"], row["first_seq"]))
 
 
-def _insert_sql(ph: str) -> str:
-    return (f"INSERT INTO incident_summary ({', '.join(summary.COLUMNS)}) "
-            f"VALUES ({', '.join([ph] * len(summary.COLUMNS))})")
+def _insert(conn: Any, ph: str, rows: list[dict[str, Any]]) -> None:
+    """New rows, their search lines, and the tally moved by their number (made when it is missing)."""
+    cur = conn.cursor()
+    cur.executemany(f"INSERT INTO incident_summary ({', '.join(summary.COLUMNS)}) "
+                    f"VALUES ({', '.join([ph] * len(summary.COLUMNS))})", [summary.values(r) for r in rows])
+    cur.executemany(f"INSERT INTO incident_search (first_seq, search) VALUES ({ph}, {ph})",
+                    [summary.search_values(r) for r in rows])
+    conn.execute(f"INSERT INTO incident_tally (one, n) VALUES (1, {ph}) ON CONFLICT (one) DO UPDATE"
+                 " SET n = incident_tally.n + excluded.n", (len(rows),))
 
 
 def rebuild(conn: Any, ph: str, key: bytes | None, *, sqlite: bool) -> int:
@@ -85,58 +97,57 @@ def rebuild(conn: Any, ph: str, key: bytes | None, *, sqlite: bool) -> int:
             for ev in vouched_events(key or b"", rows):
                 yield ev.seq, ev.incident_id, ev.kind, ev.at, ev.payload
 
-    rows = summary.build(stream())
-    conn.execute("DELETE FROM incident_summary")
-    batch = [summary.values(r) for r in rows.values()]
-    if batch:
-        cur = conn.cursor()
-        cur.executemany(_insert_sql(ph), batch)
-    return len(batch)
+    rows = list(summary.build(stream()).values())
+    for table in ("incident_summary", "incident_search", "incident_tally"):
+        conn.execute(f"DELETE FROM {table}")
+    _insert(conn, ph, rows)
+    return len(rows)
 
 
 def where(ph: str, *, level: str | None = None, state: str | None = None, district: str | None = None,
           scope: str | None = None, q: str | None = None, types: tuple[str, ...] = (),
-          before: int | None = None, after: int | None = None, sqlite: bool = True) -> tuple[str, list[Any]]:
-    """The WHERE clause of a filtered list (" WHERE ..." or "") and its arguments. ``scope``: a canonical
-    scope adcode (``scopes.place_in`` as SQL); ``q``: text looked for in the search column (lower-cased), or
-    an incident type among ``types``; ``before``/``after``: a keyset cursor on first_seq."""
+          before: int | None = None, after: int | None = None, sqlite: bool = True) -> tuple[str, str, list[Any]]:
+    """(FROM clause, WHERE clause or "", arguments) of a filtered list. ``scope``: a canonical scope adcode
+    (``scopes.place_in`` as SQL); ``q``: text looked for in ``incident_search`` (lower-cased), or an incident
+    type among ``types``: the narrow table is walked newest first and each match's row looked up by key;
+    ``before``/``after``: a keyset cursor on first_seq. The summary table is ``s``, the search table ``f``."""
     parts: list[str] = []
     args: list[Any] = []
-    for column, value in (("level", level), ("state", state)):
-        if value is not None:
-            parts.append(f"{column} = {ph}")
-            args.append(value)
-    if district is not None:
-        parts.append(f"(district_adcode = {ph} OR district_name = {ph})")
-        args += [district, district]
-    if scope is not None and scope != PROVINCE:
-        if scope.endswith("00"):
-            parts.append(f"scope_city = {ph}")
-            args.append(scope[:4])
-        else:
-            parts.append(f"scope_district = {ph}")
-            args.append(scope)
+    source = "incident_summary s"
     if q:
-        find = f"instr(search, {ph}) > 0" if sqlite else f"strpos(search, {ph}) > 0"
+        # SQLite's CROSS JOIN keeps the narrow table outside, as PostgreSQL's planner chooses by itself
+        source = f"incident_search f {'CROSS ' if sqlite else ''}JOIN incident_summary s ON s.first_seq = f.first_seq"
+        find = f"instr(f.search, {ph}) > 0" if sqlite else f"strpos(f.search, {ph}) > 0"
         args.append(q.lower())
         if types:
-            find = f"({find} OR type IN ({', '.join([ph] * len(types))}))"
+            find = f"({find} OR s.type IN ({', '.join([ph] * len(types))}))"
             args += list(types)
         parts.append(find)
-    if before is not None:
-        parts.append(f"first_seq < {ph}")
-        args.append(int(before))
-    if after is not None:
-        parts.append(f"first_seq > {ph}")
-        args.append(int(after))
-    return (" WHERE " + " AND ".join(parts) if parts else ""), args
+    for column, value in (("level", level), ("state", state)):
+        if value is not None:
+            parts.append(f"s.{column} = {ph}")
+            args.append(value)
+    if district is not None:
+        parts.append(f"(s.district_adcode = {ph} OR s.district_name = {ph})")
+        args += [district, district]
+    if scope is not None and scope != PROVINCE:
+        city = scope.endswith("00")
+        parts.append(f"s.scope_city = {ph}" if city else f"s.scope_district = {ph}")
+        args.append(scope[:4] if city else scope)
+    key = "f.first_seq" if q else "s.first_seq"
+    for op, value in (("<", before), (">", after)):
+        if value is not None:
+            parts.append(f"{key} {op} {ph}")
+            args.append(int(value))
+    return source, (" WHERE " + " AND ".join(parts) if parts else ""), args
 
 
 def select(ph: str, *, newest_first: bool = False, limit: int | None = None, offset: int = 0,
            **filters: Any) -> tuple[str, list[Any]]:
-    """The SELECT of a page of rows (every column but the search text), in the list's order."""
-    clause, args = where(ph, **filters)
-    sql = (f"SELECT {', '.join(_READ)} FROM incident_summary{clause} ORDER BY first_seq"
+    """The SELECT of a page of rows (every column of the summary), in the list's order."""
+    source, clause, args = where(ph, **filters)
+    key = "f.first_seq" if filters.get("q") else "s.first_seq"
+    sql = (f"SELECT {', '.join('s.' + c for c in summary.COLUMNS)} FROM {source}{clause} ORDER BY {key}"
            f"{' DESC' if newest_first else ''}")
     if limit is not None:
         sql += f" LIMIT {ph}"
@@ -149,5 +160,9 @@ def select(ph: str, *, newest_first: bool = False, limit: int | None = None, off
 
 
 def count(ph: str, **filters: Any) -> tuple[str, list[Any]]:
-    clause, args = where(ph, **filters)
-    return f"SELECT count(*) AS n FROM incident_summary{clause}", args
+    """How many rows a filter holds; with no filter at all, the tally (one row, whatever the history)."""
+    asked = [k for k, v in filters.items() if v and k != "sqlite" and not (k == "scope" and v == PROVINCE)]
+    if not asked:
+        return "SELECT coalesce((SELECT n FROM incident_tally WHERE one = 1), 0) AS n", []
+    source, clause, args = where(ph, **filters)
+    return f"SELECT count(*) AS n FROM {source}{clause}", args

@@ -92,7 +92,8 @@ def test_every_row_is_the_fold_of_its_timeline(store):
     for iid in ids:
         assert rows[iid] == expected(store, fresh.get(iid)), iid
     assert {rows[i]["state"] for i in ids} == {"open", "closed"}
-    assert store.incident_count() == 4 == store.incident_count(scope="440000")
+    assert store.incident_count() == 4 == store.incident_count(scope="440000")        # the tally
+    assert store.incident_count(state="open") + store.incident_count(state="closed") == 4    # counted rows
     assert [s.id for s in fresh.list_incidents()] == [s.id for s in map(fresh.get, store.incident_ids())]
     assert fresh.list_incidents() == [fresh.get(i) for i in ids]
 
@@ -126,6 +127,8 @@ def test_filters_search_and_pages_answer_as_the_fold(store):
     assert [s.id for s in svc.list_incidents(district="440106")] == [ids[0]]
     assert [s.id for s in svc.list_incidents(q="天河路")] == [ids[0]]          # the address
     assert [s.id for s in svc.list_incidents(q="HAZMAT")] == [ids[1]]          # the type key, any case
+    assert [r["id"] for r in store.incident_summaries(q="hazmat_leak")] == [ids[1]]   # its search line moved
+    assert [r["id"] for r in store.incident_summaries(q="fire")] == [ids[2]] and store.incident_count(q="hazmat") == 1
     assert [s.id for s in svc.list_incidents(q="交通")] == [ids[3]]            # a type's Chinese name
     assert [s.id for s in svc.list_incidents(q="东莞")] == [ids[2]]            # the city's name
     assert svc.list_incidents(q="不存在的地方") == []
@@ -184,6 +187,8 @@ def test_a_version_7_store_is_upgraded_in_place_from_its_vouched_events(tmp_path
                else again.db.row("SELECT version FROM schema_version")["version"])
     assert version == SCHEMA_VERSION == 8
     assert rows_by_id(again) == before and list(before) == ids
+    assert again.incident_count() == 4 == again.incident_count(state="open") + again.incident_count(state="closed")
+    assert [r["id"] for r in again.incident_summaries(q="天河路")] == [ids[0]]
     fresh = service(again)
     assert [s.id for s in fresh.list_incidents(state="open", newest_first=True)] == [ids[2], ids[0]]
     s = fresh.update(ids[2], actor="值班员", casualties=Casualties(deaths=5))      # kept from here on
