@@ -9,6 +9,7 @@ tables from stored events (``rebuild``, the upgrade to schema 8), and read them 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from command.store import summary
@@ -117,8 +118,11 @@ def where(ph: str, *, level: str | None = None, state: str | None = None, distri
     if q:
         # SQLite's CROSS JOIN keeps the narrow table outside, as PostgreSQL's planner chooses by itself
         source = f"incident_search f {'CROSS ' if sqlite else ''}JOIN incident_summary s ON s.first_seq = f.first_seq"
-        find = f"instr(f.search, {ph}) > 0" if sqlite else f"strpos(f.search, {ph}) > 0"
-        args.append(q.lower())
+        # PostgreSQL: LIKE, whose selectivity its planner estimates (strpos it takes to keep a third of the rows,
+        # and then merges the whole summary index); the text's own percent, underscore and backslash are escaped
+        find = f"instr(f.search, {ph}) > 0" if sqlite else f"f.search LIKE {ph}"
+        text = q.lower()
+        args.append(text if sqlite else "%" + re.sub(r"([\\%_])", r"\\\1", text) + "%")
         if types:
             find = f"({find} OR s.type IN ({', '.join([ph] * len(types))}))"
             args += list(types)

@@ -132,6 +132,8 @@ def test_filters_search_and_pages_answer_as_the_fold(store):
     assert [s.id for s in svc.list_incidents(q="交通")] == [ids[3]]            # a type's Chinese name
     assert [s.id for s in svc.list_incidents(q="东莞")] == [ids[2]]            # the city's name
     assert svc.list_incidents(q="不存在的地方") == []
+    assert [r["id"] for r in store.incident_summaries(q="_")] == ids[:2]     # gas_explosion, hazmat_leak: as text
+    assert store.incident_summaries(q="%") == [] == store.incident_summaries(q="\\")
     assert [s.id for s in svc.list_incidents(newest_first=True, limit=2)] == [ids[3], ids[2]]
     assert [s.id for s in svc.list_incidents(limit=2, offset=1)] == ids[1:3]
     assert [s.id for s in svc.list_incidents(offset=3)] == ids[3:]
