@@ -106,7 +106,12 @@ def cached(kind: str, *, inputs: Iterable[Path], build: Callable[[], T], encode:
     folder = folder if folder is not None else _directory
     if folder is None:
         return build()
-    key = key_of(kind, list(inputs), list(code), params)
+    try:
+        key = key_of(kind, list(inputs), list(code), params)
+    except OSError as exc:         # an unreadable input: the builder says what is wrong with it, in its words
+        stats["unkeyed", kind] += 1
+        log.info("cache key of %s not computed (%s)", kind, exc)
+        return build()
     path = Path(folder) / f"{kind}-{key}{SUFFIX}"
     entry = read_entry(path, kind, key)
     if entry is not None:

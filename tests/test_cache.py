@@ -127,6 +127,16 @@ def test_a_decoder_failure_and_an_unwritable_folder_cost_a_build_not_an_error(tm
     assert _load(src, blocked, calls)["total"] == 7 and len(calls) == 3
 
 
+def test_an_unreadable_input_is_left_to_the_builder_to_refuse(tmp_path):
+    folder, calls = tmp_path / "cache", []
+    not_a_file = tmp_path / "dir.txt"
+    not_a_file.mkdir()
+    with pytest.raises(IsADirectoryError):                    # the builder's own error, not the key's
+        cache.cached("toy", inputs=[not_a_file], build=lambda: _numbers(not_a_file, calls), encode=_encode,
+                     decode=_decode, folder=folder)
+    assert calls == [not_a_file]
+
+
 def test_old_entries_of_a_kind_are_pruned(tmp_path):
     src, folder, calls = tmp_path / "n.txt", tmp_path / "cache", []
     for i in range(cache.KEEP + 4):
