@@ -256,7 +256,7 @@ def demo_incident() -> dict:
                       missing_count_as_deaths=settings.missing_count_as_deaths, data_dir=settings.data_dir)
     nearby, synthetic = {}, {}
     for layer in ("hospital", "fire_station", "shelter", "camera"):
-        nearby[layer] = around(layer, loc.point, k=5, catalog=cat)
+        nearby[layer] = around(layer, loc.point, k=5, catalog=cat, uncertainty_m=loc.uncertainty_m or 0.0)
         synthetic[layer] = bool(cat.load(layer).synthetic)
     return {"address": DEMO_ADDRESS, "type": "gas_explosion", "location": loc.as_dict(),
             "grade": g.as_dict(), "nearby": nearby, "synthetic": synthetic}

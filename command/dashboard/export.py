@@ -52,7 +52,9 @@ def resource_rows(state: Any) -> list[dict]:
             row = {"layer": layer, "synthetic": flags.get(layer, True), "rank": rank, "id": it["id"],
                    "name": it.get("name", ""), "lon": it["lon"], "lat": it["lat"],
                    "distance_m": round(float(it["distance_m"]), 1),
-                   "drive_time_s": it.get("drive_time_s"), "drive_time_method": it.get("drive_time_method")}
+                   "drive_time_s": it.get("drive_time_s"), "drive_time_method": it.get("drive_time_method"),
+                   "approximate": bool(it.get("approximate")),
+                   "distance_uncertainty_m": it.get("distance_uncertainty_m")}
             rows.append(row)
     return rows
 

@@ -194,9 +194,11 @@ def focus_layer(state: Any, draft: dict | None = None) -> list:
     for layer, items in (state.nearby or {}).items():
         colour_l = LAYER_STYLE.get(layer, ("#333", 5))[0]
         for it in items:
+            about = "≈" if it.get("approximate") else ""        # around an uncertain point: say so
             out.append(dl.CircleMarker(center=[it["lat"], it["lon"]], radius=7, color="#000", weight=1,
                                        fillColor=colour_l, fillOpacity=1,
-                                       children=dl.Tooltip(f"{it.get('name', it['id'])} · {it['distance_m']:,.0f} m")))
+                                       children=dl.Tooltip(f"{it.get('name', it['id'])} · {about}"
+                                                           f"{it['distance_m']:,.0f} m")))
     return out
 
 

@@ -98,6 +98,9 @@ def test_export_tables_and_offline_map(rt, tmp_path):
     state = report.submit_report(rt.service(), FORM, actor="值班员")
     rows = export.resource_rows(state)
     assert len(rows) == sum(len(v) for v in state.nearby.values())
+    uncertain = bool(state.location.uncertainty_m)       # around an uncertain point every row says approximate
+    assert rows and all(r["approximate"] is uncertain for r in rows)
+    assert all((r["distance_uncertainty_m"] is not None) is uncertain for r in rows)
     csv_text = export.resources_csv(state)
     assert csv_text.splitlines()[0].startswith("layer,synthetic,rank,id,name,lon,lat,distance_m")
     gj = json.loads(export.resources_geojson(state))
