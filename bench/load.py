@@ -187,6 +187,11 @@ class Stack:
         """``yzt serve --workers N`` on 127.0.0.1 (with its own delivery process), once it answers
         (``wait=False``: at once; ``server.wait_ready()`` later, so several servers start side by side)."""
         port = port or free_port()
+        # The var dir's secret key is made here, before any worker starts: two workers making it at once on a
+        # fresh var dir race (security.secret_key: one reads the other's still empty file and refuses to boot,
+        # and gunicorn ends with exit 3), which is not the fault a test or a load run is about.
+        from command.dashboard.security import secret_key
+        secret_key(self.var)
         n = sum(1 for p in self.folder.glob("serve-*.log"))
         proc = self._spawn(["serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
                            f"serve-{n}.log")
