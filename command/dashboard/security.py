@@ -42,16 +42,25 @@ def secret_key(var_dir: Path) -> bytes:
     """The Flask secret key from var_dir/secret_key, generated once (secrets, mode 0600)."""
     path = Path(var_dir) / "secret_key"
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        key = path.read_bytes().strip()
-        if len(key) < 32:
-            raise PermissionError(f"{path}: the secret key is shorter than 32 bytes; delete it to make a new one")
-        return key
-    key = secrets.token_hex(32).encode()
-    with os.fdopen(fd, "wb") as f:
-        f.write(key)
+    if not path.exists():
+        # written whole under a temporary name, then linked into place: a worker starting at the same moment
+        # sees either no file or the whole key, never an empty one (link fails if another worker won)
+        tmp = path.with_name(f".secret_key.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(secrets.token_hex(32).encode())
+                f.flush()
+                os.fsync(f.fileno())
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+        finally:
+            tmp.unlink(missing_ok=True)
+    key = path.read_bytes().strip()
+    if len(key) < 32:
+        raise PermissionError(f"{path}: the secret key is shorter than 32 bytes; delete it to make a new one")
     return key
 
 

@@ -334,3 +334,17 @@ def test_a_second_commander_approves_the_actual_draft_through_the_button(dash_ap
     assert data["identifier"] in resp.data.decode()
     approvals = [e for e in rt.store().events(state.id) if e.kind == "AlertApproved"]
     assert [(e.actor, e.payload["identifier"]) for e in approvals] == [("cmd2", data["identifier"])]
+
+
+def test_workers_starting_together_on_a_fresh_var_dir_share_one_whole_secret_key(tmp_path):
+    """gunicorn starts its workers at once: none may read another's half-written key file (which refused to
+    boot), and all end up with the same key."""
+    import multiprocessing
+    ctx = multiprocessing.get_context("fork")
+    for attempt in range(5):
+        var = tmp_path / f"var{attempt}"
+        with ctx.Pool(8) as pool:
+            keys = pool.map(security.secret_key, [var] * 16)
+        assert len(set(keys)) == 1 and len(keys[0]) == 64
+        assert [p.name for p in var.iterdir()] == ["secret_key"]      # no temporary file left behind
+        assert stat.S_IMODE((var / "secret_key").stat().st_mode) == 0o600
