@@ -78,6 +78,13 @@ class ComposedStore:
         return self.queue.finish_delivery(delivery_id, owner=owner, status=status, now=now, receipt=receipt,
                                           last_error=last_error, next_attempt_at=next_attempt_at)
 
+    def claim_deliveries(self, channel: str, *, owner: str, now: float, lease_s: float,
+                         limit: int) -> list[dict[str, Any]]:
+        return self.queue.claim_deliveries(channel, owner=owner, now=now, lease_s=lease_s, limit=limit)
+
+    def finish_deliveries(self, outcomes: list[dict[str, Any]], *, owner: str, now: float) -> set[int]:
+        return self.queue.finish_deliveries(outcomes, owner=owner, now=now)
+
     def sending_owners(self) -> list[str]:
         return self.queue.sending_owners()
 

@@ -91,6 +91,13 @@ class DeliveryQueue(Protocol):
                         last_error: str | None = None, next_attempt_at: float | None = None) -> bool:
         """Record a claimed send's outcome; False when the lease was lost meanwhile."""
 
+    def claim_deliveries(self, channel: str, *, owner: str, now: float, lease_s: float,
+                         limit: int) -> list[dict[str, Any]]:
+        """Lease up to ``limit`` due deliveries of ``channel`` to ``owner`` (at most one per incident)."""
+
+    def finish_deliveries(self, outcomes: list[dict[str, Any]], *, owner: str, now: float) -> set[int]:
+        """Record claimed sends' outcomes in one transaction; the ids recorded (others lost their lease)."""
+
     def sending_owners(self) -> list[str]:
         """Owners currently holding a 'sending' lease."""
 
