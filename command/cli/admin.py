@@ -50,7 +50,7 @@ def _stdin_password() -> str:
 # ------------------------------------------------------------------------------------------------ users
 @users_app.command("add")
 def users_add(name: str = typer.Argument(..., help="sign-in name"),
-              role: str = typer.Option(..., "--role", help="viewer | officer | commander | admin"),
+              role: str = typer.Option(..., "--role", help="viewer | officer | commander | admin | trainer"),
               scope: str = SCOPE_OPT, password_stdin: bool = STDIN_OPT) -> None:
     """Add a user. Without --password-stdin a random password is generated and printed once."""
     from command.security import scopes
@@ -65,7 +65,7 @@ def users_add(name: str = typer.Argument(..., help="sign-in name"),
 
 
 @users_app.command("role")
-def users_role(name: str, role: str = typer.Argument(..., help="viewer | officer | commander | admin")) -> None:
+def users_role(name: str, role: str = typer.Argument(..., help="viewer | officer | commander | admin | trainer")) -> None:
     """Change NAME's role; NAME's sessions end at once."""
     from command.security.auth import Users
     Users(_store()).set_role(name, role, actor=_actor(), source="cli")
@@ -119,7 +119,7 @@ def _tokens() -> Any:
 
 @tokens_app.command("issue")
 def tokens_issue(system: str = typer.Argument(..., help="e.g. 110, 119, 120"),
-                 role: str = typer.Option("officer", "--role", help="viewer | officer | commander"),
+                 role: str = typer.Option("officer", "--role", help="viewer | officer | commander | trainer"),
                  scope: str = SCOPE_OPT, days: int = DAYS_OPT) -> None:
     """Issue SYSTEM's API token (replacing any earlier one); printed once."""
     from command.security import scopes

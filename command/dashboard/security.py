@@ -227,8 +227,11 @@ def actor(fallback: str) -> Any:
 def can(action: str) -> bool:
     """Whether the signed-in user may do ``action`` (for hiding buttons only)."""
     from command.security import auth
-    p = principal()
-    return p is not None and auth.role_at_least(p.role, auth.ACTIONS[action])
+    try:
+        auth.require(principal(), action)      # the same rule as the refusal (a trainer may view, for one)
+    except auth.PermissionDenied:
+        return False
+    return True
 
 
 def require(action: str) -> None:

@@ -142,7 +142,8 @@ def _incident_report(scenario: Scenario, state) -> dict[str, Any]:
                      "district_adcode": loc.district_adcode, "city_adcode": loc.city_adcode,
                      "district_name": loc.district_name, "city_name": loc.city_name,
                      "confidence": round(loc.confidence, 3),
-                     "uncertainty_m": None if loc.uncertainty_m is None else round(float(loc.uncertainty_m), 1)},
+                     "uncertainty_m": None if loc.uncertainty_m is None else round(float(loc.uncertainty_m), 1),
+                     "address": state.address, "township": loc.township},
         "level": state.grade.level,
         "levels": [{"at_s": _at_s(start, lv.at), "level": lv.level, "rule": _rule_text(lv.rule)}
                    for lv in state.levels],

@@ -55,10 +55,13 @@ def drill_report(tmp_path_factory):
 def test_the_drill_reports_locations_table_carries_precision_uncertainty_and_district(drill_report):
     loc = drill_report["incidents"]["P"]["location"]
     assert loc["precision"] == "point" and loc["uncertainty_m"] == 0
+    town = loc["township"]          # a point is named by its nearest township, labelled approximate
+    assert town["approximate"] is True and town["distance_m"] >= 0
     rows = md_tables(aar.to_markdown(drill_report))["Locations"]
     assert rows == [{"incident": "P", "address": loc["matched"], "precision": "point", "uncertainty_m": "0 m",
                      "district": f"{loc['city_name']} {loc['district_name']} ({loc['district_adcode']})",
-                     "township": "—"}]
+                     "township": f"{town['name']} ({town['code']}), {town['distance_m']:,} m from its centre "
+                                 "(approximate)"}]
     page = lhtml.fromstring(aar.to_html(drill_report))
     assert html_tables(page)["Locations"] == rows
 
