@@ -33,17 +33,26 @@ _CLAIM_SQL = f"""
 WITH claimed AS (
   UPDATE deliveries SET status = 'sending', attempts = attempts + 1, lease_until = %(lease)s, owner = %(owner)s,
          updated_at = %(now)s
-  WHERE id = (
+  WHERE id = ANY(ARRAY(
     SELECT d.id FROM deliveries d
     WHERE d.channel = %(channel)s AND d.status IN {_OPEN}
       AND ((d.status IN ('pending', 'failed') AND d.next_attempt_at <= %(now)s)
            OR (d.status = 'sending' AND d.lease_until <= %(now)s))
       AND {_HEAD_OF_ITS_INCIDENT}
-    ORDER BY d.next_attempt_at, d.id LIMIT 1
-    FOR UPDATE SKIP LOCKED)
+    ORDER BY d.next_attempt_at, d.id LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED))
   RETURNING id, identifier, channel, mode, status, attempts, last_error)
 SELECT claimed.*, {', '.join(f'a.{c} AS alert_{c}' for c in ALERT_COLUMNS)}
-FROM claimed JOIN alerts a ON a.identifier = claimed.identifier"""
+FROM claimed JOIN alerts a ON a.identifier = claimed.identifier ORDER BY claimed.id"""
+# A batch of outcomes in one statement: the arrays are zipped row by row (unnest of several arrays).
+_FINISH_SQL = """
+UPDATE deliveries d SET status = v.status, receipt = coalesce(v.receipt, d.receipt),
+       last_error = coalesce(v.last_error, d.last_error), next_attempt_at = coalesce(v.next_at, d.next_attempt_at),
+       lease_until = NULL, owner = NULL, updated_at = %(now)s
+FROM unnest(%(ids)s::bigint[], %(statuses)s::text[], %(receipts)s::text[], %(errors)s::text[],
+            %(next)s::double precision[]) AS v(id, status, receipt, last_error, next_at)
+WHERE d.id = v.id AND d.status = 'sending' AND d.owner = %(owner)s
+RETURNING d.*"""
 
 
 class PostgresDeliveryQueue:
@@ -98,48 +107,83 @@ class PostgresDeliveryQueue:
 
     # -- the work queue ---------------------------------------------------------------------------------
     def claim_delivery(self, channel: str, *, owner: str, now: float, lease_s: float) -> dict[str, Any] | None:
-        with self.db.tx(fsync=False) as conn:
-            out = conn.execute(_CLAIM_SQL, {"channel": channel, "now": now, "lease": now + lease_s,
-                                            "owner": owner}).fetchone()
-        if out is not None and not self._as_queued(out["identifier"]):     # edited after queueing: never sent
-            self.finish_delivery(out["id"], owner=owner, status="dead", now=now,
-                                 last_error="refused: the alert row was changed after it was queued (audit)")
-            return None
-        return out
+        got = self.claim_deliveries(channel, owner=owner, now=now, lease_s=lease_s, limit=1)
+        return got[0] if got else None
 
-    def _as_queued(self, identifier: str) -> bool:
+    def claim_deliveries(self, channel: str, *, owner: str, now: float, lease_s: float,
+                         limit: int) -> list[dict[str, Any]]:
+        """Lease up to ``limit`` due deliveries of ``channel`` to ``owner`` in one statement, by id. Only the
+        oldest open delivery of an incident on the channel is claimable, so a batch never holds two of one
+        incident. One whose alert row changed since it was queued is dead-lettered (audited), not returned."""
+        if limit < 1:
+            return []
+        with self.db.tx(fsync=False) as conn:
+            rows = conn.execute(_CLAIM_SQL, {"channel": channel, "now": now, "lease": now + lease_s,
+                                             "owner": owner, "limit": int(limit)}).fetchall()
+        if not rows:
+            return []
+        intact = self._as_queued({r["identifier"] for r in rows})
+        changed = [r for r in rows if r["identifier"] not in intact]
+        if changed:                                          # edited after queueing: never sent
+            self.finish_deliveries([{"id": r["id"], "status": "dead", "last_error":
+                                     "refused: the alert row was changed after it was queued (audit)"}
+                                    for r in changed], owner=owner, now=now)
+        return [r for r in rows if r["identifier"] in intact]
+
+    def _as_queued(self, identifiers: set[str]) -> set[str]:
+        """Those of ``identifiers`` whose alert row is still the one the audit chain vouched for when queued."""
         from command.security.audit import mac_ok
+        ids = sorted(identifiers)
         with self.db.tx() as conn:
-            alert = conn.execute("SELECT * FROM alerts WHERE identifier = %s", (identifier,)).fetchone()
-            entry = conn.execute("SELECT * FROM audit WHERE target = %s AND action = 'alerts.queue'"
-                                 " ORDER BY id DESC LIMIT 1", (identifier,)).fetchone() or conn.execute(
-                "SELECT * FROM audit WHERE target = 'alerts' AND action = 'upgrade.vouch' ORDER BY id DESC LIMIT 1"
-            ).fetchone()
-        if alert is None or entry is None or not mac_ok(self.db.audit_key, dict(entry)):
-            return False
-        detail = json.loads(entry["detail"])
-        want = detail.get("row") if "row" in detail else (detail.get("rows") or {}).get(identifier)
-        return want == row_digest("alerts", dict(alert))
+            alerts = conn.execute("SELECT * FROM alerts WHERE identifier = ANY(%s)", (ids,)).fetchall()
+            entries = {r["target"]: r for r in conn.execute(
+                "SELECT DISTINCT ON (target) * FROM audit WHERE target = ANY(%s) AND action = 'alerts.queue'"
+                " ORDER BY target, id DESC", (ids,)).fetchall()}
+            vouch = None
+            if len(entries) < len(ids):
+                vouch = conn.execute("SELECT * FROM audit WHERE target = 'alerts' AND action = 'upgrade.vouch'"
+                                     " ORDER BY id DESC LIMIT 1").fetchone()
+        out = set()
+        for alert in alerts:
+            entry = entries.get(alert["identifier"]) or vouch
+            if entry is None or not mac_ok(self.db.audit_key, dict(entry)):
+                continue
+            detail = json.loads(entry["detail"])
+            want = detail.get("row") if "row" in detail else (detail.get("rows") or {}).get(alert["identifier"])
+            if want == row_digest("alerts", dict(alert)):
+                out.add(alert["identifier"])
+        return out
 
     def finish_delivery(self, delivery_id: int, *, owner: str, status: str, now: float, receipt: str | None = None,
                         last_error: str | None = None, next_attempt_at: float | None = None) -> bool:
         """Not waited for on disk: a crash can only undo it into a delivery that is tried again (same key)."""
-        check_finish_status(delivery_id, status)
-        sql = ("UPDATE deliveries SET status = %s, receipt = coalesce(%s, receipt),"
-               " last_error = coalesce(%s, last_error), next_attempt_at = coalesce(%s, next_attempt_at),"
-               " lease_until = NULL, owner = NULL, updated_at = %s"
-               " WHERE id = %s AND status = 'sending' AND owner = %s RETURNING *")
-        args = (status, receipt, last_error, next_attempt_at, now, delivery_id, owner)
-        if status not in FINAL_DELIVERY:
+        return bool(self.finish_deliveries([{"id": delivery_id, "status": status, "receipt": receipt,
+                                             "last_error": last_error, "next_attempt_at": next_attempt_at}],
+                                           owner=owner, now=now))
+
+    def finish_deliveries(self, outcomes: list[dict[str, Any]], *, owner: str, now: float) -> set[int]:
+        """Record outcomes ({id, status, receipt?, last_error?, next_attempt_at?}) of deliveries leased to
+        ``owner`` in one transaction; returns the ids recorded (the others' lease was lost). Final ones (sent,
+        dead) get one audit entry each with their row's digest, the chain's lock taken once for them all."""
+        for o in outcomes:
+            check_finish_status(o["id"], o["status"])
+        if not outcomes:
+            return set()
+        args = {"now": now, "owner": owner, "ids": [int(o["id"]) for o in outcomes],
+                "statuses": [o["status"] for o in outcomes], "receipts": [o.get("receipt") for o in outcomes],
+                "errors": [o.get("last_error") for o in outcomes],
+                "next": [o.get("next_attempt_at") for o in outcomes]}
+        if not any(o["status"] in FINAL_DELIVERY for o in outcomes):
             with self.db.tx(fsync=False) as conn:
-                return conn.execute(sql, args).fetchone() is not None
+                return {int(r["id"]) for r in conn.execute(_FINISH_SQL, args).fetchall()}
         with chained(self.db) as (conn, tip):          # a final outcome is audited with its row's digest
-            row = conn.execute(sql, args).fetchone()
-            if row is not None:
-                chain(conn, tip, "outbox", f"deliveries.{status}", str(delivery_id),
-                      {"table": "deliveries", "key": str(delivery_id), "row": row_digest("deliveries", dict(row))},
-                      "outbox")
-        return row is not None
+            rows = sorted(conn.execute(_FINISH_SQL, args).fetchall(), key=lambda r: r["id"])
+            for row in rows:
+                if row["status"] in FINAL_DELIVERY:
+                    chain(conn, tip, "outbox", f"deliveries.{row['status']}", str(row["id"]),
+                          {"table": "deliveries", "key": str(row["id"]),
+                           "row": row_digest("deliveries", dict(row))}, "outbox")
+        return {int(r["id"]) for r in rows}
 
     def sending_owners(self) -> list[str]:
         rows = self.db.rows(f"SELECT DISTINCT owner FROM deliveries WHERE status IN {_OPEN}"

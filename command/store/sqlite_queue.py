@@ -22,6 +22,7 @@ WHERE d.channel = ?1 AND d.status IN ('pending', 'sending', 'failed')
   AND ((d.status IN ('pending', 'failed') AND d.next_attempt_at <= ?2) OR (d.status = 'sending' AND d.lease_until <= ?3))
   AND {_HEAD_OF_ITS_INCIDENT}
 ORDER BY d.next_attempt_at, d.id LIMIT 1"""
+_CLAIM_BATCH_SQL = _CLAIM_SQL.replace("LIMIT 1", "LIMIT ?6")    # the same plan, a batch of up to ?6
 
 
 class SQLiteDeliveryQueue:
@@ -77,55 +78,70 @@ class SQLiteDeliveryQueue:
 
     # -- the work queue ---------------------------------------------------------------------------------
     def claim_delivery(self, channel: str, *, owner: str, now: float, lease_s: float) -> dict[str, Any] | None:
-        """Per incident and channel, deliveries go out in the order they were enqueued: one waits while an
-        earlier delivery of the same incident on the same channel is unfinished (a Cancel never overtakes
-        the Alert it cancels, even when that Alert is backing off after a failure)."""
-        # one statement, so one short write lock and few calls per delivery (each call hands the GIL over)
+        got = self.claim_deliveries(channel, owner=owner, now=now, lease_s=lease_s, limit=1)
+        return got[0] if got else None
+
+    def claim_deliveries(self, channel: str, *, owner: str, now: float, lease_s: float,
+                         limit: int) -> list[dict[str, Any]]:
+        """Lease up to ``limit`` due deliveries of ``channel`` to ``owner``, by id. Per incident and channel,
+        deliveries go out in the order they were enqueued: one waits while an earlier delivery of the same
+        incident on the same channel is unfinished (a Cancel never overtakes the Alert it cancels, even when
+        that Alert is backing off after a failure), so a batch never holds two of one incident."""
+        if limit < 1:
+            return []
+        # one statement, so one short write lock and few calls per batch (each call hands the GIL over)
         rows = self.db.write_one(
             f"UPDATE deliveries SET status = 'sending', attempts = attempts + 1, lease_until = ?4, owner = ?5,"
-            f" updated_at = ?2 WHERE id = ({_CLAIM_SQL}) RETURNING id, identifier, channel, mode, status,"
-            f" attempts, last_error", (channel, now, now, now + lease_s, owner))
-        if not rows:
-            return None
-        out = dict(rows[0])
-        alert = self.db.conn().execute("SELECT * FROM alerts WHERE identifier = ?", (out["identifier"],)).fetchone()
-        if not alert_as_queued(self.db, dict(alert)):      # edited after it was queued: never broadcast it
-            self.finish_delivery(out["id"], owner=owner, status="dead", now=now,
-                                 last_error="refused: the alert row was changed after it was queued (audit)")
-            return None
-        out.update({f"alert_{k}": alert[k] for k in ALERT_COLUMNS})
+            f" updated_at = ?2 WHERE id IN ({_CLAIM_BATCH_SQL}) RETURNING id, identifier, channel, mode, status,"
+            f" attempts, last_error", (channel, now, now, now + lease_s, owner, int(limit)))
+        out, changed = [], []
+        conn = self.db.conn()
+        for job in sorted((dict(r) for r in rows), key=lambda r: r["id"]):
+            alert = conn.execute("SELECT * FROM alerts WHERE identifier = ?", (job["identifier"],)).fetchone()
+            if not alert_as_queued(self.db, dict(alert)):      # edited after it was queued: never broadcast it
+                changed.append({"id": job["id"], "status": "dead",
+                                "last_error": "refused: the alert row was changed after it was queued (audit)"})
+                continue
+            job.update({f"alert_{k}": alert[k] for k in ALERT_COLUMNS})
+            out.append(job)
+        if changed:
+            self.finish_deliveries(changed, owner=owner, now=now)
         return out
 
     def finish_delivery(self, delivery_id: int, *, owner: str, status: str, now: float, receipt: str | None = None,
                         last_error: str | None = None, next_attempt_at: float | None = None) -> bool:
         """Not fsync'd: a power loss can only undo it into a delivery that is tried again (same key)."""
-        check_finish_status(delivery_id, status)
-        rows = self.db.write_one(
-            "UPDATE deliveries SET status = ?, receipt = coalesce(?, receipt),"
-            " last_error = coalesce(?, last_error), next_attempt_at = coalesce(?, next_attempt_at),"
-            " lease_until = NULL, owner = NULL, updated_at = ?"
-            " WHERE id = ? AND status = 'sending' AND owner = ? RETURNING id",
-            (status, receipt, last_error, next_attempt_at, now, delivery_id, owner)) \
-            if status not in FINAL_DELIVERY else self._finish_audited(
-                delivery_id, owner, status, now, receipt, last_error, next_attempt_at)
-        return len(rows) == 1
+        return bool(self.finish_deliveries([{"id": delivery_id, "status": status, "receipt": receipt,
+                                             "last_error": last_error, "next_attempt_at": next_attempt_at}],
+                                           owner=owner, now=now))
 
-    def _finish_audited(self, delivery_id: int, owner: str, status: str, now: float, receipt: Any,
-                        last_error: Any, next_attempt_at: Any) -> list[Any]:
-        """A final outcome (sent, dead) and its audit entry in one transaction: a delivery marked sent by
-        hand has no entry, and verify says so."""
+    def finish_deliveries(self, outcomes: list[dict[str, Any]], *, owner: str, now: float) -> set[int]:
+        """Record outcomes ({id, status, receipt?, last_error?, next_attempt_at?}) of deliveries leased to
+        ``owner`` in one transaction, not fsync'd; returns the ids recorded (the others' lease was lost). A
+        final outcome (sent, dead) and its audit entry are in that transaction: a delivery marked sent by hand
+        has no entry, and verify says so."""
+        for o in outcomes:
+            check_finish_status(o["id"], o["status"])
+        if not outcomes:
+            return set()
+        done = set()
         with self.db.tx(fsync=False) as conn:
-            rows = conn.execute(
-                "UPDATE deliveries SET status = ?, receipt = coalesce(?, receipt),"
-                " last_error = coalesce(?, last_error), next_attempt_at = coalesce(?, next_attempt_at),"
-                " lease_until = NULL, owner = NULL, updated_at = ?"
-                " WHERE id = ? AND status = 'sending' AND owner = ? RETURNING *",
-                (status, receipt, last_error, next_attempt_at, now, delivery_id, owner)).fetchall()
-            if rows:
-                row = dict(rows[0])
-                chain(self.db, conn, "outbox", f"deliveries.{status}", str(delivery_id),
-                      {"table": "deliveries", "key": str(delivery_id), "row": row_digest("deliveries", row)}, "outbox")
-            return rows
+            for o in outcomes:
+                rows = conn.execute(
+                    "UPDATE deliveries SET status = ?, receipt = coalesce(?, receipt),"
+                    " last_error = coalesce(?, last_error), next_attempt_at = coalesce(?, next_attempt_at),"
+                    " lease_until = NULL, owner = NULL, updated_at = ?"
+                    " WHERE id = ? AND status = 'sending' AND owner = ? RETURNING *",
+                    (o["status"], o.get("receipt"), o.get("last_error"), o.get("next_attempt_at"), now, o["id"],
+                     owner)).fetchall()
+                if not rows:
+                    continue
+                done.add(int(o["id"]))
+                if o["status"] in FINAL_DELIVERY:
+                    chain(self.db, conn, "outbox", f"deliveries.{o['status']}", str(o["id"]),
+                          {"table": "deliveries", "key": str(o["id"]), "row": row_digest("deliveries", dict(rows[0]))},
+                          "outbox")
+        return done
 
     def sending_owners(self) -> list[str]:
         rows = self.db.conn().execute(
