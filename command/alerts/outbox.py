@@ -25,6 +25,12 @@ Guarantees:
   channel sends), and each attempt recomputes it from the row before sending; a row changed since it was
   enqueued is dead-lettered, never sent. Final outcomes (sent, dead) are announced through the
   ``yzt_alert_delivered`` hook after they are recorded, with the outbox's ``clock`` for their time.
+- Batches: a worker claims up to ``batch_size`` due deliveries at once (at most one per incident, within the
+  channel's rate limit; the batch grows from 1 while claims come back full, so a short queue still spreads
+  over the workers), sends them one after another and records their outcomes together: one claim and one
+  finish (the audit chain's lock once, one entry per delivery) per batch instead of per delivery. Outcomes
+  are recorded at least every ``flush_s``; once the channel rests, the worker stops, or half the lease is
+  gone, the rest of the batch is released unsent (its claim undone: status and attempts as they were).
 - At-least-once: a claim marks the delivery 'sending' (attempts + 1) under a lease. If the process dies, the
   delivery is claimed again once the lease runs out, or at once when its owner process is seen to be gone.
   Each (alert, channel) carries one idempotency key, sha256(identifier + channel), so receivers that honour it
@@ -55,6 +61,7 @@ from command.alerts.channels import (GuardedChannel, build_channel, OutgoingAler
                               check_drill_guard, idempotency_key)
 from command.errors import AlertError, ChannelError, CommandError
 from command.store.sqlite import Store
+from command.store.sqlite_queue import RELEASED
 
 __all__ = ["Outbox", "OutgoingAlert", "content_sha256", "idempotency_key"]
 
@@ -161,6 +168,18 @@ class _Lane:
             return max(0.0, self._rest_until - time.monotonic())
 
 
+def _take(limiter: RateLimiter, n: int) -> tuple[float, list[Any]]:
+    """Up to ``n`` sends from the channel's rate limit: (0.0, tokens) or, when none is free, (seconds to
+    wait, [])."""
+    tokens: list[Any] = []
+    while len(tokens) < n:
+        wait, token = limiter.acquire()
+        if wait > 0:
+            return (wait, tokens) if not tokens else (0.0, tokens)
+        tokens.append(token)
+    return 0.0, tokens
+
+
 def _iso(t: float | None) -> str | None:
     return None if t is None else datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds")
 
@@ -170,7 +189,8 @@ class Outbox:
 
     def __init__(self, store: Store, settings: Any, *, client: httpx.Client | None = None,
                  backoff_base_s: float = 2.0, backoff_cap_s: float = 600.0, lease_s: float = 60.0,
-                 poll_s: float = 1.0, pm: pluggy.PluginManager | None = None, clock: Any = None) -> None:
+                 poll_s: float = 1.0, pm: pluggy.PluginManager | None = None, clock: Any = None,
+                 batch_size: int = 32, flush_s: float = 0.01) -> None:
         self.store = store
         self.settings = settings
         self.clock = clock                  # the response's clock (a drill's virtual one), for timeline times
@@ -178,6 +198,8 @@ class Outbox:
         self.client = client if client is not None else httpx.Client(timeout=10.0)
         self.backoff_base_s, self.backoff_cap_s = backoff_base_s, backoff_cap_s
         self.lease_s, self.poll_s = lease_s, poll_s
+        self.batch_size = max(1, int(batch_size))
+        self.flush_s = flush_s       # a batch's outcomes are recorded at least this often (a kill repeats no more)
         self._pm = pm
         self.owner = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         _LIVE_OWNERS.add(self.owner)
@@ -186,7 +208,7 @@ class Outbox:
         self._limiters: dict[str, RateLimiter] = {}
         self._lanes: dict[str, _Lane] = {name: _Lane() for name in self._configs}
         self._lock = threading.Lock()
-        self._owed: list[tuple[dict[str, Any], str, dict[str, Any]]] = []   # outcomes the database did not take
+        self._owed: list[tuple[dict[str, Any], dict[str, Any]]] = []   # (job, outcome) the database did not take
         self._bg_stop: threading.Event | None = None
         self._bg_threads: list[threading.Thread] = []
 
@@ -287,6 +309,7 @@ class Outbox:
             return
         limiter, lane = self._limiters[name], self._lanes[name]
         last_recovery = time.monotonic()
+        limit = 1         # the batch grows while claims come back full, so a short queue still spreads over workers
 
         def left(seconds: float) -> float:
             return seconds if deadline is None else min(seconds, max(deadline - time.monotonic(), 0.0))
@@ -299,96 +322,130 @@ class Outbox:
                 last_recovery = time.monotonic()
             seen = lane.mark()
             rest = lane.resting_s()   # a receiver that keeps failing rests, not hammered with every queued alert
-            wait, token = (rest, None) if rest > 0 else limiter.acquire()
-            if wait > 0:
+            wait, tokens = (rest, []) if rest > 0 else _take(limiter, limit)
+            if not tokens:
                 if until_idle and self.store.next_due(name) is None:
                     return
                 stop.wait(left(min(wait, self.poll_s)))
                 continue
-            job = self.store.claim_delivery(name, owner=self.owner, now=time.time(), lease_s=self.lease_s)
-            if job is None:
+            jobs = self._claim(name, len(tokens))
+            for token in tokens[len(jobs):]:
                 limiter.give_back(token)
+            if not jobs:
+                limit = 1
                 due = self.store.next_due(name)
                 if due is None and until_idle:
                     return
                 lane.wait(seen, left(self.poll_s if due is None else min(self.poll_s, max(due - time.time(), 0.002))))
                 continue
-            lane.outcome(self._attempt(ch, job) == "retry", lambda n: self._backoff_s(n, None))
-            lane.set()   # siblings: what waited behind this delivery (or for the end) may go now
+            limit = min(self.batch_size, 2 * limit) if len(jobs) == len(tokens) else max(1, len(jobs))
+            self._send_batch(ch, jobs, lane, limiter, tokens, stop)
+            lane.set()   # siblings: what waited behind these deliveries (or for the end) may go now
 
-    def _attempt(self, ch: GuardedChannel, job: dict[str, Any]) -> str:
-        """One send of a claimed delivery; returns "sent", "dead" or "retry" (the receiver failed)."""
+    def _claim(self, name: str, n: int) -> list[dict[str, Any]]:
+        now = time.time()
+        if n == 1:
+            job = self.store.claim_delivery(name, owner=self.owner, now=now, lease_s=self.lease_s)
+            return [] if job is None else [job]
+        return self.store.claim_deliveries(name, owner=self.owner, now=now, lease_s=self.lease_s, limit=n)
+
+    def _send_batch(self, ch: GuardedChannel, jobs: list[dict[str, Any]], lane: _Lane, limiter: RateLimiter,
+                    tokens: list[Any], stop: threading.Event) -> None:
+        """Send a claimed batch one after another (a batch holds at most one delivery per incident), then
+        record the outcomes together (or every ``flush_s`` when sends are slow: what a kill -9 makes the
+        next owner send again, same keys, stays what was sent in that time). Once the channel starts resting (a failure), half the lease is gone or
+        the worker is stopping, the rest are released unsent (their claim undone) for the next claim."""
+        started = flushed = time.monotonic()
+        done: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        for i, job in enumerate(jobs):
+            if i and (lane.resting_s() > 0 or stop.is_set() or time.monotonic() - started > self.lease_s / 2):
+                for token in tokens[i:len(jobs)]:
+                    limiter.give_back(token)
+                done += [(j, {"id": j["id"], "status": RELEASED}) for j in jobs[i:]]
+                break
+            if done and time.monotonic() - flushed >= self.flush_s:   # slow sends: recorded as they go
+                self._record(done)
+                done, flushed = [], time.monotonic()
+            outcome = self._attempt(ch, job)
+            done.append((job, outcome))
+            lane.outcome(outcome.pop("retry"), lambda n: self._backoff_s(n, None))
+        self._record(done)
+
+    def _attempt(self, ch: GuardedChannel, job: dict[str, Any]) -> dict[str, Any]:
+        """One send of a claimed delivery; returns its outcome for finish_deliveries, with ``retry`` (the
+        receiver failed: the channel rests)."""
         cfg = self._configs[ch.name]
         attempts = job["attempts"]
         fields = {k: job[f"alert_{k}"] for k in ("identifier", "incident_id", "status", "msg_type", "cap_xml",
                                                  "headline_zh", "text_zh", "area_desc")}
+
+        def out(status: str, retry: bool = False, **kw: Any) -> dict[str, Any]:
+            return {"id": job["id"], "status": status, "retry": retry, **kw}
         if attempts > cfg.max_attempts:
             note = (f"the last attempt ({attempts - 1}/{cfg.max_attempts}) was interrupted when its process ended; "
                     f"outcome unknown, not retried")
-            self._finish(job, "dead", error=f"{note}; before: {job['last_error']}" if job["last_error"] else note)
-            return "dead"
+            return out("dead", last_error=f"{note}; before: {job['last_error']}" if job["last_error"] else note)
         stored = job.get("alert_content_sha256")
         if stored and content_sha256(fields) != stored:
-            self._finish(job, "dead", error=f"refused: the stored content no longer matches its sha256 "
-                                            f"{stored[:12]}… (changed after it was approved); not sent")
-            return "dead"
+            return out("dead", last_error=f"refused: the stored content no longer matches its sha256 "
+                                          f"{stored[:12]}… (changed after it was approved); not sent")
         try:
             alert = OutgoingAlert(**fields)
             receipt = ch.send(alert, idempotency_key=idempotency_key(alert.identifier, ch.name))
         except AlertError as e:
-            self._finish(job, "dead", error=f"refused by the drill guard: {e}")
-            return "dead"
+            return out("dead", last_error=f"refused by the drill guard: {e}")
         except PermanentError as e:
-            self._finish(job, "dead", error=f"permanent: {e}")
-            return "dead"
+            return out("dead", last_error=f"permanent: {e}")
         except Exception as e:  # RetryableError, or a plugin's bug: both are worth another try
             retry_after = e.retry_after if isinstance(e, RetryableError) else None
             error = str(e) if isinstance(e, RetryableError) else f"{type(e).__name__}: {e}"
             if attempts >= cfg.max_attempts:
-                self._finish(job, "dead", error=f"gave up after {attempts} attempts: {error}")
-            else:
-                nxt = time.time() + self._backoff_s(attempts, retry_after)
-                self._finish(job, "failed", error=error, next_attempt_at=nxt)
-            return "retry"
-        self._finish(job, "sent", receipt=receipt)
-        return "sent"
+                return out("dead", True, last_error=f"gave up after {attempts} attempts: {error}")
+            return out("failed", True, last_error=error,
+                       next_attempt_at=time.time() + self._backoff_s(attempts, retry_after))
+        return out("sent", receipt=receipt)
 
-    def _finish(self, job: dict[str, Any], status: str, *, receipt: str | None = None, error: str | None = None,
-                next_attempt_at: float | None = None) -> None:
+    def _record(self, done: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+        """Record a batch's outcomes in one call (the single-row finish for one); if the database fails
+        under it, all of them are owed (still leased to this outbox) and recorded once it is back."""
         try:
-            kept = self.store.finish_delivery(job["id"], owner=self.owner, status=status, now=time.time(),
-                                              receipt=receipt, last_error=error, next_attempt_at=next_attempt_at)
-        except Exception:     # the database went away under it: the outcome is owed, recorded when it is back
+            if len(done) == 1 and done[0][1]["status"] != RELEASED:
+                o = done[0][1]
+                kept = {o["id"]} if self.store.finish_delivery(
+                    o["id"], owner=self.owner, status=o["status"], now=time.time(), receipt=o.get("receipt"),
+                    last_error=o.get("last_error"), next_attempt_at=o.get("next_attempt_at")) else set()
+            else:
+                kept = self.store.finish_deliveries([o for _, o in done], owner=self.owner, now=time.time())
+        except Exception:     # the database went away under it: the outcomes are owed, recorded when it is back
             with self._lock:
-                self._owed.append((job, status, {"receipt": receipt, "error": error,
-                                                 "next_attempt_at": next_attempt_at}))
+                self._owed.extend(done)
             raise
-        if not kept:
-            log.warning("outbox: delivery %s lost its lease before finishing; another worker owns it", job["id"])
-            return
-        if status in ("sent", "dead"):
-            try:
-                self._plugin_manager().hook.yzt_alert_delivered(
-                    identifier=job["identifier"], channel=job["channel"], mode=job["mode"], status=status,
-                    attempts=job["attempts"], receipt=receipt, error=error,
-                    incident_id=job.get("alert_incident_id") or "", at=self._now_iso(), store=self.store)
-            except Exception:  # an observer's bug never undoes a delivery
-                log.exception("outbox: a yzt_alert_delivered observer failed")
+        for job, o in done:
+            if job["id"] not in kept:
+                log.warning("outbox: delivery %s lost its lease before finishing; another worker owns it", job["id"])
+            elif o["status"] in ("sent", "dead"):
+                self._announce(job, o)
+
+    def _announce(self, job: dict[str, Any], o: dict[str, Any]) -> None:
+        try:
+            self._plugin_manager().hook.yzt_alert_delivered(
+                identifier=job["identifier"], channel=job["channel"], mode=job["mode"], status=o["status"],
+                attempts=job["attempts"], receipt=o.get("receipt"), error=o.get("last_error"),
+                incident_id=job.get("alert_incident_id") or "", at=self._now_iso(), store=self.store)
+        except Exception:  # an observer's bug never undoes a delivery
+            log.exception("outbox: a yzt_alert_delivered observer failed")
 
     def _settle_owed(self) -> None:
         """Record the outcomes a database failure interrupted (their deliveries are still leased to this
         outbox); raises, keeping what is still owed, while the database is away."""
         with self._lock:
             owed, self._owed = self._owed, []
-        for i, (job, status, kw) in enumerate(owed):
-            try:
-                self._finish(job, status, **kw)       # owed again if it fails
-            except Exception:
-                with self._lock:
-                    self._owed.extend(owed[i + 1:])
-                raise
+        if not owed:
+            return
+        self._record(owed)       # owed again if it fails
+        for job, o in owed:
             log.info("outbox: delivery %s: its outcome (%s) is recorded now that the database is back",
-                     job["id"], status)
+                     job["id"], o["status"])
 
     def _now_iso(self) -> str:
         """Now on the outbox's clock (the response's; a drill's virtual one), ISO 8601 +08:00 seconds."""

@@ -25,6 +25,7 @@ def _vouch_queued(conn: Any, tip: dict[str, Any], identifier: str, delivery_ids:
     if rows:
         chain(conn, tip, "outbox", "deliveries.queue", identifier, {"table": "deliveries", "rows": rows}, "outbox")
 
+RELEASED = "released"      # a finish that undoes the claim of a delivery not sent (the rest of a batch)
 _OPEN = "('pending', 'sending', 'failed')"
 _HEAD_OF_ITS_INCIDENT = f"""NOT EXISTS (
     SELECT 1 FROM deliveries e
@@ -41,12 +42,15 @@ WITH claimed AS (
       AND {_HEAD_OF_ITS_INCIDENT}
     ORDER BY d.next_attempt_at, d.id LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED))
-  RETURNING id, identifier, channel, mode, status, attempts, last_error)
+  RETURNING id, identifier, channel, mode, status, attempts, last_error, next_attempt_at)
 SELECT claimed.*, {', '.join(f'a.{c} AS alert_{c}' for c in ALERT_COLUMNS)}
-FROM claimed JOIN alerts a ON a.identifier = claimed.identifier ORDER BY claimed.id"""
+FROM claimed JOIN alerts a ON a.identifier = claimed.identifier
+ORDER BY claimed.next_attempt_at, claimed.id"""
 # A batch of outcomes in one statement: the arrays are zipped row by row (unnest of several arrays).
 _FINISH_SQL = """
-UPDATE deliveries d SET status = v.status, receipt = coalesce(v.receipt, d.receipt),
+UPDATE deliveries d SET status = CASE WHEN v.status <> 'released' THEN v.status
+                                    WHEN d.attempts > 1 THEN 'failed' ELSE 'pending' END,
+       attempts = d.attempts - (v.status = 'released')::int, receipt = coalesce(v.receipt, d.receipt),
        last_error = coalesce(v.last_error, d.last_error), next_attempt_at = coalesce(v.next_at, d.next_attempt_at),
        lease_until = NULL, owner = NULL, updated_at = %(now)s
 FROM unnest(%(ids)s::bigint[], %(statuses)s::text[], %(receipts)s::text[], %(errors)s::text[],
@@ -112,7 +116,7 @@ class PostgresDeliveryQueue:
 
     def claim_deliveries(self, channel: str, *, owner: str, now: float, lease_s: float,
                          limit: int) -> list[dict[str, Any]]:
-        """Lease up to ``limit`` due deliveries of ``channel`` to ``owner`` in one statement, by id. Only the
+        """Lease up to ``limit`` due deliveries of ``channel`` to ``owner`` in one statement, in due order. Only the
         oldest open delivery of an incident on the channel is claimable, so a batch never holds two of one
         incident. One whose alert row changed since it was queued is dead-lettered (audited), not returned."""
         if limit < 1:
@@ -163,10 +167,12 @@ class PostgresDeliveryQueue:
 
     def finish_deliveries(self, outcomes: list[dict[str, Any]], *, owner: str, now: float) -> set[int]:
         """Record outcomes ({id, status, receipt?, last_error?, next_attempt_at?}) of deliveries leased to
-        ``owner`` in one transaction; returns the ids recorded (the others' lease was lost). Final ones (sent,
+        ``owner`` in one transaction (status ``released``: not sent after all, its claim undone, attempts
+        back as they were); returns the ids recorded (the others' lease was lost). Final ones (sent,
         dead) get one audit entry each with their row's digest, the chain's lock taken once for them all."""
         for o in outcomes:
-            check_finish_status(o["id"], o["status"])
+            if o["status"] != RELEASED:
+                check_finish_status(o["id"], o["status"])
         if not outcomes:
             return set()
         args = {"now": now, "owner": owner, "ids": [int(o["id"]) for o in outcomes],

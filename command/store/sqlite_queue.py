@@ -10,6 +10,8 @@ from command.security.audit import FINAL_DELIVERY, row_digest
 from command.store._records import ALERT_COLUMNS, DELIVERY_COLUMNS, check_finish_status, utc_now
 from command.store.sqlite_audit import alert_as_queued, chain, vouch_alert
 
+RELEASED = "released"      # a finish that undoes the claim of a delivery not sent (the rest of a batch)
+
 # The next delivery a channel may send: due (or its lease ran out), and no earlier delivery of the same
 # incident on the same channel still unfinished. Walks the partial index deliveries_open in due order.
 _HEAD_OF_ITS_INCIDENT = """NOT EXISTS (
@@ -83,7 +85,7 @@ class SQLiteDeliveryQueue:
 
     def claim_deliveries(self, channel: str, *, owner: str, now: float, lease_s: float,
                          limit: int) -> list[dict[str, Any]]:
-        """Lease up to ``limit`` due deliveries of ``channel`` to ``owner``, by id. Per incident and channel,
+        """Lease up to ``limit`` due deliveries of ``channel`` to ``owner``, in due order. Per incident and channel,
         deliveries go out in the order they were enqueued: one waits while an earlier delivery of the same
         incident on the same channel is unfinished (a Cancel never overtakes the Alert it cancels, even when
         that Alert is backing off after a failure), so a batch never holds two of one incident."""
@@ -93,10 +95,10 @@ class SQLiteDeliveryQueue:
         rows = self.db.write_one(
             f"UPDATE deliveries SET status = 'sending', attempts = attempts + 1, lease_until = ?4, owner = ?5,"
             f" updated_at = ?2 WHERE id IN ({_CLAIM_BATCH_SQL}) RETURNING id, identifier, channel, mode, status,"
-            f" attempts, last_error", (channel, now, now, now + lease_s, owner, int(limit)))
+            f" attempts, last_error, next_attempt_at", (channel, now, now, now + lease_s, owner, int(limit)))
         out, changed = [], []
         conn = self.db.conn()
-        for job in sorted((dict(r) for r in rows), key=lambda r: r["id"]):
+        for job in sorted((dict(r) for r in rows), key=lambda r: (r["next_attempt_at"], r["id"])):   # the claim's order
             alert = conn.execute("SELECT * FROM alerts WHERE identifier = ?", (job["identifier"],)).fetchone()
             if not alert_as_queued(self.db, dict(alert)):      # edited after it was queued: never broadcast it
                 changed.append({"id": job["id"], "status": "dead",
@@ -117,21 +119,25 @@ class SQLiteDeliveryQueue:
 
     def finish_deliveries(self, outcomes: list[dict[str, Any]], *, owner: str, now: float) -> set[int]:
         """Record outcomes ({id, status, receipt?, last_error?, next_attempt_at?}) of deliveries leased to
-        ``owner`` in one transaction, not fsync'd; returns the ids recorded (the others' lease was lost). A
+        ``owner`` in one transaction, not fsync'd (status ``released``: not sent after all, its claim undone,
+        attempts back as they were); returns the ids recorded (the others' lease was lost). A
         final outcome (sent, dead) and its audit entry are in that transaction: a delivery marked sent by hand
         has no entry, and verify says so."""
         for o in outcomes:
-            check_finish_status(o["id"], o["status"])
+            if o["status"] != RELEASED:
+                check_finish_status(o["id"], o["status"])
         if not outcomes:
             return set()
         done = set()
         with self.db.tx(fsync=False) as conn:
             for o in outcomes:
                 rows = conn.execute(
-                    "UPDATE deliveries SET status = ?, receipt = coalesce(?, receipt),"
-                    " last_error = coalesce(?, last_error), next_attempt_at = coalesce(?, next_attempt_at),"
-                    " lease_until = NULL, owner = NULL, updated_at = ?"
-                    " WHERE id = ? AND status = 'sending' AND owner = ? RETURNING *",
+                    "UPDATE deliveries SET status = CASE WHEN ?1 <> 'released' THEN ?1"
+                    " WHEN attempts > 1 THEN 'failed' ELSE 'pending' END,"
+                    " attempts = attempts - (?1 = 'released'), receipt = coalesce(?2, receipt),"
+                    " last_error = coalesce(?3, last_error), next_attempt_at = coalesce(?4, next_attempt_at),"
+                    " lease_until = NULL, owner = NULL, updated_at = ?5"
+                    " WHERE id = ?6 AND status = 'sending' AND owner = ?7 RETURNING *",
                     (o["status"], o.get("receipt"), o.get("last_error"), o.get("next_attempt_at"), now, o["id"],
                      owner)).fetchall()
                 if not rows:
