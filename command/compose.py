@@ -63,9 +63,17 @@ def open_store(settings: Any, *, durable: bool = True):
     return store.open_store(settings, durable=durable)
 
 
+def use_cache(settings: Any) -> None:
+    """Built indexes and tables are cached in ``var_dir/cache`` (incidents.cache: keyed by their inputs'
+    content, so a changed file is never answered from it)."""
+    from incidents import cache
+    cache.configure(Path(settings.var_dir) / "cache")
+
+
 def open_app(settings: Any, *, store: Any = None, clock: Any = None) -> App:
     """Store, outbox and services over ``settings`` (or over ``store`` when a caller already holds one)."""
     from command.alerts.outbox import Outbox
+    use_cache(settings)
     store = store if store is not None else open_store(settings)
     return App(settings=settings, store=store, outbox=Outbox(store, settings, clock=clock),
                catalog=Catalog.of(settings), clock=clock)

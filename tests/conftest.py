@@ -31,6 +31,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(dashboard)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _cache_outside_the_repo(tmp_path_factory):
+    """The artefact cache (incidents.cache) of code that runs before any door sets it goes to a folder of the
+    session, never the repo's var/cache."""
+    from incidents import cache
+    cache.configure(tmp_path_factory.mktemp("artefact-cache"))
+    yield
+
+
 @pytest.fixture(autouse=True)
 def _isolated_var_dir(tmp_path, monkeypatch, request):
     """Runtime state of each test goes to its own temporary folder, never to the repo's var/; on the

@@ -28,7 +28,10 @@ JSON_OPT = typer.Option(False, "--json", help="print one JSON object on stdout")
 
 def settings():
     """The settings of this command, read once at the door (the settings file, then the environment)."""
-    return get_settings()
+    from incidents import cache
+    s = get_settings()
+    cache.configure(Path(s.var_dir) / "cache")      # built indexes and tables, keyed by their inputs' content
+    return s
 
 
 def open_app():
