@@ -364,7 +364,14 @@ class Outbox:
                 done += [(j, {"id": j["id"], "status": RELEASED}) for j in jobs[i:]]
                 break
             if done and time.monotonic() - flushed >= self.flush_s:   # slow sends: recorded as they go
-                self._record(done)
+                try:
+                    self._record(done)
+                except Exception:      # the database is away: the unsent are released once it is back too
+                    with self._lock:
+                        self._owed.extend((j, {"id": j["id"], "status": RELEASED}) for j in jobs[i:])
+                    for token in tokens[i:len(jobs)]:
+                        limiter.give_back(token)
+                    raise
                 done, flushed = [], time.monotonic()
             outcome = self._attempt(ch, job)
             done.append((job, outcome))

@@ -140,9 +140,10 @@ class PostgresDeliveryQueue:
         ids = sorted(identifiers)
         with self.db.tx() as conn:
             alerts = conn.execute("SELECT * FROM alerts WHERE identifier = ANY(%s)", (ids,)).fetchall()
-            entries = {r["target"]: r for r in conn.execute(
-                "SELECT DISTINCT ON (target) * FROM audit WHERE target = ANY(%s) AND action = 'alerts.queue'"
-                " ORDER BY target, id DESC", (ids,)).fetchall()}
+            entries = {r["target"]: r for r in conn.execute(      # each identifier's last entry: an index seek
+                "SELECT a.* FROM unnest(%s::text[]) AS t(target) CROSS JOIN LATERAL (SELECT * FROM audit"
+                " WHERE audit.target = t.target AND audit.action = 'alerts.queue' ORDER BY audit.id DESC LIMIT 1) a",
+                (ids,)).fetchall()}
             vouch = None
             if len(entries) < len(ids):
                 vouch = conn.execute("SELECT * FROM audit WHERE target = 'alerts' AND action = 'upgrade.vouch'"

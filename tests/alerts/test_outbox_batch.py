@@ -172,3 +172,37 @@ def test_a_batch_of_a_worker_that_died_is_taken_over_after_its_lease_with_the_sa
         assert set(rx.accepted_keys) == {idempotency_key(f"GD-K{i}", "hook") for i in range(6)}
         assert len(rx.requests) == 6 and rx.repeats == 0
         ob.close()
+
+
+class _AnyFinishFails(_BatchFinishFails):
+    """Both finishes (one row, a batch) raise for the first ``times`` calls between them."""
+
+    def finish_delivery(self, *args, **kw):
+        if self.left > 0:
+            self.left -= 1
+            self.refused += 1
+            raise StoreUnavailableError("database test: unavailable (server closed the connection unexpectedly)")
+        return self._store.finish_delivery(*args, **kw)
+
+
+def test_the_database_failing_mid_batch_releases_the_unsent_once_it_is_back(store):
+    """flush_s=0: outcomes are recorded after every send, so the failure falls in the middle of a batch; the
+    ones not yet sent are released (attempts as they were) when the database is back, not left leased."""
+    flaky = _AnyFinishFails(store, 2)
+    with Receiver() as rx:
+        ob = Outbox(flaky, load_settings(channels=[webhook("hook", rx.url)]), lease_s=600, backoff_base_s=0.05,
+                    batch_size=4, flush_s=0.0)
+        for i in range(8):
+            ob.enqueue(make_alert(f"GD-M{i}", "Actual", incident_id=f"GD-INC-M{i}"))
+        ob.start()
+        try:
+            deadline = time.monotonic() + 20
+            while ob.counts()["sent"] < 8 and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            ob.close()
+        rows = ob.deliveries()
+        assert flaky.refused == 2
+        assert [r["status"] for r in rows] == ["sent"] * 8, rows
+        assert all(r["attempts"] == 1 for r in rows), rows       # a released one's claim did not count
+        assert len(rx.requests) == 8 and rx.repeats == 0
