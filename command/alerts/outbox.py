@@ -339,7 +339,10 @@ class Outbox:
                 lane.wait(seen, left(self.poll_s if due is None else min(self.poll_s, max(due - time.time(), 0.002))))
                 continue
             limit = min(self.batch_size, 2 * limit) if len(jobs) == len(tokens) else max(1, len(jobs))
+            t0 = time.monotonic()
             self._send_batch(ch, jobs, lane, limiter, tokens, stop)
+            if (time.monotonic() - t0) / len(jobs) >= self.flush_s:
+                limit = 1     # slow sends: the database is not what limits, a batch would only hold up the others
             lane.set()   # siblings: what waited behind these deliveries (or for the end) may go now
 
     def _claim(self, name: str, n: int) -> list[dict[str, Any]]:
