@@ -178,14 +178,17 @@ def report_incident() -> flask.Response:
     body: S.ReportIn = _body(S.ReportIn)
     svc, p = _service(), flask.g.principal
     incident_id = _incident_id(p, body.external_id)
+    if svc.store.events(incident_id):          # a retry: the incident as it stands, before any work
+        return _json(_views().incident_out(_incident_or_404(svc, incident_id)), 200)
     point = Point(body.point.lon, body.point.lat, body.point.crs) if body.point else None
     kind, address, casualties, description = body.type, body.address, body.casualties.model_dump(), body.description
-    if body.text:
-        kind, address, casualties, description = _from_text(body, svc.settings, point)
-    report = IncidentReport(type=kind, address=address, point=point, casualties=Casualties(**casualties),
-                            economic_loss_cny=body.economic_loss_cny, description=description)
-    if svc.store.events(incident_id):
-        return _json(_views().incident_out(_incident_or_404(svc, incident_id)), 200)
+    try:
+        if body.text:
+            kind, address, casualties, description = _from_text(body, svc.settings, point)
+        report = IncidentReport(type=kind, address=address, point=point, casualties=Casualties(**casualties),
+                                economic_loss_cny=body.economic_loss_cny, description=description)
+    except IncidentError as e:
+        raise ApiRefusal(422, str(e), "text" if body.text else "type") from None
     try:        # the database holds one report per incident id: a retry racing on another server loses here
         state = svc.report(report, actor=_actor(p), incident_id=incident_id)
     except IncidentError as e:

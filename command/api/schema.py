@@ -173,6 +173,9 @@ class NearbyOut(_Out):
     lat: float
     distance_m: float
     drive_time_s: float | None = None
+    approximate: bool = False                     # around an uncertain point: the distance is ± the next field
+    distance_uncertainty_m: float | None = None
+    in_uncertainty_area: bool | None = None       # a camera inside the area the incident may be in
 
 
 class AdminUnitOut(_Out):

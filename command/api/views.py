@@ -31,7 +31,10 @@ def _nearby(items: list[dict[str, Any]]) -> list[S.NearbyOut]:
         if lon is None or lat is None or dist is None:
             continue
         out.append(S.NearbyOut(id=str(d.get("id", "")), name=str(d.get("name", "")), lon=lon, lat=lat,
-                               distance_m=dist, drive_time_s=_num(d.get("drive_time_s"))))
+                               distance_m=dist, drive_time_s=_num(d.get("drive_time_s")),
+                               approximate=bool(d.get("approximate")),
+                               distance_uncertainty_m=_num(d.get("distance_uncertainty_m")),
+                               in_uncertainty_area=d.get("in_uncertainty_area")))
     return out
 
 
