@@ -85,9 +85,52 @@ def targets(doc: dict) -> list[str]:
          f"{_fmt(dash.get('serve_to_interactive_s'), ' s')} / {_fmt(dash.get('goto_to_cameras_drawn_s'), ' s')}",
          "-", ""),
     ]
+    rows += _issue_rows(doc)
     out = ["| Figure | Measured | Target | |", "|---|---|---|---|"]
     out += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
     return out
+
+
+def _issue_rows(doc: dict) -> list[tuple[str, str, str, str]]:
+    """The targets of issues 12, 14 and 15 (province load, call text and batch geocoding, start-up)."""
+    intake, batch = _g(doc, "intake") or {}, _g(doc, "geocoder", "batch") or {}
+    st, mem, pg = _g(doc, "startup") or {}, _g(doc, "memory") or {}, _g(doc, "postgis") or {}
+    two = _g(doc, "fanout", "two_processes_postgres") or {}
+    load_pg = _g(doc, "load", "postgres") or {}
+    hist = _g(doc, "history", "postgres") or _g(doc, "history", "sqlite") or {}
+    p90 = lambda k: (hist.get(k) or {}).get("p90_ms")   # noqa: E731
+    ht = hist.get("targets_p90") or {}
+    sync, rep = load_pg.get("officers") or {}, load_pg.get("reports") or {}
+    return [
+        ("Intake, batch", _fmt(intake.get("intake_batch_texts_per_s"), " texts/s"), ">= 5,000/s",
+         _ok(intake.get("target_texts_per_s>=5000"))),
+        ("Geocoder batch vs cpca batch, same addresses", _fmt(batch.get("ratio_ours_vs_cpca"), "x"), ">= 1x",
+         _ok(batch.get("target_ours>=cpca"))),
+        ("`yzt drill run` 1,000 events, fresh process, warm cache (cache off)",
+         f"{_fmt((st.get('drill_wall_s') or {}).get('warm'), ' s')} ({_fmt((st.get('drill_wall_s') or {}).get('off'), ' s')})",
+         "< 2 s", _ok(st.get("target_drill_warm_s<2"))),
+        ("`yzt serve` to first 200, warm cache (cache off)",
+         f"{_fmt((st.get('serve_first_200_s') or {}).get('warm'), ' s')} ({_fmt((st.get('serve_first_200_s') or {}).get('off'), ' s')})",
+         "< 3 s", _ok(st.get("target_serve_warm_s<3"))),
+        ("200 officers syncing + dispatch, PostgreSQL, 2 workers: sync p99 / errors",
+         f"{_fmt(sync.get('sync_p99_ms'), ' ms')} / {_fmt(sync.get('errors'))}", "<= 300 ms, 0",
+         _ok(sync.get("target_sync_p99<=300ms_0_errors"))),
+        ("API reports, 2 workers, PostgreSQL", _fmt(rep.get("reports_per_s"), "/s"), ">= 100/s",
+         _ok(rep.get("target_reports_per_s>=100"))),
+        ("Fan-out, two outbox processes on PostgreSQL", _fmt(two.get("deliveries_per_s"), " deliveries/s"),
+         ">= 2,000/s", _ok(two.get("target_per_s>=2000"))),
+        ("A year of history: list page / search (p90)",
+         f"{_fmt(p90('listed_page_100'), ' ms')} / {_fmt(p90('listed_search_rare_address'), ' ms')}", "<= 200 ms",
+         _ok(ht.get("list_and_search_<=200ms"))),
+        ("A year of history: paged GET /incidents (p90)", _fmt(p90("api_page_100"), " ms"), "<= 100 ms",
+         _ok(ht.get("paged_get_<=100ms"))),
+        ("A year of history: a new browser's first sync (p90)", _fmt(p90("sync_poll_last_seq"), " ms"), "<= 50 ms",
+         _ok(ht.get("first_sync_<=50ms"))),
+        ("PostGIS, 10x camera layer: nearest-5 p50", _fmt((pg.get("postgis_nearest5_10x") or {}).get("p50_ms"), " ms"),
+         "<= 5 ms", _ok(pg.get("meets_p50_target"))),
+        ("In-memory layer: bytes per row vs GeoDataFrame+STRtree", _fmt(mem.get("per_row_vs_baseline"), "x"),
+         "<= 0.5x", _ok((mem.get("targets") or {}).get("per_row<=0.5x_baseline"))),
+    ]
 
 
 def _section(title: str, data: Any) -> list[str]:
