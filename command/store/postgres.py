@@ -15,6 +15,8 @@ The SQL of each part lives beside this module (``postgres_events``, ``postgres_q
 from __future__ import annotations
 
 import re
+import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -29,6 +31,7 @@ from command.store.postgres_queue import PostgresDeliveryQueue
 from command.store.postgres_security import PostgresSecurity
 
 _MIGRATION_LOCK = 0x59_5A_54_01     # pg_advisory_xact_lock key: one migrator at a time ("YZT" 1)
+IDLE_CHECK_S = 1.0                  # a pooled connection unused this long is checked before it is lent
 
 
 def redact(url: str) -> str:
@@ -65,9 +68,11 @@ class PostgresDatabase:
         self.anchor = anchor if anchor is not None else Anchor(here / "audit-anchor", hook=plugin_anchor_hook(),
                                                                database=self.name)
         self.errors = psycopg
+        self._returned: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self.pool = ConnectionPool(url, min_size=min_size, max_size=max_size, timeout=timeout_s, open=False,
                                    kwargs={"row_factory": dict_row}, name="yzt-store",
-                                   check=ConnectionPool.check_connection)   # a restarted server's dead sockets
+                                   check=self._check_if_idle, reset=self._stamp,
+                                   reconnect_timeout=10.0)  # after an outage, new connections at once
         try:
             self.pool.open(wait=True, timeout=timeout_s)
         except Exception as e:   # PoolTimeout, OperationalError: say which database, never the password
@@ -78,6 +83,16 @@ class PostgresDatabase:
         except BaseException:
             self.pool.close()
             raise
+
+    def _stamp(self, conn: Any) -> None:
+        self._returned[conn] = time.monotonic()
+
+    def _check_if_idle(self, conn: Any) -> None:
+        """A connection idle for a while is checked before it is lent (a restarted server's dead socket is
+        replaced, not handed to a request); one in steady use is not (a round trip each time costs the outbox
+        a quarter of its time). One that broke in use is discarded by the pool when it comes back."""
+        if time.monotonic() - self._returned.get(conn, 0.0) > IDLE_CHECK_S:
+            type(self.pool).check_connection(conn)
 
     @contextmanager
     def tx(self, *, fsync: bool = True) -> Iterator[Any]:
