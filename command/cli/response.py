@@ -132,10 +132,13 @@ def incident_list(
     level: Optional[str] = typer.Option(None, "--level"),
     state: Optional[str] = typer.Option(None, "--state", help="open | closed"),
     district: Optional[str] = typer.Option(None, "--district", help="district adcode"),
+    search: Optional[str] = typer.Option(None, "--search", help="text in the id, type, address or place"),
+    limit: int = typer.Option(100, "--limit", min=1, max=10_000, help="at most this many, newest first"),
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Incidents, newest first, filtered by level, state or district."""
-    states = _service().list_incidents(level=level, state=state, district=district)
+    """Incidents, newest first, filtered by level, state, district or text; at most --limit of them."""
+    states = _service().list_incidents(level=level, state=state, district=district, q=search, limit=limit,
+                                       newest_first=True)
     rows = [{"id": s.id, "type": s.type, "level": s.grade.level, "district": s.location.district_name,
              "state": s.state, "reported_at": s.reported_at} for s in states]
     out.emit({"incidents": [state_dict(s) for s in states]}, as_json, lambda _: out.table(rows))

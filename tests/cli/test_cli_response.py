@@ -55,6 +55,12 @@ def test_incident_report_update_warn_close(capsys, configured):
     assert code == 0, err
     assert [i["id"] for i in listed["incidents"]] == [iid]
     assert main(["incident", "list"]) == 0 and "福田区" in capsys.readouterr().out
+    code, other, err = run(capsys, "incident", "report", "--address", "广州市天河区天河路", "--type", "fire")
+    assert code == 0, err
+    code, listed, err = run(capsys, "incident", "list", "--limit", "1")     # newest first, at most --limit
+    assert code == 0 and [i["id"] for i in listed["incidents"]] == [other["id"]], err
+    code, listed, err = run(capsys, "incident", "list", "--search", "景田")
+    assert code == 0 and [i["id"] for i in listed["incidents"]] == [iid], err
 
     # An Actual warning without --confirm is refused, and nothing reaches the live channel.
     code, _, err = run(capsys, "alert", "send", iid, "--instruction", "关闭门窗")
