@@ -124,6 +124,9 @@ class Receiver:
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         length = int(h.headers.get("Content-Length") or 0)
         body = h.rfile.read(length) if length else b""
+        if len(body) < length:          # the sender died mid-request: a real gateway takes nothing from it
+            h.close_connection = True
+            return
         parts = urlsplit(h.path)
         req = Request("POST", parts.path, parse_qs(parts.query), {k.lower(): v for k, v in h.headers.items()},
                       body, raw_query=parts.query)
