@@ -44,7 +44,17 @@ def create_app(settings: Any = None, *, secure_cookies: bool | None = None, deli
     from command.api.routes import register_api
     register_api(app.server, lambda: runtime.current().service())
     headers.install(app, runtime.current().settings)    # CSP (no inline script), frame-ancestors, Referrer-Policy
+    _set_up_before_serving(app)
     return app
+
+
+def _set_up_before_serving(app: dash.Dash) -> None:
+    """Dash registers the script files it may serve on its first request, and sets its guard flag before it
+    has (plotly/dash#3971): under gunicorn's threads, the page's script requests that arrive in that gap are
+    refused ("dash is not a registered library") and the page stays at "Loading..." until a reload. Doing
+    that set-up here, before the server takes any request, closes the gap in every worker."""
+    with app.server.test_request_context("/"):
+        app._setup_server()
 
 
 _CALLBACKS: dict[str, Any] = {}
