@@ -16,9 +16,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
+@pytest.mark.sqlite_only     # the bench makes its own stores (and clusters): the same run on either pass
 def test_bench_runs_end_to_end_at_tiny_sizes(tmp_path):
     out = subprocess.run([sys.executable, "-m", "bench", "--tiny", "--skip", "dashboard,postgis", "--out",
-                          str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+                          str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     doc = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
     s = doc["sections"]
@@ -34,6 +35,12 @@ def test_bench_runs_end_to_end_at_tiny_sizes(tmp_path):
     assert s["fanout"]["one_channel_failing"]["nothing_lost"] is True
     assert s["memory"]["big_layer_rows"] == 200 and s["memory"]["peak_rss_mb"] > 0
     assert "postgis" not in s and "dashboard" not in s
+    assert s["intake"]["intake_batch_texts_per_s"] > 0 and s["geocoder"]["batch"]["ours_batch_per_s"] > 0
+    assert set(s["startup"]["drill_wall_s"]) == {"off", "cold", "warm"}
+    assert all(set(v) == {0} for v in s["startup"]["drill_refused_steps"].values())
+    assert s["load"]["sqlite"]["officers"]["errors"] == 0
+    hist = s["history"]["sqlite"]
+    assert hist["incidents"] == 200 and hist["listed_page_100"]["p50_ms"] > 0 and hist["targets_p90"]
     assert s["profile_response_package"]["top_inclusive"]
     assert (tmp_path / "profiles" / "response_package.txt").exists()
     md = (tmp_path / "BENCHMARKS.md").read_text(encoding="utf-8")
