@@ -53,8 +53,10 @@ def _set_up_before_serving(app: dash.Dash) -> None:
     has (plotly/dash#3971): under gunicorn's threads, the page's script requests that arrive in that gap are
     refused ("dash is not a registered library") and the page stays at "Loading..." until a reload. Doing
     that set-up here, before the server takes any request, closes the gap in every worker."""
-    with app.server.test_request_context("/"):
-        app._setup_server()
+    setup = getattr(app, "_setup_server", None)      # Dash's own (private) step; a Dash without it runs it lazily
+    if setup is not None:
+        with app.server.test_request_context("/"):
+            setup()
 
 
 _CALLBACKS: dict[str, Any] = {}
