@@ -31,7 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-from bench.common import Results, summary_ms
+from bench.common import Results, summary_ms, time_each
 
 BIN_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
 SEED = 20261202
@@ -174,14 +174,6 @@ def seed_layer(db, rows: int) -> dict:
 
 
 # -- measuring ----------------------------------------------------------------------------------------
-def _timed(fn, items) -> list[float]:
-    out = []
-    for it in items:
-        t0 = time.perf_counter()
-        fn(it)
-        out.append(time.perf_counter() - t0)
-    return out
-
 
 def _in_server_ms(db, table: str, qx, qy) -> list[float]:
     def run(conn):
@@ -223,10 +215,10 @@ def measure(results: Results, cams, points: list, *, check: int = 100) -> dict:
         for p in points[:200]:                       # warm: index pages cached, statements prepared
             big.nearest(p, k=5)
             db.run(lambda c: c.execute("SELECT 1").fetchone())
-        pg_s = _timed(lambda p: big.nearest(p, k=5), points)
+        pg_s = time_each(lambda p: big.nearest(p, k=5), points)
         routed_s = _routed(url, points)
-        one_s = _timed(lambda p: db.run(lambda c: c.execute("SELECT 1").fetchone()), points)
-        mem_s = _timed(lambda p: cams.nearest(p, k=5), points)
+        one_s = time_each(lambda p: db.run(lambda c: c.execute("SELECT 1").fetchone()), points)
+        mem_s = time_each(lambda p: cams.nearest(p, k=5), points)
         xy = np.array([metric_xy(p) for p in points])
         in_server = _in_server_ms(db, postgis.table_name(BIG_LAYER), xy[:, 0], xy[:, 1])
         size = db.run(lambda c: c.execute("SELECT pg_total_relation_size(%s)",
@@ -259,7 +251,7 @@ def _routed(url: str, points: list) -> list[float]:
         try:
             for p in points[:200]:
                 index.nearest(BIG_LAYER, p, k=5, catalog=routed)
-            return _timed(lambda p: index.nearest(BIG_LAYER, p, k=5, catalog=routed), points)
+            return time_each(lambda p: index.nearest(BIG_LAYER, p, k=5, catalog=routed), points)
         finally:
             index.close_postgis(url)
 

@@ -3,37 +3,23 @@ that neither skips nor repeats an incident when new ones arrive between pages, f
 pages, the token's scope, refusals of bad values in one JSON line, and /health's count."""
 from __future__ import annotations
 
-import flask
 import pytest
+from test_api import API, Env as ApiEnv
 
-from command.alerts.outbox import Outbox
-from command.api.routes import register_api
-from command.response.service import ResponseService
 from command.response.timeline import to_record
 from command.security.auth import Tokens
-from helpers_store import new_store
-from settings import load_settings
 
-API = "/api/v1"
-EXERCISE = {"name": "outbox-exercise", "kind": "outbox", "mode": "exercise"}
 TIANHE = {"external_id": "F1", "type": "gas_explosion", "address": "广州市天河区天河路",
           "casualties": {"serious_injuries": 3}, "description": "商场餐饮区燃气爆炸"}
 FUTIAN = {"external_id": "F2", "type": "fire", "address": "深圳市福田区福华路", "casualties": {"deaths": 4}}
 
 
-class Env:
+class Env(ApiEnv):
+    """The API tests' environment, plus a token scoped to 福田区."""
+
     def __init__(self, tmp_path) -> None:
-        self.settings = load_settings(channels=[EXERCISE], var_dir=tmp_path / "var")
-        self.store = new_store(self.settings.database_path)
-        self.svc = ResponseService(self.store, settings=self.settings, exercise=True,
-                                   outbox=Outbox(self.store, self.settings))
-        self.app = flask.Flask("test_list_paging")
-        register_api(self.app, lambda: self.svc)
-        self.client = self.app.test_client()
-        tokens = Tokens(self.store)
-        self.officer = tokens.issue("gz119")
-        self.viewer = tokens.issue("gz110", role="viewer")
-        self.futian = tokens.issue("sz110", role="viewer", scope="440304")
+        super().__init__(tmp_path)
+        self.futian = Tokens(self.store).issue("sz110", role="viewer", scope="440304")
 
     def get(self, query: str = "", token: str | None = None):
         return self.client.get(f"{API}/incidents{query}", headers={"Authorization": f"Bearer {token or self.viewer}"})
