@@ -15,8 +15,8 @@
 Every route needs a token whose role may ``exercise.run``: a trainer's (``yzt tokens issue SYSTEM --role
 trainer``; ``command.drills.trainers.require``, which still honours a viewer token granted before the role was
 stored). An officer's, a commander's or a viewer's token is refused with 403. The dispatch API's checks and
-refusals (``command.api.routes``) apply: 401/403/404/405/413/422 as ``{"error", "field"}``. Registered by
-``command.api.routes.create_api_app``.
+refusals (``command.api.gate``) apply: 401/403/404/405/413/422 as ``{"error", "field"}``. Registered by
+``command.api.routes.create_api_app``; this module does not import routes.
 """
 from __future__ import annotations
 
@@ -26,12 +26,16 @@ from typing import Any
 
 import flask
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from werkzeug.exceptions import HTTPException
 
-from command.api import routes as R
+from command.api import gate
+from command.api import schema as S
+from command.api.gate import ApiRefusal
+from command.errors import CommandError, PermissionDenied
 
 MAX_BODY = 1_200_000                  # a scenario of up to 1 MB (the loader's limit), quoted in JSON
 
-bp = flask.Blueprint("yzt_exercises", __name__, url_prefix=R.S.PREFIX + "/exercises")
+bp = flask.Blueprint("yzt_exercises", __name__, url_prefix=S.PREFIX + "/exercises")
 
 
 class _In(BaseModel):
@@ -73,9 +77,9 @@ def trainer_only(view):
         from command.drills import trainers
         from command.security import auth
         try:
-            flask.g.principal = trainers.require(R._service().settings, R._principal())
+            flask.g.principal = trainers.require(gate.service().settings, gate.principal())
         except auth.PermissionDenied as e:
-            raise R.ApiRefusal(403, str(e)) from None
+            raise ApiRefusal(403, str(e)) from None
         return view(*args, **kwargs)
     inner.required_action = "exercise.run"      # type: ignore[attr-defined]
     return inner
@@ -83,19 +87,11 @@ def trainer_only(view):
 
 def _book():
     from command.drills.registry import registry
-    return registry(R._service().settings)
+    return registry(gate.service().settings)
 
 
 def _raw() -> bytes:
-    req = flask.request
-    if req.content_length is not None and req.content_length > MAX_BODY:
-        raise R.ApiRefusal(413, f"request body of {req.content_length} bytes is over the {MAX_BODY} byte limit")
-    raw = req.stream.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
-        raise R.ApiRefusal(413, f"request body is over the {MAX_BODY} byte limit")
-    if req.mimetype != "application/json":
-        raise R.ApiRefusal(400, f"send the body as application/json, not {req.mimetype or 'no content type'}")
-    return raw
+    return gate.read_json(MAX_BODY)
 
 
 def _body(model: type[BaseModel]) -> Any:
@@ -104,19 +100,19 @@ def _body(model: type[BaseModel]) -> Any:
     except ValidationError as e:
         err = e.errors(include_url=False)[0]
         if err["type"] == "json_invalid":
-            raise R.ApiRefusal(400, f"the body is not valid JSON ({err['msg']})") from None
+            raise ApiRefusal(400, f"the body is not valid JSON ({err['msg']})") from None
         where = ".".join(str(p) for p in err["loc"]) or None
         msg = {"extra_forbidden": f"unknown field {where!r}", "missing": f"field {where!r} is required"}.get(
             err["type"], f"{where}: {err['msg']}")
-        raise R.ApiRefusal(422, msg, where) from None
+        raise ApiRefusal(422, msg, where) from None
 
 
-def _refuse_scenario(e: Exception) -> R.ApiRefusal:
+def _refuse_scenario(e: Exception) -> ApiRefusal:
     """422 naming the event and field: 'scenario: event 2 (line 7): casualties.deaths: ...'."""
     msg = str(e)
     m = re.search(r"event (\d+)(?: \(line \d+\))?: ([\w.]+):", msg)
     field = f"scenario.events[{int(m.group(1)) - 1}].{m.group(2)}" if m else "scenario"
-    return R.ApiRefusal(422, msg, field)
+    return ApiRefusal(422, msg, field)
 
 
 def _exercise(ex_id: str):
@@ -124,7 +120,7 @@ def _exercise(ex_id: str):
     try:
         return _book().get(ex_id)
     except ExerciseNotFound as e:
-        raise R.ApiRefusal(404, str(e), "id") from None
+        raise ApiRefusal(404, str(e), "id") from None
 
 
 def _state(ex, status: int = 200) -> flask.Response:
@@ -141,9 +137,9 @@ def _act(fn, *args, **kwargs) -> None:
     try:
         fn(*args, **kwargs)
     except ScenarioError as e:
-        raise R.ApiRefusal(422, str(e)) from None
+        raise ApiRefusal(422, str(e)) from None
     except SessionError as e:
-        raise R.ApiRefusal(409, str(e)) from None
+        raise ApiRefusal(409, str(e)) from None
 
 
 @bp.post("")
@@ -151,10 +147,10 @@ def _act(fn, *args, **kwargs) -> None:
 def start() -> flask.Response:
     from command.errors import ScenarioError
     body: StartIn = _body(StartIn)
-    store = R._service().store
+    store = gate.service().store
     for name in body.players:
         if not isinstance(name, str) or len(name) > 64 or store.user(name) is None:
-            raise R.ApiRefusal(422, f"players: no user {str(name)[:64]!r} (add them with yzt users add)", "players")
+            raise ApiRefusal(422, f"players: no user {str(name)[:64]!r} (add them with yzt users add)", "players")
     try:
         ex = _book().start(body.scenario, speed=body.speed, players=body.players, trainer=_by(),
                            tolerance_s=body.tolerance_s)
@@ -163,9 +159,9 @@ def start() -> flask.Response:
         if msg.startswith("scenario"):
             raise _refuse_scenario(e) from None
         field = next((f for f in ("speed", "players", "tolerance_s") if msg.startswith(f)), None)
-        raise R.ApiRefusal(422, msg, field) from None
+        raise ApiRefusal(422, msg, field) from None
     resp = _state(ex, 201)
-    resp.headers["Location"] = f"{R.S.PREFIX}/exercises/{ex.id}"
+    resp.headers["Location"] = f"{S.PREFIX}/exercises/{ex.id}"
     return resp
 
 
@@ -225,7 +221,7 @@ def add_inject(ex_id: str) -> flask.Response:
     try:
         spec = json.loads(_raw())
     except (ValueError, UnicodeDecodeError) as e:
-        raise R.ApiRefusal(400, f"the body is not valid JSON ({e})") from None
+        raise ApiRefusal(400, f"the body is not valid JSON ({e})") from None
     _act(ex.add_inject, spec, by=_by())
     _book().wake()
     return _state(ex, 201)
@@ -244,10 +240,10 @@ def fire(ex_id: str, key: str) -> flask.Response:
 def join(ex_id: str) -> flask.Response:
     ex = _exercise(ex_id)
     body: PlayerIn = _body(PlayerIn)
-    if R._service().store.user(body.name) is None:
-        raise R.ApiRefusal(422, f"no user {body.name!r}", "name")
+    if gate.service().store.user(body.name) is None:
+        raise ApiRefusal(422, f"no user {body.name!r}", "name")
     if _book().playing(body.name) not in (None, ex):
-        raise R.ApiRefusal(409, f"{body.name} already plays another exercise", "name")
+        raise ApiRefusal(409, f"{body.name} already plays another exercise", "name")
     _act(ex.join, body.name, by=_by())
     return _state(ex)
 
@@ -286,9 +282,9 @@ def report(ex_id: str) -> flask.Response:
         resp.headers["Content-Security-Policy"] = "default-src 'none'; script-src 'unsafe-inline'; " \
                                                   "style-src 'unsafe-inline'; img-src data:"
         return resp
-    raise R.ApiRefusal(400, f"format {fmt[:20]!r}: json, md or html", "format")
+    raise ApiRefusal(400, f"format {fmt[:20]!r}: json, md or html", "format")
 
 
-for _exc, _handler in ((R.ApiRefusal, R._refused), (R.HTTPException, R._http), (R.PermissionDenied, R._denied),
-                       (R.CommandError, R._command), (Exception, R._crash)):
+for _exc, _handler in ((ApiRefusal, gate.refused), (HTTPException, gate.http), (PermissionDenied, gate.denied),
+                       (CommandError, gate.command), (Exception, gate.crash)):
     bp.register_error_handler(_exc, _handler)

@@ -17,13 +17,13 @@ Every request carries ``Authorization: Bearer <token>``; ``command.security.auth
 a system Principal (401 otherwise) and every view checks ``command.security.auth.require(principal, action)`` (403);
 each view function carries its action as ``view.required_action``. Bodies are read at most 64 KB (413) and
 validated strictly with pydantic (422); every refusal is ``{"error": "one line", "field": ...}``, never HTML
-or a traceback (404/405/500 on ``/api/`` paths included).
+or a traceback (404/405/500 on ``/api/`` paths included). The token check, the body reader and the refusals
+are ``command.api.gate``'s, shared with the exercises' blueprint (``command.api.exercises``), which this
+module registers; neither of those imports this one.
 """
 from __future__ import annotations
 
-import functools
 import hashlib
-import logging
 import re
 import threading
 from typing import Any, Callable
@@ -32,81 +32,16 @@ import flask
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 
+from command.api import exercises, gate
 from command.api import schema as S
+from command.api.gate import ApiRefusal, requires
+from command.api.gate import json_answer as _json
+from command.api.gate import service as _service
 from command.errors import CommandError, IncidentExistsError, PermissionDenied, SessionError, StoreUnavailableError
 from incidents.errors import IncidentError
 from settings import field_message, field_path
 
-log = logging.getLogger(__name__)
 _SYSTEM_NAME = re.compile(r"^[A-Za-z0-9_.]{1,40}$")
-
-
-class ApiRefusal(Exception):
-    """A refusal with its HTTP status and the field at fault; rendered as ``{"error", "field"}``."""
-
-    def __init__(self, status: int, message: str, field: str | None = None, *,
-                 retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.field, self.retry_after = status, message, field, retry_after
-
-
-def _error(status: int, message: str, field: str | None = None) -> flask.Response:
-    resp = flask.Response(S.ErrorOut(error=" ".join(message.split()), field=field).model_dump_json(),
-                          status=status, mimetype="application/json")
-    if status == 401:
-        resp.headers["WWW-Authenticate"] = 'Bearer realm="yzt"'
-    return resp
-
-
-def _json(model: BaseModel, status: int = 200) -> flask.Response:
-    return flask.Response(model.model_dump_json(), status=status, mimetype="application/json")
-
-
-# ------------------------------------------------------------------------------------------ auth
-def _service():
-    return flask.current_app.extensions["yzt_api"]()
-
-
-def _principal():
-    """The system behind the bearer token, or a 401 refusal."""
-    from command.security import auth
-    header = flask.request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise ApiRefusal(401, "send Authorization: Bearer <token> (a dispatch system token from yzt tokens issue)",
-                         "Authorization")
-    try:
-        return auth.Tokens(_service().store).verify(token.strip(), source=client_address())
-    except auth.Throttled as e:
-        raise ApiRefusal(429, str(e), "Authorization", retry_after=e.wait_s) from None
-    except auth.PermissionDenied as e:
-        raise ApiRefusal(401, str(e), "Authorization") from None
-
-
-def client_address() -> str:
-    """The caller's address for throttling and the audit log: the socket's, or the one the configured
-    proxy header names (settings.trusted_proxy_header, set only when a proxy in front writes it)."""
-    from command.security.throttle import client_address as pick
-    door = flask.current_app.extensions.get("yzt_api_door")
-    return pick(flask.request.remote_addr, flask.request.headers,
-                header=getattr(door, "trusted_proxy_header", None), hops=getattr(door, "trusted_proxy_hops", 1))
-
-
-def requires(action: str) -> Callable:
-    """Decorator: the view runs only for a token whose role may do ``action``; the Principal is ``g.principal``."""
-    def wrap(view: Callable) -> Callable:
-        @functools.wraps(view)
-        def inner(*args: Any, **kwargs: Any) -> flask.Response:
-            from command.security import auth
-            principal = _principal()
-            try:
-                flask.g.principal = auth.require(principal, action)
-            except auth.PermissionDenied as e:
-                raise ApiRefusal(403, str(e)) from None
-            return view(*args, **kwargs)
-        inner.required_action = action      # type: ignore[attr-defined]
-        return inner
-    return wrap
 
 
 def _actor(principal) -> Any:
@@ -116,14 +51,7 @@ def _actor(principal) -> Any:
 
 # ------------------------------------------------------------------------------------------ bodies
 def _body(model: type[BaseModel]) -> Any:
-    req = flask.request
-    if req.content_length is not None and req.content_length > S.MAX_BODY_BYTES:
-        raise ApiRefusal(413, f"request body of {req.content_length} bytes is over the {S.MAX_BODY_BYTES} byte limit")
-    raw = req.stream.read(S.MAX_BODY_BYTES + 1)
-    if len(raw) > S.MAX_BODY_BYTES:
-        raise ApiRefusal(413, f"request body is over the {S.MAX_BODY_BYTES} byte limit")
-    if req.mimetype != "application/json":
-        raise ApiRefusal(400, f"send the body as application/json, not {req.mimetype or 'no content type'}")
+    raw = gate.read_json(S.MAX_BODY_BYTES)
     try:
         return model.model_validate_json(raw)
     except ValidationError as e:
@@ -326,45 +254,10 @@ def _views():
 
 
 # ------------------------------------------------------------------------------------------ errors
-@bp.errorhandler(ApiRefusal)
-def _refused(e: ApiRefusal) -> flask.Response:
-    resp = _error(e.status, e.message, e.field)
-    if e.retry_after is not None:
-        resp.headers["Retry-After"] = str(max(1, int(e.retry_after + 0.999)))
-    return resp
-
-
-@bp.errorhandler(HTTPException)
-def _http(e: HTTPException) -> flask.Response:
-    resp = _error(e.code or 500, e.description or e.name)
-    allowed = getattr(e, "valid_methods", None)
-    if allowed:
-        resp.headers["Allow"] = ", ".join(allowed)
-    return resp
-
-
-@bp.errorhandler(PermissionDenied)
-def _denied(e: PermissionDenied) -> flask.Response:
-    return _error(403, str(e))
-
-
-@bp.errorhandler(StoreUnavailableError)
-def _unavailable(e: StoreUnavailableError) -> flask.Response:
-    log.warning("dispatch API: %s %s: %s", flask.request.method, flask.request.path, e)
-    resp = _error(503, f"the database is unavailable; the request did not complete, try again shortly ({e})")
-    resp.headers["Retry-After"] = "5"
-    return resp
-
-
-@bp.errorhandler(CommandError)
-def _command(e: CommandError) -> flask.Response:
-    return _error(422, str(e))
-
-
-@bp.errorhandler(Exception)
-def _crash(e: Exception) -> flask.Response:
-    log.exception("dispatch API: %s %s failed", flask.request.method, flask.request.path)
-    return _error(500, f"internal error ({type(e).__name__}); it is logged, the request changed nothing it could not finish")
+for _exc, _handler in ((ApiRefusal, gate.refused), (HTTPException, gate.http), (PermissionDenied, gate.denied),
+                       (StoreUnavailableError, gate.unavailable), (CommandError, gate.command),
+                       (Exception, gate.crash)):
+    bp.register_error_handler(_exc, _handler)
 
 
 # ------------------------------------------------------------------------------------------ wiring
@@ -376,10 +269,9 @@ def create_api_app(service_factory: Callable[[], Any], settings: Any = None) -> 
     app.extensions["yzt_api"] = service_factory
     app.extensions["yzt_api_door"] = settings
     app.register_blueprint(bp)
-    from command.api.exercises import bp as exercises_bp      # live exercises (contracts/exercise.md)
-    app.register_blueprint(exercises_bp)
-    app.register_error_handler(404, _http)      # routing errors never reach a blueprint's handlers
-    app.register_error_handler(405, _http)
+    app.register_blueprint(exercises.bp)        # live exercises (contracts/exercise.md)
+    app.register_error_handler(404, gate.http)      # routing errors never reach a blueprint's handlers
+    app.register_error_handler(405, gate.http)
     return app
 
 
