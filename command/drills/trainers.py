@@ -10,16 +10,16 @@ A trainer is made like any account: ``yzt users add NAME --role trainer`` (the d
 ``view`` and ``exercise.run`` and nothing else.
 
 Before schema 7 the store could not hold the role, and a trainer was a viewer with a grant in a log of its
-own (``var_dir/exercises/trainers.db``, stream ``trainers``). That log is still read, never created, so an
-account granted then stays a trainer: ``resolve`` lifts a granted viewer to ``trainer``, and only a viewer
-(a grant never takes a commander's powers away nor gives anyone a response action). ``grant`` and
-``revoke`` still write that old log, for data of that time (and its tests); a new trainer is a stored role.
+own (``var_dir/exercises/trainers.db``, stream ``trainers``). That log is still read (never created,
+and no grant is added to it), so an account granted then stays a trainer: ``resolve`` lifts a granted
+viewer to ``trainer``, and only a viewer (a grant never takes a commander's powers away nor gives anyone a
+response action). To retire a grant, store the role (``yzt users role NAME trainer``, or issue the system
+a trainer token).
 """
 from __future__ import annotations
 
 import dataclasses
 import threading
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +33,14 @@ def _legacy_path(settings: Any) -> Path:
     return Path(settings.var_dir) / "exercises" / "trainers.db"
 
 
-def _store(settings: Any, *, create: bool):
-    """The legacy grant log of ``settings.var_dir``; None when it does not exist and ``create`` is False."""
+def _store(settings: Any):
+    """The legacy grant log of ``settings.var_dir``; None when it does not exist."""
     from command.store.sqlite import Store
     path = _legacy_path(settings)
     key = str(path.resolve())
     with _lock:
         if key not in _stores:
-            if not create and not path.exists():
+            if not path.exists():
                 return None
             _stores[key] = Store(path)
         return _stores[key]
@@ -48,7 +48,7 @@ def _store(settings: Any, *, create: bool):
 
 def legacy_grants(settings: Any) -> set[tuple[str, str]]:
     """(kind, name) of every grant in force in the pre-schema-7 log (empty when there is no log)."""
-    store = _store(settings, create=False)
+    store = _store(settings)
     out: set[tuple[str, str]] = set()
     if store is None:
         return out
@@ -82,28 +82,6 @@ def is_trainer(settings: Any, principal: Any) -> bool:
     may run exercises too, but keeps the command screen."""
     p = resolve(settings, principal)
     return p is not None and p.role == ROLE
-
-
-def grant(settings: Any, name: str, *, kind: str = "user", by: str = "cli") -> None:
-    """Legacy: a grant in the pre-schema-7 log. A new trainer is a stored role (``--role trainer``)."""
-    from command.response.timeline import SystemClock, iso
-    from command.security.auth import _check_name
-    warnings.warn("trainers.grant writes the pre-schema-7 grant log; store the role trainer instead",
-                  DeprecationWarning, stacklevel=2)
-    if kind not in ("user", "system"):
-        raise ValueError(f"kind {kind!r}: user or system")
-    _check_name(name, "user name" if kind == "user" else "system name")
-    _store(settings, create=True).append_event(STREAM, "TrainerGranted", {"name": name, "kind": kind},
-                                               at=iso(SystemClock().now()), actor=by, source="cli")
-
-
-def revoke(settings: Any, name: str, *, kind: str = "user", by: str = "cli") -> None:
-    """Legacy: withdraw a grant of the pre-schema-7 log (nothing to do when there is no log)."""
-    from command.response.timeline import SystemClock, iso
-    store = _store(settings, create=False)
-    if store is not None:
-        store.append_event(STREAM, "TrainerRevoked", {"name": name, "kind": kind},
-                           at=iso(SystemClock().now()), actor=by, source="cli")
 
 
 def forget(settings: Any) -> None:

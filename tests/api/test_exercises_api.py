@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from command.api.routes import register_api
-from command.drills import registry, trainers
+from command.drills import registry
 from command.security.auth import Tokens, Users
 from command.store.sqlite import Store
 from settings import load_settings
@@ -28,8 +28,7 @@ class Env:
         register_api(self.app, lambda: self.live.service())
         self.client = self.app.test_client()
         tokens = Tokens(self.live.store)
-        self.trainer = tokens.issue("drillbot", role="viewer")
-        trainers.grant(self.settings, "drillbot", kind="system")
+        self.trainer = tokens.issue("drillbot", role="trainer")
         self.viewer = tokens.issue("gz110", role="viewer")
         self.officer = tokens.issue("gz119")
         Users(self.live.store).add("commander1", "commander", "commander-password-1")
@@ -40,7 +39,6 @@ class Env:
 
     def close(self) -> None:
         registry.forget(self.settings)
-        trainers.forget(self.settings)
         self.live.close()
 
 
@@ -132,7 +130,7 @@ def test_refusals(env):
                             json={"scenario": tianhe(), "players": ["ghost"]}), 422)["field"] == "players"
     refusal(env.call("POST", "/exercises", env.officer, json={"scenario": tianhe()}), 403)
     refusal(env.call("GET", "/exercises/nope", env.officer), 403)
-    refusal(env.call("GET", "/exercises", env.viewer), 403)      # a viewer without the trainer grant
+    refusal(env.call("GET", "/exercises", env.viewer), 403)      # a viewer: not a trainer
     refusal(env.call("GET", "/exercises/nope", None), 401)
     assert refusal(env.call("GET", "/exercises/ex-none", env.trainer), 404)["field"] == "id"
     refusal(env.call("POST", "/exercises", env.trainer, json={"scenario": tianhe(), "surprise": 1}), 422)

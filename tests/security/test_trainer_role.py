@@ -200,18 +200,31 @@ def test_a_trainer_token_reports_no_incident_and_reads_what_a_viewer_reads(api):
     assert api.call("GET", "/incidents", api.trainer).status_code == 200
 
 
+def _old_grant_log(settings, *entries: tuple[str, str]) -> None:
+    """Append (event kind, system name) entries to the pre-schema-7 grant log, as the release before the
+    stored role wrote it (``var_dir/exercises/trainers.db``, stream ``trainers``); this release only reads it."""
+    from command.store.sqlite import Store
+    path = settings.var_dir / "exercises" / "trainers.db"
+    store = Store(path)
+    try:
+        for kind, name in entries:
+            store.append_event(trainers.STREAM, kind, {"name": name, "kind": "system"},
+                               at="2026-01-05T09:00:00+08:00", actor="cli", source="cli")
+    finally:
+        store.close()
+
+
 def test_a_viewer_granted_before_schema_7_is_still_a_trainer_and_nobody_else_is_lifted(api):
     assert trainers.legacy_grants(api.settings) == set()
     assert not (api.settings.var_dir / "exercises" / "trainers.db").exists()     # reading creates nothing
-    with pytest.warns(DeprecationWarning):
-        trainers.grant(api.settings, "gz120", kind="system")
-        trainers.grant(api.settings, "gz119", kind="system")      # an officer: a grant only lifts a viewer
+    _old_grant_log(api.settings, ("TrainerGranted", "gz120"),
+                   ("TrainerGranted", "gz119"))        # an officer: a grant only lifts a viewer
     r = api.call("POST", "/exercises", api.viewer, json={"scenario": SCENARIO, "speed": 1})
     assert r.status_code == 201, r.get_data(as_text=True)
     assert r.get_json()["trainer"] == "gz120"
     r = api.call("POST", "/exercises", api.officer, json={"scenario": SCENARIO, "speed": 1})
     assert r.status_code == 403
-    trainers.revoke(api.settings, "gz120", kind="system")
+    _old_grant_log(api.settings, ("TrainerRevoked", "gz120"))
     assert api.call("GET", "/exercises", api.viewer).status_code == 403
     p = auth.Principal("gz119", "officer", kind="system")
     assert trainers.resolve(api.settings, p) is p and not trainers.is_trainer(api.settings, p)

@@ -3,7 +3,7 @@ the expected warning from the normal dashboard (in exercise mode), and the repor
 the rest missed; an officer outside the exercise never sees its incident.
 
 Same server set-up as test_dashboard_browser.py (its own YZT_VAR_DIR, one exercise channel, users added to
-the store first); the trainer is a viewer account with the trainer grant (command.drills.trainers).
+the store first); the trainer is a user stored with the role trainer (schema 7).
 """
 from __future__ import annotations
 
@@ -23,16 +23,14 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow,
               pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is absent (run `make chromium`)")]
 playwright_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 
-USERS = {"trainer1": "viewer", "commander1": "commander", "officer1": "officer"}
+USERS = {"trainer1": "trainer", "commander1": "commander", "officer1": "officer"}
 SCENARIO = "tianhe-mall-gas-explosion.yaml"
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from command.drills import trainers
     from command.security.auth import Users
     from command.store.sqlite import Store
-    from settings import load_settings
     if not (ROOT.parent / "shared" / "scenarios" / SCENARIO).exists() and \
             not (ROOT / "data" / "scenarios" / SCENARIO).exists():
         pytest.skip(f"the example scenario {SCENARIO} is not beside the checkout")
@@ -47,9 +45,6 @@ def server(tmp_path_factory):
             Users(store).add(name, role, PASSWORD)
     finally:
         store.close()
-    settings = load_settings(var_dir=var)
-    trainers.grant(settings, "trainer1", kind="user", by="test")
-    trainers.forget(settings)
     port = _free_port()
     env = dict(os.environ, YZT_VAR_DIR=str(var), YZT_CONFIG=str(cfg))
     proc = subprocess.Popen([sys.executable, "-c", f"import app; app.serve(port={port})"], cwd=ROOT, env=env,
