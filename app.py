@@ -99,7 +99,9 @@ def warm(settings: Any) -> float:
 
 
 def _warm_worker(worker: Any) -> None:
-    """gunicorn's post_worker_init: warm this worker; a failure is one log line, never a dead worker."""
+    """gunicorn's post_worker_init: warm this worker; a failure is one log line, never a dead worker. After the
+    master's own warm-up (``preload``) everything is in memory already and this only checks it (milliseconds);
+    it loads what the master could not."""
     from settings import get_settings
     try:
         seconds = warm(get_settings())
@@ -109,22 +111,55 @@ def _warm_worker(worker: Any) -> None:
                            worker.pid, type(e).__name__, e)
 
 
+def preload(log: Any = None) -> Any:
+    """What gunicorn's master loads once, before it forks the web workers (``preload_app``): the imports, the
+    Dash app and the data of ``warm`` (gazetteer, outlines, layers and their indexes, the road graph, grading
+    tables). Every worker is a fork of it, ready at once and sharing those pages, instead of importing and
+    loading the same again (2 workers and the delivery process on 2 cores: ~9 s to the first 200 under load).
+
+    Nothing that must not cross a fork is left open: building the app opens the store (Dash checks the layout,
+    which lists the layers), so the runtime is closed again here, and each worker opens its own SQLite
+    connections or PostgreSQL pool on its first request. The master runs no thread of its own (no outbox is
+    started: deliver=False; the delivery process sends)."""
+    import threading
+    from command.dashboard import runtime
+    from settings import get_settings
+    wsgi = create_app(deliver=False).server
+    try:
+        seconds = warm(get_settings())
+        if log is not None:
+            log.info("data loaded in %.1f s before forking the workers", seconds)
+    except Exception as e:   # noqa: BLE001 - each worker warms again (post_worker_init) and says what fails
+        if log is not None:
+            log.warning("warming before the fork failed (%s: %s); each worker loads the data", type(e).__name__, e)
+    finally:
+        runtime.current().close()        # store, outbox, pool: opened again after the fork, in each worker
+    others = [t.name for t in threading.enumerate() if t is not threading.current_thread()]
+    if others:                           # a thread does not survive fork(): whatever it guarded would hang
+        raise RuntimeError(f"threads running before the fork: {others}")
+    return wsgi
+
+
 def serve(host: str = "127.0.0.1", port: int = 8050, *, workers: int = 2, threads: int = 8) -> None:
     """The dashboard and the API on gunicorn with ``workers`` processes of ``threads`` threads each, and one
-    delivery process beside them (``yzt outbox work``), stopped when the server stops. Each worker loads the
-    data before its first request (``warm``); gunicorn starts a worker again when one dies."""
+    delivery process beside them (``yzt outbox work``), stopped when the server stops. The master loads the app
+    and the data once and forks the workers from it (``preload``), so a worker gunicorn starts again after a
+    crash is ready at once too. (A HUP therefore restarts the workers on the code already loaded: restart the
+    server to run new code.)"""
     from gunicorn.app.base import BaseApplication
 
     class Server(BaseApplication):
         def load_config(self) -> None:
             for key, value in {"bind": f"{host}:{port}", "workers": workers, "threads": threads,
-                               "worker_class": "gthread", "timeout": 60, "graceful_timeout": 20,
+                               "worker_class": "gthread", "preload_app": True, "timeout": 60,
+                               "graceful_timeout": 20,
                                "accesslog": None, "errorlog": "-", "loglevel": "warning",
                                "proc_name": "yzt-serve", "post_worker_init": _warm_worker}.items():
                 self.cfg.set(key, value)
 
         def load(self):
-            return create_app(deliver=False).server
+            import logging
+            return preload(logging.getLogger("gunicorn.error"))
 
     delivery = subprocess.Popen([sys.executable, "-m", "command.cli.main", "outbox", "work",
                                  "--exit-with", str(os.getpid())])

@@ -2,6 +2,7 @@
 with its parent. Real processes on 127.0.0.1, waits bounded, never sleeps as assertions."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -98,3 +99,43 @@ def test_outbox_work_delivers_what_the_store_has_queued_and_stops_on_sigterm(tmp
         assert worker.wait(timeout=30) == 0
     finally:
         app.close()
+
+
+PRELOAD_CHECK = r"""
+import json, os, sys, threading
+import app
+wsgi = app.preload()
+from command.dashboard import runtime
+var = os.environ["YZT_VAR_DIR"]
+held = []
+for fd in os.listdir("/proc/self/fd"):
+    try:
+        target = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        continue
+    if target.startswith(var) or target.startswith("socket:"):
+        held.append(target)
+pid = os.fork()
+if pid == 0:                                   # a web worker: its own store, opened on its first request
+    status = wsgi.test_client().get("/login").status_code
+    opened = runtime.current().store() is not None
+    os.write(1, json.dumps({"child_status": status, "child_opened": opened}).encode() + b"\n")
+    os._exit(0)
+os.waitpid(pid, 0)
+print(json.dumps({"held": held, "app_open": runtime.current()._app is not None,
+                  "threads": [t.name for t in threading.enumerate()]}))
+"""
+
+
+def test_preload_leaves_no_store_connection_or_thread_to_cross_the_fork(tmp_path):
+    """gunicorn forks the workers from the master that ran app.preload (preload_app): the master must hold no
+    SQLite file, PostgreSQL connection or thread by then, and a forked worker opens its own store and serves."""
+    env = _env(tmp_path)
+    done = subprocess.run([sys.executable, "-c", PRELOAD_CHECK], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    child = next(d for d in lines if "child_status" in d)
+    parent = next(d for d in lines if "held" in d)
+    assert parent == {"held": [], "app_open": False, "threads": ["MainThread"]}, parent
+    assert child == {"child_status": 200, "child_opened": True}, child
