@@ -260,6 +260,8 @@ def test_gazetteer_from_the_cache_equals_the_built_one(folder):
         gz._build.cache_clear()
     fresh, cached = _fresh_then_cached(gz.gazetteer, clear, folder)
     assert fresh is not cached
+    assert cached.automaton is None and cached.names == []   # frozen by its first scan, not at load
+    assert fresh.scan("广州市天河区") == cached.scan("广州市天河区")
     assert sorted(vars(fresh)) == sorted(vars(cached))
     for attr in sorted(vars(fresh)):
         a, b = getattr(fresh, attr), getattr(cached, attr)
@@ -277,6 +279,24 @@ def test_gazetteer_from_the_cache_equals_the_built_one(folder):
     for text in ("广州市天河区天河路 商场燃气爆炸", "深圳市福田区景田路", "澳门大学横琴校区",
                  "北京市朝阳区", "乳源县大桥镇", "沙面街道翠洲社区"):
         assert fresh.scan(text) == cached.scan(text), text
+    clear()
+
+
+def test_gazetteer_from_the_cache_is_frozen_once_by_its_first_scan_whichever_thread(folder):
+    from concurrent.futures import ThreadPoolExecutor
+    from incidents import gazetteer as gz
+
+    def clear():
+        gz._cached.cache_clear()
+        gz._build.cache_clear()
+    fresh, cached = _fresh_then_cached(gz.gazetteer, clear, folder)
+    texts = ["深圳市福田区景田路", "乳源县大桥镇", "沙面街道翠洲社区"] * 4
+    with ThreadPoolExecutor(4) as pool:        # first scans racing: each answers as the built gazetteer does
+        got = list(pool.map(cached.scan, texts))
+    assert got == [fresh.scan(t) for t in texts]
+    automaton = cached.automaton
+    assert automaton is not None and cached.names == fresh.names and cached.hits == fresh.hits
+    assert cached.scan_many(texts) == fresh.scan_many(texts) and cached.automaton is automaton   # once
     clear()
 
 
