@@ -41,7 +41,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import networkx as nx
+from typing import TYPE_CHECKING
+
 import numpy as np
 import shapely
 
@@ -51,7 +52,18 @@ from incidents.roads import ROAD_FILE, read_graph
 from layers.errors import LayerError
 from layers.index import as_wgs84, metric_xy
 
+if TYPE_CHECKING:
+    import networkx as nx
+
 GRAPH_FILE = ROAD_FILE
+
+
+def __getattr__(name: str):
+    """``routing.nx`` still names networkx, imported when first asked for (not at this module's import)."""
+    if name == "nx":
+        import networkx
+        return networkx
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 SPEED_KMH: dict[str, float] = {
     "motorway": 80, "motorway_link": 40,
@@ -111,6 +123,7 @@ class RoadGraph:
     """A directed drive graph with travel times, its node index and its coverage."""
 
     def __init__(self, graph: nx.DiGraph, xy: dict[str, tuple[float, float]], *, source: str = "") -> None:
+        import networkx as nx     # here, not at import: only a command that routes pays its ~0.2 s import
         self.graph = graph
         self.source = source
         self._reverse = graph.reverse(copy=False)
@@ -133,6 +146,7 @@ class RoadGraph:
             raise LayerError(f"road graph {path}: file not found")
         edges, xy = cache.cached("road-graph", inputs=[path], code=[__file__], build=lambda: _drive_edges(path),
                                  encode=_encode_edges, decode=_decode_edges)
+        import networkx as nx
         g = nx.DiGraph()
         g.add_edges_from((u, v, {"time_s": t, "length_m": m}) for (u, v), (t, m) in edges.items())
         return cls(g, xy, source=str(path))
@@ -150,6 +164,7 @@ class RoadGraph:
 
     def tree_to(self, node: str) -> tuple[dict[str, float], dict[str, list[str]]]:
         """Shortest times from every node TO ``node`` (and the paths, incident first)."""
+        import networkx as nx
         return nx.single_source_dijkstra(self._reverse, node, weight="time_s")
 
     def route_length_m(self, reversed_path: list[str]) -> float:

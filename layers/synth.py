@@ -37,7 +37,6 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import networkx as nx
 import numpy as np
 import pandas as pd
 import shapely
@@ -273,6 +272,7 @@ def _first(value: str | None) -> str:
 def road_cameras(graph_path: Path) -> pd.DataFrame:
     """Cameras spaced along the drive roads of the real OSM graph: lon, lat, heading_deg, fov_deg, on_road.
     Each undirected road piece once; all draws come from one stream, before any district filter."""
+    import networkx as nx       # only `yzt data build` reads the graph here
     g = nx.read_graphml(graph_path)
     rng = np.random.default_rng([SEEDS["camera"], 0])
     to_m = Sampler._to_m
