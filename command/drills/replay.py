@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import functools
 import time
 from datetime import datetime
 from typing import Any
@@ -114,8 +115,14 @@ def _apply_task(ev: ScenarioEvent, svc, iid: str, tasks: dict[tuple[str, str], s
 
 # ---------------------------------------------------------------- report
 
+@functools.lru_cache(maxsize=8192)
+def _parsed(at: str) -> datetime:
+    return datetime.fromisoformat(at)
+
+
 def _at_s(start: datetime, at: str | None) -> int | None:
-    return None if at is None else int((datetime.fromisoformat(at) - start).total_seconds())
+    # a report repeats the same few timestamps (every member of a group joins at its grading): parsed once each
+    return None if at is None else int((_parsed(at) - start).total_seconds())
 
 
 def _rule_text(rule: dict[str, str]) -> str:
