@@ -1,14 +1,16 @@
 """Nearby queries on a point layer: the k nearest features and everything within a radius.
 
-One ``LayerIndex`` per layer, built once: a k-d tree over the layer's EPSG:4547 points (metres), so
-every distance is a planar distance in CGCS2000 / Gauss-Kruger CM 114E, never degrees. For points a k-d
-tree answers nearest-k and within-r exactly with ~40 bytes a row (an STRtree of shapely points ~200).
+One ``LayerIndex`` per layer, built once: a bucket grid (layers.grid, numpy only) over the layer's EPSG:4547
+points (metres), so every distance is a planar distance in CGCS2000 / Gauss-Kruger CM 114E, never degrees.
+The grid gives a candidate set that surely holds the answer; exact distances rank it, so nearest-k and
+within-r are exact, with ~4 bytes a row for the grid (an STRtree of shapely points ~200) and no scipy.
 
     from layers import index
     index.nearest("shelter", Point(114.06, 22.54), k=5)            # by layer name (catalog.load)
     index.within("fire_station", Point(113.32, 23.12), 3000)
     ix = index.LayerIndex(gdf, x_m, y_m)                          # or on any WGS84 point GeoDataFrame
     ix.nearest(Point(113.917, 22.541, "gcj02"), k=3, radius_m=2000)
+    ix.nearest_each(lons, lats, radius_m=800)      # nearest(k=1) of many WGS84 points in one pass
 
 Each result is a JSON-safe dict: ``id, name, lon, lat`` (WGS84), ``distance_m`` (rounded to 0.1 m)
 and the layer's other columns (numpy scalars turned into Python ones, NaN into None), sorted by
@@ -39,6 +41,7 @@ from pyproj import Transformer
 
 from incidents.model import Point
 from layers.errors import LayerError, UnknownLayerError
+from layers.grid import PointGrid
 
 METRIC = "EPSG:4547"  # same as incidents.admin.METRIC
 WGS84 = "EPSG:4326"
@@ -73,6 +76,17 @@ def metric_xy(point: Point) -> tuple[float, float]:
     if not (math.isfinite(x) and math.isfinite(y)):
         raise LayerError(f"point ({p.lon}, {p.lat}) cannot be projected to {METRIC}")
     return float(x), float(y)
+
+
+def metric_xy_many(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """EPSG:4547 metres of WGS84 points (arrays), as ``metric_xy`` gives each of them."""
+    x, y = _to_metric().transform(np.asarray(lon, dtype=float), np.asarray(lat, dtype=float))
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    bad = ~(np.isfinite(x) & np.isfinite(y))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise LayerError(f"point ({float(lon[i])}, {float(lat[i])}) cannot be projected to {METRIC}")
+    return x, y
 
 
 def metric_to_wgs84(geom):
@@ -134,6 +148,35 @@ def _column(values: Any) -> Any:
     return arr if isinstance(arr, pd.api.extensions.ExtensionArray) else np.asarray(arr)
 
 
+def _fetcher(values: Any):
+    """``fetch(idx)``: the JSON-safe values of rows ``idx`` of a column (as ``json_safe(values[i])`` each),
+    read in one go: Arrow text and numbers through Arrow's take (zero-copy chunks), numpy numbers through
+    numpy; any other column row by row."""
+    import pyarrow as pa
+    if isinstance(values, np.ndarray) and values.dtype.kind in "biuf":
+        return lambda idx: [json_safe(v) for v in values[idx].tolist()]
+    arrow = values.__arrow_array__() if hasattr(values, "__arrow_array__") else None
+    plain = arrow is not None and (pa.types.is_string(arrow.type) or pa.types.is_large_string(arrow.type)
+                                   or pa.types.is_integer(arrow.type) or pa.types.is_floating(arrow.type)
+                                   or pa.types.is_boolean(arrow.type))
+    if not plain:
+        return lambda idx: [json_safe(values[int(i)]) for i in idx]
+    chunks = arrow.chunks if isinstance(arrow, pa.ChunkedArray) else [arrow]
+    starts = np.cumsum([0] + [len(c) for c in chunks])
+
+    def fetch(idx: np.ndarray) -> list:
+        if len(chunks) == 1:
+            return [json_safe(v) for v in chunks[0].take(idx).to_pylist()]
+        which = np.searchsorted(starts, idx, side="right") - 1
+        out: list = [None] * len(idx)
+        for c in np.unique(which).tolist():
+            at = np.flatnonzero(which == c)
+            for j, v in zip(at.tolist(), chunks[c].take(idx[at] - starts[c]).to_pylist()):
+                out[j] = json_safe(v)
+        return out
+    return fetch
+
+
 def _id_ranks(ids: Any) -> np.ndarray:
     """Rank of each id in string order (ties in distance are broken by id), without a str per row."""
     import pyarrow as pa
@@ -145,14 +188,13 @@ def _id_ranks(ids: Any) -> np.ndarray:
 
 
 class LayerIndex:
-    """A spatial index over one point layer: a k-d tree (scipy cKDTree) over its EPSG:4547 metres, and its
+    """A spatial index over one point layer: a bucket grid (layers.grid) over its EPSG:4547 metres, and its
     columns as stored (Arrow strings), so a row costs its numbers and its text, not Python objects.
 
     ``table`` has ``id`` and ``name`` (+ the layer's other columns); ``lon``/``lat`` are WGS84 (taken from
     the table's geometry when it is a GeoDataFrame), ``x_m``/``y_m`` the same points in EPSG:4547."""
 
     def __init__(self, table, x_m, y_m, *, lon=None, lat=None, name: str = "layer") -> None:
-        from scipy.spatial import cKDTree
         x = np.asarray(x_m, dtype=float)
         y = np.asarray(y_m, dtype=float)
         if len(x) != len(table) or len(y) != len(table):
@@ -170,13 +212,15 @@ class LayerIndex:
         self.name = name
         self.x_m, self.y_m = x, y
         self._lon, self._lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
-        self.tree = cKDTree(np.column_stack((x, y))) if len(x) else None
+        self.grid = PointGrid(x, y)
         ids = table["id"]
         self._ids = _column(ids if ids.dtype == object or "string" in str(ids.dtype) else ids.astype(str))
         self._id_rank = _id_ranks(self._ids) if len(x) else np.empty(0, dtype=np.int32)
         self._names = _column(table["name"])
         extra = [c for c in table.columns if c != geometry and c not in _RESERVED]
         self._extra = {c: _column(table[c]) for c in extra}
+        self._fetch = [(c, _fetcher(v)) for c, v in (("id", self._ids), ("name", self._names),
+                                                      *self._extra.items())]
 
     @classmethod
     def for_layer(cls, layer) -> LayerIndex:
@@ -198,7 +242,7 @@ class LayerIndex:
         if len(self) == 0:
             return []
         x, y = metric_xy(point)
-        idx = self._nearest_candidates(x, y, k, radius)
+        idx = self.grid.nearest_candidates(x, y, k, radius)
         return self._records(idx, x, y, limit=k, radius=radius)
 
     def within(self, point: Point, radius_m: float) -> list[dict]:
@@ -207,22 +251,30 @@ class LayerIndex:
         if len(self) == 0:
             return []
         x, y = metric_xy(point)
-        idx = self.tree.query_ball_point((x, y), r=radius)
-        return self._records(np.asarray(idx, dtype=np.intp), x, y, limit=None, radius=radius)
+        return self._records(self.grid.within(x, y, radius), x, y, limit=None, radius=radius)
+
+    def nearest_each(self, lon, lat, *, radius_m: float) -> list[dict | None]:
+        """For each WGS84 point (arrays ``lon``, ``lat``), what ``nearest(Point(lon, lat), k=1,
+        radius_m=radius_m)`` answers (its one record, or None): one grid pass for all of them."""
+        radius = _check_radius(radius_m, required=True)
+        lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+        out: list[dict | None] = [None] * len(lon)
+        if len(self) == 0 or not len(lon):
+            return out
+        xs, ys = metric_xy_many(lon, lat)
+        found = [self.grid.nearest_candidates(x, y, 1, radius) for x, y in zip(xs.tolist(), ys.tolist())]
+        q = np.repeat(np.arange(len(found)), [len(f) for f in found])
+        idx = np.concatenate(found) if found else np.empty(0, dtype=np.intp)
+        d = np.hypot(self.x_m[idx] - xs[q], self.y_m[idx] - ys[q])
+        keep = d <= radius
+        q, idx, d = q[keep], idx[keep], d[keep]
+        order = np.lexsort((self._id_rank[idx], d, q))          # per query: by distance, ties by id
+        first = order[np.r_[True, q[order][1:] != q[order][:-1]]] if len(order) else order
+        for j, rec in zip(first.tolist(), self._rows(idx[first], d[first])):
+            out[int(q[j])] = rec
+        return out
 
     # -- internals -----------------------------------------------------------------------------
-    def _nearest_candidates(self, x: float, y: float, k: int, radius: float | None) -> np.ndarray:
-        """Indices of a set that surely holds the k nearest (within radius when given), ties included:
-        the tree's k nearest give the k-th distance, and every feature within it is a candidate."""
-        k = min(k, len(self))
-        dist, idx = self.tree.query((x, y), k=k, distance_upper_bound=np.inf if radius is None else radius)
-        dist, idx = np.atleast_1d(dist), np.atleast_1d(idx)
-        found = np.isfinite(dist)
-        if not found.any():
-            return np.empty(0, dtype=np.intp)
-        kth = float(dist[found].max())
-        return np.asarray(self.tree.query_ball_point((x, y), r=kth * (1 + 1e-12) + 1e-9), dtype=np.intp)
-
     def _records(self, idx: np.ndarray, x: float, y: float, *, limit: int | None,
                  radius: float | None) -> list[dict]:
         idx = np.asarray(idx, dtype=np.intp)
@@ -233,14 +285,18 @@ class LayerIndex:
         order = np.lexsort((self._id_rank[idx], d))  # by distance, ties by id
         if limit is not None:
             order = order[:limit]
+        return self._rows(idx[order], d[order])
+
+    def _rows(self, idx: np.ndarray, dist: np.ndarray) -> list[dict]:
+        """The records of rows ``idx`` at distances ``dist`` (metres), each column read once for all rows."""
+        cols = [(c, fetch(idx)) for c, fetch in self._fetch]
+        lon, lat = self._lon[idx].tolist(), self._lat[idx].tolist()
         out = []
-        for j in order:
-            i = int(idx[j])
-            rec = {"id": json_safe(self._ids[i]), "name": json_safe(self._names[i]),
-                   "lon": float(self._lon[i]), "lat": float(self._lat[i]),
-                   "distance_m": round(float(d[j]), 1)}
-            for col, values in self._extra.items():
-                rec[col] = json_safe(values[i])
+        for j, m in enumerate(dist.tolist()):
+            rec = {"id": cols[0][1][j], "name": cols[1][1][j], "lon": lon[j], "lat": lat[j],
+                   "distance_m": round(m, 1)}
+            for c, values in cols[2:]:
+                rec[c] = values[j]
             out.append(rec)
         return out
 
@@ -364,6 +420,11 @@ class PostgisRouted:
 
     def within(self, point: Point, radius_m: float) -> list[dict]:
         return self._ask("within", point, radius_m)
+
+    def nearest_each(self, lon, lat, *, radius_m: float) -> list[dict | None]:
+        """As LayerIndex.nearest_each: one PostGIS nearest(k=1) query a point."""
+        return [next(iter(self.nearest(Point(float(a), float(b), "wgs84"), k=1, radius_m=radius_m)), None)
+                for a, b in zip(lon, lat)]
 
     def _ask(self, how: str, *args, **kwargs) -> list[dict]:
         try:

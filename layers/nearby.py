@@ -86,11 +86,10 @@ def _cover(layer: str, point: Point, base: list[dict], reach: float, *, cap: int
     cx, cy = metric_xy(point)
     lonlat = shapely.get_coordinates(metric_to_wgs84(shapely.points(cx + offsets[:, 0], cy + offsets[:, 1])))
     taken, picks = {d["id"] for d in base}, []
-    for lon, lat in lonlat:
-        for d in ix.nearest(Point(float(lon), float(lat), "wgs84"), k=1, radius_m=step):
-            if d["id"] not in taken:
-                taken.add(d["id"])
-                picks.append(d)
+    for d in ix.nearest_each(lonlat[:, 0], lonlat[:, 1], radius_m=step):
+        if d is not None and d["id"] not in taken:
+            taken.add(d["id"])
+            picks.append(d)
     if picks:
         xy = _metric(picks)
         dist = np.hypot(xy[:, 0] - cx, xy[:, 1] - cy)
