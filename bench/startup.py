@@ -6,10 +6,13 @@ with the persistent artefact cache (incidents/cache.py) off, cold and warm, in t
   install or a data change pays);
 - ``warm``: the folder the cold run just filled.
 
-Each command runs in a fresh process through a launcher that sets the cache folder to ``var_dir/cache``, as
-the door does with the settings it read (``cache.configure(settings.var_dir / "cache")``), so the runs never
-share the repository's var/. `yzt serve --workers 2` is timed from the spawn to the first 200 of ``/login``
-(gunicorn's workers load the data before their first request, app.warm). ``artefact_load`` is the part the
+Each command runs in a fresh process with a var_dir of its own, and finds the cache where the door puts it
+(``cache.configure(settings.var_dir / "cache")``, command/cli/output.py and compose.open_app): cold runs start
+with an empty var_dir/cache; a warm run's var_dir/cache is a copy of what that round's cold drill run wrote;
+``off`` turns the cache off in the launcher and keeps the door from turning it on again. (Before, the launcher
+set a folder that the door then replaced with the fresh var_dir's: every state measured a cold cache.) Every
+var_dir is given the same CAP signing pair beforehand, so no state pays for making one. `yzt serve --workers 2`
+is timed from the spawn to the first 200 of ``/login``. ``artefact_load`` is the part the
 cache covers, alone: a fresh process, imports done, loading the gazetteer, the outlines, the four layers and the
 road graph. CPU seconds are reported beside wall seconds: on the shared 2-core machine other work inflates
 wall time, not a process's own CPU time. Each state runs ``repeats`` times,
@@ -21,6 +24,7 @@ import datetime as dt
 import json
 import os
 import resource
+import shutil
 import signal
 import statistics
 import subprocess
@@ -34,9 +38,9 @@ import yaml
 
 from bench.common import ROOT, Results
 
-LAUNCH = ("import sys; from incidents import cache; f = sys.argv.pop(1); "
-          "cache.configure(None if f == 'off' else f); sys.argv[0] = 'yzt'; "
-          "from command.cli.main import main; main()")
+LAUNCH = ("import sys; from incidents import cache; f = sys.argv.pop(1)\n"
+          "if f == 'off':\n    cache.configure(None); cache.configure = lambda directory: None\n"
+          "sys.argv[0] = 'yzt'; from command.cli.main import main; main()")
 STATES = ("off", "cold", "warm")
 # What every command loads again, alone (imports done first): the part of a start the cache covers
 LOAD = ("import json, sys, time; from incidents import cache; f = sys.argv[1]; "
@@ -53,7 +57,18 @@ def _env(var: Path) -> dict[str, str]:
 
 
 def _cmd(folder: Path | None, *args: str) -> list[str]:
-    return [sys.executable, "-c", LAUNCH, str(folder) if folder is not None else "off", *args]
+    """The command in a fresh process: ``folder`` None: cache off; else the door's own (var_dir/cache)."""
+    return [sys.executable, "-c", LAUNCH, "off" if folder is None else "door", *args]
+
+
+def _var(tmp: Path, name: str, state: str, r: int) -> Path:
+    """A fresh var_dir with the bench's CAP signing pair; a warm one also with the cache the round's cold drill
+    run left in its var_dir."""
+    var = tmp / f"{state}-{r}" / name
+    shutil.copytree(tmp / "signing", var / "cap-signing")
+    if state == "warm":
+        shutil.copytree(_folder(tmp, "cold", r, "drill"), var / "cache")
+    return var
 
 
 def drill_wall(scenario: Path, var: Path, folder: Path | None) -> tuple[float, float, int]:
@@ -118,11 +133,11 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 def _folder(tmp: Path, state: str, r: int, what: str) -> Path | None:
-    """The cache folder of one measurement: none (off), an empty one of its own (cold), or the one the cold
-    drill run of this round filled (warm)."""
+    """The cache folder of one measurement: none (off), the var_dir/cache of its own cold run (cold), or the
+    one the cold drill run of this round filled (warm)."""
     if state == "off":
         return None
-    return tmp / (f"cold-{r}-{what}" if state == "cold" else f"cold-{r}-drill") / "cache"
+    return tmp / f"cold-{r}" / ("var" if state == "warm" or what == "drill" else f"{what}-var") / "cache"
 
 
 def _median(values: list[float]) -> float:
@@ -142,10 +157,11 @@ def run(results: Results, *, events: int = 1000, repeats: int = 2, serve: bool =
         tmp = Path(d)
         scenario = tmp / "scenario.yaml"
         scenario.write_text(yaml.safe_dump(scenario_doc(events), allow_unicode=True, sort_keys=False), encoding="utf-8")
+        from command.alerts.signing import generate_self_signed
+        generate_self_signed(tmp / "signing")
         for r in range(repeats):
             for state in STATES:
-                var = tmp / f"{state}-{r}" / "var"
-                var.mkdir(parents=True)
+                var = _var(tmp, "var", state, r)
                 where = _folder(tmp, state, r, "drill")
                 s, cpu, n_refused = drill_wall(scenario, var, where)
                 drill[state].append(s)
@@ -155,7 +171,7 @@ def run(results: Results, *, events: int = 1000, repeats: int = 2, serve: bool =
                 loads[state].append(w)
                 loads_cpu[state].append(c)
                 if serve:
-                    first[state].append(serve_first_200(tmp / f"{state}-{r}" / "serve-var",
+                    first[state].append(serve_first_200(_var(tmp, "serve-var", state, r),
                                                         _folder(tmp, state, r, "serve")))
             sizes.append(sum(p.stat().st_size for p in _folder(tmp, "warm", r, "").glob("*")))
     section = {"events": events, "repeats": repeats, "drill_refused_steps": refused,
