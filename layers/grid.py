@@ -4,6 +4,7 @@
     grid.nearest_candidates(x, y, k=5)              # rows: surely every point as near as the 5th nearest
     grid.nearest_candidates(x, y, 1, radius=800.0)   # ... within 800 m
     grid.within(x, y, 3000.0)                        # rows: every point within 3 km (and some beyond)
+    q, rows = grid.nearest_one_each(xs, ys, 800.0)   # pairs: the nearest within 800 m of each query point
 
 Each answer is a superset (every point that belongs to it, and possibly some farther ones); the caller
 measures the exact distances and ranks them (layers.index: by distance, ties by id), so the answers are
@@ -119,7 +120,46 @@ class PointGrid:
             return idx                                            # the cells gathered hold the disc
         return self._block(*disc)
 
+    def nearest_one_each(self, xs: np.ndarray, ys: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
+        """(query number, row number) pairs that hold, for every query point, each point as near as its
+        nearest within ``radius`` (ties included): each query's own cell gives a bound, and every cell
+        within it is taken (one pass for all queries)."""
+        xs, ys = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+        if not len(self) or not len(xs):
+            return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp)
+        cx = np.floor((xs - self.x0) / self.size).astype(np.int64)
+        cy = np.floor((ys - self.y0) / self.size).astype(np.int64)
+        q, idx = self._rects(cx, cx, cy, cy)
+        bound = np.full(len(xs), float(radius))
+        if len(idx):
+            np.minimum.at(bound, q, np.hypot(self.x[idx] - xs[q], self.y[idx] - ys[q]))
+        pad = bound * (1 + MARGIN) + 1e-6
+        lo_x, hi_x = self._cells(xs - pad, self.x0), self._cells(xs + pad, self.x0)
+        lo_y, hi_y = self._cells(ys - pad, self.y0), self._cells(ys + pad, self.y0)
+        q, idx = self._rects(lo_x, hi_x, lo_y, hi_y)
+        near = np.hypot(self.x[idx] - xs[q], self.y[idx] - ys[q]) <= pad[q]     # none nearer is left out
+        return q[near], idx[near]
+
     # -- internals -------------------------------------------------------------------------------------
+    def _cells(self, v: np.ndarray, origin: float) -> np.ndarray:
+        return np.floor((v - origin) / self.size).astype(np.int64)
+
+    def _rects(self, lo_x, hi_x, lo_y, hi_y) -> tuple[np.ndarray, np.ndarray]:
+        """(query number, row number) of every point in each query's cell rectangle (clipped to the grid)."""
+        lo_x, hi_x = np.maximum(lo_x, 0), np.minimum(hi_x, self.nx - 1)
+        lo_y, hi_y = np.maximum(lo_y, 0), np.minimum(hi_y, self.ny - 1)
+        rows = np.where(hi_x >= lo_x, np.maximum(hi_y - lo_y + 1, 0), 0)
+        nrows = int(rows.sum())
+        if not nrows:
+            return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp)
+        rq = np.repeat(np.arange(len(rows)), rows)
+        row = np.repeat(lo_y, rows) + (np.arange(nrows) - np.repeat(np.cumsum(rows) - rows, rows))
+        first = self.start[row * self.nx + lo_x[rq]].astype(np.int64)
+        lens = self.start[row * self.nx + hi_x[rq] + 1] - first
+        total = int(lens.sum())
+        pos = np.repeat(first - (np.cumsum(lens) - lens), lens) + np.arange(total)
+        return np.repeat(rq, lens), self.order[pos].astype(np.intp)
+
     def _disc(self, x: float, y: float, r: float) -> tuple[int, int, int, int]:
         """The cell rectangle (lo_x, hi_x, lo_y, hi_y) that holds the disc of radius r around (x, y)."""
         pad = r * (1 + MARGIN) + 1e-6

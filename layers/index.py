@@ -262,9 +262,7 @@ class LayerIndex:
         if len(self) == 0 or not len(lon):
             return out
         xs, ys = metric_xy_many(lon, lat)
-        found = [self.grid.nearest_candidates(x, y, 1, radius) for x, y in zip(xs.tolist(), ys.tolist())]
-        q = np.repeat(np.arange(len(found)), [len(f) for f in found])
-        idx = np.concatenate(found) if found else np.empty(0, dtype=np.intp)
+        q, idx = self.grid.nearest_one_each(xs, ys, radius)
         d = np.hypot(self.x_m[idx] - xs[q], self.y_m[idx] - ys[q])
         keep = d <= radius
         q, idx, d = q[keep], idx[keep], d[keep]

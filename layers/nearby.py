@@ -27,7 +27,7 @@ import shapely
 from incidents.model import Point
 from layers.catalog import BUNDLED, Catalog
 from layers.errors import LayerError
-from layers.index import index_for, metric_to_wgs84, metric_xy, nearest, wgs84_to_metric
+from layers.index import index_for, metric_to_wgs84, metric_xy, wgs84_to_metric
 from layers.routing import rank_by_drive_time, road_graph
 
 DRIVE_RANKED = frozenset({"fire_station"})
@@ -43,17 +43,18 @@ def around(layer: str, point: Point, *, k: int = 5, radius_m: float | None = Non
     """The k features of ``layer`` nearest ``point``; drive-ranked layers fastest first with ``drive_rank``.
     ``uncertainty_m`` > 0 marks them approximate and spreads the camera pull-up over the circle."""
     u = _check_uncertainty(uncertainty_m)
+    ix = index_for(layer, catalog)       # once a call: the catalogue checks the layer's file each time
     if layer not in DRIVE_RANKED:
-        items = nearest(layer, point, k=k, radius_m=radius_m, catalog=catalog)
+        items = ix.nearest(point, k=k, radius_m=radius_m)
     else:
-        cands = nearest(layer, point, k=k * CANDIDATES_PER_RANK, radius_m=radius_m, catalog=catalog)
+        cands = ix.nearest(point, k=k * CANDIDATES_PER_RANK, radius_m=radius_m)
         ranked = rank_by_drive_time(point, cands, graph=road_graph(data_dir=catalog.data_dir))
         items = [dict(d, drive_rank=i + 1) for i, d in enumerate(ranked[:k])]
     if u == 0.0:
         return items
     if layer in AREA_COVERED:
         reach = u if radius_m is None else min(u, float(radius_m))
-        items = _cover(layer, point, items, reach, cap=max(COVER_MAX, len(items)), catalog=catalog)
+        items = _cover(ix, point, items, reach, cap=max(COVER_MAX, len(items)))
     return [_approximate(d, u) for d in items]
 
 
@@ -74,15 +75,14 @@ def _approximate(item: dict, u: float) -> dict:
     return dict(item, approximate=True, distance_uncertainty_m=float(round(u)), in_uncertainty_area=inside)
 
 
-def _cover(layer: str, point: Point, base: list[dict], reach: float, *, cap: int, catalog: Catalog) -> list[dict]:
+def _cover(ix, point: Point, base: list[dict], reach: float, *, cap: int) -> list[dict]:
     """``base`` plus features spread over the circle of ``reach`` metres, at most ``cap``, ordered by distance
     then id: around each point of a square lattice over the circle, the feature nearest it (within one lattice
-    step, inside the circle). One nearest query a lattice point, so a dense district costs what a sparse one
-    does, in memory or in PostGIS (layers.index.index_for answers either way)."""
+    step, inside the circle). One nearest(k=1) a lattice point (``nearest_each``: one grid pass for all of them
+    in memory, one query each in PostGIS), so a dense district costs what a sparse one does."""
     offsets, step = lattice(reach, slots=cap - len(base))
     if not len(offsets):
         return base
-    ix = index_for(layer, catalog)
     cx, cy = metric_xy(point)
     lonlat = shapely.get_coordinates(metric_to_wgs84(shapely.points(cx + offsets[:, 0], cy + offsets[:, 1])))
     taken, picks = {d["id"] for d in base}, []
