@@ -22,7 +22,11 @@ from contextlib import contextmanager
 
 from incidents.errors import GeocoderError, IncidentError, LocateError
 from incidents.gazetteer import Gazetteer, Mention, Place
-from incidents.geocode import MAX_ADDRESS_CHARS, MAX_CANDIDATES, _Answer, _precision, answer, locate_offline, normalise
+from incidents.geocode import (_FILTERED, _GENERIC_DISTRICTS, MAX_ADDRESS_CHARS, MAX_CANDIDATES, NO_CONTEXT_FACTOR,
+                               _Answer, _consistent, _Hit, _notes, _ORDER, _part_of_longer_name, _precision,
+                               _rank, answer, locate_offline, normalise)
+
+_RANK = {level: k for k, level in enumerate(_ORDER)}
 
 CHUNK = 2048      # lines scanned in one pass of the automaton (locate_batch hands out answers chunk by chunk)
 
@@ -38,23 +42,13 @@ def locate_many(lines: list[str], g: Gazetteer, memo: dict[str, dict] | None = N
 
 
 def _locate_many(lines: list[str], g: Gazetteer, memo: dict[str, dict], memo_size: int) -> list[dict]:
-    keys: list[str | None] = []
-    fresh: dict[str, None] = {}                     # normalised texts not answered yet, in order
-    for line in lines:
+    norm_of: dict = {}
+    for line in dict.fromkeys(lines):               # a batch repeats its lines as said: each read once
         key = normalise(line) if len(line or "") <= MAX_ADDRESS_CHARS else None
-        if not key:                                 # too long or empty: locate_offline says why
-            key = None
-        elif key not in memo:
-            fresh[key] = None
-        keys.append(key)
-    answers: dict[str, dict | None] = {}
-    parts = _parts(g)
-    todo = list(fresh)
-    for norm, scanned in zip(todo, g.scan_many(todo)):
-        try:
-            answers[norm] = _as_dict(answer(norm, norm, scanned, g), parts)
-        except LocateError:
-            answers[norm] = None                    # refused: asked again line by line, for the message
+        norm_of[line] = key or None                 # too long or empty: locate_offline says why
+    keys = [norm_of[line] for line in lines]
+    todo = [k for k in dict.fromkeys(norm_of.values()) if k is not None and k not in memo]
+    answers = _answers(todo, g)
     out: list[dict] = []
     for line, key in zip(lines, keys):
         hit = None if key is None else memo.get(key) or answers.get(key)
@@ -65,6 +59,100 @@ def _locate_many(lines: list[str], g: Gazetteer, memo: dict[str, dict], memo_siz
             memo[key] = hit
         out.append(copy_answer(hit))
     return out
+
+
+def _answers(texts: list[str], g: Gazetteer) -> dict[str, dict | None]:
+    """Normalised text -> its answer dict (None where refused: asked again line by line, for the message).
+    A text whose names form a plain chain is answered by _chain; any other by the geocoder's ``answer``."""
+    parts = _parts(g)
+    matched = g.matches_many(texts)                 # first: a gazetteer frozen on its first scan is so now
+    info = _info(g)
+    names, hits = g.names, g.hits
+    out: dict[str, dict | None] = {}
+    for norm, found in zip(texts, matched):
+        a = _chain(norm, found, info, g) if found else None
+        if a is None:
+            try:
+                a = answer(norm, norm, [Mention(s, e, names[i], hits[i]) for i, s, e in found], g)
+            except LocateError:
+                out[norm] = None
+                continue
+        out[norm] = _as_dict(a, parts)
+    return out
+
+
+# per gazetteer: pattern -> what _chain needs of its name (None until asked): False when the name means places of
+# more than one level, is 城区, or names another province; else (rank of its level, level, hits, any strong)
+_INFO: weakref.WeakKeyDictionary[Gazetteer, list] = weakref.WeakKeyDictionary()
+
+
+def _info(g: Gazetteer) -> list:
+    info = _INFO.get(g)
+    if info is None or len(info) != len(g.names):
+        info = _INFO[g] = [None] * len(g.names)
+    return info
+
+
+def _pattern_info(g: Gazetteer, i: int) -> tuple | bool:
+    hits, alias = g.hits[i], g.names[i]
+    level = hits[0][0].level
+    if any(p.level != level for p, _ in hits) or level not in _RANK or alias in _GENERIC_DISTRICTS:
+        return False
+    return _RANK[level], level, hits, any(s for _, s in hits)
+
+
+def _chain(norm: str, found: list[tuple[int, int, int]], info: list, g: Gazetteer) -> _Answer | None:
+    """``answer`` for a text whose usable names each mean places of one level, coarse to fine in the order said,
+    each agreeing with the coarser ones (广州市天河区沙河街道先烈东社区: the usual shape of an address); None for
+    any other (conflicts, a level named twice or out of order, a name shared across levels, 城区, another
+    province, nothing usable), which ``answer`` reads in full. The steps are ``answer``'s own (_usable's test of a
+    short name, _consistent, _rank, _notes), without the Mention and grouping of each name said."""
+    cities: set[str] = set()
+    districts: set[str] = set()
+    towns: set[str] = set()
+    prev, last, end = -1, None, 0
+    for m in found:
+        inf = info[m[0]]
+        if inf is None:
+            inf = info[m[0]] = _pattern_info(g, m[0])
+        if inf is False:
+            return None
+        rank, level, hits, strong = inf
+        if not strong and _part_of_longer_name(norm, m[2]):
+            continue                                # part of a longer name (天河路): not a place (_usable)
+        if rank <= prev:
+            return None
+        prev, end = rank, m[2]
+        if level == "district":
+            ok = [h for h in hits if h[0].city_adcode in cities] if cities else hits
+        elif level in _FILTERED and (cities or districts or towns):
+            ok = [h for h in hits if _consistent(h[0], cities, districts, towns)]
+        else:
+            ok = hits
+        if not ok:
+            return None                             # a conflict, or a level that drops out: answer says so
+        if level == "city":
+            cities.update(p.city_adcode for p, _ in ok)
+        elif level == "district":
+            for p, _ in ok:
+                districts.add(p.code)
+                if p.code == p.city_adcode:
+                    cities.add(p.city_adcode)
+        elif level == "township":
+            towns.update(p.code for p, _ in ok)
+        last = (m, level, ok)
+    if last is None:
+        return None
+    (i, s, e), level, ok = last
+    mention = Mention(s, e, g.names[i], g.hits[i])
+    ranked = _rank([_Hit(mention, p, st) for p, st in ok], level)
+    best, score, _ = ranked[0]
+    notes, factor = _notes(norm, level, best, end, ranked)
+    if level in ("township", "place", "community", "road") and not (cities or districts):
+        factor *= NO_CONTEXT_FACTOR
+    if level == "province":
+        best = g.province or best
+    return _Answer(best, level, ranked, max(0.0, min(1.0, score * factor)), notes)
 
 
 def locate_scanned(texts: list[str], scanned: list[list[Mention]], g: Gazetteer) -> list[dict | Exception]:
