@@ -8,7 +8,7 @@ import pytest
 
 from command.dashboard import runtime
 from incidents.model import IncidentReport
-from conftest import body, csrf_of, sign_in  # noqa: F401
+from helpers_dash import body, csrf_of, sign_in
 
 
 def _incident() -> str:

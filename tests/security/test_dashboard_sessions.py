@@ -7,7 +7,7 @@ import pytest
 from command.dashboard import runtime
 from command.security import auth
 from incidents.model import IncidentReport
-from conftest import PASSWORD, body, csrf_of, sign_in  # noqa: F401  (tests/security/conftest.py)
+from helpers_dash import PASSWORD, body, csrf_of, sign_in
 
 NEW_PASSWORD = "another-horse-battery-staple"
 

@@ -16,7 +16,7 @@ from command.security.auth import Tokens, Users
 from command.store.sqlite import Store
 from incidents.model import IncidentReport
 from settings import load_settings
-from conftest import PASSWORD, body, csrf_of, sign_in  # noqa: F401
+from helpers_dash import PASSWORD, body, csrf_of, sign_in
 
 API = "/api/v1"
 TIANHE = {"external_id": "F-0001", "type": "fire", "address": "广州市天河区天河路"}

@@ -4,7 +4,6 @@ an officer's cannot; a viewer granted in the pre-schema-7 log (command.drills.tr
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import flask
 import pytest
@@ -13,21 +12,9 @@ import yaml
 from command.api.routes import register_api
 from command.drills import registry, trainers
 from command.security import auth
+from helpers_dash import PASSWORD, body, csrf_of, name_of, sign_in
 from settings import load_settings
 
-
-def _helpers():
-    """tests/security/conftest.py's helpers, loaded by path: a bare ``from conftest import`` gets whichever
-    conftest was imported last when several test folders run together."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("security_conftest_helpers", Path(__file__).with_name("conftest.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-_h = _helpers()
-PASSWORD, body, csrf_of, name_of, sign_in = _h.PASSWORD, _h.body, _h.csrf_of, _h.name_of, _h.sign_in
 API = "/api/v1"
 FORM = {"address": "广州市天河区天河路", "type": "gas_explosion", "serious": 3, "datum": "wgs84"}
 SCENARIO = yaml.safe_dump({"format": 1, "name": "训练员演练", "start": "2026-03-14T09:00:00+08:00", "events": [
