@@ -230,18 +230,18 @@ def _candidate(p: Place, score: float) -> Candidate:
                      uncertainty_m=round(p.uncertainty_m))
 
 
+# (id(place), level) -> (place, the notes on its point): the entry holds the place, so its id is not reused
+_POINT_NOTES: dict[tuple[int, str], tuple[Place, tuple[str, ...]]] = {}
+
+
 def _notes(text: str, level: str, best: Place, end: int, ranked: list) -> tuple[list[str], float]:
-    notes: list[str] = []
+    e = _POINT_NOTES.get((id(best), level))
+    if e is None:
+        if len(_POINT_NOTES) >= 100_000:
+            _POINT_NOTES.clear()
+        e = _POINT_NOTES[(id(best), level)] = (best, tuple(_point_notes(level, best)))
+    notes = list(e[1])
     factor = 1.0
-    if best.point_level == "district" and level in ("township", "community", "place"):
-        notes.append(f"{level} {best.name} has no coordinates in the gazetteer: the point is the inner point "
-                     f"of {best.district_name}")
-    elif best.point_level == "township" and level == "community":
-        notes.append(f"community {best.name} has no coordinates in the gazetteer: the point is its township's "
-                     "centre")
-    if best.point_level in ("township", "community", "place"):
-        notes.append(f"the point is the {best.point_level}'s centre as the source gives it; the place lies within "
-                     f"about {_km(best.uncertainty_m)} of it")
     if level != "road" and end < len(text):
         road = _ROADISH.search(text, end)
         if road:
@@ -253,6 +253,21 @@ def _notes(text: str, level: str, best: Place, end: int, ranked: list) -> tuple[
         notes.append(f"{ranked[0][2].mention.alias} may mean {len(ranked)} places ({names}): "
                      "give the city or district to choose")
     return notes, factor
+
+
+def _point_notes(level: str, best: Place) -> list[str]:
+    """What the notes say of the point of ``best`` named at ``level`` (whose point it is, how far it may be)."""
+    notes: list[str] = []
+    if best.point_level == "district" and level in ("township", "community", "place"):
+        notes.append(f"{level} {best.name} has no coordinates in the gazetteer: the point is the inner point "
+                     f"of {best.district_name}")
+    elif best.point_level == "township" and level == "community":
+        notes.append(f"community {best.name} has no coordinates in the gazetteer: the point is its township's "
+                     "centre")
+    if best.point_level in ("township", "community", "place"):
+        notes.append(f"the point is the {best.point_level}'s centre as the source gives it; the place lies within "
+                     f"about {_km(best.uncertainty_m)} of it")
+    return notes
 
 
 def _km(m: float) -> str:
