@@ -41,11 +41,17 @@ def locate_many(lines: list[str], g: Gazetteer, memo: dict[str, dict] | None = N
         return _locate_many(lines, g, {} if memo is None else memo, memo_size)
 
 
-def _locate_many(lines: list[str], g: Gazetteer, memo: dict[str, dict], memo_size: int) -> list[dict]:
+def _normalised(lines: list[str]) -> dict:
+    """Each distinct line -> its normalised text, None where too long or empty (locate_offline says why)."""
     norm_of: dict = {}
     for line in dict.fromkeys(lines):               # a batch repeats its lines as said: each read once
         key = normalise(line) if len(line or "") <= MAX_ADDRESS_CHARS else None
-        norm_of[line] = key or None                 # too long or empty: locate_offline says why
+        norm_of[line] = key or None
+    return norm_of
+
+
+def _locate_many(lines: list[str], g: Gazetteer, memo: dict[str, dict], memo_size: int) -> list[dict]:
+    norm_of = _normalised(lines)
     keys = [norm_of[line] for line in lines]
     todo = [k for k in dict.fromkeys(norm_of.values()) if k is not None and k not in memo]
     answers = _answers(todo, g)
@@ -59,6 +65,42 @@ def _locate_many(lines: list[str], g: Gazetteer, memo: dict[str, dict], memo_siz
             memo[key] = hit
         out.append(copy_answer(hit))
     return out
+
+
+DISTRICT_COLUMNS = ("province", "city_name", "district_name", "district_adcode", "error")
+
+
+def locate_districts(lines: list[str], g: Gazetteer):
+    """What cpca's batch ``transform`` gives, from this geocoder: a pandas DataFrame, a row per line in order, of
+    the province, city, district and the district's adcode (``error`` where refused). The answers are
+    ``locate_many``'s (the same resolution, the same place chosen); what is left out is what cpca does not
+    give either: the point, precision, uncertainty, candidates and notes. Each distinct line is answered once
+    and the rows taken from the distinct answers by index."""
+    import numpy as np
+    import pandas as pd
+    with collector_paused():
+        norm_of = _normalised(lines)
+        todo = [k for k in dict.fromkeys(norm_of.values()) if k is not None]
+        matched = g.matches_many(todo)          # first: a gazetteer frozen on its first scan is so now
+        names, hits, info = g.names, g.hits, _info(g)
+        found: list[tuple] = [(None, None, None, None, None)]     # row 0: refused (its error filled below)
+        slot: dict[str, int] = {}
+        for norm, ms in zip(todo, matched):
+            b = _chain_best(norm, ms, info, g) if ms else None
+            if b is None:
+                try:
+                    b = answer(norm, norm, [Mention(s, e, names[i], hits[i]) for i, s, e in ms], g).best
+                except LocateError:
+                    continue
+            if -180.0 <= b.lon <= 180.0 and -90.0 <= b.lat <= 90.0:      # else refused, as _as_dict
+                slot[norm] = len(found)
+                found.append(("广东省", b.city_name, b.district_name, b.district_adcode, None))
+        index = np.fromiter((slot.get(norm_of[line], 0) for line in lines), dtype=np.int64, count=len(lines))
+        table = np.array(found, dtype=object)[index]
+        frame = pd.DataFrame(table, columns=list(DISTRICT_COLUMNS))
+        for k in np.flatnonzero(index == 0):
+            frame.iat[k, 4] = _one(lines[k], g)["error"]
+        return frame
 
 
 def _answers(texts: list[str], g: Gazetteer) -> dict[str, dict | None]:
@@ -107,6 +149,38 @@ def _chain(norm: str, found: list[tuple[int, int, int]], info: list, g: Gazettee
     any other (conflicts, a level named twice or out of order, a name shared across levels, 城区, another
     province, nothing usable), which ``answer`` reads in full. The steps are ``answer``'s own (_usable's test of a
     short name, _consistent, _rank, _notes), without the Mention and grouping of each name said."""
+    walked = _walk(norm, found, info, g)
+    if walked is None:
+        return None
+    (i, s, e), level, ok, end, context = walked
+    mention = Mention(s, e, g.names[i], g.hits[i])
+    ranked = _rank([_Hit(mention, p, st) for p, st in ok], level)
+    best, score, _ = ranked[0]
+    notes, factor = _notes(norm, level, best, end, ranked)
+    if level in ("township", "place", "community", "road") and not context:
+        factor *= NO_CONTEXT_FACTOR
+    if level == "province":
+        best = g.province or best
+    return _Answer(best, level, ranked, max(0.0, min(1.0, score * factor)), notes)
+
+
+def _chain_best(norm: str, found: list[tuple[int, int, int]], info: list, g: Gazetteer) -> Place | None:
+    """The place _chain's answer uses (its ``best``), without the notes and scores around it; None as _chain."""
+    walked = _walk(norm, found, info, g)
+    if walked is None:
+        return None
+    (i, s, e), level, ok, _, _ = walked
+    if level == "province":
+        return g.province or ok[0][0]
+    if len(ok) == 1:
+        return ok[0][0]
+    mention = Mention(s, e, g.names[i], g.hits[i])
+    return _rank([_Hit(mention, p, st) for p, st in ok], level)[0][0]
+
+
+def _walk(norm: str, found: list[tuple[int, int, int]], info: list, g: Gazetteer) -> tuple | None:
+    """The chain's finest mention (pattern, start, end), its level and agreeing hits, the end of the last usable
+    name, and whether a city or district was named; None where the names are not a plain chain."""
     cities: set[str] = set()
     districts: set[str] = set()
     towns: set[str] = set()
@@ -126,33 +200,32 @@ def _chain(norm: str, found: list[tuple[int, int, int]], info: list, g: Gazettee
         if level == "district":
             ok = [h for h in hits if h[0].city_adcode in cities] if cities else hits
         elif level in _FILTERED and (cities or districts or towns):
-            ok = [h for h in hits if _consistent(h[0], cities, districts, towns)]
+            if len(hits) == 1:                      # _consistent, for the one place most names mean
+                p = hits[0][0]
+                ok = hits if ((not cities or p.city_adcode in cities)
+                              and (not districts or p.district_adcode in districts)
+                              and (not towns or level != "community" or p.township_code in towns)) else None
+            else:
+                ok = [h for h in hits if _consistent(h[0], cities, districts, towns)]
         else:
             ok = hits
         if not ok:
             return None                             # a conflict, or a level that drops out: answer says so
         if level == "city":
-            cities.update(p.city_adcode for p, _ in ok)
+            for p, _ in ok:
+                cities.add(p.city_adcode)
         elif level == "district":
             for p, _ in ok:
                 districts.add(p.code)
                 if p.code == p.city_adcode:
                     cities.add(p.city_adcode)
         elif level == "township":
-            towns.update(p.code for p, _ in ok)
+            for p, _ in ok:
+                towns.add(p.code)
         last = (m, level, ok)
     if last is None:
         return None
-    (i, s, e), level, ok = last
-    mention = Mention(s, e, g.names[i], g.hits[i])
-    ranked = _rank([_Hit(mention, p, st) for p, st in ok], level)
-    best, score, _ = ranked[0]
-    notes, factor = _notes(norm, level, best, end, ranked)
-    if level in ("township", "place", "community", "road") and not (cities or districts):
-        factor *= NO_CONTEXT_FACTOR
-    if level == "province":
-        best = g.province or best
-    return _Answer(best, level, ranked, max(0.0, min(1.0, score * factor)), notes)
+    return last[0], last[1], last[2], end, bool(cities or districts)
 
 
 def locate_scanned(texts: list[str], scanned: list[list[Mention]], g: Gazetteer) -> list[dict | Exception]:

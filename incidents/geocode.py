@@ -6,6 +6,7 @@
     locate_point(Point(113.32, 23.13, "gcj02"))          # converted to WGS84, then point-in-polygon
     locate_any(address, point)                           # point wins for position; address adds names
     for item in locate_batch(lines): ...                 # dicts for `yzt locate --batch` (incidents._batch)
+    locate_districts(lines)                              # DataFrame: province/city/district/adcode (as cpca)
 
 Offline by default, over the bundled gazetteer (incidents.gazetteer). When settings.tianditu_key is set,
 the online geocoder (incidents.providers) is asked too; its answer must lie in Guangdong, and any failure
@@ -447,6 +448,15 @@ def locate_batch(lines: Iterable[str], *, settings=None, client=None, data_dir: 
             chunk = []
     if chunk:
         yield from _batch.locate_many(chunk, g, memo, memo_size)
+
+
+def locate_districts(lines: Iterable[str], *, data_dir: Path | None = None):
+    """The batch's province, city, district and district adcode as a pandas DataFrame, a row per line in order
+    (``error`` where refused): what cpca's batch ``transform`` gives, from the same resolution as
+    ``locate_batch`` (incidents._batch.locate_districts). Offline only; for the point, its precision and
+    uncertainty use ``locate_batch``."""
+    from incidents import _batch
+    return _batch.locate_districts(list(lines), gazetteer(data_dir))
 
 
 def _located(line: str, settings, client, data_dir: Path | None, memo: dict[str, dict], memo_size: int) -> dict:

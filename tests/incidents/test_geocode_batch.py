@@ -108,3 +108,40 @@ def test_leftmost_longest_as_the_names_are_said():
     m = gazetteer().scan("广东省广州市天河区沙面街道")
     assert [x.alias for x in m] == ["广东省", "广州市", "天河区", "沙面街道"]
     assert [(x.start, x.end) for x in m] == [(0, 3), (3, 6), (6, 9), (9, 13)]
+
+
+def test_the_district_table_is_the_batch_answers_district_on_real_addresses():
+    """locate_districts (cpca's shape: province, city, district, adcode) takes them from the same resolution as
+    locate_batch, on thousands of real addresses, refusals and repeats included."""
+    from incidents.geocode import locate_districts
+    lines = _real_addresses(4000, seed=20261203)
+    if FEVER.is_file():
+        with FEVER.open(encoding="utf-8") as f:
+            lines += [row["address"] for row in csv.DictReader(f)]
+    lines += lines[:400] + ["", None, "x" * 201]
+    frame = locate_districts(lines)
+    assert list(frame.columns) == ["province", "city_name", "district_name", "district_adcode", "error"]
+    got = [tuple(None if isinstance(v, float) else v for v in row) for row in frame.itertuples(index=False)]
+    want = [("广东省" if "error" not in d else None, d.get("city_name"), d.get("district_name"),
+             d.get("district_adcode"), d.get("error")) for d in locate_batch(lines)]
+    assert got == want
+    assert sum(w[4] is not None for w in want) > 50 and sum(w[3] is not None for w in want) > 3000
+
+
+def test_the_chain_walk_answers_as_answer_does_on_real_addresses():
+    """Every address the batch's direct walk (_batch._chain) answers gets exactly ``answer``'s _Answer."""
+    from incidents.geocode import answer
+    from incidents.gazetteer import Mention
+    g = gazetteer()
+    texts = [t for t in dict.fromkeys(normalise(x) for x in _real_addresses(6000, seed=7) if x) if t]
+    found = g.matches_many(texts)
+    info = _batch._info(g)
+    walked = 0
+    for text, ms in zip(texts, found):
+        a = _batch._chain(text, ms, info, g) if ms else None
+        if a is None:
+            continue
+        walked += 1
+        assert a == answer(text, text, [Mention(s, e, g.names[i], g.hits[i]) for i, s, e in ms], g), text
+        assert _batch._chain_best(text, ms, info, g) is a.best
+    assert walked > len(texts) // 2
