@@ -7,7 +7,9 @@ avoids: test every gazetteer name as a substring of the address (no index).
 Batch (``batch_vs_cpca``): ``locate_batch`` on 20,000 such addresses (repeats included, as a real batch has
 them) beside cpca's batch ``transform`` on the same list in the same process, best of a few alternating runs
 each. cpca (pip cpca, the bench extra) answers province/city/district and an adcode only; ours gives the
-point, precision, uncertainty and candidates too. Both keep every answer (a list of dicts / a DataFrame). The held-out metro-station
+point, precision, uncertainty and candidates too. Both keep every answer (a list of dicts / a DataFrame).
+Like for like beside them: ``locate_districts`` (the same resolution as locate_batch, in cpca's shape: a
+DataFrame of province/city/district/adcode, no point), labelled ``ours_district_table``. The held-out metro-station
 figures come from bench/eval_geocoder.py (run as a subprocess; it owns the held-out file).
 """
 from __future__ import annotations
@@ -124,11 +126,15 @@ def batch_vs_cpca(n: int = 20_000, repeats: int = 3) -> dict:
         out["cpca"] = "not installed (pip install cpca: the bench extra)"
     if cpca is not None:
         cpca.transform(texts[:200])                       # warm: its tables and automaton
+    from incidents.geocode import locate_districts
+    locate_districts(texts[:500])
     inf = float("inf")
-    ours_s = ours_cpu = cpca_s = cpca_cpu = inf
-    for _ in range(repeats):                              # alternate, so both see the same machine load
+    ours_s = ours_cpu = cpca_s = cpca_cpu = dist_s = dist_cpu = inf
+    for _ in range(repeats):                              # alternate, so all see the same machine load
         w, c = _best(lambda: list(locate_batch(texts)), 1)
         ours_s, ours_cpu = min(ours_s, w), min(ours_cpu, c)
+        w, c = _best(lambda: locate_districts(texts), 1)
+        dist_s, dist_cpu = min(dist_s, w), min(dist_cpu, c)
         if cpca is not None:
             w, c = _best(lambda: cpca.transform(texts), 1)
             cpca_s, cpca_cpu = min(cpca_s, w), min(cpca_cpu, c)
@@ -151,7 +157,16 @@ def batch_vs_cpca(n: int = 20_000, repeats: int = 3) -> dict:
                 "ours_batch_cpu_per_s": round(n / ours_cpu), "cpca_batch_cpu_per_s": round(n / cpca_cpu),
                 "ratio_ours_vs_cpca_cpu": round(cpca_cpu / ours_cpu, 2),
                 "same_district_as_cpca": round(same / n, 3),
-                "cpca_answers": "province/city/district names and adcode only"}
+                "cpca_answers": "province/city/district names and adcode only",
+                # like for like: ours in cpca's shape (a DataFrame of province/city/district/adcode, no point)
+                "ours_district_table_per_s": round(n / dist_s),
+                "ratio_ours_district_table_vs_cpca": round(cpca_s / dist_s, 2),
+                "ratio_ours_district_table_vs_cpca_cpu": round(cpca_cpu / dist_cpu, 2),
+                "target_district_table>=cpca": dist_s <= cpca_s,
+                "compared": "ours_batch_*: every answer in full (point + datum, precision, uncertainty_m, "
+                            "candidates, notes) as dicts; ours_district_table_*: locate_districts, the same "
+                            "resolution in cpca's shape (DataFrame of province/city/district/adcode); cpca: "
+                            "transform, district level only, no coordinates"}
     return out
 
 

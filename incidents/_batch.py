@@ -24,7 +24,7 @@ from incidents.errors import GeocoderError, IncidentError, LocateError
 from incidents.gazetteer import Gazetteer, Mention, Place
 from incidents.geocode import (_FILTERED, _GENERIC_DISTRICTS, MAX_ADDRESS_CHARS, MAX_CANDIDATES, NO_CONTEXT_FACTOR,
                                _Answer, _consistent, _Hit, _notes, _ORDER, _part_of_longer_name, _precision,
-                               _rank, answer, locate_offline, normalise)
+                               _rank, answer, locate_offline, normalise, normalise_many)
 
 _RANK = {level: k for k, level in enumerate(_ORDER)}
 
@@ -43,11 +43,9 @@ def locate_many(lines: list[str], g: Gazetteer, memo: dict[str, dict] | None = N
 
 def _normalised(lines: list[str]) -> dict:
     """Each distinct line -> its normalised text, None where too long or empty (locate_offline says why)."""
-    norm_of: dict = {}
-    for line in dict.fromkeys(lines):               # a batch repeats its lines as said: each read once
-        key = normalise(line) if len(line or "") <= MAX_ADDRESS_CHARS else None
-        norm_of[line] = key or None
-    return norm_of
+    distinct = list(dict.fromkeys(lines))           # a batch repeats its lines as said: each read once
+    return {line: (key or None) if len(line or "") <= MAX_ADDRESS_CHARS else None
+            for line, key in zip(distinct, normalise_many(distinct))}
 
 
 def _locate_many(lines: list[str], g: Gazetteer, memo: dict[str, dict], memo_size: int) -> list[dict]:

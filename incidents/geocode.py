@@ -89,6 +89,25 @@ def normalise(text: str) -> str:
     return "".join(unicodedata.normalize("NFKC", text or "").split()).translate(t2s_table())
 
 
+@functools.lru_cache(maxsize=1)
+def _normalise_table() -> dict[int, str | None]:
+    """t2s_table with every whitespace character but the newline deleted (str.split's whitespace: all below
+    U+3001)."""
+    table: dict[int, str | None] = dict(t2s_table())
+    table.update({c: None for c in range(0x3001) if chr(c).isspace() and c != 10})
+    return table
+
+
+def normalise_many(texts: list[str]) -> list[str]:
+    """``normalise`` of each text, in one NFKC and one translate over them all joined by newlines (no character's
+    NFKC form holds or takes in a newline, and the newline is kept as the separator; texts holding one are
+    normalised one by one)."""
+    texts = [t or "" for t in texts]
+    if len(texts) < 16 or any("\n" in t for t in texts):
+        return [normalise(t) for t in texts]
+    return unicodedata.normalize("NFKC", "\n".join(texts)).translate(_normalise_table()).split("\n")
+
+
 def _part_of_longer_name(text: str, end: int) -> bool:
     nxt = text[end:end + 2]
     if not nxt:

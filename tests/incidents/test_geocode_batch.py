@@ -145,3 +145,14 @@ def test_the_chain_walk_answers_as_answer_does_on_real_addresses():
         assert a == answer(text, text, [Mention(s, e, g.names[i], g.hits[i]) for i, s, e in ms], g), text
         assert _batch._chain_best(text, ms, info, g) is a.best
     assert walked > len(texts) // 2
+
+
+def test_normalise_many_is_normalise_of_each_line():
+    from incidents.geocode import normalise_many
+    lines = _real_addresses(2000, seed=11) + ["ＡＢＣ１２３　广州", "廣州市天河區", "a\u2028b", "x\x85y\r", "\u3000\t 天河",
+                                             "e\u0301", "\u0301abc", "ﾃﾞ", "㍿", "①②", "", None] * 3
+    rng = np.random.default_rng(5)
+    lines += ["".join(chr(int(c)) for c in rng.integers(1, 0x2FFFF, int(k))).replace("\n", "")
+              for k in rng.integers(0, 12, 2000)]
+    assert normalise_many(lines) == [normalise(x) for x in lines]
+    assert normalise_many(["广州\n市", "天河"] * 10) == [normalise(x) for x in ["广州\n市", "天河"] * 10]
