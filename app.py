@@ -159,18 +159,28 @@ def serve(host: str = "127.0.0.1", port: int = 8050, *, workers: int = 2, thread
 
         def load(self):
             import logging
-            return preload(logging.getLogger("gunicorn.error"))
+            wsgi = preload(logging.getLogger("gunicorn.error"))
+            delivery.append(_start_delivery())   # after the loading, so it does not compete with it for the CPU
+            return wsgi
 
-    delivery = subprocess.Popen([sys.executable, "-m", "command.cli.main", "outbox", "work",
-                                 "--exit-with", str(os.getpid())])
+    delivery: list[subprocess.Popen] = []
+    master = os.getpid()
     try:
         Server().run()
     finally:
-        delivery.terminate()
-        try:
-            delivery.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            delivery.kill()
+        # a forked worker leaving gunicorn unwinds through here too: only the master stops the delivery process
+        for proc in delivery if os.getpid() == master else ():
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _start_delivery() -> subprocess.Popen:
+    """The delivery process (``yzt outbox work``), which ends by itself when this process does."""
+    return subprocess.Popen([sys.executable, "-m", "command.cli.main", "outbox", "work",
+                             "--exit-with", str(os.getpid())])
 
 
 if __name__ == "__main__":
