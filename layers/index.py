@@ -3,7 +3,7 @@
 One ``LayerIndex`` per layer, built once: a bucket grid (layers.grid, numpy only) over the layer's EPSG:4547
 points (metres), so every distance is a planar distance in CGCS2000 / Gauss-Kruger CM 114E, never degrees.
 The grid gives a candidate set that surely holds the answer; exact distances rank it, so nearest-k and
-within-r are exact, with ~4 bytes a row for the grid (an STRtree of shapely points ~200) and no scipy.
+within-r are exact, with ~12 bytes a row for the grid (1M cameras; an STRtree of shapely points ~200) and no scipy.
 
     from layers import index
     index.nearest("shelter", Point(114.06, 22.54), k=5)            # by layer name (catalog.load)
@@ -153,28 +153,38 @@ def _fetcher(values: Any):
     read in one go: Arrow text and numbers through Arrow's take (zero-copy chunks), numpy numbers through
     numpy; any other column row by row."""
     import pyarrow as pa
+    if isinstance(values, pd.arrays.NumpyExtensionArray):
+        values = values.to_numpy()                      # a view of the numbers, not a copy
     if isinstance(values, np.ndarray) and values.dtype.kind in "biuf":
-        return lambda idx: [json_safe(v) for v in values[idx].tolist()]
+        safe = _finite_or_none if values.dtype.kind == "f" else list
+        return lambda idx: safe(values[idx].tolist())
     arrow = values.__arrow_array__() if hasattr(values, "__arrow_array__") else None
-    plain = arrow is not None and (pa.types.is_string(arrow.type) or pa.types.is_large_string(arrow.type)
-                                   or pa.types.is_integer(arrow.type) or pa.types.is_floating(arrow.type)
-                                   or pa.types.is_boolean(arrow.type))
-    if not plain:
+    kind = None if arrow is None else ("f" if pa.types.is_floating(arrow.type) else
+                                       "s" if (pa.types.is_string(arrow.type) or pa.types.is_large_string(arrow.type)
+                                               or pa.types.is_integer(arrow.type) or pa.types.is_boolean(arrow.type))
+                                       else None)
+    if kind is None:
         return lambda idx: [json_safe(values[int(i)]) for i in idx]
+    safe = _finite_or_none if kind == "f" else list     # Arrow text, whole numbers, booleans: JSON-safe as read
     chunks = arrow.chunks if isinstance(arrow, pa.ChunkedArray) else [arrow]
     starts = np.cumsum([0] + [len(c) for c in chunks])
 
     def fetch(idx: np.ndarray) -> list:
         if len(chunks) == 1:
-            return [json_safe(v) for v in chunks[0].take(idx).to_pylist()]
+            return safe(chunks[0].take(idx).to_pylist())
         which = np.searchsorted(starts, idx, side="right") - 1
         out: list = [None] * len(idx)
         for c in np.unique(which).tolist():
             at = np.flatnonzero(which == c)
-            for j, v in zip(at.tolist(), chunks[c].take(idx[at] - starts[c]).to_pylist()):
-                out[j] = json_safe(v)
+            for j, v in zip(at.tolist(), safe(chunks[c].take(idx[at] - starts[c]).to_pylist())):
+                out[j] = v
         return out
     return fetch
+
+
+def _finite_or_none(values: list) -> list:
+    """Python floats as json_safe gives them: NaN and infinities (and missing values) become None."""
+    return [v if v is not None and math.isfinite(v) else None for v in values]
 
 
 def _id_ranks(ids: Any) -> np.ndarray:
