@@ -93,12 +93,16 @@ def locate_districts(lines: list[str], g: Gazetteer):
             if -180.0 <= b.lon <= 180.0 and -90.0 <= b.lat <= 90.0:      # else refused, as _as_dict
                 slot[norm] = len(found)
                 found.append(("广东省", b.city_name, b.district_name, b.district_adcode, None))
-        index = np.fromiter((slot.get(norm_of[line], 0) for line in lines), dtype=np.int64, count=len(lines))
-        table = np.array(found, dtype=object)[index]
-        frame = pd.DataFrame(table, columns=list(DISTRICT_COLUMNS))
+        line_slot = {line: slot.get(key, 0) for line, key in norm_of.items()}
+        index = np.array(list(map(line_slot.__getitem__, lines)), dtype=np.int64)
+        columns = {}
+        for c, values in zip(DISTRICT_COLUMNS, zip(*found)):
+            column = np.empty(len(found), dtype=object)
+            column[:] = values
+            columns[c] = column[index]
         for k in np.flatnonzero(index == 0):
-            frame.iat[k, 4] = _one(lines[k], g)["error"]
-        return frame
+            columns["error"][k] = _one(lines[k], g)["error"]
+        return pd.DataFrame(columns, columns=list(DISTRICT_COLUMNS), copy=False)
 
 
 def _answers(texts: list[str], g: Gazetteer) -> dict[str, dict | None]:
@@ -179,10 +183,10 @@ def _chain_best(norm: str, found: list[tuple[int, int, int]], info: list, g: Gaz
 def _walk(norm: str, found: list[tuple[int, int, int]], info: list, g: Gazetteer) -> tuple | None:
     """The chain's finest mention (pattern, start, end), its level and agreeing hits, the end of the last usable
     name, and whether a city or district was named; None where the names are not a plain chain."""
-    cities: set[str] = set()
-    districts: set[str] = set()
-    towns: set[str] = set()
-    prev, last, end = -1, None, 0
+    cities: set[str] | None = None                  # made when a name gives one (_consistent reads None as none)
+    districts: set[str] | None = None
+    towns: set[str] | None = None
+    prev, last, end, repeated = -1, None, 0, -1
     for m in found:
         inf = info[m[0]]
         if inf is None:
@@ -193,6 +197,9 @@ def _walk(norm: str, found: list[tuple[int, int, int]], info: list, g: Gazetteer
         if not strong and _part_of_longer_name(norm, m[2]):
             continue                                # part of a longer name (天河路): not a place (_usable)
         if rank <= prev:
+            if rank == prev and m[0] == last[0][0]:     # the same name again (中山市中山市): as said once, unless
+                repeated, end = rank, m[2]              # it is the finest (then _rank sees both: answer's way)
+                continue
             return None
         prev, end = rank, m[2]
         if level == "district":
@@ -210,18 +217,16 @@ def _walk(norm: str, found: list[tuple[int, int, int]], info: list, g: Gazetteer
         if not ok:
             return None                             # a conflict, or a level that drops out: answer says so
         if level == "city":
-            for p, _ in ok:
-                cities.add(p.city_adcode)
+            cities = {p.city_adcode for p, _ in ok}
         elif level == "district":
+            districts = {p.code for p, _ in ok}
             for p, _ in ok:
-                districts.add(p.code)
                 if p.code == p.city_adcode:
-                    cities.add(p.city_adcode)
+                    cities = (cities or set()) | {p.city_adcode}
         elif level == "township":
-            for p, _ in ok:
-                towns.add(p.code)
+            towns = {p.code for p, _ in ok}
         last = (m, level, ok)
-    if last is None:
+    if last is None or repeated == prev:
         return None
     return last[0], last[1], last[2], end, bool(cities or districts)
 
