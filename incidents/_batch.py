@@ -1,15 +1,20 @@
 """The geocoder's batch engine: many addresses at once, for incidents.geocode.locate_batch (offline).
 
-    from incidents._batch import locate_many
+    from incidents._batch import locate_many, locate_districts
     locate_many(["广州市天河区", "深圳市福田区景田路"], g)      # [dict, dict]: locate_offline(a).as_dict() each
+    locate_districts(lines, g)        # DataFrame province/city_name/district_name/district_adcode/error (cpca's shape)
 
 The answers are exactly those of ``locate_offline`` one address at a time (tests/incidents/test_geocode_batch.py
-holds it to that); what is saved is the work around them:
-- the gazetteer's name automaton runs once over the whole chunk (Gazetteer.scan_many), not once per address;
+holds it to that, on thousands of real addresses); what is saved is the work around them:
+- a line said twice is normalised once, and a batch's lines in one NFKC and one translate (normalise_many);
 - an address that reads the same once normalised is answered once per batch (a batch repeats its districts and
   estates), and each answer is handed out as an independent copy;
-- the answer dict is built straight from the geocoder's answer (incidents.geocode.answer) in the shape of
-  Location.as_dict, without the Location, Point and Candidate objects between.
+- names are matched as the automaton's own (pattern, start, end) tuples (Gazetteer.matches_many); an address
+  whose names form a plain chain (one level each, coarse to fine, agreeing: the usual shape) is answered by a
+  direct walk over them (_chain: answer's own steps, no Mention or grouping per name), any other by
+  incidents.geocode.answer in full;
+- the answer dict is built straight from the geocoder's answer in the shape of Location.as_dict, without the
+  Location, Point and Candidate objects between.
 Refusals (empty, too long, outside Guangdong, no place recognised) are asked of locate_offline itself, line by
 line, so their message names the line as written.
 """
@@ -24,7 +29,7 @@ from incidents.errors import GeocoderError, IncidentError, LocateError
 from incidents.gazetteer import Gazetteer, Mention, Place
 from incidents.geocode import (_FILTERED, _GENERIC_DISTRICTS, MAX_ADDRESS_CHARS, MAX_CANDIDATES, NO_CONTEXT_FACTOR,
                                _Answer, _consistent, _Hit, _notes, _ORDER, _part_of_longer_name, _precision,
-                               _rank, answer, locate_offline, normalise, normalise_many)
+                               _rank, answer, locate_offline, normalise_many)
 
 _RANK = {level: k for k, level in enumerate(_ORDER)}
 
