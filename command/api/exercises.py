@@ -26,12 +26,10 @@ from typing import Any
 
 import flask
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from werkzeug.exceptions import HTTPException
 
 from command.api import gate
 from command.api import schema as S
 from command.api.gate import ApiRefusal
-from command.errors import CommandError, PermissionDenied
 
 MAX_BODY = 1_200_000                  # a scenario of up to 1 MB (the loader's limit), quoted in JSON
 
@@ -285,6 +283,4 @@ def report(ex_id: str) -> flask.Response:
     raise ApiRefusal(400, f"format {fmt[:20]!r}: json, md or html", "format")
 
 
-for _exc, _handler in ((ApiRefusal, gate.refused), (HTTPException, gate.http), (PermissionDenied, gate.denied),
-                       (CommandError, gate.command), (Exception, gate.crash)):
-    bp.register_error_handler(_exc, _handler)
+gate.answer_errors(bp)

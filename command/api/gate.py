@@ -9,8 +9,8 @@
 
 ``command.api.routes`` (the dispatch routes, and the wiring that registers every blueprint) and
 ``command.api.exercises`` both import this module; it imports neither, so their dependencies point one way.
-Each blueprint registers the error answers below (``refused``, ``http``, ``denied``, ``unavailable``,
-``command``, ``crash``) for itself: a blueprint's handlers see only its own views' errors.
+Each blueprint registers the error answers below for itself with ``answer_errors(bp)`` (a blueprint's
+handlers see only its own views' errors), so every blueprint answers a database outage with the same 503.
 """
 from __future__ import annotations
 
@@ -146,3 +146,11 @@ def command(e: CommandError) -> flask.Response:
 def crash(e: Exception) -> flask.Response:
     log.exception("dispatch API: %s %s failed", flask.request.method, flask.request.path)
     return error(500, f"internal error ({type(e).__name__}); it is logged, the request changed nothing it could not finish")
+
+
+def answer_errors(bp: flask.Blueprint) -> None:
+    """Register the API's JSON error answers on ``bp``: refusals, HTTP errors, 403, 503 + Retry-After when the
+    database is away, 422 for a refused command, 500 (logged) for anything else. Most specific first."""
+    for exc, handler in ((ApiRefusal, refused), (HTTPException, http), (PermissionDenied, denied),
+                         (StoreUnavailableError, unavailable), (CommandError, command), (Exception, crash)):
+        bp.register_error_handler(exc, handler)

@@ -30,14 +30,13 @@ from typing import Any, Callable
 
 import flask
 from pydantic import BaseModel, ValidationError
-from werkzeug.exceptions import HTTPException
 
 from command.api import exercises, gate
 from command.api import schema as S
 from command.api.gate import ApiRefusal, requires
 from command.api.gate import json_answer as _json
 from command.api.gate import service as _service
-from command.errors import CommandError, IncidentExistsError, PermissionDenied, SessionError, StoreUnavailableError
+from command.errors import IncidentExistsError, SessionError
 from incidents.errors import IncidentError
 from settings import field_message, field_path
 
@@ -254,10 +253,7 @@ def _views():
 
 
 # ------------------------------------------------------------------------------------------ errors
-for _exc, _handler in ((ApiRefusal, gate.refused), (HTTPException, gate.http), (PermissionDenied, gate.denied),
-                       (StoreUnavailableError, gate.unavailable), (CommandError, gate.command),
-                       (Exception, gate.crash)):
-    bp.register_error_handler(_exc, _handler)
+gate.answer_errors(bp)
 
 
 # ------------------------------------------------------------------------------------------ wiring

@@ -138,3 +138,20 @@ def test_refusals(env):
     refusal(env.call("POST", "/incidents", env.trainer, json={"external_id": "X1", "type": "fire",
                                                               "address": "广州市天河区天河路"}), 403)
     assert env.call("GET", "/exercises", env.trainer).get_json()["count"] == 0
+
+
+def test_a_database_outage_is_one_503_with_retry_after_on_every_blueprint(env, monkeypatch):
+    """The exercise routes answer a store outage as the dispatch routes do: 503, Retry-After, one line."""
+    from command.api import exercises
+    from command.errors import StoreUnavailableError
+    from command.response import listing
+
+    def away(*_a, **_k):
+        raise StoreUnavailableError("connection refused at 127.0.0.1:5432")
+
+    monkeypatch.setattr(exercises, "_book", away)
+    monkeypatch.setattr(listing, "page", away)
+    for path in ("/exercises", "/incidents"):
+        r = env.call("GET", path, env.trainer)
+        body = refusal(r, 503)
+        assert r.headers["Retry-After"] == "5" and "database is unavailable" in body["error"], path
