@@ -123,22 +123,31 @@ class PointGrid:
     def nearest_one_each(self, xs: np.ndarray, ys: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
         """(query number, row number) pairs that hold, for every query point, each point as near as its
         nearest within ``radius`` (ties included): each query's own cell gives a bound, and every cell
-        within it is taken (one pass for all queries)."""
+        within it is taken (one pass for all queries); a query whose own cell is empty grows its rings as
+        ``nearest_candidates`` does (a sparse area would otherwise gather every cell within ``radius``)."""
         xs, ys = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
         if not len(self) or not len(xs):
             return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp)
         cx = np.floor((xs - self.x0) / self.size).astype(np.int64)
         cy = np.floor((ys - self.y0) / self.size).astype(np.int64)
         q, idx = self._rects(cx, cx, cy, cy)
-        bound = np.full(len(xs), float(radius))
+        bound = np.full(len(xs), np.inf)
         if len(idx):
             np.minimum.at(bound, q, np.hypot(self.x[idx] - xs[q], self.y[idx] - ys[q]))
+        alone = np.flatnonzero(~np.isfinite(bound))          # an empty own cell: rings grow, one by one
+        bound = np.minimum(bound, float(radius))
         pad = bound * (1 + MARGIN) + 1e-6
         lo_x, hi_x = self._cells(xs - pad, self.x0), self._cells(xs + pad, self.x0)
         lo_y, hi_y = self._cells(ys - pad, self.y0), self._cells(ys + pad, self.y0)
+        hi_x[alone] = lo_x[alone] - 1                         # (no rectangle for those here)
         q, idx = self._rects(lo_x, hi_x, lo_y, hi_y)
         near = np.hypot(self.x[idx] - xs[q], self.y[idx] - ys[q]) <= pad[q]     # none nearer is left out
-        return q[near], idx[near]
+        qs, rows = [q[near]], [idx[near]]
+        for i in alone.tolist():
+            found = self.nearest_candidates(float(xs[i]), float(ys[i]), 1, radius)
+            qs.append(np.full(len(found), i, dtype=np.intp))
+            rows.append(found)
+        return np.concatenate(qs), np.concatenate(rows)
 
     # -- internals -------------------------------------------------------------------------------------
     def _cells(self, v: np.ndarray, origin: float) -> np.ndarray:
