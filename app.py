@@ -134,6 +134,8 @@ def preload(log: Any = None) -> Any:
             log.warning("warming before the fork failed (%s: %s); each worker loads the data", type(e).__name__, e)
     finally:
         runtime.current().close()        # store, outbox, pool: opened again after the fork, in each worker
+        from layers.index import close_postgis
+        close_postgis()                  # the PostGIS layers' pool (its threads): reopened on a worker's first query
     others = [t.name for t in threading.enumerate() if t is not threading.current_thread()]
     if others:                           # a thread does not survive fork(): whatever it guarded would hang
         raise RuntimeError(f"threads running before the fork: {others}")
