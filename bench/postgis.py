@@ -2,7 +2,7 @@
 size; 10x the response bench's camera layer in every mode) through the product's own path
 (``layers.postgis.PostgisLayerIndex.nearest``: KNN ``<->`` over a GiST index, ties, dicts; and the same through
 ``layers.index.nearest`` with a catalogue routed to the database), beside baselines
-from the same run: a ``SELECT 1`` round trip on the same pool, the in-memory cKDTree index (LayerIndex) on the
+from the same run: a ``SELECT 1`` round trip on the same pool, the in-memory grid index (LayerIndex, layers/grid.py) on the
 1M-camera layer, and the KNN query's own time inside the server (plpgsql, clock_timestamp).
 
 The 10M rows are made in the server (``ST_GeneratePoints`` with a seed, each district's count drawn by its
