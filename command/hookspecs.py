@@ -44,10 +44,11 @@ def yzt_audit_anchor(entry_id: int, mac: str, at: str, database: str) -> None:
 
 
 @hookspec
-def yzt_alert_delivered(identifier: str, channel: str, mode: str, status: str, attempts: int,
-                        receipt: str | None, error: str | None, incident_id: str, at: str, store: Any) -> None:
-    """Observe a delivery reaching a final state (``status`` "sent" or "dead"), after the outbox recorded it;
-    return values are ignored. ``incident_id`` is the alert's incident, ``at`` the outbox's clock (a drill's
-    virtual one) as ISO 8601 +08:00, ``store`` the store the outbox works on (the built-in
-    ``command.response.delivery_log`` writes the outcome to the incident's timeline there). An
-    implementation may take fewer of these arguments."""
+def yzt_alerts_delivered(outcomes: list[dict[str, Any]], store: Any) -> None:
+    """Observe deliveries reaching a final state, a batch at a time, after the outbox recorded them (one call
+    per recorded batch, in the order they were sent); return values are ignored. Each outcome is a dict with
+    ``identifier``, ``channel``, ``mode``, ``status`` ("sent" or "dead"), ``attempts``, ``receipt``, ``error``,
+    ``incident_id`` (the alert's incident) and ``at`` (the outbox's clock, a drill's virtual one, as ISO 8601
+    +08:00). ``store`` is the store the outbox works on (the built-in ``command.response.delivery_log`` writes
+    the whole batch to the incidents' timelines there in one transaction). An exception is logged and never
+    undoes a delivery. An implementation may take fewer of these arguments."""

@@ -24,7 +24,8 @@ Guarantees:
 - What leaves is what was approved: the alert row keeps ``content_sha256`` (the CAP XML and every text a
   channel sends), and each attempt recomputes it from the row before sending; a row changed since it was
   enqueued is dead-lettered, never sent. Final outcomes (sent, dead) are announced through the
-  ``yzt_alert_delivered`` hook after they are recorded, with the outbox's ``clock`` for their time.
+  ``yzt_alerts_delivered`` hook after they are recorded, one call per recorded batch, with the outbox's
+  ``clock`` for their time (the timeline's events of a batch: one transaction).
 - Batches: a worker claims up to ``batch_size`` due deliveries at once (at most one per incident, within the
   channel's rate limit; the batch grows from 1 while claims come back full, so a short queue still spreads
   over the workers), sends them one after another and records their outcomes together: one claim and one
@@ -339,9 +340,8 @@ class Outbox:
                 lane.wait(seen, left(self.poll_s if due is None else min(self.poll_s, max(due - time.time(), 0.002))))
                 continue
             limit = min(self.batch_size, 2 * limit) if len(jobs) == len(tokens) else max(1, len(jobs))
-            t0 = time.monotonic()
-            self._send_batch(ch, jobs, lane, limiter, tokens, stop)
-            if (time.monotonic() - t0) / len(jobs) >= self.flush_s:
+            sending_s = self._send_batch(ch, jobs, lane, limiter, tokens, stop)
+            if sending_s / len(jobs) >= self.flush_s:     # the sends alone: waiting on the database is no reason
                 limit = 1     # slow sends: the database is not what limits, a batch would only hold up the others
             lane.set()   # siblings: what waited behind these deliveries (or for the end) may go now
 
@@ -353,12 +353,14 @@ class Outbox:
         return self.store.claim_deliveries(name, owner=self.owner, now=now, lease_s=self.lease_s, limit=n)
 
     def _send_batch(self, ch: GuardedChannel, jobs: list[dict[str, Any]], lane: _Lane, limiter: RateLimiter,
-                    tokens: list[Any], stop: threading.Event) -> None:
+                    tokens: list[Any], stop: threading.Event) -> float:
         """Send a claimed batch one after another (a batch holds at most one delivery per incident), then
         record the outcomes together (or every ``flush_s`` when sends are slow: what a kill -9 makes the
         next owner send again, same keys, stays what was sent in that time). Once the channel starts resting (a failure), half the lease is gone or
-        the worker is stopping, the rest are released unsent (their claim undone) for the next claim."""
+        the worker is stopping, the rest are released unsent (their claim undone) for the next claim. Returns
+        the seconds spent sending (recording not counted)."""
         started = flushed = time.monotonic()
+        sending_s = 0.0
         done: list[tuple[dict[str, Any], dict[str, Any]]] = []
         for i, job in enumerate(jobs):
             if i and (lane.resting_s() > 0 or stop.is_set() or time.monotonic() - started > self.lease_s / 2):
@@ -376,10 +378,13 @@ class Outbox:
                         limiter.give_back(token)
                     raise
                 done, flushed = [], time.monotonic()
+            t0 = time.monotonic()
             outcome = self._attempt(ch, job)
+            sending_s += time.monotonic() - t0
             done.append((job, outcome))
             lane.outcome(outcome.pop("retry"), lambda n: self._backoff_s(n, None))
         self._record(done)
+        return sending_s
 
     def _attempt(self, ch: GuardedChannel, job: dict[str, Any]) -> dict[str, Any]:
         """One send of a claimed delivery; returns its outcome for finish_deliveries, with ``retry`` (the
@@ -430,20 +435,25 @@ class Outbox:
             with self._lock:
                 self._owed.extend(done)
             raise
+        final = []
         for job, o in done:
             if job["id"] not in kept:
                 log.warning("outbox: delivery %s lost its lease before finishing; another worker owns it", job["id"])
             elif o["status"] in ("sent", "dead"):
-                self._announce(job, o)
+                final.append((job, o))
+        if final:
+            self._announce(final)
 
-    def _announce(self, job: dict[str, Any], o: dict[str, Any]) -> None:
+    def _announce(self, final: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+        at = self._now_iso()
+        outcomes = [{"identifier": job["identifier"], "channel": job["channel"], "mode": job["mode"],
+                     "status": o["status"], "attempts": job["attempts"], "receipt": o.get("receipt"),
+                     "error": o.get("last_error"), "incident_id": job.get("alert_incident_id") or "", "at": at}
+                    for job, o in final]
         try:
-            self._plugin_manager().hook.yzt_alert_delivered(
-                identifier=job["identifier"], channel=job["channel"], mode=job["mode"], status=o["status"],
-                attempts=job["attempts"], receipt=o.get("receipt"), error=o.get("last_error"),
-                incident_id=job.get("alert_incident_id") or "", at=self._now_iso(), store=self.store)
+            self._plugin_manager().hook.yzt_alerts_delivered(outcomes=outcomes, store=self.store)
         except Exception:  # an observer's bug never undoes a delivery
-            log.exception("outbox: a yzt_alert_delivered observer failed")
+            log.exception("outbox: a yzt_alerts_delivered observer failed")
 
     def _settle_owed(self) -> None:
         """Record the outcomes a database failure interrupted (their deliveries are still leased to this

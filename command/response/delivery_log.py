@@ -1,10 +1,11 @@
-"""Built-in plugin: a delivery's final outcome goes into its incident's timeline, when the outbox learns it.
+"""Built-in plugin: deliveries' final outcomes go into their incidents' timelines, when the outbox learns them.
 
-The outbox calls ``yzt_alert_delivered`` after it has recorded a delivery as ``sent`` or ``dead`` (a retry in
-between is not final and is not written). This plugin appends one ``AlertSent`` or ``AlertFailed`` event, at
-the outbox's clock (a drill's virtual clock, so a replay stays deterministic), in the store's own
-transaction with its audit entry. Nobody polls the outbox for it: a retry that succeeds an hour later still
-reaches the timeline.
+The outbox calls ``yzt_alerts_delivered`` with each batch of deliveries it has recorded as ``sent`` or ``dead``
+(a retry in between is not final and is not written). This plugin appends one ``AlertSent`` or ``AlertFailed``
+event per outcome, at the outbox's clock (a drill's virtual clock, so a replay stays deterministic), the
+whole batch in ONE store transaction with their audit entries (``append_events_of``: the audit chain's tip
+taken once per batch, not once per delivery), each incident's in the order they were sent. Nobody polls the
+outbox for it: a retry that succeeds an hour later still reaches the timeline.
 """
 from __future__ import annotations
 
@@ -17,20 +18,29 @@ from command.response.timeline import AlertFailed, AlertSent, to_record
 ACTOR = "outbox"
 
 
-@hookimpl
-def yzt_alert_delivered(identifier: str, channel: str, mode: str, status: str, receipt: str | None,
-                        error: str | None, incident_id: str, at: str, store: Any) -> None:
-    if store is None or not incident_id:
-        return
-    if status == "sent":
+def _event(o: dict[str, Any]) -> Any:
+    """The timeline event of one final outcome (None for a status that is not final)."""
+    if o["status"] == "sent":
+        receipt = o.get("receipt")
         if receipt is not None and not isinstance(receipt, str):
             receipt = json.dumps(receipt, ensure_ascii=False, sort_keys=True, default=str)
-        event: Any = AlertSent(at=at, actor=ACTOR, identifier=identifier, channel=channel, mode=mode,
-                               receipt=receipt)
-    elif status == "dead":
-        event = AlertFailed(at=at, actor=ACTOR, identifier=identifier, channel=channel, mode=mode,
-                            error=error or "", status="dead")
-    else:
+        return AlertSent(at=o["at"], actor=ACTOR, identifier=o["identifier"], channel=o["channel"], mode=o["mode"],
+                         receipt=receipt)
+    if o["status"] == "dead":
+        return AlertFailed(at=o["at"], actor=ACTOR, identifier=o["identifier"], channel=o["channel"],
+                           mode=o["mode"], error=o.get("error") or "", status="dead")
+    return None
+
+
+@hookimpl
+def yzt_alerts_delivered(outcomes: list[dict[str, Any]], store: Any) -> None:
+    if store is None:
         return
-    kind, payload = to_record(event)
-    store.append_events(incident_id, [(kind, payload, at, ACTOR)], source="outbox", by=ACTOR)
+    groups: dict[str, list[Any]] = {}
+    for o in outcomes:
+        event = _event(o) if o.get("incident_id") else None
+        if event is not None:
+            kind, payload = to_record(event)
+            groups.setdefault(o["incident_id"], []).append((kind, payload, o["at"], ACTOR))
+    if groups:
+        store.append_events_of(list(groups.items()), source="outbox", by=ACTOR)

@@ -37,6 +37,10 @@ class ComposedStore:
                       by: str | None = None) -> list[int]:
         return self.event_log.append_events(incident_id, records, source=source, by=by)
 
+    def append_events_of(self, groups: list[tuple[str, list[EventRecord]]], *, source: str = "local",
+                         by: str | None = None) -> list[list[int]]:
+        return self.event_log.append_events_of(groups, source=source, by=by)
+
     def events(self, incident_id: str | None = None, since_seq: int = 0) -> list[StoredEvent]:
         return self.event_log.events(incident_id, since_seq)
 

@@ -41,6 +41,12 @@ class EventLog(Protocol):
         """Append events of one incident in ONE transaction, each with its audit entry. All or nothing; a
         second ``Reported`` of an incident raises ``IncidentExistsError``."""
 
+    def append_events_of(self, groups: list[tuple[str, list[EventRecord]]], *, source: str = "local",
+                         by: str | None = None) -> list[list[int]]:
+        """Append several incidents' events, ``[(incident_id, records), ...]``, in ONE transaction (the audit
+        chain's tip taken once, one commit), in the order given, each with its audit entry and each incident's
+        projection row kept. All or nothing. Returns each group's seqs, in the groups' order."""
+
     def events(self, incident_id: str | None = None, since_seq: int = 0) -> list[StoredEvent]:
         """Events after ``since_seq`` in sequence order, of one incident or of all."""
 

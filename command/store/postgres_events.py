@@ -12,7 +12,7 @@ from command.security.audit import payload_digest
 from command.store._records import EventRecord, event_audit_detail, event_bodies
 from command.store.interfaces import StoredEvent
 from command.store import summary_sql
-from command.store.postgres_audit import chain, chained
+from command.store.postgres_audit import chain_many, chained
 
 
 class PostgresEventLog:
@@ -25,26 +25,54 @@ class PostgresEventLog:
 
     def append_events(self, incident_id: str, records: list[EventRecord], *, source: str = "local",
                       by: str | None = None) -> list[int]:
-        bodies = event_bodies(incident_id, records)
-        seqs: list[int] = []
+        return self.append_events_of([(incident_id, records)], source=source, by=by)[0]
+
+    def append_events_of(self, groups: list[tuple[str, list[EventRecord]]], *, source: str = "local",
+                         by: str | None = None) -> list[list[int]]:
+        """Several incidents' events in ONE chained transaction (the audit tip locked once, one commit): the
+        events in the order given (so each incident's stay in order), their audit entries, and each
+        incident's projection row; all or nothing. Returns each group's seqs."""
+        flat = [(incident_id, rec, body) for incident_id, records in groups
+                for rec, body in zip(records, event_bodies(incident_id, records))]
         unique = self.db.errors.errors.UniqueViolation
-        kept: list[tuple[int, str, str, str]] = []
         with chained(self.db) as (conn, tip):
-            for (kind, _payload, at, actor), body in zip(records, bodies):
-                try:
-                    seq = conn.execute(
-                        "INSERT INTO events (incident_id, kind, at, payload, actor) VALUES (%s, %s, %s, %s, %s)"
-                        " RETURNING seq", (incident_id, kind, at, body, actor)).fetchone()["seq"]
-                except unique as e:
-                    if e.diag.constraint_name == "events_one_report":
-                        raise IncidentExistsError(f"incident {incident_id} already exists; use update") from None
-                    raise
-                chain(conn, tip, by or actor, f"event.{kind}", incident_id,
-                      event_audit_detail(seq, at, body, actor, by), source, event_seq=int(seq))
-                seqs.append(int(seq))
-                kept.append((int(seq), kind, body, at))
-            summary_sql.keep(conn, "%s", incident_id, kept)    # the list's row, in the same transaction
-        return seqs
+            try:
+                seqs = self._insert(conn, flat)
+            except unique as e:
+                if e.diag.constraint_name == "events_one_report":
+                    reported = [i for i, (k, *_r), _b in flat if k == "Reported"]
+                    raise IncidentExistsError(f"incident {reported[0] if len(reported) == 1 else ', '.join(reported)}"
+                                              " already exists; use update") from None
+                raise
+            chain_many(conn, tip, [(by or actor, f"event.{kind}", incident_id,
+                                    event_audit_detail(seq, at, body, actor, by), source, seq)
+                                   for seq, (incident_id, (kind, _p, at, actor), body) in zip(seqs, flat)])
+            kept: dict[str, list[tuple[int, str, str, str]]] = {}
+            for seq, (incident_id, (kind, _p, at, _a), body) in zip(seqs, flat):
+                kept.setdefault(incident_id, []).append((seq, kind, body, at))
+            summary_sql.keep_many(conn, "%s", list(kept.items()))   # the list's rows, in the same transaction
+        out, i = [], 0
+        for _incident_id, records in groups:
+            out.append(seqs[i:i + len(records)])
+            i += len(records)
+        return out
+
+    @staticmethod
+    def _insert(conn: Any, flat: list[tuple[str, EventRecord, str]]) -> list[int]:
+        """Insert the events in the order given (the audit tip is held: seqs follow commit order); their seqs."""
+        if len(flat) == 1:
+            incident_id, (kind, _p, at, actor), body = flat[0]
+            return [int(conn.execute(
+                "INSERT INTO events (incident_id, kind, at, payload, actor) VALUES (%s, %s, %s, %s, %s)"
+                " RETURNING seq", (incident_id, kind, at, body, actor)).fetchone()["seq"])]
+        if not flat:
+            return []
+        cols = list(zip(*[(i, k, at, body, actor) for i, (k, _p, at, actor), body in flat]))
+        rows = conn.execute(
+            "INSERT INTO events (incident_id, kind, at, payload, actor) SELECT i, k, a, p, ac FROM"
+            " unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[]) WITH ORDINALITY AS t(i, k, a, p, ac, o)"
+            " ORDER BY o RETURNING seq", [list(c) for c in cols]).fetchall()
+        return sorted(int(r["seq"]) for r in rows)     # identities are drawn in insert order
 
     def events(self, incident_id: str | None = None, since_seq: int = 0) -> list[StoredEvent]:
         """Only events whose audit entry holds (HMAC, digest): see ``sqlite_events.vouched_events``."""

@@ -43,27 +43,36 @@ class SQLiteEventLog:
 
     def append_events(self, incident_id: str, records: list[EventRecord], *, source: str = "local",
                       by: str | None = None) -> list[int]:
-        bodies = event_bodies(incident_id, records)
-        seqs: list[int] = []
+        return self.append_events_of([(incident_id, records)], source=source, by=by)[0]
+
+    def append_events_of(self, groups: list[tuple[str, list[EventRecord]]], *, source: str = "local",
+                         by: str | None = None) -> list[list[int]]:
+        """Several incidents' events in ONE transaction (one write lock, one commit), in the order given, each
+        with its audit entry, and each incident's projection row; all or nothing. Each group's seqs."""
+        bodies = [event_bodies(incident_id, records) for incident_id, records in groups]
+        out: list[list[int]] = []
         tip: dict[str, Any] = {}
-        kept: list[tuple[int, str, str, str]] = []
+        kept: dict[str, list[tuple[int, str, str, str]]] = {}
         with self.db.tx() as conn:
-            for (kind, _payload, at, actor), body in zip(records, bodies):
-                try:
-                    cur = conn.execute(
-                        "INSERT INTO events (incident_id, kind, at, payload, actor) VALUES (?, ?, ?, ?, ?)",
-                        (incident_id, kind, at, body, actor))
-                except sqlite3.IntegrityError as e:
-                    if kind == "Reported" and "events.incident_id" in str(e):
-                        raise IncidentExistsError(f"incident {incident_id} already exists; use update") from None
-                    raise
-                seq = int(cur.lastrowid)
-                chain(self.db, conn, by or actor, f"event.{kind}", incident_id,
-                      event_audit_detail(seq, at, body, actor, by), source, tip, event_seq=seq)
-                seqs.append(seq)
-                kept.append((seq, kind, body, at))
-            summary_sql.keep(conn, "?", incident_id, kept)     # the list's row, in the same transaction
-        return seqs
+            for (incident_id, records), texts in zip(groups, bodies):
+                seqs: list[int] = []
+                for (kind, _payload, at, actor), body in zip(records, texts):
+                    try:
+                        cur = conn.execute(
+                            "INSERT INTO events (incident_id, kind, at, payload, actor) VALUES (?, ?, ?, ?, ?)",
+                            (incident_id, kind, at, body, actor))
+                    except sqlite3.IntegrityError as e:
+                        if kind == "Reported" and "events.incident_id" in str(e):
+                            raise IncidentExistsError(f"incident {incident_id} already exists; use update") from None
+                        raise
+                    seq = int(cur.lastrowid)
+                    chain(self.db, conn, by or actor, f"event.{kind}", incident_id,
+                          event_audit_detail(seq, at, body, actor, by), source, tip, event_seq=seq)
+                    seqs.append(seq)
+                    kept.setdefault(incident_id, []).append((seq, kind, body, at))
+                out.append(seqs)
+            summary_sql.keep_many(conn, "?", list(kept.items()))     # the list's rows, in the same transaction
+        return out
 
     def events(self, incident_id: str | None = None, since_seq: int = 0) -> list[StoredEvent]:
         """Only events whose audit entry holds (its HMAC with this database's key, its payload digest): one

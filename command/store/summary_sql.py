@@ -36,36 +36,57 @@ def keep(conn: Any, ph: str, incident_id: str, items: list[tuple[int, str, str, 
     """The incident's row after the events just inserted (``items``: seq, kind, stored payload text, at, in
     seq order), in the caller's transaction, with its search line and the tally. A timeline that does not open
     with a foldable Reported has none."""
-    if not items:
+    keep_many(conn, ph, [(incident_id, items)])
+
+
+def keep_many(conn: Any, ph: str, groups: list[tuple[str, list[tuple[int, str, str, str]]]]) -> None:
+    """``keep`` for several incidents (each once, its items in seq order) with one read of their rows and
+    one statement per kind of write (new rows, changed rows, changed search lines)."""
+    groups = [(i, items) for i, items in groups if items]
+    if not groups:
         return
-    cur = conn.execute(f"SELECT * FROM incident_summary WHERE id = {ph}", (incident_id,))
-    found = cur.fetchone()
-    row = _dict(found, cur) if found is not None else None
-    rest = items
-    if row is None:
-        seq, kind, body, at = items[0]
-        if kind != "Reported":
-            return
-        first = conn.execute(f"SELECT min(seq) AS s FROM events WHERE incident_id = {ph}", (incident_id,)).fetchone()
-        if int(_first(first)) != seq:
-            return                      # events came before this report: the fold refuses such a timeline
-        row = summary.start_row(incident_id, seq, json.loads(body), at)
+    ids = [i for i, _ in groups]
+    if ph == "?":
+        cur = conn.execute(f"SELECT * FROM incident_summary WHERE id IN ({', '.join('?' * len(ids))})", ids)
+    else:
+        cur = conn.execute("SELECT * FROM incident_summary WHERE id = ANY(%s)", (ids,))
+    found = {r["id"]: r for r in (_dict(x, cur) for x in cur.fetchall())}
+    new, changed, searches = [], [], []
+    for incident_id, items in groups:
+        row, rest = found.get(incident_id), items
         if row is None:
-            return
-        rest = items[1:]
-    searched = summary.search_text(row)
-    for seq, kind, body, at in rest:
-        summary.step(row, kind, json.loads(body) if kind in _KEEPS else {}, at, seq)
-    row["search"] = summary.search_text(row)
-    if found is None:
-        _insert(conn, ph, [row])
-        return
+            row = _started(conn, ph, incident_id, items[0])
+            if row is None:
+                continue
+            rest = items[1:]
+        searched = summary.search_text(row)
+        for seq, kind, body, at in rest:
+            summary.step(row, kind, json.loads(body) if kind in _KEEPS else {}, at, seq)
+        row["search"] = summary.search_text(row)
+        if incident_id not in found:
+            new.append(row)
+            continue
+        changed.append(tuple(row[c] for c in summary.COLUMNS if c not in ("first_seq", "id")) + (incident_id,))
+        if row["search"] != searched:
+            searches.append((row["search"], row["first_seq"]))
+    if new:
+        _insert(conn, ph, new)
     sets = ", ".join(f"{c} = {ph}" for c in summary.COLUMNS if c not in ("first_seq", "id"))
-    conn.execute(f"UPDATE incident_summary SET {sets} WHERE id = {ph}",
-                 tuple(row[c] for c in summary.COLUMNS if c not in ("first_seq", "id")) + (incident_id,))
-    if row["search"] != searched:
-        conn.execute(f"UPDATE incident_search SET search = {ph} WHERE first_seq = {ph}",
-                     (row["search"], row["first_seq"]))
+    if changed:
+        conn.cursor().executemany(f"UPDATE incident_summary SET {sets} WHERE id = {ph}", changed)
+    if searches:
+        conn.cursor().executemany(f"UPDATE incident_search SET search = {ph} WHERE first_seq = {ph}", searches)
+
+
+def _started(conn: Any, ph: str, incident_id: str, first: tuple[int, str, str, str]) -> dict[str, Any] | None:
+    """A new row from the incident's first stored event, when that is a foldable Reported (else None)."""
+    seq, kind, body, at = first
+    if kind != "Reported":
+        return None
+    low = conn.execute(f"SELECT min(seq) AS s FROM events WHERE incident_id = {ph}", (incident_id,)).fetchone()
+    if int(_first(low)) != seq:
+        return None                      # events came before this report: the fold refuses such a timeline
+    return summary.start_row(incident_id, seq, json.loads(body), at)
 
 
 def _insert(conn: Any, ph: str, rows: list[dict[str, Any]]) -> None:

@@ -353,8 +353,8 @@ def test_observers_hear_final_outcomes(store, client):
 
     class Observer:
         @hookimpl
-        def yzt_alert_delivered(self, identifier, channel, mode, status, attempts, receipt, error):
-            heard.append((identifier, channel, status, attempts))
+        def yzt_alerts_delivered(self, outcomes):
+            heard.extend((o["identifier"], o["channel"], o["status"], o["attempts"]) for o in outcomes)
     with Receiver() as rx:
         rx.fail_next(1, status=400)
         ob = make_outbox(store, [webhook("hook", rx.url)], client,

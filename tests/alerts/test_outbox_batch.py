@@ -12,6 +12,7 @@ from helpers_http import Receiver, make_alert
 from command.alerts.channels import idempotency_key
 from command.alerts.outbox import Outbox
 from command.errors import StoreUnavailableError
+from command.hookspecs import hookimpl
 from helpers_store import new_store
 from settings import load_settings
 
@@ -206,3 +207,42 @@ def test_the_database_failing_mid_batch_releases_the_unsent_once_it_is_back(stor
         assert [r["status"] for r in rows] == ["sent"] * 8, rows
         assert all(r["attempts"] == 1 for r in rows), rows       # a released one's claim did not count
         assert len(rx.requests) == 8 and rx.repeats == 0
+
+
+class _Failing:
+    """An observer of final outcomes that raises for every batch it is told of (after counting it)."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+
+    @hookimpl
+    def yzt_alerts_delivered(self, outcomes):
+        self.batches.append([o["identifier"] for o in outcomes])
+        raise RuntimeError("observer down")
+
+
+@pytest.mark.parametrize("broken", ["observer", "store"])
+def test_a_failing_outcome_hook_never_loses_or_repeats_a_delivery(store, monkeypatch, broken):
+    """The hook raising (a plugin's bug, or the timeline's write refused by the database) after the batch was
+    recorded: every delivery is still sent exactly once and recorded sent; another run sends nothing again."""
+    from command.plugins import make_plugin_manager
+    failing = _Failing()
+    if broken == "observer":
+        pm = make_plugin_manager([failing], entry_points=False)
+    else:
+        pm = make_plugin_manager([], entry_points=False)       # the built-ins: delivery_log among them
+
+        def refused(*a, **k):
+            raise StoreUnavailableError("the database went away")
+        monkeypatch.setattr(store, "append_events_of", refused)
+    with Receiver() as rx:
+        ob = outbox(store, [webhook("hook", rx.url)], pm=pm, batch_size=8)
+        order = enqueue_incidents(ob, 6)
+        ob.run_until_idle(timeout_s=30)
+        ob.run_until_idle(timeout_s=5)
+        assert sorted(rx.accepted_keys) == sorted(idempotency_key(i, "hook") for i in order)
+        assert not rx.repeats and len(rx.requests) == len(order)
+    assert {r["status"] for r in store.deliveries()} == {"sent"} and len(store.deliveries()) == len(order)
+    if broken == "observer":
+        assert sorted(sum(failing.batches, [])) == sorted(order)      # told once of each, batch by batch
+        assert any(len(b) > 1 for b in failing.batches)
