@@ -116,7 +116,7 @@ def summary(state: Any) -> html.Div:
 
 @callback(Output("group-summary", "children"), Output("group-roster", "children"), Output("group-tasks", "children"),
           Output("group-timeline", "children"),
-          Input("incident-selected", "data"), Input("sync-seq", "data"), Input("app-bump", "data"))
+          Input("incident-selected", "data"), Input("focus-seq", "data"), Input("app-bump", "data"))
 @guarded("view")
 def render(incident_id: str | None, _seq: Any, _bump: Any):
     if not incident_id:

@@ -1,19 +1,22 @@
 """The incident list: the newest incidents (``LIST_LIMIT`` of them) with their level badge, filtered by level,
 state and district in the store's projection, so a year of history costs what a day does; a click selects it
-(map flies there, the right-hand panels follow).
+(map flies there, the right-hand panels follow; the click is
+handled in the browser, assets/yzt.js). After each newer seq the browser gets only the rows that changed, as a
+Dash Patch (``command.dashboard.live``).
 
     list_panel()                          # filters + the list container
     incident_rows(states, selected)       # the rows, newest first (more=True: says older ones are not shown);
+    row_items(states, selected)           # the same as (key, digest, build), what live.answer diffs;
                                           # states: IncidentStates or command.response.listing.Listed rows
 """
 from __future__ import annotations
 
 from typing import Any
 
-from dash import ALL, Input, Output, State, callback, ctx, dcc, html
+from dash import Input, Output, State, callback, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from command.dashboard import runtime
+from command.dashboard import live, runtime
 from command.dashboard.common import badge, short_time
 from command.dashboard.i18n import LL, L, T
 from command.dashboard.security import guarded
@@ -40,52 +43,69 @@ def list_panel() -> html.Div:
         dcc.Dropdown(id="list-district", options=_district_options(), placeholder=T("list.district") + " District",
                      style={"marginTop": "4px"}),
         html.Div(id="list-items", className="yzt-inc-list"),
+        dcc.Store(id="list-shown"),               # what the list shows (live.answer's token)
     ], id="list-panel")
 
 
-def incident_rows(states: list, selected: str | None, *, more: bool = False) -> list:
+def _row(s: Any, selected: bool) -> html.Div:
+    from incidents.grading import incident_types
+    itype = incident_types().get(s.type)
+    name = f"{itype.zh} {itype.en}" if itype else s.type
+    return html.Div([
+        html.Div([badge(s.grade), " ", html.B(name)]),
+        html.Div(f"{s.location.matched} · {short_time(s.reported_at)} · "
+                 f"{T('state.' + s.state)} {s.state}", className="where"),
+        html.Div(s.id, className="where"),
+    ], className="yzt-inc-row" + (" selected" if selected else ""),
+        id={"type": "list-row", "id": s.id}, **{"data-incident": s.id})    # a click selects (assets/yzt.js)
+
+
+def _more(n: int) -> html.Div:
+    return html.Div(LL(f"仅显示最新 {n} 起; 用筛选查看更早的事件", f"The newest {n} shown; filter to reach older ones"),
+                    className="yzt-inc-row where")
+
+
+def row_items(states: list, selected: str | None, *, more: bool = False) -> list[tuple[str, str, Any]]:
+    """(key, digest, build) of each child of the list, newest first: the digest covers all a row is drawn from."""
     if not states:
-        return [html.Div(L("list.empty"), className="yzt-inc-row")]
-    rows = []
+        return [("empty:", "empty", lambda: html.Div(L("list.empty"), className="yzt-inc-row"))]
+    items = []
     for s in sorted(states, key=lambda s: s.reported_at, reverse=True):
-        from incidents.grading import incident_types
-        itype = incident_types().get(s.type)
-        name = f"{itype.zh} {itype.en}" if itype else s.type
-        rows.append(html.Div([
-            html.Div([badge(s.grade), " ", html.B(name)]),
-            html.Div(f"{s.location.matched} · {short_time(s.reported_at)} · "
-                     f"{T('state.' + s.state)} {s.state}", className="where"),
-            html.Div(s.id, className="where"),
-        ], className="yzt-inc-row" + (" selected" if s.id == selected else ""),
-            id={"type": "list-row", "id": s.id}, n_clicks=0, **{"data-incident": s.id}))
+        sel = s.id == selected
+        items.append((f"row:{s.id}", live.digest(live.row_digest(s), sel), lambda s=s, sel=sel: _row(s, sel)))
     if more:
-        rows.append(html.Div(LL(f"仅显示最新 {len(states)} 起; 用筛选查看更早的事件",
-                                f"The newest {len(states)} shown; filter to reach older ones"),
-                             className="yzt-inc-row where"))
-    return rows
+        n = len(states)
+        items.append(("more:", f"more{n}", lambda: _more(n)))
+    return items
 
 
-@callback(Output("list-items", "children"),
+def incident_rows(states: list, selected: str | None, *, more: bool = False) -> list:
+    return [build() for _, _, build in row_items(states, selected, more=more)]
+
+
+@callback(Output("list-items", "children"), Output("list-shown", "data"), Output("focus-seq", "data"),
           Input("sync-seq", "data"), Input("app-bump", "data"), Input("incident-selected", "data"),
-          Input("list-level", "value"), Input("list-state", "value"), Input("list-district", "value"))
+          Input("list-level", "value"), Input("list-state", "value"), Input("list-district", "value"),
+          State("list-shown", "data"))
 @guarded("view")
 def refresh_list(_seq: Any, _bump: Any, selected: str | None, level: str | None, state: str | None,
-                 district: str | None) -> list:
+                 district: str | None, shown: Any):
+    """The list as a Patch of what the browser shows (``command.dashboard.live``): the projection's rows are
+    read once per worker per store, filters, scope and seq; only the rows that changed are sent. The
+    selected incident's panels follow ``focus-seq``, set here only while one is selected."""
     from command.dashboard.security import principal
     from command.response import listing
-    items = listing.listed(runtime.current().service(), level=level, state=state, district=district,
-                           viewer=principal(),                      # the user's scope only
-                           newest_first=True, limit=LIST_LIMIT + 1)     # the projection's rows: nothing folded
-    return incident_rows(items[:LIST_LIMIT], selected, more=len(items) > LIST_LIMIT)
-
-
-@callback(Output("incident-selected", "data", allow_duplicate=True),
-          Input({"type": "list-row", "id": ALL}, "n_clicks"), State("incident-selected", "data"),
-          prevent_initial_call=True)
-@guarded("view")
-def select_from_list(clicks: list, current: str | None) -> str:
-    if not ctx.triggered_id or not any(clicks or []):
-        raise PreventUpdate
-    if ctx.triggered_id["id"] == current:
-        raise PreventUpdate
-    return ctx.triggered_id["id"]
+    rt = runtime.current()
+    skey, svc = live.store_key(rt.exercise()), rt.service()
+    asked = listing.filters(svc, level=level, state=state, district=district, viewer=principal())  # user's scope
+    seq, items = live.rows(svc, skey, asked, LIST_LIMIT + 1, lambda: listing.listed(
+        svc, level=level, state=state, district=district, viewer=principal(), newest_first=True,
+        limit=LIST_LIMIT + 1))                                        # the projection's rows: nothing folded
+    view = live.view_of(skey, asked, selected)
+    focus = seq if selected else no_update
+    if ctx.triggered_id == "sync-seq" and live.unchanged(shown, seq, view):
+        if not selected:
+            raise PreventUpdate
+        return no_update, no_update, focus
+    return (*live.answer(row_items(items[:LIST_LIMIT], selected, more=len(items) > LIST_LIMIT), shown, seq, view),
+            focus)

@@ -8,8 +8,9 @@ their level badge and a circle of their uncertainty, the focus (rings, warned ar
     incident_markers(states)       # DivMarkers, one per incident, with the level in the badge
     focus_layer(state, draft)      # warning ring, warned area preview, nearby resources
 
-Callbacks: incidents redraw on every sync tick that brought events; a click on the map fills the
-report form's coordinates (WGS84); selecting an incident flies there.
+Callbacks: incidents redraw on every sync tick that brought events (as a Patch of the markers that changed,
+``command.dashboard.live``); a click on a marker selects it (in the browser, assets/yzt.js); a click on the map
+fills the report form's coordinates (WGS84); selecting an incident flies there.
 """
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ import dash_leaflet as dl
 from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from command.dashboard import runtime
+from command.dashboard import live, runtime
+from command.dashboard.common import grade_dict
 from command.dashboard.security import guarded
 from command.dashboard.i18n import L, T
 
@@ -116,6 +118,7 @@ def map_panel(settings: Any) -> html.Div:
         id="map", center=GD_CENTER, zoom=8, minZoom=6, maxZoom=19, preferCanvas=True, trackViewport=True,
         children=[dl.LayersControl(bases + overlays, id="map-layers", collapsed=True, position="topright"),
                   dl.LayerGroup(id="map-focus"), dl.LayerGroup(id="map-incidents"),
+                  dcc.Store(id="map-shown"),            # what map-incidents shows (live.answer's token)
                   dl.LayerGroup(id="map-pick"), dl.ScaleControl(position="bottomright", imperial=False)])
     return html.Div([the_map, search_box(), legend(flags, bool(bases))], className="yzt-mapwrap")
 
@@ -147,25 +150,36 @@ def uncertainty_circle(lat: float, lon: float, uncertainty_m: float | None, labe
                      children=dl.Tooltip(f"{label} ± {uncertainty_m:,.0f} m (approximate)"), **kw)
 
 
-def incident_markers(states: list) -> list:
-    out = []
-    for s in states:
-        g = s.grade
+def _marker(s: Any):
+    g = grade_dict(s.grade)
+    html_icon = (f'<div class="yzt-inc-marker lvl-{g["level"]}" data-incident="{s.id}" '
+                 f'title="{g["name"]} {g["level"]}">{g["level"]}</div>')
+    return dl.DivMarker(
+        position=[s.location.point.lat, s.location.point.lon], id={"type": "map-inc", "id": s.id}, zIndexOffset=10000,
+        iconOptions={"className": "yzt-inc-icon", "html": html_icon, "iconSize": [28, 28], "iconAnchor": [14, 14]},
+        children=dl.Tooltip(f"{g['colour']}色 {g['name']}({g['level']}) · {s.location.matched} · {s.id}"))
 
-        html_icon = (f'<div class="yzt-inc-marker lvl-{g.level}" data-incident="{s.id}" '
-                     f'title="{g.name} {g.level}">{g.level}</div>')
-        out.append(dl.DivMarker(
-            position=[s.location.point.lat, s.location.point.lon], id={"type": "map-inc", "id": s.id}, zIndexOffset=10000,
-            iconOptions={"className": "yzt-inc-icon", "html": html_icon, "iconSize": [28, 28],
-                         "iconAnchor": [14, 14]},
-            children=dl.Tooltip(f"{g.colour}色 {g.name}({g.level}) · {s.location.matched} · {s.id}")))
-    for s in states:        # after the markers: each incident's uncertainty circle around its marker
-        circle = uncertainty_circle(s.location.point.lat, s.location.point.lon, s.location.uncertainty_m,
-                                    f"位置不确定范围 uncertainty · {s.location.matched}",
-                                    {"type": "map-inc-u", "id": s.id})
-        if circle is not None:
-            out.append(circle)
-    return out
+
+def _circle(s: Any):
+    return uncertainty_circle(s.location.point.lat, s.location.point.lon, s.location.uncertainty_m,
+                              f"位置不确定范围 uncertainty · {s.location.matched}", {"type": "map-inc-u", "id": s.id})
+
+
+def incident_markers(states: list) -> list:
+    """The markers of ``states`` (IncidentStates or listing rows; one without a point has none), then each
+    one's uncertainty circle around its marker."""
+    placed = [s for s in states if s.location.point is not None]
+    return [_marker(s) for s in placed] + [c for c in (_circle(s) for s in placed) if c is not None]
+
+
+def marker_items(states: list) -> list[tuple[str, str, Any]]:
+    """(key, digest, build) per incident with a point: its marker, in a layer group with its circle when it
+    has one (one child per incident, what live.answer diffs; a marker's pane keeps it above the circles)."""
+    def build(s: Any):
+        c = _circle(s)
+        return _marker(s) if c is None else dl.LayerGroup([_marker(s), c], id={"type": "map-inc-g", "id": s.id})
+    return [(f"mark:{s.id}", live.row_digest(s), lambda s=s: build(s))
+            for s in states if s.location.point is not None]
 
 
 def _ring(lat: float, lon: float, radius_m: float, colour: str, label: str, dash: str | None = None):
@@ -219,20 +233,32 @@ def _draft_area(draft: dict | None) -> list:
     return []
 
 
-@callback(Output("map-incidents", "children"),
-          Input("sync-seq", "data"), Input("app-bump", "data"))
+@callback(Output("map-incidents", "children"), Output("map-shown", "data"),
+          Input("sync-seq", "data"), Input("app-bump", "data"), State("map-shown", "data"))
 @guarded("view")
-def draw_incidents(_seq: Any, _bump: Any) -> list:
+def draw_incidents(_seq: Any, _bump: Any, shown: Any):
+    """The markers of the newest incidents the user may see, as a Patch of what the map shows
+    (``command.dashboard.live``; the rows are the list's when no filter is set)."""
     from command.dashboard.security import principal
     from command.dashboard.incidents_list import LIST_LIMIT      # the markers of the incidents the list shows
-    return incident_markers(runtime.current().service().list_incidents(viewer=principal(), newest_first=True,
-                                                                       limit=LIST_LIMIT))   # the user's scope
+    from command.response import listing
+    rt = runtime.current()
+    skey, svc = live.store_key(rt.exercise()), rt.service()
+    asked = listing.filters(svc, viewer=principal())             # the user's scope
+    seq, rows = live.rows(svc, skey, asked, LIST_LIMIT + 1, lambda: listing.listed(
+        svc, viewer=principal(), newest_first=True, limit=LIST_LIMIT + 1))
+    view = live.view_of(skey, asked)
+    if ctx.triggered_id == "sync-seq" and live.unchanged(shown, seq, view):
+        raise PreventUpdate
+    return live.answer(marker_items(rows[:LIST_LIMIT]), shown, seq, view)
 
 
 @callback(Output("map-focus", "children"),
-          Input("incident-selected", "data"), Input("sync-seq", "data"), Input("warn-draft", "data"))
+          Input("incident-selected", "data"), Input("focus-seq", "data"), Input("warn-draft", "data"))
 @guarded("view")
 def draw_focus(incident_id: str | None, _seq: Any, draft: dict | None) -> list:
+    """The selected incident's rings and nearby resources; ``focus-seq`` follows the store's seq only while an
+    incident is selected (the list's answer sets it), so an officer with none selected posts nothing here."""
     if not incident_id:
         return []
     try:
@@ -335,14 +361,5 @@ def set_candidate(clicks: list, items: list | None):
     return f"{it['lon']:.6f},{it['lat']:.6f}", "wgs84", it["name"], pin, view
 
 
-@callback(Output("incident-selected", "data", allow_duplicate=True),
-          Input({"type": "map-inc", "id": ALL}, "n_clicks"), prevent_initial_call=True)
-@guarded("view")
-def select_from_map(clicks: list) -> str:
-    if not ctx.triggered_id or not any(clicks or []):
-        raise PreventUpdate
-    return ctx.triggered_id["id"]
-
-
-__all__ = ["map_panel", "incident_markers", "focus_layer", "legend", "click_latlng", "zoom_for",
+__all__ = ["map_panel", "incident_markers", "marker_items", "focus_layer", "legend", "click_latlng", "zoom_for",
            "uncertainty_circle", "search_box"]

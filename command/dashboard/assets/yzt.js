@@ -63,3 +63,15 @@ window.yzt = Object.assign({}, window.yzt, {
     return {color: h.color || "#555", weight: h.weight || 1, fill: false, opacity: 0.9};
   }
 });
+
+/* A click on a list row or an incident marker selects the incident, in the browser: the rows and markers
+   carry data-incident, and no server callback listens to their clicks (a pattern callback over every row
+   fired a round trip with every row each time the list changed). */
+document.addEventListener("click", function (ev) {
+  var el = ev.target && ev.target.closest ? ev.target.closest("[data-incident]") : null;
+  if (!el || !(el.closest("#list-items") || el.classList.contains("yzt-inc-marker"))) { return; }
+  var id = el.getAttribute("data-incident");
+  if (id && window.dash_clientside && window.dash_clientside.set_props) {
+    window.dash_clientside.set_props("incident-selected", {data: id});
+  }
+}, true);

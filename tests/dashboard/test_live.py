@@ -1,0 +1,167 @@
+"""The list's and the markers' Patches (command.dashboard.live): the edits turn what a browser shows into
+exactly what a whole render shows now, for any lists; through the real callbacks, a browser holding an older
+token gets the new and the changed rows (never a stale one), and the cache's key keeps stores, scopes and
+filters apart.
+"""
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+import yaml
+
+import settings as settings_mod
+from command.dashboard import live, runtime
+from command.security import auth
+from helpers_dash import PASSWORD, body, csrf_of, sign_in
+from incidents.model import IncidentReport
+from settings import load_settings
+
+
+def apply(children: list, ops: list[dict]) -> list:
+    """What dash-renderer does with a Patch's Delete and Insert operations on a list."""
+    out = list(children)
+    for op in ops:
+        if op["operation"] == "Delete":
+            del out[op["location"][0]]
+        elif op["operation"] == "Insert":
+            out.insert(op["params"]["index"], op["params"]["value"])
+        else:
+            raise AssertionError(f"unexpected operation {op['operation']}")
+    return out
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_edits_turn_any_old_list_into_the_new_one(seed):
+    rng = random.Random(seed)
+    pool = [(f"i{n}", rng.choice("abc")) for n in range(30)]
+    old = rng.sample(pool, rng.randint(0, 20))
+    keep = [x for x in old if rng.random() < 0.7]
+    new = sorted(set(keep) | set(rng.sample(pool, rng.randint(0, 10))), key=lambda x: pool.index(x))
+    if [x for x in new if x in old] != [x for x in old if x in new]:
+        assert live.edits(old, new) is None            # the order of what stays changed: send the whole list
+        return
+    deletes, inserts = live.edits(old, new)
+    got = list(old)
+    for i in reversed(deletes):
+        del got[i]
+    for i in inserts:
+        got.insert(i, new[i])
+    assert got == new
+
+
+def test_a_token_naming_an_item_twice_or_of_another_shape_gets_the_whole_list():
+    items = [("row:a", "1", lambda: "A"), ("row:b", "2", lambda: "B")]
+    whole, _ = live.answer(items, {"items": [["row:a", "1"], ["row:a", "1"]]}, 5, "v")
+    assert whole == ["A", "B"]
+    whole, _ = live.answer(items, {"items": "row:a"}, 5, "v")
+    assert whole == ["A", "B"]
+
+
+@pytest.fixture
+def dash_app(tmp_path, monkeypatch):
+    import app
+    cfg = tmp_path / "yzt.yaml"
+    cfg.write_text(yaml.safe_dump({"channels": [{"name": "drill-box", "kind": "outbox", "mode": "exercise"}]}))
+    monkeypatch.setenv("YZT_CONFIG", str(cfg))
+    settings_mod.reset_settings_cache()
+    live.clear()
+    a = app.create_app(load_settings())
+    users = auth.Users(runtime.current().store())
+    users.add("officer1", "officer", PASSWORD)
+    users.add("futian1", "officer", PASSWORD, scope="440304")
+    yield a
+    runtime.current().close()
+    live.clear()
+
+
+def _post(client, dash_app, name, trigger, given):
+    resp = client.post("/_dash-update-component", json=body(dash_app, name, trigger, given),
+                       headers={"X-CSRF-Token": csrf_of(client)})
+    return resp.status_code, (resp.get_json() or {}).get("response", {}) if resp.status_code == 200 else {}
+
+
+def _rows(children: list) -> list[str]:
+    return [c["props"].get("data-incident") or c["props"]["className"] for c in children]
+
+
+def test_an_older_token_gets_the_new_and_the_changed_rows_and_ends_where_a_whole_render_does(dash_app):
+    svc = runtime.current().service()
+    first = svc.report(IncidentReport(type="fire", address="广州市天河区天河路"), actor="值班员")
+    client = dash_app.server.test_client()
+    sign_in(client, "officer1")
+    _, got = _post(client, dash_app, "incidents_list.refresh_list", "app-bump", {"app-bump": 1})
+    shown, token = got["list-items"]["children"], got["list-shown"]["data"]
+    assert _rows(shown) == [first.id]
+    second = svc.report(IncidentReport(type="traffic", address="深圳市福田区深南大道"), actor="值班员")
+    svc.close(first.id, actor="值班员", reason="done")
+    status, got = _post(client, dash_app, "incidents_list.refresh_list", "sync-seq",
+                        {"sync-seq": 2, "list-shown": token})
+    assert status == 200
+    patch = got["list-items"]["children"]
+    assert patch.get("__dash_patch_update")
+    patched = apply(shown, patch["operations"])
+    _, whole = _post(client, dash_app, "incidents_list.refresh_list", "app-bump", {"app-bump": 2})
+    assert patched == whole["list-items"]["children"]
+    assert _rows(patched) == [second.id, first.id] and "closed" in json.dumps(patched[1], ensure_ascii=False)
+    # the same token again at the same seq: nothing to send
+    token = got["list-shown"]["data"]
+    status, _ = _post(client, dash_app, "incidents_list.refresh_list", "sync-seq", {"sync-seq": 3, "list-shown": token})
+    assert status == 204
+
+
+def test_the_markers_patch_the_same_way(dash_app):
+    svc = runtime.current().service()
+    client = dash_app.server.test_client()
+    sign_in(client, "officer1")
+    a = svc.report(IncidentReport(type="fire", address="广州市天河区天河路"), actor="值班员")
+    _, got = _post(client, dash_app, "mapview.draw_incidents", "app-bump", {"app-bump": 1})
+    shown, token = got["map-incidents"]["children"], got["map-shown"]["data"]
+    b = svc.report(IncidentReport(type="traffic", address="深圳市福田区深南大道"), actor="值班员")
+    _, got = _post(client, dash_app, "mapview.draw_incidents", "sync-seq", {"sync-seq": 2, "map-shown": token})
+    patched = apply(shown, got["map-incidents"]["children"]["operations"])
+    _, whole = _post(client, dash_app, "mapview.draw_incidents", "app-bump", {"app-bump": 2})
+    assert patched == whole["map-incidents"]["children"]
+    text = json.dumps(patched, ensure_ascii=False)
+    assert a.id in text and b.id in text
+
+
+def test_the_cache_keeps_scopes_and_filters_apart_at_the_same_seq(dash_app):
+    svc = runtime.current().service()
+    th = svc.report(IncidentReport(type="fire", address="广州市天河区天河路"), actor="值班员")
+    ft = svc.report(IncidentReport(type="traffic", address="深圳市福田区深南大道"), actor="值班员")
+    province, futian = dash_app.server.test_client(), dash_app.server.test_client()
+    sign_in(province, "officer1")
+    sign_in(futian, "futian1")
+    _, p = _post(province, dash_app, "incidents_list.refresh_list", "app-bump", {"app-bump": 1})
+    _, f = _post(futian, dash_app, "incidents_list.refresh_list", "app-bump", {"app-bump": 1})
+    assert _rows(p["list-items"]["children"]) == [ft.id, th.id]
+    assert _rows(f["list-items"]["children"]) == [ft.id]          # the same seq, the other scope's rows
+    _, m = _post(futian, dash_app, "mapview.draw_incidents", "app-bump", {"app-bump": 1})
+    assert th.id not in json.dumps(m)
+    level = svc.get(th.id).grade.level
+    _, p2 = _post(province, dash_app, "incidents_list.refresh_list", "list-level",
+                  {"list-level": level, "list-shown": p["list-shown"]["data"]})
+    before = p["list-items"]["children"]
+    if "list-items" not in p2:                  # the same rows under the filter: nothing to send
+        full = before
+    elif isinstance(p2["list-items"]["children"], dict):
+        full = apply(before, p2["list-items"]["children"]["operations"])
+    else:
+        full = p2["list-items"]["children"]
+    ids = [c["props"]["data-incident"] for c in full if "data-incident" in c["props"]]
+    assert th.id in ids and all(svc.get(i).grade.level == level for i in ids)
+
+
+def test_the_selected_panels_follow_the_seq_only_while_one_is_selected(dash_app):
+    svc = runtime.current().service()
+    a = svc.report(IncidentReport(type="fire", address="广州市天河区天河路"), actor="值班员")
+    client = dash_app.server.test_client()
+    sign_in(client, "officer1")
+    _, got = _post(client, dash_app, "incidents_list.refresh_list", "app-bump", {"app-bump": 1})
+    assert "focus-seq" not in got
+    _, got = _post(client, dash_app, "incidents_list.refresh_list", "incident-selected",
+                   {"incident-selected": a.id, "list-shown": got["list-shown"]["data"]})
+    assert got["focus-seq"]["data"] == runtime.current().store().last_seq()
+    assert "selected" in json.dumps(got["list-items"], ensure_ascii=False)
