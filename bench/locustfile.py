@@ -5,7 +5,11 @@
   (``sync.poll``) to ``/_dash-update-component`` with the JSON body Dash's renderer sends and the
   X-CSRF-Token header ``assets/csrf.js`` adds. When the poll answers a newer seq (200; 204 when nothing
   moved), the page's seq-driven callbacks follow as the browser fires them (``follow``): the incident list
-  (``incidents_list.refresh_list``) and the map's markers (``mapview.draw_incidents``).
+  (``incidents_list.refresh_list``) and the map's markers (``mapview.draw_incidents``), each with the token of
+  what the page shows, kept from the last answer as the page's dcc.Store keeps it (their answers are Patches
+  of the rows that changed; 204 when none did). That is all a page with no incident selected posts: a real
+  chromium page, counted (the selected incident's panels follow only while one is selected, the warn tab's
+  poll runs only while that tab is open, a row or marker click is handled in the browser).
 - ``Dispatch``: a 110/119/120 dispatch system posting ``POST /api/v1/incidents`` with its bearer token, each
   with a new external_id, at ``report_rate`` reports/s shared by the dispatch users (0: as fast as they can).
 - ``Health``: the baseline, ``GET /api/v1/health`` with the same token, paced like an officer's poll
@@ -54,18 +58,27 @@ def _seq_input(seq: int) -> dict:
     return {"id": "sync-seq", "property": "data", "value": seq}
 
 
-def refresh_bodies(seq: int) -> dict[str, dict]:
-    """What the page posts after sync-seq moved: the incident list and the map's incident markers."""
+def refresh_bodies(seq: int, shown: dict[str, object] | None = None) -> dict[str, dict]:
+    """What the page posts after sync-seq moved: the incident list and the map's incident markers, each with
+    the token of what the browser shows (``shown``: {"list-shown": ..., "map-shown": ...}, None at first),
+    so the answer is a Patch of the rows that changed (command.dashboard.live)."""
     none = lambda ident, prop="value": {"id": ident, "property": prop, "value": None}  # noqa: E731
+    held = shown or {}
     return {
         "sync.refresh_list": {
-            "output": "list-items.children", "outputs": {"id": "list-items", "property": "children"},
+            "output": "..list-items.children...list-shown.data...focus-seq.data..",
+            "outputs": [{"id": "list-items", "property": "children"}, {"id": "list-shown", "property": "data"},
+                        {"id": "focus-seq", "property": "data"}],
             "inputs": [_seq_input(seq), {"id": "app-bump", "property": "data", "value": 0},
                        none("incident-selected", "data"), none("list-level"), none("list-state"),
-                       none("list-district")], "state": [], "changedPropIds": ["sync-seq.data"]},
+                       none("list-district")],
+            "state": [{"id": "list-shown", "property": "data", "value": held.get("list-shown")}],
+            "changedPropIds": ["sync-seq.data"]},
         "sync.draw_incidents": {
-            "output": "map-incidents.children", "outputs": {"id": "map-incidents", "property": "children"},
-            "inputs": [_seq_input(seq), {"id": "app-bump", "property": "data", "value": 0}], "state": [],
+            "output": "..map-incidents.children...map-shown.data..",
+            "outputs": [{"id": "map-incidents", "property": "children"}, {"id": "map-shown", "property": "data"}],
+            "inputs": [_seq_input(seq), {"id": "app-bump", "property": "data", "value": 0}],
+            "state": [{"id": "map-shown", "property": "data", "value": held.get("map-shown")}],
             "changedPropIds": ["sync-seq.data"]},
     }
 
@@ -85,6 +98,7 @@ class Officer(FastHttpUser):
     def on_start(self) -> None:
         self.n = 0
         self.seq = 0
+        self.shown: dict[str, object] = {}
         self.csrf = ""
         self.headers: dict[str, str] = {}
         self._sign_in()
@@ -125,10 +139,23 @@ class Officer(FastHttpUser):
                 r.failure(f"sync answered an unexpected body: {(r.text or '')[:120]}")
                 return
         if PLAN.get("follow", True):
-            for name, body in refresh_bodies(self.seq).items():
+            for name, body in refresh_bodies(self.seq, self.shown).items():
                 with self._post(name, body) as r:
+                    if r.status_code == 204:      # the rows this page shows are the current ones
+                        continue
                     if r.status_code != 200:
                         r.failure(f"{name} answered {r.status_code}: {(r.text or '')[:120]}")
+                        continue
+                    self._keep_token(r)
+
+    def _keep_token(self, r) -> None:
+        """The new token of what the page shows (list-shown / map-shown), as the browser's dcc.Store keeps it."""
+        try:
+            for ident, props in r.json()["response"].items():
+                if ident in ("list-shown", "map-shown"):
+                    self.shown[ident] = props["data"]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            r.failure(f"a follow-up answered an unexpected body: {(r.text or '')[:120]}")
 
 
 class Dispatch(FastHttpUser):
