@@ -188,7 +188,7 @@ def remember_device(resp: Any, name: str) -> None:
 
 def lookup(name: str) -> dict | None:
     """The stored user ``name`` (enabled or not), or None."""
-    return next((u for u in _users().list() if u["name"] == name), None)
+    return _users().get(name)
 
 
 def session_principal() -> Any:

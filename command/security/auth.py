@@ -221,10 +221,19 @@ class Users:
         return password
 
     def list(self) -> list[dict[str, Any]]:
-        return [{"name": r["name"], "role": r["role"], "scope": r.get("scope") or "440000",
-                 "disabled": bool(r["disabled"]), "created_at": r["created_at"], "last_login": r["last_login"]}
-                for r in self.store.users()]
+        return [_public(r) for r in self.store.users()]
 
+    def get(self, name: str) -> dict[str, Any] | None:
+        """The stored user ``name`` as ``list`` shows it (enabled or not), or None: one row by its key (the
+        dashboard checks its signed-in user on every request)."""
+        row = self.store.user(name)
+        return None if row is None else _public(row)
+
+
+def _public(r: dict[str, Any]) -> dict[str, Any]:
+    """A user row without its password hash."""
+    return {"name": r["name"], "role": r["role"], "scope": r.get("scope") or "440000",
+            "disabled": bool(r["disabled"]), "created_at": r["created_at"], "last_login": r["last_login"]}
 
 
 class Throttled(PermissionDenied):
