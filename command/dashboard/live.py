@@ -31,6 +31,8 @@ from typing import Any
 
 from dash import Patch, no_update
 
+from command.dashboard.sync import SEQ_MAX_AGE_S
+
 ROWS_KEPT = 64            # (store, filters, seq) entries per worker
 PARTS_KEPT = 4000         # built components per worker
 MAX_ITEMS = 2000          # a token with more items than this is not trusted to diff against
@@ -70,7 +72,7 @@ def store_key(exercise: Any) -> str:
 def rows(svc: Any, skey: str, asked: dict[str, Any], limit: int, fetch: Callable[[], list]) -> tuple[int, list]:
     """(seq, rows): the store's newest seq, read first, and ``fetch()``'s rows (the newest ``limit`` rows
     for the store's filter arguments ``asked``, scope included), cached under (store, asked, limit, seq)."""
-    seq = int(svc.store.last_seq())
+    seq = int(svc.store.last_seq(max_age_s=SEQ_MAX_AGE_S))
     key = (skey, json.dumps(asked, sort_keys=True, default=str), limit, seq)
     return seq, _get(_rows, key, ROWS_KEPT, fetch)
 

@@ -19,6 +19,7 @@ from command.dashboard import runtime
 from command.dashboard.security import guarded
 
 POLL_MS = 1000
+SEQ_MAX_AGE_S = 0.25     # a worker's polls share one read of the newest seq per quarter second
 
 
 def sync_components() -> html.Div:
@@ -28,7 +29,7 @@ def sync_components() -> html.Div:
 
 
 def new_seq(store: Any, since: int) -> int | None:
-    latest = store.last_seq()
+    latest = store.last_seq(max_age_s=SEQ_MAX_AGE_S)
     return latest if latest > since else None
 
 

@@ -5,9 +5,14 @@
 caller can hold the whole store or hand one part to code that needs only that part."""
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 from command.store.interfaces import Accounts, AuditChain, DeliveryQueue, EventLog, EventRecord, StoredEvent
+
+
+_SEQ_LOCK = threading.Lock()      # guards every store's cached last_seq (a few attribute swaps: one lock is enough)
 
 
 class ComposedStore:
@@ -31,15 +36,25 @@ class ComposedStore:
     # -- events -----------------------------------------------------------------------------------------
     def append_event(self, incident_id: str, kind: str, payload: dict[str, Any], *, at: str, actor: str,
                      source: str = "local", by: str | None = None) -> int:
-        return self.event_log.append_event(incident_id, kind, payload, at=at, actor=actor, source=source, by=by)
+        try:
+            return self.event_log.append_event(incident_id, kind, payload, at=at, actor=actor, source=source,
+                                               by=by)
+        finally:
+            self._seq_moved()
 
     def append_events(self, incident_id: str, records: list[EventRecord], *, source: str = "local",
                       by: str | None = None) -> list[int]:
-        return self.event_log.append_events(incident_id, records, source=source, by=by)
+        try:
+            return self.event_log.append_events(incident_id, records, source=source, by=by)
+        finally:
+            self._seq_moved()
 
     def append_events_of(self, groups: list[tuple[str, list[EventRecord]]], *, source: str = "local",
                          by: str | None = None) -> list[list[int]]:
-        return self.event_log.append_events_of(groups, source=source, by=by)
+        try:
+            return self.event_log.append_events_of(groups, source=source, by=by)
+        finally:
+            self._seq_moved()
 
     def events(self, incident_id: str | None = None, since_seq: int = 0) -> list[StoredEvent]:
         return self.event_log.events(incident_id, since_seq)
@@ -47,8 +62,27 @@ class ComposedStore:
     def incident_ids(self) -> list[str]:
         return self.event_log.incident_ids()
 
-    def last_seq(self) -> int:
-        return self.event_log.last_seq()
+    def last_seq(self, *, max_age_s: float = 0.0) -> int:
+        """The newest event's seq. ``max_age_s`` > 0: a value this store read at most that long ago may answer
+        (the dashboard's once-a-second polls: a worker's officers share one read per ``max_age_s`` instead
+        of one each); an append through this store drops it at once, so a writer's own readers never lag."""
+        if max_age_s > 0:
+            seen = self.__dict__.get("_seq_seen")
+            if seen is not None and time.monotonic() - seen[1] <= max_age_s:
+                return seen[0]
+        with _SEQ_LOCK:
+            generation = self.__dict__.get("_seq_generation", 0)
+        started = time.monotonic()              # stamped before the read: a cached value is never younger
+        seq = self.event_log.last_seq()
+        with _SEQ_LOCK:
+            if self.__dict__.get("_seq_generation", 0) == generation:   # no append of ours since we began
+                self._seq_seen = (seq, started)
+        return seq
+
+    def _seq_moved(self) -> None:
+        with _SEQ_LOCK:
+            self._seq_generation = self.__dict__.get("_seq_generation", 0) + 1
+            self._seq_seen = None
 
     def event_digests(self) -> dict[int, str]:
         return self.event_log.event_digests()

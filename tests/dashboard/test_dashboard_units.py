@@ -117,8 +117,8 @@ def test_a_new_browsers_first_sync_reads_no_history(tmp_path):
             self.events_read += 1
             return self.store.events(*a, **kw)
 
-        def last_seq(self):
-            return self.store.last_seq()
+        def last_seq(self, **kw):
+            return self.store.last_seq(**kw)
 
     store = open_store(tmp_path / "s.db")
     try:
