@@ -24,6 +24,8 @@ import hmac
 import logging
 import os
 import secrets
+import threading
+from collections import OrderedDict
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Callable
@@ -195,6 +197,30 @@ def lookup(name: str) -> dict | None:
     return _users().get(name)
 
 
+_SESSION_USERS: OrderedDict[tuple[str, str], dict] = OrderedDict()   # (session id, name) -> its user row
+_SESSION_USERS_KEPT = 4096
+_SESSION_USERS_LOCK = threading.Lock()
+
+
+def _session_user(sid: str, name: str) -> dict | None:
+    """The user row of a live session, read once per session per worker. Safe to keep for the session's
+    life: every change that alters what a user may do (password, role, scope, disabling) ends the user's
+    sessions in the same transaction (command/store/*_accounts.update_user), so ``sessions().check`` refuses
+    the session before this is asked again; a new sign-in is a new session id, read afresh."""
+    key = (sid, name)
+    with _SESSION_USERS_LOCK:
+        if key in _SESSION_USERS:
+            _SESSION_USERS.move_to_end(key)
+            return _SESSION_USERS[key]
+    user = lookup(name)
+    if user is not None and not user.get("disabled"):
+        with _SESSION_USERS_LOCK:
+            _SESSION_USERS[key] = user
+            while len(_SESSION_USERS) > _SESSION_USERS_KEPT:
+                _SESSION_USERS.popitem(last=False)
+    return user
+
+
 def session_principal() -> Any:
     """The Principal of this session when the server still holds it (not signed out, not timed out, not
     ended by a password, role or scope change) and its user is enabled; else None (the cookie is cleared)."""
@@ -204,7 +230,7 @@ def session_principal() -> Any:
             session.clear()
         return None
     name = sessions().check(sid)
-    user = lookup(name) if name else None
+    user = _session_user(sid, name) if name else None
     if user is None or user.get("disabled"):
         session.clear()
         return None

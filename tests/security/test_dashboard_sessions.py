@@ -104,3 +104,16 @@ def test_idle_and_absolute_timeouts_end_a_session(make_dash):
     clock[0] += 15                                          # 45 s after sign-in: over the 36 s limit
     assert _add_task(app, client, iid, "三").status_code == 401
     assert _tasks(iid) == ["一"]
+
+
+def test_signing_in_again_after_a_role_change_acts_with_the_new_role(dash_app):
+    """The worker keeps a session's user row for the session's life; a role change ends the session, and the
+    new sign-in is a new session, read afresh: the old role never answers for it."""
+    iid = _incident()
+    client = dash_app.server.test_client()
+    sign_in(client, "officer1")
+    assert _add_task(dash_app, client, iid, "之前").status_code == 200
+    auth.Users(runtime.current().store()).set_role("officer1", "viewer")
+    sign_in(client, "officer1")
+    _add_task(dash_app, client, iid, "之后")          # a viewer's task is refused (the callback adds nothing)
+    assert _tasks(iid) == ["之前"]
