@@ -455,9 +455,9 @@ def run(results: Results, *, mode: str = "full", backends: tuple[str, ...] | Non
             except (RuntimeError, subprocess.SubprocessError, OSError) as e:
                 section[backend] = {"skipped": f"{type(e).__name__}: {str(e)[:400]}"}
             if keep is not None:
-                for f in Path(d).glob("reports/worker-*.txt"):
-                    keep.mkdir(parents=True, exist_ok=True)
-                    shutil.copy(f, keep / f"load-{backend}-{f.name}")
+                for f in Path(d).glob("reports/worker-*.txt"):     # one sampled worker per backend
+                    keep.mkdir(parents=True, exist_ok=True)            # a fixed name: a run replaces the last
+                    shutil.copy(f, keep / f"load-{backend}-worker.txt")
     results.add("load", section)
     return section
 
