@@ -67,7 +67,11 @@ def test_serve_runs_web_workers_and_one_delivery_process_that_ends_with_it(tmp_p
             except httpx.HTTPError:
                 return False
         assert _until(login_page, 60), (tmp_path / "serve.log").read_text()
-        kids = _children(proc.pid)
+
+        def all_forked():       # the preloaded master forks its workers one by one (gunicorn sleeps up to
+            kids = _children(proc.pid)     # 0.1 s between them): the first can answer before the second is born
+            return kids if sum("outbox work" not in args for _, args in kids) >= 2 else None
+        kids = _until(all_forked, 20) or _children(proc.pid)
         delivery = [pid for pid, args in kids if "outbox work" in args]
         workers = [pid for pid, args in kids if "outbox work" not in args]
         assert len(delivery) == 1, kids                      # one delivery process beside the web workers
