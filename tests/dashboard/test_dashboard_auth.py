@@ -16,8 +16,8 @@ import settings as settings_mod
 from command.security import auth
 from command.dashboard import report, runtime, security, warn
 from settings import load_settings
+from helpers_dash import PASSWORD, csrf_of, name_of, sign_in
 
-PASSWORD = "correct-horse-battery"
 FORM = {"address": "广州市天河区天河路", "type": "gas_explosion", "serious": 3, "datum": "wgs84"}
 
 # Every Dash callback and the action it needs; a new callback without an entry here fails the walk.
@@ -39,8 +39,8 @@ EXPECTED_ACTIONS: dict[str, object] = {
     "warn.on_warn_action": {"warn-send": "alert.send", "warn-cancel": "alert.cancel",
                             "warn-confirm": "alert.send", "warn-abort": "view", None: "alert.send"},
     "warn.on_approve": "alert.approve", "warn.on_review": "view", "warn.list_awaiting": "view",
-    # the trainer's page and playback: "view" at the gate, then exercise.run inside (a trainer is a viewer
-    # account with the trainer grant, command.drills.trainers); the banner only reads the player's exercise
+    # the trainer's page and playback: "view" at the gate, then exercise.run inside (an account with the
+    # stored role "trainer"); the banner only reads the player's exercise
     "trainer.banner_tick": "view", "trainer.upload_name": "view", "trainer.start": "view",
     "trainer.refresh": "view", "trainer.control": "view", "trainer.render_report": "view",
     "trainer.download": "view", "playback.sources": "view", "playback.choose": "view", "playback.show": "view",
@@ -64,25 +64,8 @@ def dash_app(tmp_path, monkeypatch):
     runtime.current().close()
 
 
-def sign_in(client, name: str, password: str = PASSWORD, *, next_url: str = "/"):
-    page = client.get(f"/login?next={next_url}").data.decode()
-    token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
-    return client.post("/login", data={"name": name, "password": password, "csrf": token, "next": next_url})
-
-
-def csrf_of(client) -> str:
-    return client.get_cookie("yzt_csrf").value
-
-
 def _action_of(cb: dict):
     return getattr(cb["callback"], "yzt_action", None)
-
-
-def _name_of(cb: dict) -> str:
-    fn = cb["callback"]
-    while hasattr(fn, "__wrapped__"):
-        fn = fn.__wrapped__
-    return f"{fn.__module__.rsplit('.', 1)[-1]}.{fn.__name__}"
 
 
 def _outputs(key: str) -> list[dict] | dict:
@@ -133,7 +116,7 @@ def _changing_triggers(cb: dict) -> list[str]:
 def test_every_callback_has_a_known_action(dash_app):
     with dash_app.server.test_client() as c:
         c.get("/login")                                 # dash sets its server up on the first request
-    found = {_name_of(cb): _action_of(cb) for cb in dash_app.callback_map.values()}
+    found = {name_of(cb): _action_of(cb) for cb in dash_app.callback_map.values()}
     missing = sorted(n for n, a in found.items() if a is None)
     assert not missing, f"callbacks without @security.guarded: {missing}"
     unknown = sorted(set(found) - set(EXPECTED_ACTIONS))
@@ -205,7 +188,7 @@ def test_every_state_changing_callback_refuses_a_viewer_and_changes_nothing(dash
 def test_an_officer_reports_through_the_callback_as_himself(dash_app):
     client = dash_app.server.test_client()
     sign_in(client, "officer1")
-    cb_key = next(k for k, cb in dash_app.callback_map.items() if _name_of(cb) == "report.on_report")
+    cb_key = next(k for k, cb in dash_app.callback_map.items() if name_of(cb) == "report.on_report")
     given = {"report-address": FORM["address"], "report-type": FORM["type"], "report-datum": "wgs84",
              "report-serious": 3, "report-submit": 1, "app-actor": "someone-else"}
     resp = client.post("/_dash-update-component", json=body(cb_key, dash_app.callback_map[cb_key], "report-submit",
@@ -214,7 +197,7 @@ def test_an_officer_reports_through_the_callback_as_himself(dash_app):
     events = runtime.current().store().events()
     assert events and {e.actor for e in events} == {"officer1"}
     # an officer may not send: the server says so in one line
-    send_key = next(k for k, cb in dash_app.callback_map.items() if _name_of(cb) == "warn.on_warn_action")
+    send_key = next(k for k, cb in dash_app.callback_map.items() if name_of(cb) == "warn.on_warn_action")
     resp = client.post("/_dash-update-component", json=body(send_key, dash_app.callback_map[send_key], "warn-send",
                                                             {"warn-send": 1, "incident-selected": events[0].incident_id}),
                        headers={"X-CSRF-Token": csrf_of(client)})
@@ -323,11 +306,11 @@ def test_a_second_commander_approves_the_actual_draft_through_the_button(dash_ap
     client = dash_app.server.test_client()
     sign_in(client, "cmd2")
     shown = {"incident_id": state.id, "identifier": data["identifier"]}
-    review = next(k for k, cb in dash_app.callback_map.items() if _name_of(cb) == "warn.on_review")
+    review = next(k for k, cb in dash_app.callback_map.items() if name_of(cb) == "warn.on_review")
     client.post("/_dash-update-component", headers={"X-CSRF-Token": csrf_of(client)},   # read it in full first
                 json=body(review, dash_app.callback_map[review], "warn-approve-pick",
                           {"warn-approve-pick": data["identifier"], "incident-selected": state.id}))
-    key = next(k for k, cb in dash_app.callback_map.items() if _name_of(cb) == "warn.on_approve")
+    key = next(k for k, cb in dash_app.callback_map.items() if name_of(cb) == "warn.on_approve")
     resp = client.post("/_dash-update-component", headers={"X-CSRF-Token": csrf_of(client)},
                        json=body(key, dash_app.callback_map[key], "warn-approve",
                                  {"warn-approve": 1, "warn-approve-shown": shown}))

@@ -82,6 +82,17 @@ def _post(client, dash_app, name, trigger, given):
     return resp.status_code, (resp.get_json() or {}).get("response", {}) if resp.status_code == 200 else {}
 
 
+def _signed_in(dash_app, name: str = "officer1"):
+    client = dash_app.server.test_client()
+    sign_in(client, name)
+    return client
+
+
+def _whole(client, dash_app, name: str, bump: int = 1) -> dict:
+    """What a page gets when it draws ``name`` afresh (app-bump: no token of what it shows yet)."""
+    return _post(client, dash_app, name, "app-bump", {"app-bump": bump})[1]
+
+
 def _rows(children: list) -> list[str]:
     return [c["props"].get("data-incident") or c["props"]["className"] for c in children]
 
@@ -89,9 +100,8 @@ def _rows(children: list) -> list[str]:
 def test_an_older_token_gets_the_new_and_the_changed_rows_and_ends_where_a_whole_render_does(dash_app):
     svc = runtime.current().service()
     first = svc.report(IncidentReport(type="fire", address="广州市天河区天河路"), actor="值班员")
-    client = dash_app.server.test_client()
-    sign_in(client, "officer1")
-    _, got = _post(client, dash_app, "incidents_list.refresh_list", "app-bump", {"app-bump": 1})
+    client = _signed_in(dash_app)
+    got = _whole(client, dash_app, "incidents_list.refresh_list")
     shown, token = got["list-items"]["children"], got["list-shown"]["data"]
     assert _rows(shown) == [first.id]
     second = svc.report(IncidentReport(type="traffic", address="深圳市福田区深南大道"), actor="值班员")
@@ -102,7 +112,7 @@ def test_an_older_token_gets_the_new_and_the_changed_rows_and_ends_where_a_whole
     patch = got["list-items"]["children"]
     assert patch.get("__dash_patch_update")
     patched = apply(shown, patch["operations"])
-    _, whole = _post(client, dash_app, "incidents_list.refresh_list", "app-bump", {"app-bump": 2})
+    whole = _whole(client, dash_app, "incidents_list.refresh_list", 2)
     assert patched == whole["list-items"]["children"]
     assert _rows(patched) == [second.id, first.id] and "closed" in json.dumps(patched[1], ensure_ascii=False)
     # the same token again at the same seq: nothing to send
@@ -113,15 +123,14 @@ def test_an_older_token_gets_the_new_and_the_changed_rows_and_ends_where_a_whole
 
 def test_the_markers_patch_the_same_way(dash_app):
     svc = runtime.current().service()
-    client = dash_app.server.test_client()
-    sign_in(client, "officer1")
+    client = _signed_in(dash_app)
     a = svc.report(IncidentReport(type="fire", address="广州市天河区天河路"), actor="值班员")
-    _, got = _post(client, dash_app, "mapview.draw_incidents", "app-bump", {"app-bump": 1})
+    got = _whole(client, dash_app, "mapview.draw_incidents")
     shown, token = got["map-incidents"]["children"], got["map-shown"]["data"]
     b = svc.report(IncidentReport(type="traffic", address="深圳市福田区深南大道"), actor="值班员")
     _, got = _post(client, dash_app, "mapview.draw_incidents", "sync-seq", {"sync-seq": 2, "map-shown": token})
     patched = apply(shown, got["map-incidents"]["children"]["operations"])
-    _, whole = _post(client, dash_app, "mapview.draw_incidents", "app-bump", {"app-bump": 2})
+    whole = _whole(client, dash_app, "mapview.draw_incidents", 2)
     assert patched == whole["map-incidents"]["children"]
     text = json.dumps(patched, ensure_ascii=False)
     assert a.id in text and b.id in text
@@ -131,14 +140,12 @@ def test_the_cache_keeps_scopes_and_filters_apart_at_the_same_seq(dash_app):
     svc = runtime.current().service()
     th = svc.report(IncidentReport(type="fire", address="广州市天河区天河路"), actor="值班员")
     ft = svc.report(IncidentReport(type="traffic", address="深圳市福田区深南大道"), actor="值班员")
-    province, futian = dash_app.server.test_client(), dash_app.server.test_client()
-    sign_in(province, "officer1")
-    sign_in(futian, "futian1")
-    _, p = _post(province, dash_app, "incidents_list.refresh_list", "app-bump", {"app-bump": 1})
-    _, f = _post(futian, dash_app, "incidents_list.refresh_list", "app-bump", {"app-bump": 1})
+    province, futian = _signed_in(dash_app), _signed_in(dash_app, "futian1")
+    p = _whole(province, dash_app, "incidents_list.refresh_list")
+    f = _whole(futian, dash_app, "incidents_list.refresh_list")
     assert _rows(p["list-items"]["children"]) == [ft.id, th.id]
     assert _rows(f["list-items"]["children"]) == [ft.id]          # the same seq, the other scope's rows
-    _, m = _post(futian, dash_app, "mapview.draw_incidents", "app-bump", {"app-bump": 1})
+    m = _whole(futian, dash_app, "mapview.draw_incidents")
     assert th.id not in json.dumps(m)
     level = svc.get(th.id).grade.level
     _, p2 = _post(province, dash_app, "incidents_list.refresh_list", "list-level",
@@ -157,9 +164,8 @@ def test_the_cache_keeps_scopes_and_filters_apart_at_the_same_seq(dash_app):
 def test_the_selected_panels_follow_the_seq_only_while_one_is_selected(dash_app):
     svc = runtime.current().service()
     a = svc.report(IncidentReport(type="fire", address="广州市天河区天河路"), actor="值班员")
-    client = dash_app.server.test_client()
-    sign_in(client, "officer1")
-    _, got = _post(client, dash_app, "incidents_list.refresh_list", "app-bump", {"app-bump": 1})
+    client = _signed_in(dash_app)
+    got = _whole(client, dash_app, "incidents_list.refresh_list")
     assert "focus-seq" not in got
     _, got = _post(client, dash_app, "incidents_list.refresh_list", "incident-selected",
                    {"incident-selected": a.id, "list-shown": got["list-shown"]["data"]})
