@@ -23,6 +23,8 @@ class ComposedStore:
     accounts: Accounts
     audit_chain: AuditChain
     security: Any               # the door's state (sqlite_security / postgres): throttle, sessions, vouched rows
+    _seq_seen: tuple[int, float] | None = None      # last_seq's shared read: (seq, when it was started)
+    _seq_generation = 0                              # appends through this store so far
 
     def close(self) -> None:    # pragma: no cover - every backend overrides it
         raise NotImplementedError
@@ -67,21 +69,21 @@ class ComposedStore:
         (the dashboard's once-a-second polls: a worker's officers share one read per ``max_age_s`` instead
         of one each); an append through this store drops it at once, so a writer's own readers never lag."""
         if max_age_s > 0:
-            seen = self.__dict__.get("_seq_seen")
+            seen = self._seq_seen
             if seen is not None and time.monotonic() - seen[1] <= max_age_s:
                 return seen[0]
         with _SEQ_LOCK:
-            generation = self.__dict__.get("_seq_generation", 0)
+            generation = self._seq_generation
         started = time.monotonic()              # stamped before the read: a cached value is never younger
         seq = self.event_log.last_seq()
         with _SEQ_LOCK:
-            if self.__dict__.get("_seq_generation", 0) == generation:   # no append of ours since we began
+            if self._seq_generation == generation:   # no append of ours since we began
                 self._seq_seen = (seq, started)
         return seq
 
     def _seq_moved(self) -> None:
         with _SEQ_LOCK:
-            self._seq_generation = self.__dict__.get("_seq_generation", 0) + 1
+            self._seq_generation += 1
             self._seq_seen = None
 
     def event_digests(self) -> dict[int, str]:

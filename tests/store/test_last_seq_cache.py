@@ -31,4 +31,4 @@ def test_a_failed_append_still_drops_the_cached_seq(tmp_path, new_store):
         store.append_events("GD-1", [("NoteAdded", object(), AT, "t")])     # not JSON: refused
     except Exception:   # noqa: BLE001 - the refusal's type is the backend's; only the cache matters here
         pass
-    assert store.__dict__.get("_seq_seen") is None
+    assert store._seq_seen is None
