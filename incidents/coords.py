@@ -9,9 +9,16 @@ WGS84 -> GCJ-02 is the published closed formula (a = 6378245.0, ee = 0.006693421
 has no closed form and is iterated until the round trip is within 1e-12 degrees (far below a millimetre).
 BD-09 is GCJ-02 with Baidu's extra rotation/offset; its inverse is iterated the same way.
 Points outside China's rough bounding box are not shifted (the standard ``out_of_china`` test).
+
+Projections (pyproj) are shared: ``transformer(src, dst)`` is THE Transformer of a CRS pair in this process
+(always_xy), whichever module asks; see its docstring.
+
+    from incidents.coords import transformer
+    x, y = transformer("EPSG:4326", "EPSG:4547").transform(113.32, 23.13)   # metres, as everywhere
 """
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -188,3 +195,49 @@ def parse_point(text: str, crs: str = "wgs84") -> Point:
             f"lat {lat:g} is outside -90..90"
         raise CoordinateError(f"point {shown(raw)}: {which} (give 'lon,lat', longitude first)")
     return Point(lon, lat, crs=crs)
+
+
+# ---------------------------------------------------------------------------------------------- projections
+PROBES = ((113.3, 23.1), (110.1, 20.3), (117.2, 25.5), (114.0, 0.0))   # WGS84 lon/lat, checked on encode
+
+
+@functools.lru_cache(maxsize=16)
+def transformer(src: str, dst: str):
+    """The pyproj Transformer from ``src`` to ``dst`` (always_xy), one per CRS pair and process.
+
+    ``Transformer.from_crs`` searches PROJ's database for the operation (~40 ms a pair, four pairs in a
+    drill); the operation it picks is kept in the persistent cache (incidents/cache.py) as its PROJ
+    pipeline text, keyed by the pair, the PROJ version and the content of proj.db, and a fresh process makes
+    the Transformer from that text (``from_pipeline``, ~0.1 ms): the same operation, the same numbers. A
+    pipeline is only stored when it transforms the probe points exactly as the searched one does."""
+    from pyproj import Transformer
+    from incidents import cache
+    return cache.cached("proj-pipeline", inputs=[], params={"src": src, "dst": dst, **_proj_identity()},
+                        code=[__file__], build=lambda: Transformer.from_crs(src, dst, always_xy=True),
+                        encode=functools.partial(_encode_pipeline, src=src, dst=dst), decode=_decode_pipeline)
+
+
+@functools.lru_cache(maxsize=1)
+def _proj_identity() -> dict[str, str]:
+    """What decides PROJ's choice of operation: its version and its database's content (hashed once)."""
+    import pyproj
+    from pathlib import Path
+    from incidents import cache
+    db = Path(pyproj.datadir.get_data_dir()) / "proj.db"
+    return {"proj": pyproj.proj_version_str, "proj_db": cache.file_digest(db)}
+
+
+def _encode_pipeline(t, *, src: str, dst: str):
+    from pyproj import Transformer
+    from incidents import cache
+    again = Transformer.from_pipeline(t.definition)
+    probes = [Transformer.from_crs("EPSG:4326", src, always_xy=True).transform(*p) for p in PROBES] \
+        if src != "EPSG:4326" else list(PROBES)
+    if any(t.transform(*p) != again.transform(*p) for p in probes):
+        raise ValueError(f"{src} -> {dst}: PROJ's pipeline text does not reproduce its operation")
+    return cache.Entry(meta={"definition": t.definition})
+
+
+def _decode_pipeline(entry):
+    from pyproj import Transformer
+    return Transformer.from_pipeline(entry.meta["definition"])

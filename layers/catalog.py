@@ -218,9 +218,9 @@ def clear_cache() -> None:
     _manifest.cache_clear()
 
 
-@functools.lru_cache(maxsize=1)
 def _transformer() -> Transformer:
-    return Transformer.from_crs(WGS84, METRIC, always_xy=True)
+    from incidents.coords import transformer
+    return transformer(WGS84, METRIC)       # the process's one for the pair, shared with layers.index
 
 
 def to_metric(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -28,7 +28,6 @@ database, are answered in memory. A PostGIS failure is one LayerError line.
 from __future__ import annotations
 
 import atexit
-import functools
 import math
 import threading
 import time
@@ -39,6 +38,7 @@ import pandas as pd
 import shapely
 from pyproj import Transformer
 
+from incidents.coords import transformer
 from incidents.model import Point
 from layers.errors import LayerError, UnknownLayerError
 from layers.grid import PointGrid
@@ -48,14 +48,12 @@ WGS84 = "EPSG:4326"
 _RESERVED = ("id", "name", "lon", "lat", "distance_m")
 
 
-@functools.lru_cache(maxsize=1)
 def _to_metric() -> Transformer:
-    return Transformer.from_crs(WGS84, METRIC, always_xy=True)
+    return transformer(WGS84, METRIC)       # the process's one for the pair (incidents.coords)
 
 
-@functools.lru_cache(maxsize=1)
 def _to_wgs84() -> Transformer:
-    return Transformer.from_crs(METRIC, WGS84, always_xy=True)
+    return transformer(METRIC, WGS84)
 
 
 def as_wgs84(point: Point) -> Point:

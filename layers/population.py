@@ -60,8 +60,7 @@ class _Districts:
 @functools.lru_cache(maxsize=2)
 def _districts(root) -> _Districts:
     d = admin.districts(root)
-    m = d.to_crs(admin.METRIC)
-    geoms = m.geometry.to_numpy()
+    geoms = wgs84_to_metric(d.geometry.to_numpy())     # the shared transformer (GeoDataFrame.to_crs made its own)
     shapely.prepare(geoms)
     return _Districts(adcodes=d["district_adcode"].astype(str).tolist(),
                       names=d["district_name"].astype(str).tolist(),

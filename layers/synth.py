@@ -43,6 +43,7 @@ import shapely
 from pyproj import Transformer
 
 from incidents import admin
+from incidents.coords import transformer
 from layers.errors import DataBuildError
 
 SEEDS = {"fire_station": 440_001, "hospital": 440_002, "camera": 440_003}
@@ -132,11 +133,16 @@ def district_inputs(root: Path, adcodes: set[str] | None = None) -> list[Distric
     return out
 
 
+def _to_m() -> Transformer:
+    return transformer(WGS84, METRIC)       # the process's one for the pair (incidents.coords)
+
+
+def _to_deg() -> Transformer:
+    return transformer(METRIC, WGS84)
+
+
 class Sampler:
     """Draws WGS84 points (rounded to DECIMALS) inside one district, outside its enclaves and in Guangdong."""
-
-    _to_m = Transformer.from_crs(WGS84, METRIC, always_xy=True)
-    _to_deg = Transformer.from_crs(METRIC, WGS84, always_xy=True)
 
     def __init__(self, district: District, province):
         self.d = district
@@ -173,10 +179,10 @@ class Sampler:
 
     def around_seat(self, rng: np.random.Generator, n: int, sigma_m: float) -> np.ndarray:
         """Points from a 2-D Gaussian (sigma in metres) around the seat, kept inside the district."""
-        sx, sy = self._to_m.transform(*self.d.seat)
+        sx, sy = _to_m().transform(*self.d.seat)
 
         def draw(r, m):
-            return self._to_deg.transform(r.normal(sx, sigma_m, m), r.normal(sy, sigma_m, m))
+            return _to_deg().transform(r.normal(sx, sigma_m, m), r.normal(sy, sigma_m, m))
         return self._fill(rng, n, draw)
 
     def mixture(self, rng: np.random.Generator, n: int, sigma_m: float, uniform_share: float) -> np.ndarray:
@@ -186,7 +192,7 @@ class Sampler:
 
     def spread(self, rng: np.random.Generator, candidates: np.ndarray, k: int) -> np.ndarray:
         """k points spread over the candidates: k-means centres snapped to distinct candidates."""
-        xy = np.column_stack(self._to_m.transform(candidates[:, 0], candidates[:, 1]))
+        xy = np.column_stack(_to_m().transform(candidates[:, 0], candidates[:, 1]))
         if k >= len(xy):
             return candidates[:k]
         with warnings.catch_warnings():
@@ -227,8 +233,8 @@ def fire_stations(districts: list[District], province) -> pd.DataFrame:
 
 
 def _metres_from_seat(d: District, pts: np.ndarray) -> np.ndarray:
-    x, y = Sampler._to_m.transform(pts[:, 0], pts[:, 1])
-    sx, sy = Sampler._to_m.transform(*d.seat)
+    x, y = _to_m().transform(pts[:, 0], pts[:, 1])
+    sx, sy = _to_m().transform(*d.seat)
     return np.hypot(np.asarray(x) - sx, np.asarray(y) - sy)
 
 
@@ -275,7 +281,7 @@ def road_cameras(graph_path: Path) -> pd.DataFrame:
     import networkx as nx       # only `yzt data build` reads the graph here
     g = nx.read_graphml(graph_path)
     rng = np.random.default_rng([SEEDS["camera"], 0])
-    to_m = Sampler._to_m
+    to_m = _to_m()
     seen, rows = set(), []
     for u, v, k, e in sorted(g.edges(keys=True, data=True), key=lambda t: (t[0], t[1], t[2])):
         hw = _first(e.get("highway")).removesuffix("_link")
@@ -299,7 +305,7 @@ def road_cameras(graph_path: Path) -> pd.DataFrame:
         flip = rng.integers(0, 2, offsets.size) * 180
         heading = np.mod(bearing + flip + rng.normal(0, 10, offsets.size), 360)
         mid = (a + b) / 2
-        lon, lat = Sampler._to_deg.transform(mid[:, 0], mid[:, 1])
+        lon, lat = _to_deg().transform(mid[:, 0], mid[:, 1])
         for j in range(offsets.size):
             rows.append((round(float(lon[j]), DECIMALS), round(float(lat[j]), DECIMALS),
                          round(float(heading[j]), 1), int(rng.integers(60, 91)), _first(e.get("name"))))

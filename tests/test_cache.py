@@ -311,3 +311,34 @@ def test_road_graph_from_the_cache_is_the_same_graph(folder):
     cands = [{"id": str(i), "lon": 114.03 + i * 0.004, "lat": 22.52 + (i % 5) * 0.003} for i in range(12)]
     for p in (Point(114.0579, 22.5431), Point(114.05, 22.53)):
         assert routing.drive_times(p, cands, graph=fresh) == routing.drive_times(p, cands, graph=cached)
+
+
+def test_shared_transformer_from_the_cache_transforms_as_the_searched_operation(folder):
+    from pyproj import Transformer
+    from incidents import coords
+    rng = np.random.default_rng(7)
+    lon, lat = rng.uniform(109.6, 117.4, 2000), rng.uniform(20.2, 25.6, 2000)
+    for src, dst, (a, b) in (("EPSG:4326", "EPSG:4547", (lon, lat)),
+                             ("EPSG:4547", "EPSG:4326", Transformer.from_crs(
+                                 "EPSG:4326", "EPSG:4547", always_xy=True).transform(lon, lat))):
+        searched = Transformer.from_crs(src, dst, always_xy=True)
+        fresh, cached = _fresh_then_cached(lambda: coords.transformer(src, dst), coords.transformer.cache_clear,
+                                           folder)
+        want = searched.transform(a, b)
+        for got in (fresh.transform(a, b), cached.transform(a, b)):
+            assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+        coords.transformer.cache_clear()
+        assert coords.transformer(src, dst) is coords.transformer(src, dst)     # one per pair and process
+    coords.transformer.cache_clear()
+
+
+def test_a_pipeline_stored_for_another_proj_database_does_not_answer(folder, monkeypatch):
+    from incidents import coords
+    coords.transformer.cache_clear()
+    coords.transformer("EPSG:4326", "EPSG:4547")                # stored
+    misses = cache.stats["miss", "proj-pipeline"]
+    coords.transformer.cache_clear()
+    monkeypatch.setattr(coords, "_proj_identity", lambda: {"proj": "9.9.9", "proj_db": "another"})
+    coords.transformer("EPSG:4326", "EPSG:4547")
+    assert cache.stats["miss", "proj-pipeline"] == misses + 1
+    coords.transformer.cache_clear()
