@@ -10,9 +10,11 @@ holds it to that, on thousands of real addresses); what is saved is the work aro
 - an address that reads the same once normalised is answered once per batch (a batch repeats its districts and
   estates), and each answer is handed out as an independent copy;
 - names are matched as the automaton's own (pattern, start, end) tuples (Gazetteer.matches_many); an address
-  whose names form a plain chain (one level each, coarse to fine, agreeing: the usual shape) is answered by a
-  direct walk over them (_chain: answer's own steps, no Mention or grouping per name), any other by
-  incidents.geocode.answer in full;
+  whose names form a plain chain (coarse to fine, agreeing, a level each: the usual shape; a name that means
+  places of several levels, such as a township that is a GeoNames place elsewhere, counts at the one level that
+  agrees; one that agrees nowhere drops out; a chain said twice counts once) is answered by a direct walk over
+  them (_chain: answer's own steps, no Mention or grouping per name), any other by incidents.geocode.answer in
+  full;
 - the answer dict is built straight from the geocoder's answer in the shape of Location.as_dict, without the
   Location, Point and Candidate objects between.
 Refusals (empty, too long, outside Guangdong, no place recognised) are asked of locate_offline itself, line by
@@ -130,8 +132,10 @@ def _answers(texts: list[str], g: Gazetteer) -> dict[str, dict | None]:
     return out
 
 
-# per gazetteer: pattern -> what _chain needs of its name (None until asked): False when the name means places of
-# more than one level, is 城区, or names another province; else (rank of its level, level, hits, any strong)
+# per gazetteer: pattern -> what _walk needs of its name (None until asked): False when it means a place outside
+# Guangdong's levels (another province); else (any strong alias, the cities 城区 must follow, its levels), each level
+# (rank, level, its hits, their one place or None, and the sets the level gives context with when all its hits are
+# kept: cities, codes, the cities of districts that are their city)
 _INFO: weakref.WeakKeyDictionary[Gazetteer, list] = weakref.WeakKeyDictionary()
 
 
@@ -144,18 +148,32 @@ def _info(g: Gazetteer) -> list:
 
 def _pattern_info(g: Gazetteer, i: int) -> tuple | bool:
     hits, alias = g.hits[i], g.names[i]
-    level = hits[0][0].level
-    if any(p.level != level for p, _ in hits) or level not in _RANK or alias in _GENERIC_DISTRICTS:
+    if len(hits) == 1 and alias not in _GENERIC_DISTRICTS:     # most names: one place (no grouping, no sorting)
+        p, strong = hits[0]
+        if p.level not in _RANK:
+            return False
+        own = frozenset((p.city_adcode,)) if p.code == p.city_adcode else frozenset()
+        return strong, None, ((_RANK[p.level], p.level, hits, p,
+                               (frozenset((p.city_adcode,)), frozenset((p.code,)), own)),)
+    per: dict[str, list] = {}
+    for h in hits:
+        per.setdefault(h[0].level, []).append(h)
+    if any(level not in _RANK for level in per):
         return False
-    return _RANK[level], level, hits, any(s for _, s in hits)
+    levels = tuple(sorted(((_RANK[level], level, tuple(hs), hs[0][0] if len(hs) == 1 else None,
+                            (frozenset(p.city_adcode for p, _ in hs), frozenset(p.code for p, _ in hs),
+                             frozenset(p.city_adcode for p, _ in hs if p.code == p.city_adcode)))
+                           for level, hs in per.items()), key=lambda e: e[0]))
+    generic = frozenset(p.city_adcode for p, _ in hits) if alias in _GENERIC_DISTRICTS else None
+    return any(s for _, s in hits), generic, levels
 
 
 def _chain(norm: str, found: list[tuple[int, int, int]], info: list, g: Gazetteer) -> _Answer | None:
-    """``answer`` for a text whose usable names each mean places of one level, coarse to fine in the order said,
-    each agreeing with the coarser ones (广州市天河区沙河街道先烈东社区: the usual shape of an address); None for
-    any other (conflicts, a level named twice or out of order, a name shared across levels, 城区, another
-    province, nothing usable), which ``answer`` reads in full. The steps are ``answer``'s own (_usable's test of a
-    short name, _consistent, _rank, _notes), without the Mention and grouping of each name said."""
+    """``answer`` for a text whose usable names form a plain chain (_walk): coarse to fine in the order said, each
+    agreeing with the coarser ones (广州市天河区沙河街道先烈东社区: the usual shape of an address); None for any
+    other (a conflict, two names of one level, levels out of order, a name that keeps places of two levels,
+    another province, nothing usable), which ``answer`` reads in full. The steps are ``answer``'s own (_usable's
+    tests, _consistent, _rank, _notes), without the Mention and grouping of each name said."""
     walked = _walk(norm, found, info, g)
     if walked is None:
         return None
@@ -187,53 +205,94 @@ def _chain_best(norm: str, found: list[tuple[int, int, int]], info: list, g: Gaz
 
 def _walk(norm: str, found: list[tuple[int, int, int]], info: list, g: Gazetteer) -> tuple | None:
     """The chain's finest mention (pattern, start, end), its level and agreeing hits, the end of the last usable
-    name, and whether a city or district was named; None where the names are not a plain chain."""
-    cities: set[str] | None = None                  # made when a name gives one (_consistent reads None as none)
-    districts: set[str] | None = None
-    towns: set[str] | None = None
-    prev, last, end, repeated = -1, None, 0, -1
+    name, and whether a city or district was named; None where the names are not a plain chain.
+
+    A plain chain, read as ``answer`` reads it (_usable, then _resolve level by level): of each usable name, at
+    most one level keeps places that agree with the coarser names said before it, the levels kept go coarse to
+    fine in the order said, and a name whose level keeps none drops out as _resolve drops it (agreeing is only
+    narrowed by names said later: the chain's names are coarser only where kept before). A name of the chain said
+    again at its level counts once (it agrees as it did; _rank ranks the copies as one). None: a strong district
+    outside the city named (answer notes the conflict), two levels kept by one name, levels out of order."""
+    cities = districts = towns = None               # made when a name gives one (_consistent reads None as none)
+    named = None                                    # the city level's cities: a district agrees with these only
+    prev, last, end, before = -1, None, 0, None
+    said: dict[int, int] = {}                       # pattern -> rank of the names kept
     for m in found:
         inf = info[m[0]]
         if inf is None:
             inf = info[m[0]] = _pattern_info(g, m[0])
         if inf is False:
             return None
-        rank, level, hits, strong = inf
+        strong, generic, levels = inf
         if not strong and _part_of_longer_name(norm, m[2]):
             continue                                # part of a longer name (天河路): not a place (_usable)
-        if rank <= prev:
-            if rank == prev and m[0] == last[0][0]:     # the same name again (中山市中山市): as said once, unless
-                repeated, end = rank, m[2]              # it is the finest (then _rank sees both: answer's way)
-                continue
+        if generic is not None and not _generic_usable(m, before, generic, info, g):
+            continue                                # 城区 not right after its city (_usable)
+        before, end = m, m[2]
+        kept = _kept(levels, named, cities, districts, towns)
+        if kept is None:
             return None
-        prev, end = rank, m[2]
+        if kept is False:
+            continue                                # no place of it agrees: it drops out (_resolve)
+        rank, level, ok, sets = kept
+        if rank <= prev:
+            if said.get(m[0]) == rank:      # a name of the chain said again (中山市中山市, 连平县上坪镇连平县上坪镇新陂):
+                continue                    # as said once
+            return None
+        prev = said[m[0]] = rank
+        if level == "city":
+            cities = named = sets[0] if sets else frozenset(p.city_adcode for p, _ in ok)
+        elif level == "district":
+            districts = sets[1] if sets else frozenset(p.code for p, _ in ok)
+            own = sets[2] if sets else frozenset(p.city_adcode for p, _ in ok if p.code == p.city_adcode)
+            if own:
+                cities = own | cities if cities else own
+        elif level == "township":
+            towns = sets[1] if sets else frozenset(p.code for p, _ in ok)
+        last = (m, level, ok)
+    if last is None:
+        return None
+    return last[0], last[1], last[2], end, bool(cities or districts)
+
+
+def _kept(levels: tuple, named, cities, districts, towns) -> tuple | bool | None:
+    """Of a name's levels, the one whose places agree with the context: (rank, level, the places kept, the
+    level's sets when all its places are kept, else None); False when none does; None for a conflict (a strong
+    district outside the city named) or two levels kept. A district agrees with the cities named as cities
+    (``named``: _resolve filters the district level before its districts add their own cities), the finer levels
+    with ``cities``, the two together."""
+    kept: tuple | bool = False
+    for rank, level, hits, one, sets in levels:
         if level == "district":
-            ok = [h for h in hits if h[0].city_adcode in cities] if cities else hits
+            if not named:
+                ok = hits
+            elif one is not None:
+                ok = hits if one.city_adcode in named else ()
+            else:
+                ok = [h for h in hits if h[0].city_adcode in named]
+            if not ok and any(s for _, s in hits):
+                return None                         # answer notes the conflict
         elif level in _FILTERED and (cities or districts or towns):
-            if len(hits) == 1:                      # _consistent, for the one place most names mean
-                p = hits[0][0]
-                ok = hits if ((not cities or p.city_adcode in cities)
-                              and (not districts or p.district_adcode in districts)
-                              and (not towns or level != "community" or p.township_code in towns)) else None
+            if one is not None:                     # _consistent, for the one place most names mean
+                ok = hits if ((not cities or one.city_adcode in cities)
+                              and (not districts or one.district_adcode in districts)
+                              and (not towns or level != "community" or one.township_code in towns)) else ()
             else:
                 ok = [h for h in hits if _consistent(h[0], cities, districts, towns)]
         else:
             ok = hits
-        if not ok:
-            return None                             # a conflict, or a level that drops out: answer says so
-        if level == "city":
-            cities = {p.city_adcode for p, _ in ok}
-        elif level == "district":
-            districts = {p.code for p, _ in ok}
-            for p, _ in ok:
-                if p.code == p.city_adcode:
-                    cities = (cities or set()) | {p.city_adcode}
-        elif level == "township":
-            towns = {p.code for p, _ in ok}
-        last = (m, level, ok)
-    if last is None or repeated == prev:
-        return None
-    return last[0], last[1], last[2], end, bool(cities or districts)
+        if ok:
+            if kept is not False:
+                return None                         # two levels of one name: answer groups them
+            kept = (rank, level, ok, sets if len(ok) == len(hits) else None)
+    return kept
+
+
+def _generic_usable(m: tuple, before: tuple | None, cities: frozenset, info: list, g: Gazetteer) -> bool:
+    """_usable's test of 城区: right after a name that means its city (or a district that is its city)."""
+    if before is None or before[2] != m[1]:
+        return False
+    return any(p.level == "city" and p.city_adcode in cities or p.code in cities for p, _ in g.hits[before[0]])
 
 
 def locate_scanned(texts: list[str], scanned: list[list[Mention]], g: Gazetteer) -> list[dict | Exception]:

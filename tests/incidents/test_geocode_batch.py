@@ -156,3 +156,63 @@ def test_normalise_many_is_normalise_of_each_line():
               for k in rng.integers(0, 12, 2000)]
     assert normalise_many(lines) == [normalise(x) for x in lines]
     assert normalise_many(["广州\n市", "天河"] * 10) == [normalise(x) for x in ["广州\n市", "天河"] * 10]
+
+
+def _walk_and_answer(g, text: str):
+    from incidents.geocode import answer
+    from incidents.gazetteer import Mention
+    ms = g.matches_many([text])[0]
+    walked = _batch._chain(text, ms, _batch._info(g), g)
+    try:
+        want = answer(text, text, [Mention(s, e, g.names[i], g.hits[i]) for i, s, e in ms], g)
+    except LocateError as e:
+        want = e
+    return walked, want
+
+
+@pytest.mark.parametrize("text", [
+    "梅州市大埔县青溪镇祝丰村委会",            # 青溪镇: a township here and a GeoNames place elsewhere (two levels)
+    "汕尾市城区捷胜镇",                      # 城区 right after its city
+    "城区捷胜镇",                            # 城区 not after its city: not a place (_usable)
+    "河源市连平县陂头镇连平县陂头镇蒲田",      # the chain said again (NBS names repeat their township)
+    "惠城区青塘",                            # 青塘: another district's township, said short: it drops out
+    "中山市中山市三乡镇",                     # the district said twice, then a township
+])
+def test_the_chain_walk_takes_the_shapes_answer_reads_as_a_chain(text):
+    g = gazetteer()
+    walked, want = _walk_and_answer(g, text)
+    assert walked is not None and walked == want
+
+
+@pytest.mark.parametrize("text", ["中山市东和平", "广州市福田区", "青溪镇祝丰村委会", "广州市番禺区大龙街道大龙"])
+def test_the_chain_walk_leaves_to_answer_what_is_not_a_chain(text):
+    """Two districts (中山市 then 和平: _resolve filters the district level before a district adds its own city),
+    a conflict, a two-level name with no context to choose, a township named twice by two names."""
+    g = gazetteer()
+    walked, _ = _walk_and_answer(g, text)
+    assert walked is None
+
+
+def test_the_chain_walk_answers_as_answer_does_on_names_in_any_order():
+    """Names of every level (several levels for one name too) strung together at random, said again, followed by
+    road words: wherever the walk answers, it is answer's _Answer."""
+    g = gazetteer()
+    rng = np.random.default_rng(20261202)
+    names = list(g.index)
+    multi = [a for a, hits in g.index.items() if len({p.level for p, _ in hits}) > 1]
+    tails = ["", "路", "街道", "大道", "东路", "12号", "小区", "区", "镇"]
+    texts = []
+    for _ in range(20000):
+        parts = []
+        for _ in range(int(rng.integers(1, 5))):
+            pool = multi if rng.random() < 0.2 else names
+            tail = tails[int(rng.integers(0, len(tails)))] if rng.random() < 0.2 else ""
+            parts.append(pool[int(rng.integers(0, len(pool)))] + tail)
+        texts.append("".join(parts + parts[:int(rng.integers(0, 2))]))     # sometimes the first name again
+    walked = 0
+    for text in dict.fromkeys(normalise(t) for t in texts):
+        a, want = _walk_and_answer(g, text)
+        if a is not None:
+            walked += 1
+            assert a == want, text
+    assert walked > 1000
