@@ -7,9 +7,12 @@
 Stored is what the builders make (``BUILT``): every Place once (a table), the name index (alias, place,
 strong) in its order, the districts/cities/towns maps, the township points and the small numbers. What
 ``Gazetteer.freeze`` derives from the index (the scan's automaton) is rebuilt by calling it, so the scan
-structure is never read from disk; it is called on the first ``scan``, not at load (``Loaded``): building
-the automaton over ~100,000 names is ~0.25 s that a command locating only points (a drill's reports) never
-needs. A gazetteer with an attribute this module does not know is
+structure is never read from disk (the Rust automaton has no serialised form, and nothing here is pickled).
+Building it over ~43,000 names is ~0.25 s, more than a command that scans a few hundred addresses (a
+1,000-event drill scans 200) spends scanning: a ``Loaded`` gazetteer answers its first ``DICT_SCANS`` single
+scans from the name index itself (at each position the longest name that starts there: leftmost-longest and
+non-overlapping, the automaton's own rule, so the same mentions) and builds the automaton only after them, or
+at once for a batch (``scan_many``, ``matches_many``). A gazetteer with an attribute this module does not know is
 not stored (it is built each time): a new field can never be silently missing from a cached one.
 
 The key covers the content of every file under the data folder (whatever the builders read; 12 MB hash in
@@ -20,13 +23,14 @@ from __future__ import annotations
 import dataclasses
 import gc
 import threading
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from incidents import cache
-from incidents.gazetteer import Gazetteer, Place
+from incidents.gazetteer import Gazetteer, Mention, Place
 
 BUILT = ("index", "districts", "cities", "province", "towns", "town_points", "median_agree_m", "town_error_m",
          "towns_per_district", "district_area_km2", "spread_factor")
@@ -35,13 +39,25 @@ FIELDS = tuple(f.name for f in dataclasses.fields(Place))
 MAPS = ("districts", "cities", "towns")
 _HERE = Path(__file__).resolve().parent
 _FREEZE = threading.Lock()
+DICT_SCANS = 2000          # single scans answered from the index before the automaton is built (~25 us each)
+# a Loaded gazetteer -> [its alias lengths, longest first; scans answered so far]: kept beside it, not in its
+# attributes, which stay exactly the built gazetteer's
+_BY_INDEX: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 CODE = [_HERE / "gazetteer.py", _HERE / "admin.py", _HERE / "roads.py", Path(__file__)]
 
 
 class Loaded(Gazetteer):
-    """A gazetteer read from the cache: frozen (``freeze``) by its first scan, once, whichever thread asks."""
+    """A gazetteer read from the cache: scans by its index until ``DICT_SCANS`` scans, then frozen
+    (``freeze``) once, whichever thread asks; a batch freezes it at once."""
 
     def scan(self, text: str):
+        if self.automaton is None:
+            state = _BY_INDEX.get(self)
+            if state is None:
+                state = _BY_INDEX.setdefault(self, [sorted({len(a) for a in self.index}, reverse=True), 0])
+            if state[1] < DICT_SCANS:
+                state[1] += 1        # unlocked: racing threads may answer a few more scans this way, as rightly
+                return _index_scan(text, self.index, state[0])
         self._frozen()
         return super().scan(text)
 
@@ -49,11 +65,34 @@ class Loaded(Gazetteer):
         self._frozen()
         return super().scan_many(texts)
 
+    def matches_many(self, texts: list[str]):
+        self._frozen()
+        return super().matches_many(texts)
+
     def _frozen(self) -> None:
         if self.automaton is None:       # freeze() sets the automaton last: once set, names and hits are too
             with _FREEZE:
                 if self.automaton is None:
                     self.freeze()
+
+
+def _index_scan(text: str, index: dict, lengths: list[int]) -> list[Mention]:
+    """Leftmost-longest non-overlapping mentions of the index's names in ``text``, by look-ups: the earliest
+    position where a name starts, the longest name there, then on from its end (as the automaton matches)."""
+    out: list[Mention] = []
+    n, i = len(text), 0
+    while i < n:
+        for size in lengths:
+            if size <= n - i:
+                alias = text[i:i + size]
+                hits = index.get(alias)
+                if hits is not None:
+                    out.append(Mention(i, i + size, alias, tuple(hits)))
+                    i += size
+                    break
+        else:
+            i += 1
+    return out
 
 
 def inputs(root: Path) -> list[Path]:

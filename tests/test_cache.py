@@ -263,6 +263,7 @@ def test_gazetteer_from_the_cache_equals_the_built_one(folder):
     assert cached.automaton is None and cached.names == []   # frozen by its first scan, not at load
     assert fresh.scan("广州市天河区") == cached.scan("广州市天河区")
     assert sorted(vars(fresh)) == sorted(vars(cached))
+    cached.matches_many([])                       # a batch freezes it: what freeze() derives is compared too
     for attr in sorted(vars(fresh)):
         a, b = getattr(fresh, attr), getattr(cached, attr)
         if attr == "automaton":
@@ -282,22 +283,59 @@ def test_gazetteer_from_the_cache_equals_the_built_one(folder):
     clear()
 
 
-def test_gazetteer_from_the_cache_is_frozen_once_by_its_first_scan_whichever_thread(folder):
+def test_gazetteer_from_the_cache_scans_by_its_index_then_is_frozen_once_whichever_thread(folder, monkeypatch):
     from concurrent.futures import ThreadPoolExecutor
-    from incidents import gazetteer as gz
+    from incidents import gazetteer as gz, gazetteer_cache
 
     def clear():
         gz._cached.cache_clear()
         gz._build.cache_clear()
+    monkeypatch.setattr(gazetteer_cache, "DICT_SCANS", 3)
     fresh, cached = _fresh_then_cached(gz.gazetteer, clear, folder)
     texts = ["深圳市福田区景田路", "乳源县大桥镇", "沙面街道翠洲社区"] * 4
-    with ThreadPoolExecutor(4) as pool:        # first scans racing: each answers as the built gazetteer does
+    assert [cached.scan(t) for t in texts[:3]] == [fresh.scan(t) for t in texts[:3]]
+    assert cached.automaton is None and cached.names == []          # answered by the index alone
+    with ThreadPoolExecutor(4) as pool:        # the scans that freeze it racing: each answers as the built one
         got = list(pool.map(cached.scan, texts))
     assert got == [fresh.scan(t) for t in texts]
     automaton = cached.automaton
     assert automaton is not None and cached.names == fresh.names and cached.hits == fresh.hits
     assert cached.scan_many(texts) == fresh.scan_many(texts) and cached.automaton is automaton   # once
     clear()
+
+
+@pytest.mark.parametrize("batch", ["scan_many", "matches_many"])
+def test_a_batch_freezes_a_cached_gazetteer_at_once(folder, batch):
+    from incidents import gazetteer as gz
+
+    def clear():
+        gz._cached.cache_clear()
+        gz._build.cache_clear()
+    fresh, cached = _fresh_then_cached(gz.gazetteer, clear, folder)
+    texts = ["广州市天河区天河路 商场燃气爆炸", "深圳市福田区景田路"]
+    assert getattr(cached, batch)(texts) == getattr(fresh, batch)(texts)
+    assert cached.automaton is not None and cached.names == fresh.names
+    clear()
+
+
+def test_the_index_scan_finds_what_the_automaton_finds(folder):
+    """Leftmost-longest by look-ups against the Aho-Corasick automaton, on texts glued from the gazetteer's own
+    names (whole, cut, run together, with other words between)."""
+    import random
+    from incidents import gazetteer as gz
+    from incidents.gazetteer_cache import _index_scan
+    gz._cached.cache_clear()
+    g = gz._build(DATA)
+    names = g.names
+    lengths = sorted({len(a) for a in g.index}, reverse=True)
+    rnd = random.Random(20261202)
+    texts = ["", "广", "广州", "广州市天河区天河路 商场燃气爆炸", "澳门大学横琴校区", "北京市朝阳区"]
+    for _ in range(3000):
+        parts = [rnd.choice(names) for _ in range(rnd.randint(1, 5))]
+        text = "".join(p[rnd.randint(0, len(p) // 2):] if rnd.random() < 0.3 else p for p in parts)
+        texts.append(text + rnd.choice(["", "路", "号", "商场燃气爆炸", " ", "街道", "社区"]))
+    assert [_index_scan(t, g.index, lengths) for t in texts] == [g.scan(t) for t in texts]
+    assert sum(len(g.scan(t)) for t in texts) > len(texts)          # the texts do hold names
 
 
 def test_road_graph_from_the_cache_is_the_same_graph(folder):
