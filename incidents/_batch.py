@@ -15,8 +15,10 @@ holds it to that, on thousands of real addresses); what is saved is the work aro
   agrees; one that agrees nowhere drops out; a chain said twice counts once) is answered by a direct walk over
   them (_chain: answer's own steps, no Mention or grouping per name), any other by incidents.geocode.answer in
   full;
-- the answer dict is built straight from the geocoder's answer in the shape of Location.as_dict, without the
-  Location, Point and Candidate objects between.
+- an answer is kept (the batch's memo) as an _entry of tuples and container-free dicts, which the collector
+  stops tracking after one pass, and each line's dict is made from it in the shape of Location.as_dict, without
+  the Location, Point and Candidate objects between; a chain ending in one place is scored directly
+  (_chain_entry), without the ranking of several.
 Refusals (empty, too long, outside Guangdong, no place recognised) are asked of locate_offline itself, line by
 line, so their message names the line as written.
 """
@@ -29,7 +31,8 @@ from contextlib import contextmanager
 
 from incidents.errors import GeocoderError, IncidentError, LocateError
 from incidents.gazetteer import Gazetteer, Mention, Place
-from incidents.geocode import (_FILTERED, _GENERIC_DISTRICTS, MAX_ADDRESS_CHARS, MAX_CANDIDATES, NO_CONTEXT_FACTOR,
+from incidents.geocode import (_FILTERED, _GENERIC_DISTRICTS, BASE_CONFIDENCE, MAX_ADDRESS_CHARS, MAX_CANDIDATES,
+                               NO_CONTEXT_FACTOR, WEAK_FACTOR,
                                _Answer, _consistent, _Hit, _notes, _ORDER, _part_of_longer_name, _precision,
                                _rank, answer, locate_offline, normalise_many)
 
@@ -38,12 +41,12 @@ _RANK = {level: k for k, level in enumerate(_ORDER)}
 CHUNK = 2048      # lines scanned in one pass of the automaton (locate_batch hands out answers chunk by chunk)
 
 
-def locate_many(lines: list[str], g: Gazetteer, memo: dict[str, dict] | None = None,
+def locate_many(lines: list[str], g: Gazetteer, memo: dict[str, tuple] | None = None,
                 memo_size: int = 100_000) -> list[dict]:
     """One dict per line, in order: the answer as ``Location.as_dict()``, or {"error": "..."}.
 
-    ``memo`` (normalised text -> answer) carries answers from one call to the next, up to ``memo_size`` of them;
-    every dict returned is the caller's own."""
+    ``memo`` (normalised text -> the answer in the batch's own form, _entry) carries answers from one call to
+    the next, up to ``memo_size`` of them; every dict returned is the caller's own."""
     with collector_paused():
         return _locate_many(lines, g, {} if memo is None else memo, memo_size)
 
@@ -55,20 +58,20 @@ def _normalised(lines: list[str]) -> dict:
             for line, key in zip(distinct, normalise_many(distinct))}
 
 
-def _locate_many(lines: list[str], g: Gazetteer, memo: dict[str, dict], memo_size: int) -> list[dict]:
+def _locate_many(lines: list[str], g: Gazetteer, memo: dict[str, tuple], memo_size: int) -> list[dict]:
     norm_of = _normalised(lines)
-    keys = [norm_of[line] for line in lines]
     todo = [k for k in dict.fromkeys(norm_of.values()) if k is not None and k not in memo]
     answers = _answers(todo, g)
     out: list[dict] = []
-    for line, key in zip(lines, keys):
+    for line in lines:
+        key = norm_of[line]
         hit = None if key is None else memo.get(key) or answers.get(key)
         if hit is None:
             out.append(_one(line, g))
             continue
         if key not in memo and len(memo) < memo_size:
             memo[key] = hit
-        out.append(copy_answer(hit))
+        out.append(_thawed(hit))
     return out
 
 
@@ -112,23 +115,25 @@ def locate_districts(lines: list[str], g: Gazetteer):
         return pd.DataFrame(columns, columns=list(DISTRICT_COLUMNS), copy=False)
 
 
-def _answers(texts: list[str], g: Gazetteer) -> dict[str, dict | None]:
-    """Normalised text -> its answer dict (None where refused: asked again line by line, for the message).
-    A text whose names form a plain chain is answered by _chain; any other by the geocoder's ``answer``."""
+def _answers(texts: list[str], g: Gazetteer) -> dict[str, tuple | None]:
+    """Normalised text -> its answer as an _entry (None where refused: asked again line by line, for the
+    message). A text whose names form a plain chain is answered by _chain_entry; any other by the geocoder's
+    ``answer``."""
     parts = _parts(g)
     matched = g.matches_many(texts)                 # first: a gazetteer frozen on its first scan is so now
     info = _info(g)
     names, hits = g.names, g.hits
-    out: dict[str, dict | None] = {}
+    out: dict[str, tuple | None] = {}
     for norm, found in zip(texts, matched):
-        a = _chain(norm, found, info, g) if found else None
-        if a is None:
+        entry = _chain_entry(norm, found, info, g, parts) if found else False
+        if entry is False:
             try:
                 a = answer(norm, norm, [Mention(s, e, names[i], hits[i]) for i, s, e in found], g)
             except LocateError:
                 out[norm] = None
                 continue
-        out[norm] = _as_dict(a, parts)
+            entry = _entry(a.best, a.level, a.ranked, a.confidence, a.notes, parts)
+        out[norm] = entry
     return out
 
 
@@ -201,6 +206,25 @@ def _chain_best(norm: str, found: list[tuple[int, int, int]], info: list, g: Gaz
         return ok[0][0]
     mention = Mention(s, e, g.names[i], g.hits[i])
     return _rank([_Hit(mention, p, st) for p, st in ok], level)[0][0]
+
+
+def _chain_entry(norm: str, found: list[tuple[int, int, int]], info: list, g: Gazetteer,
+                 parts: dict) -> tuple | None | bool:
+    """_entry of _chain's answer (None where its point is not a valid one), False where _chain gives None. A
+    chain ending in one place is scored as _rank scores one place, without the _Hit, ranking and _Answer."""
+    walked = _walk(norm, found, info, g)
+    if walked is None:
+        return False
+    (i, s, e), level, ok, end, context = walked
+    if len(ok) != 1 or level == "province":
+        a = _chain(norm, found, info, g)
+        return _entry(a.best, a.level, a.ranked, a.confidence, a.notes, parts)
+    best, strong = ok[0]
+    score = BASE_CONFIDENCE[level] * (1.0 if strong else WEAK_FACTOR)
+    notes, factor = _notes(norm, level, best, end, ok)         # one place: _notes reads only its count
+    if level in ("township", "place", "community", "road") and not context:
+        factor *= NO_CONTEXT_FACTOR
+    return _entry(best, level, ((best, score, None),), max(0.0, min(1.0, score * factor)), notes, parts)
 
 
 def _walk(norm: str, found: list[tuple[int, int, int]], info: list, g: Gazetteer) -> tuple | None:
@@ -348,7 +372,15 @@ def _parts(g: Gazetteer) -> dict:
 def _as_dict(a: _Answer, parts: dict) -> dict | None:
     """``Location.as_dict()`` of the answer's Location (None if its point is not a valid one: locate_offline
     then says what is wrong)."""
-    best = a.best
+    e = _entry(a.best, a.level, a.ranked, a.confidence, a.notes, parts)
+    return None if e is None else _thawed(e)
+
+
+def _entry(best: Place, level: str, ranked, confidence: float, notes: list[str], parts: dict) -> tuple | None:
+    """An answer in the batch's own form, (the place's part of the dict, confidence, candidates, level, notes),
+    made of tuples and of dicts holding no container: the collector stops tracking it after its first pass, so
+    a batch's memo adds nothing to its later passes (a full pass walks every tracked object of the process).
+    None if the point is not a valid one. _thawed makes the ``Location.as_dict()`` of it."""
     base = parts.get(id(best))
     if base is None:
         if not (-180.0 <= best.lon <= 180.0 and -90.0 <= best.lat <= 90.0):
@@ -360,12 +392,19 @@ def _as_dict(a: _Answer, parts: dict) -> dict | None:
                 "candidates": None, "matched_level": None}
         if len(parts) < _MAX_PARTS:
             parts[id(best)] = base
+    return (base, round(confidence, 3), tuple(_candidate(p, s, parts) for p, s, _ in ranked[:MAX_CANDIDATES]),
+            level, tuple(notes))
+
+
+def _thawed(e: tuple) -> dict:
+    """The ``Location.as_dict()`` of an _entry: the caller's own (its lists and dicts new)."""
+    base, confidence, candidates, level, notes = e
     d = base.copy()
-    d["confidence"] = round(a.confidence, 3)
-    d["candidates"] = [_candidate(p, s, parts) for p, s, _ in a.ranked[:MAX_CANDIDATES]]
-    d["matched_level"] = a.level
-    if a.notes:
-        d["notes"] = a.notes                # the answer's own list
+    d["confidence"] = confidence
+    d["candidates"] = [c.copy() for c in candidates]
+    d["matched_level"] = level
+    if notes:
+        d["notes"] = list(notes)
     return d
 
 
