@@ -15,10 +15,10 @@ holds it to that, on thousands of real addresses); what is saved is the work aro
   agrees; one that agrees nowhere drops out; a chain said twice counts once) is answered by a direct walk over
   them (_chain: answer's own steps, no Mention or grouping per name), any other by incidents.geocode.answer in
   full;
-- an answer is kept (the batch's memo) as an _entry of tuples and container-free dicts, which the collector
-  stops tracking after one pass, and each line's dict is made from it in the shape of Location.as_dict, without
-  the Location, Point and Candidate objects between; a chain ending in one place is scored directly
-  (_chain_entry), without the ranking of several.
+- an answer is kept (the batch's memo) as an _entry: a tuple of the place's part of the dict, the candidates'
+  dicts (shared, holding no container) and the notes, and each line's dict is made from it in the shape of
+  Location.as_dict, without the Location, Point and Candidate objects between; a chain ending in one place is
+  scored directly (_chain_entry), without the ranking of several.
 Refusals (empty, too long, outside Guangdong, no place recognised) are asked of locate_offline itself, line by
 line, so their message names the line as written.
 """
@@ -377,10 +377,10 @@ def _as_dict(a: _Answer, parts: dict) -> dict | None:
 
 
 def _entry(best: Place, level: str, ranked, confidence: float, notes: list[str], parts: dict) -> tuple | None:
-    """An answer in the batch's own form, (the place's part of the dict, confidence, candidates, level, notes),
-    made of tuples and of dicts holding no container: the collector stops tracking it after its first pass, so
-    a batch's memo adds nothing to its later passes (a full pass walks every tracked object of the process).
-    None if the point is not a valid one. _thawed makes the ``Location.as_dict()`` of it."""
+    """An answer in the batch's own form, (the place's part of the dict, confidence, candidates, level, notes):
+    two objects the collector tracks (the tuples holding dicts) where a kept answer dict had three, and no dict
+    made only to be copied. None if the point is not a valid one. _thawed makes the ``Location.as_dict()`` of
+    it."""
     base = parts.get(id(best))
     if base is None:
         if not (-180.0 <= best.lon <= 180.0 and -90.0 <= best.lat <= 90.0):
