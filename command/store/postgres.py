@@ -50,6 +50,15 @@ def _psycopg() -> tuple[Any, Any, Any]:
     return psycopg, dict_row, ConnectionPool
 
 
+def _binary_lists(conn: Any) -> None:
+    """Python lists go to the server as binary arrays. psycopg's text array dumper escapes every quote and
+    backslash of every element with a regex template in Python: for the JSON payloads of one report's ~20
+    events that was ~4 ms of a worker's CPU per report, the binary dumper packs the same in microseconds.
+    Same values either way (text[], bigint[], double precision[], ``= ANY(%s)``, empty lists, NULLs)."""
+    from psycopg.types.array import ListBinaryDumper
+    conn.adapters.register_dumper(list, ListBinaryDumper)
+
+
 class PostgresDatabase:
     """A connection pool over one PostgreSQL database; migrates it when opened."""
 
@@ -71,7 +80,7 @@ class PostgresDatabase:
         self._returned: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self.pool = ConnectionPool(url, min_size=min_size, max_size=max_size, timeout=timeout_s, open=False,
                                    kwargs={"row_factory": dict_row}, name="yzt-store",
-                                   check=self._check_if_idle, reset=self._stamp,
+                                   check=self._check_if_idle, reset=self._stamp, configure=_binary_lists,
                                    reconnect_timeout=10.0)  # after an outage, new connections at once
         try:
             self.pool.open(wait=True, timeout=timeout_s)
