@@ -253,12 +253,20 @@ def _walk(norm: str, found: list[tuple[int, int, int]], info: list, g: Gazetteer
         if generic is not None and not _generic_usable(m, before, generic, info, g):
             continue                                # 城区 not right after its city (_usable)
         before, end = m, m[2]
-        kept = _kept(levels, named, cities, districts, towns)
-        if kept is None:
-            return None
-        if kept is False:
-            continue                                # no place of it agrees: it drops out (_resolve)
-        rank, level, ok, sets = kept
+        if len(levels) == 1 and levels[0][3] is not None:     # one place (most names): _kept's test of it, inline
+            rank, level, ok, one, sets = levels[0]
+            if not (_agrees(one, level, named, cities, districts, towns) if named or cities or districts or towns
+                    else True):
+                if strong and level == "district":
+                    return None                     # answer notes the conflict
+                continue                            # it drops out (_resolve)
+        else:
+            kept = _kept(levels, named, cities, districts, towns)
+            if kept is None:
+                return None
+            if kept is False:
+                continue                            # no place of it agrees: it drops out (_resolve)
+            rank, level, ok, sets = kept
         if rank <= prev:
             if said.get(m[0]) == rank:      # a name of the chain said again (中山市中山市, 连平县上坪镇连平县上坪镇新陂):
                 continue                    # as said once
@@ -298,9 +306,7 @@ def _kept(levels: tuple, named, cities, districts, towns) -> tuple | bool | None
                 return None                         # answer notes the conflict
         elif level in _FILTERED and (cities or districts or towns):
             if one is not None:                     # _consistent, for the one place most names mean
-                ok = hits if ((not cities or one.city_adcode in cities)
-                              and (not districts or one.district_adcode in districts)
-                              and (not towns or level != "community" or one.township_code in towns)) else ()
+                ok = hits if _agrees(one, level, named, cities, districts, towns) else ()
             else:
                 ok = [h for h in hits if _consistent(h[0], cities, districts, towns)]
         else:
@@ -310,6 +316,16 @@ def _kept(levels: tuple, named, cities, districts, towns) -> tuple | bool | None
                 return None                         # two levels of one name: answer groups them
             kept = (rank, level, ok, sets if len(ok) == len(hits) else None)
     return kept
+
+
+def _agrees(p: Place, level: str, named, cities, districts, towns) -> bool:
+    """Whether the one place of a name of ``level`` agrees with the names before it (_kept's test)."""
+    if level == "district":
+        return not named or p.city_adcode in named
+    if level not in _FILTERED:
+        return True
+    return ((not cities or p.city_adcode in cities) and (not districts or p.district_adcode in districts)
+            and (not towns or level != "community" or p.township_code in towns))
 
 
 def _generic_usable(m: tuple, before: tuple | None, cities: frozenset, info: list, g: Gazetteer) -> bool:
