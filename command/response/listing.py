@@ -74,8 +74,8 @@ def states_of(svc: Any, rows: list[dict[str, Any]]) -> list:
     for row in rows:
         with svc._timelines_lock:
             held = svc._timelines.get(row["id"])
-        if held is not None and held[0] == row["last_seq"] and held[2] is not None:
-            out.append(held[2])
+        if held is not None and held[0] == row["last_seq"]:
+            out.append(held[1].state)
         else:
             out.append(svc.get(row["id"]))
     return out

@@ -41,8 +41,8 @@ from command.security import scopes
 from command.security.auth import Principal, as_principal, require
 from command.errors import AlertError, CommandError, IncidentExistsError, SessionError
 from command.response.timeline import (BEIJING, AlertApproved, AlertCancelled, AlertDrafted, AlertRecord,
-                                       AlertRefused, Clock, Closed, Event, IncidentState, NoteAdded, Reported,
-                                       SystemClock, TaskDone, TaskSet, Updated, fold, from_record, iso, location_to_dict,
+                                       AlertRefused, Clock, Closed, Event, Fold, IncidentState, NoteAdded, Reported,
+                                       SystemClock, TaskDone, TaskSet, Updated, from_record, iso, location_to_dict,
                                        to_record)
 from incidents.model import LEVELS, Casualties, IncidentReport, Point
 
@@ -101,9 +101,9 @@ class ResponseService:
         self.catalog = catalog or Catalog.of(settings)
         self.duty = group.rules(settings.data_dir)
         self._profile = None                     # the CAP profile, made on the first draft
-        # incident -> (last seq read, decoded events, their fold): the log is append-only, so only newer rows
-        # are read, and an unchanged timeline is not folded again (IncidentState is immutable)
-        self._timelines: dict[str, tuple[int, tuple[Event, ...], IncidentState]] = {}
+        # incident -> (last seq read, the fold up to it): the log is append-only, so only newer rows are read and
+        # only they are folded on (timeline.Fold.more); an unchanged timeline is not folded again
+        self._timelines: dict[str, tuple[int, Fold]] = {}
         self._timelines_lock = threading.Lock()
 
     # ------------------------------------------------------------------ timeline plumbing
@@ -122,29 +122,34 @@ class ResponseService:
         return iso(self.clock.now())
 
     def get(self, incident_id: str, *, viewer: Principal | str | None = None) -> IncidentState:
-        """The incident's state: the pure fold of its whole timeline (new rows read since the last call; the
-        fold is reused while no new row has arrived). With ``viewer``: only inside the viewer's scope."""
+        """The incident's state: the pure fold of its whole timeline (new rows read since the last call and
+        folded onto the fold held; it is reused while no new row has arrived). With ``viewer``: only inside the
+        viewer's scope."""
         if viewer is not None:
             state = self.get(incident_id)
             scopes.require_incident(as_principal(viewer), state, "see")
             return state
         with self._timelines_lock:
-            last, events, state = self._timelines.get(incident_id, (0, (), None))
+            last, held = self._timelines.get(incident_id, (0, None))
         new = self.store.events(incident_id, since_seq=last)
-        if new:
-            events = events + tuple(from_record(e.kind, e.payload, at=e.at, actor=e.actor) for e in new)
-            last, state = new[-1].seq, None
-        if not events:
-            raise SessionError(f"no incident {incident_id!r} in the store")
-        if state is None:
-            state = fold(incident_id, events)
-            with self._timelines_lock:
-                if self._timelines.get(incident_id, (0,))[0] <= last:
-                    self._timelines[incident_id] = (last, events, state)
-        return state
+        if not new:
+            if held is None:
+                raise SessionError(f"no incident {incident_id!r} in the store")
+            return held.state
+        events = tuple(from_record(e.kind, e.payload, at=e.at, actor=e.actor) for e in new)
+        held = held.more(events) if held is not None else Fold.of(incident_id, events)
+        last = new[-1].seq
+        with self._timelines_lock:
+            if self._timelines.get(incident_id, (0,))[0] <= last:
+                self._timelines[incident_id] = (last, held)
+        return held.state
 
-    def _open(self, incident_id: str) -> IncidentState:
+    def _open(self, incident_id: str, who: Principal | None = None, doing: str = "") -> IncidentState:
+        """The incident's state, refused when ``who`` may not do ``doing`` to it (its scope, checked first) or
+        when it is closed: one read for both checks."""
         state = self.get(incident_id)
+        if who is not None:
+            scopes.require_incident(who, state, doing)
         if state.state == "closed":
             raise SessionError(f"incident {incident_id} was closed at {state.closed_at}; it takes no more actions")
         return state
@@ -229,9 +234,8 @@ class ResponseService:
                description: str | None = None) -> IncidentState:
         """Record what changed, regrade, and say so; a higher level brings its government in."""
         who = require(as_principal(actor), "incident.update")
-        scopes.require_incident(who, self.get(incident_id), "update")
         actor = who.name
-        state = self._open(incident_id)
+        state = self._open(incident_id, who, "update")
         changes: dict[str, Any] = {}
         if type is not None and type != state.type:
             changes["type"] = type
@@ -258,14 +262,12 @@ class ResponseService:
         scopes.require_incident(who, self.get(incident_id), "note")
         if not text.strip():
             raise SessionError("a note needs some text")
-        self.get(incident_id)
         self._append(incident_id, [NoteAdded(at=self._now(), actor=who.name, text=text)], who)
         return self.get(incident_id)
 
     def add_task(self, incident_id: str, role: str, text: str, *, actor: Principal | str) -> str:
         who = require(as_principal(actor), "task.set")
-        scopes.require_incident(who, self.get(incident_id), "set a task of")
-        state = self._open(incident_id)
+        state = self._open(incident_id, who, "set a task of")
         task_id = f"T{len(state.tasks) + 1}"
         self._append(incident_id, [TaskSet(at=self._now(), actor=who.name, task_id=task_id, role=role,
                                            text=text)], who)
@@ -273,8 +275,7 @@ class ResponseService:
 
     def complete_task(self, incident_id: str, task_id: str, *, actor: Principal | str) -> None:
         who = require(as_principal(actor), "task.done")
-        scopes.require_incident(who, self.get(incident_id), "complete a task of")
-        state = self._open(incident_id)
+        state = self._open(incident_id, who, "complete a task of")
         task = next((t for t in state.tasks if t.id == task_id), None)
         if task is None:
             raise SessionError(f"incident {incident_id} has no task {task_id!r}")
@@ -284,8 +285,7 @@ class ResponseService:
 
     def close(self, incident_id: str, *, actor: Principal | str, reason: str = "") -> IncidentState:
         who = require(as_principal(actor), "incident.close")
-        scopes.require_incident(who, self.get(incident_id), "close")
-        self._open(incident_id)
+        self._open(incident_id, who, "close")
         self._append(incident_id, [Closed(at=self._now(), actor=who.name, reason=reason)], who)
         return self.get(incident_id)
 
@@ -326,8 +326,7 @@ class ResponseService:
         """Build and validate the CAP message (zh + en) for the incident's area; record the draft: from here
         on the stored draft is the only source of what a channel sends."""
         actor = require(as_principal(actor), "alert.draft")
-        scopes.require_incident(actor, self.get(incident_id), "draft a warning for")
-        state = self._open(incident_id)
+        state = self._open(incident_id, actor, "draft a warning for")
         references = self._references_in_force(state, self.clock.now())
         msg_type = "Update" if references else "Alert"
         return self._draft(state, actor=actor, msg_type=msg_type, references=references,
@@ -439,8 +438,7 @@ class ResponseService:
         (``content_sha256``: the digest of what the approver was shown; refused when it is not the draft's).
         Nobody approves their own draft; a regrade or any new draft needs a new approval."""
         who = require(as_principal(actor), "alert.approve")
-        scopes.require_incident(who, self.get(incident_id), "approve a warning of")
-        state = self._open(incident_id)
+        state = self._open(incident_id, who, "approve a warning of")
         rec = next((a for a in state.alerts if a.identifier == draft_identifier), None)
         why = None
         if rec is None:
@@ -551,8 +549,7 @@ class ResponseService:
         """A CAP Cancel referencing every message of the incident still in force; queued at once (a false
         alarm is withdrawn without waiting for a second commander)."""
         actor = require(as_principal(actor), "alert.cancel")
-        scopes.require_incident(actor, self.get(incident_id), "cancel a warning of")
-        state = self._open(incident_id)
+        state = self._open(incident_id, actor, "cancel a warning of")
         active = state.active_alerts
         if not active:
             raise self._refuse(state, actor, "cancel", "", f"incident {incident_id} has no alert in force to cancel")

@@ -386,27 +386,59 @@ class IncidentState:
 
 def fold(incident_id: str, events: Iterable[Event]) -> IncidentState:
     """The state of one incident after ``events`` (in timeline order). Pure: no I/O, no clock."""
-    events = tuple(events)
-    if not events or not isinstance(events[0], Reported):
-        raise SessionError(f"incident {incident_id}: its timeline does not start with a report")
-    first: Reported = events[0]
-    s: dict[str, Any] = {
-        "type": first.type, "casualties": first.casualties, "loss": first.economic_loss_cny,
-        "description": first.description, "grade": first.grade, "closed_at": None,
-        "levels": [LevelChange(first.at, first.grade["level"], first.grade["rule"], "首报")],
-        "members": [], "conference": None, "tasks": {}, "alerts": {}}
-    for ev in events[1:]:
-        _apply(s, ev)
-    members = tuple(s["members"])
-    times = [m.joined_at for m in members] + ([s["conference"].opened_at] if s["conference"] else [])
-    return IncidentState(
-        id=incident_id, type=s["type"], location=location_from_dict(first.location),
-        casualties=Casualties(**s["casualties"]), economic_loss_cny=s["loss"],
-        description=s["description"], grade=grade_from_dict(s["grade"]), levels=tuple(s["levels"]),
-        group=Group(members, s["conference"], min(times) if times else None),
-        tasks=tuple(s["tasks"].values()), alerts=tuple(s["alerts"].values()), events=events,
-        state="closed" if s["closed_at"] else "open", nearby=first.nearby, reported_at=first.at,
-        closed_at=s["closed_at"], address=first.address)
+    return Fold.of(incident_id, events).state
+
+
+class Fold:
+    """A fold that takes more events: ``Fold.of(id, events).more(new).state == fold(id, events + new)``.
+
+    The service keeps one per incident and folds only the rows that arrived since (a timeline is append-only),
+    instead of every event again on each update, note, close or send. ``more`` never changes the fold it is
+    called on (it works on a copy of the running values), so two threads may extend the same one."""
+
+    __slots__ = ("incident_id", "state", "_first", "_s")
+
+    def __init__(self, incident_id: str, first: Reported, s: dict[str, Any], events: tuple[Event, ...],
+                 location: Location, grade: Grade | None = None) -> None:
+        self.incident_id, self._first, self._s = incident_id, first, s
+        members = tuple(s["members"])
+        times = [m.joined_at for m in members] + ([s["conference"].opened_at] if s["conference"] else [])
+        self.state = IncidentState(
+            id=incident_id, type=s["type"], location=location,
+            casualties=Casualties(**s["casualties"]), economic_loss_cny=s["loss"],
+            description=s["description"], grade=grade or grade_from_dict(s["grade"]), levels=tuple(s["levels"]),
+            group=Group(members, s["conference"], min(times) if times else None),
+            tasks=tuple(s["tasks"].values()), alerts=tuple(s["alerts"].values()), events=events,
+            state="closed" if s["closed_at"] else "open", nearby=first.nearby, reported_at=first.at,
+            closed_at=s["closed_at"], address=first.address)
+
+    @classmethod
+    def of(cls, incident_id: str, events: Iterable[Event]) -> Fold:
+        events = tuple(events)
+        if not events or not isinstance(events[0], Reported):
+            raise SessionError(f"incident {incident_id}: its timeline does not start with a report")
+        first: Reported = events[0]
+        s: dict[str, Any] = {
+            "type": first.type, "casualties": first.casualties, "loss": first.economic_loss_cny,
+            "description": first.description, "grade": first.grade, "closed_at": None,
+            "levels": [LevelChange(first.at, first.grade["level"], first.grade["rule"], "首报")],
+            "members": [], "conference": None, "tasks": {}, "alerts": {}}
+        for ev in events[1:]:
+            _apply(s, ev)
+        return cls(incident_id, first, s, events, location_from_dict(first.location))
+
+    def more(self, new: Iterable[Event]) -> Fold:
+        """This fold with ``new`` (the events after the last one folded) folded on."""
+        new = tuple(new)
+        if not new:
+            return self
+        old = self._s
+        s = dict(old, levels=list(old["levels"]), members=list(old["members"]), tasks=dict(old["tasks"]),
+                 alerts=dict(old["alerts"]))
+        for ev in new:
+            _apply(s, ev)
+        grade = self.state.grade if s["grade"] is old["grade"] else None     # a regrade sets a new dict
+        return Fold(self.incident_id, self._first, s, self.state.events + new, self.state.location, grade)
 
 
 def _apply(s: dict[str, Any], ev: Event) -> None:

@@ -10,7 +10,7 @@ from command.errors import SessionError
 from helpers_store import new_store
 from command.response.timeline import (BEIJING, EVENT_TYPES, AlertApproved, AlertCancelled, AlertDrafted, AlertFailed, AlertRefused,
                               AlertSent, Closed, ConferenceOpened, MemberJoined, NoteAdded, Regraded, Reported,
-                              SystemClock, TaskDone, TaskSet, Updated, VirtualClock, fold, from_record, iso,
+                              SystemClock, TaskDone, TaskSet, Updated, VirtualClock, Fold, fold, from_record, iso,
                               to_record)
 
 T0 = datetime(2026, 3, 14, 9, 0, tzinfo=BEIJING)
@@ -116,6 +116,23 @@ def test_fold_is_pure_and_prefix_consistent(n):
     events = sample_events()[:n]
     assert fold("x", events) == fold("x", list(events))
     assert fold("x", events).events == tuple(events)
+
+
+@hsettings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=len(sample_events())), max_size=6))
+def test_folding_on_new_events_equals_folding_the_whole_timeline(cuts):
+    """However the timeline arrives in pieces (the service folds each read's new rows onto what it holds), the
+    state is the fold of all of it, and a fold extended is left as it was (two threads may extend one)."""
+    events = sample_events()
+    bounds = sorted(set(cuts) | {1, len(events)})
+    held = Fold.of("x", events[:bounds[0]])
+    for a, b in zip(bounds, bounds[1:]):
+        before = held.state
+        assert held.more(events[a:b]).state == held.more(events[a:b]).state    # the first left `held` as it was
+        held = held.more(events[a:b])
+        assert held.state == fold("x", events[:b]) and held.state.events == tuple(events[:b])
+        assert before == fold("x", events[:a])
+    assert held.more([]) is held and held.state == fold("x", events)
 
 
 def test_replaying_stored_events_gives_the_same_state(tmp_path):
