@@ -62,17 +62,11 @@ def _locate_many(lines: list[str], g: Gazetteer, memo: dict[str, tuple], memo_si
     norm_of = _normalised(lines)
     todo = [k for k in dict.fromkeys(norm_of.values()) if k is not None and k not in memo]
     answers = _answers(todo, g)
-    out: list[dict] = []
-    for line in lines:
-        key = norm_of[line]
-        hit = None if key is None else memo.get(key) or answers.get(key)
-        if hit is None:
-            out.append(_one(line, g))
-            continue
-        if key not in memo and len(memo) < memo_size:
-            memo[key] = hit
-        out.append(_thawed(hit))
-    return out
+    for key, entry in answers.items():
+        if entry is not None and len(memo) < memo_size:
+            memo[key] = entry
+    entry_of = {line: None if key is None else memo.get(key) or answers.get(key) for line, key in norm_of.items()}
+    return [_one(line, g) if (entry := entry_of[line]) is None else _thawed(entry) for line in lines]
 
 
 DISTRICT_COLUMNS = ("province", "city_name", "district_name", "district_adcode", "error")
@@ -408,8 +402,11 @@ def _entry(best: Place, level: str, ranked, confidence: float, notes: list[str],
                 "candidates": None, "matched_level": None}
         if len(parts) < _MAX_PARTS:
             parts[id(best)] = base
-    return (base, round(confidence, 3), tuple(_candidate(p, s, parts) for p, s, _ in ranked[:MAX_CANDIDATES]),
-            level, tuple(notes))
+    if len(ranked) == 1:
+        candidates = (_candidate(ranked[0][0], ranked[0][1], parts),)
+    else:
+        candidates = tuple(_candidate(p, s, parts) for p, s, _ in ranked[:MAX_CANDIDATES])
+    return base, round(confidence, 3), candidates, level, tuple(notes)
 
 
 def _thawed(e: tuple) -> dict:
@@ -417,7 +414,7 @@ def _thawed(e: tuple) -> dict:
     base, confidence, candidates, level, notes = e
     d = base.copy()
     d["confidence"] = confidence
-    d["candidates"] = [c.copy() for c in candidates]
+    d["candidates"] = [candidates[0].copy()] if len(candidates) == 1 else [c.copy() for c in candidates]
     d["matched_level"] = level
     if notes:
         d["notes"] = list(notes)
