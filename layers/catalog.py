@@ -20,12 +20,15 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
 from pyproj import Transformer
+
+if TYPE_CHECKING:
+    import geopandas as gpd
 
 from incidents import cache
 from layers.errors import LayerError, UnknownLayerError
@@ -122,6 +125,7 @@ class Layer:
 
     @functools.cached_property
     def gdf(self) -> gpd.GeoDataFrame:
+        import geopandas as gpd       # here: only an export asks for it, and a command that only loads pays none
         return gpd.GeoDataFrame(self.table, geometry=shapely.points(self.lon, self.lat), crs=WGS84)
 
 
