@@ -45,10 +45,24 @@ def yzt_audit_anchor(entry_id: int, mac: str, at: str, database: str) -> None:
 
 @hookspec
 def yzt_alerts_delivered(outcomes: list[dict[str, Any]], store: Any) -> None:
-    """Observe deliveries reaching a final state, a batch at a time, after the outbox recorded them (one call
-    per recorded batch, in the order they were sent); return values are ignored. Each outcome is a dict with
-    ``identifier``, ``channel``, ``mode``, ``status`` ("sent" or "dead"), ``attempts``, ``receipt``, ``error``,
-    ``incident_id`` (the alert's incident) and ``at`` (the outbox's clock, a drill's virtual one, as ISO 8601
-    +08:00). ``store`` is the store the outbox works on (the built-in ``command.response.delivery_log`` writes
-    the whole batch to the incidents' timelines there in one transaction). An exception is logged and never
-    undoes a delivery. An implementation may take fewer of these arguments."""
+    """Deliveries reaching a final state, a batch at a time, told BEFORE the outbox records them: one call per
+    batch it is about to record (a batch holds at most one delivery per incident), in the order they were
+    sent; return values are ignored. Each outcome is a dict with ``identifier``, ``channel``, ``mode``,
+    ``status`` ("sent" or "dead"), ``attempts``, ``receipt``, ``error``, ``incident_id`` (the alert's
+    incident) and ``at`` (the outbox's clock, a drill's virtual one, as ISO 8601 +08:00).
+
+    ``store`` is NOT the store: it is the batch's timeline, with one method,
+    ``store.append_events_of([(incident_id, [(kind, payload, at, actor), ...]), ...], source=..., by=...)``
+    (returns nothing). What an implementation appends there for an outcome's incident is written in the
+    SAME transaction that records the batch's outcomes: the deliveries' rows, their audit entries, the events
+    and theirs, one audit transaction per batch (the built-in ``command.response.delivery_log`` appends one
+    AlertSent/AlertFailed per outcome). Events are written only with the outcomes that transaction records:
+    an outcome whose lease was lost to another worker is dropped with its events (that worker sends it
+    again, same Idempotency-Key, and tells of it itself), and events for an incident with no outcome in the
+    batch are not written. If the process dies before that commit, neither the outcomes nor the events are
+    written; the deliveries are sent again with the same keys and told again: an implementation with effects
+    outside the store is told at least once, possibly twice. If the database is away, the outcomes and their
+    events are recorded together once it is back. A timeline the database refuses is rolled back alone
+    (logged) and the outcomes are recorded without it; an exception from an implementation is logged and
+    never undoes or holds up a delivery (what was appended before it is still written). An implementation
+    may take fewer of these arguments."""

@@ -23,13 +23,15 @@ Guarantees:
   (``rate_per_minute``; WeCom and DingTalk robots default to 20), shared by its workers.
 - What leaves is what was approved: the alert row keeps ``content_sha256`` (the CAP XML and every text a
   channel sends), and each attempt recomputes it from the row before sending; a row changed since it was
-  enqueued is dead-lettered, never sent. Final outcomes (sent, dead) are announced through the
-  ``yzt_alerts_delivered`` hook after they are recorded, one call per recorded batch, with the outbox's
-  ``clock`` for their time (the timeline's events of a batch: one transaction).
+  enqueued is dead-lettered, never sent. Final outcomes (sent, dead) are told to the
+  ``yzt_alerts_delivered`` hook just before they are recorded, one call per batch, with the outbox's
+  ``clock`` for their time; the timeline events it appends are written in the transaction that records the
+  outcomes (one audit transaction per batch: a kill before it loses neither without the other).
 - Batches: a worker claims up to ``batch_size`` due deliveries at once (at most one per incident, within the
   channel's rate limit; the batch grows from 1 while claims come back full, so a short queue still spreads
   over the workers), sends them one after another and records their outcomes together: one claim and one
-  finish (the audit chain's lock once, one entry per delivery) per batch instead of per delivery. Outcomes
+  finish (the audit chain's lock once, one entry per delivery and one per timeline event) per batch instead
+  of per delivery. Outcomes
   are recorded at least every ``flush_s``; once the channel rests, the worker stops, or half the lease is
   gone, the rest of the batch is released unsent (its claim undone: status and attempts as they were).
 - At-least-once: a claim marks the delivery 'sending' (attempts + 1) under a lease. If the process dies, the
@@ -179,6 +181,20 @@ def _take(limiter: RateLimiter, n: int) -> tuple[float, list[Any]]:
             return (wait, tokens) if not tokens else (0.0, tokens)
         tokens.append(token)
     return 0.0, tokens
+
+
+class _BatchTimeline:
+    """The ``store`` that ``yzt_alerts_delivered`` is given: the events an implementation appends through it
+    go with the batch's outcomes into the transaction that records them (``finish_deliveries``), for the
+    outcomes recorded (see the hook's spec in command/hookspecs.py)."""
+
+    def __init__(self) -> None:
+        self.groups: list[tuple[str, list[Any], str, str | None]] = []
+
+    def append_events_of(self, groups: list[tuple[str, list[Any]]], *, source: str = "local",
+                         by: str | None = None) -> None:
+        for incident_id, records in groups:
+            self.groups.append((incident_id, list(records), source, by))
 
 
 def _iso(t: float | None) -> str | None:
@@ -421,39 +437,43 @@ class Outbox:
         return out("sent", receipt=receipt)
 
     def _record(self, done: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
-        """Record a batch's outcomes in one call (the single-row finish for one); if the database fails
-        under it, all of them are owed (still leased to this outbox) and recorded once it is back."""
+        """Record a batch's outcomes in one call, final ones with their timeline events (``_announce``: one
+        audit transaction for the batch); if the database fails under it, all of them are owed (still leased
+        to this outbox) and recorded, events included, once it is back."""
+        fresh = [(job, o) for job, o in done if o["status"] in ("sent", "dead") and "timeline" not in o]
+        if fresh:
+            self._announce(fresh)
         try:
-            if len(done) == 1 and done[0][1]["status"] != RELEASED:
-                o = done[0][1]
-                kept = {o["id"]} if self.store.finish_delivery(
-                    o["id"], owner=self.owner, status=o["status"], now=time.time(), receipt=o.get("receipt"),
-                    last_error=o.get("last_error"), next_attempt_at=o.get("next_attempt_at")) else set()
-            else:
-                kept = self.store.finish_deliveries([o for _, o in done], owner=self.owner, now=time.time())
+            kept = self.store.finish_deliveries([o for _, o in done], owner=self.owner, now=time.time())
         except Exception:     # the database went away under it: the outcomes are owed, recorded when it is back
             with self._lock:
                 self._owed.extend(done)
             raise
-        final = []
-        for job, o in done:
+        for job, _o in done:
             if job["id"] not in kept:
                 log.warning("outbox: delivery %s lost its lease before finishing; another worker owns it", job["id"])
-            elif o["status"] in ("sent", "dead"):
-                final.append((job, o))
-        if final:
-            self._announce(final)
 
     def _announce(self, final: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+        """Tell ``yzt_alerts_delivered`` of final outcomes about to be recorded, and attach to each outcome
+        the events the hook appended for its incident (``_BatchTimeline``), for the finish to write."""
         at = self._now_iso()
         outcomes = [{"identifier": job["identifier"], "channel": job["channel"], "mode": job["mode"],
                      "status": o["status"], "attempts": job["attempts"], "receipt": o.get("receipt"),
                      "error": o.get("last_error"), "incident_id": job.get("alert_incident_id") or "", "at": at}
                     for job, o in final]
+        timeline = _BatchTimeline()
         try:
-            self._plugin_manager().hook.yzt_alerts_delivered(outcomes=outcomes, store=self.store)
-        except Exception:  # an observer's bug never undoes a delivery
+            self._plugin_manager().hook.yzt_alerts_delivered(outcomes=outcomes, store=timeline)
+        except Exception:  # an observer's bug never undoes a delivery (what was appended before it still goes)
             log.exception("outbox: a yzt_alerts_delivered observer failed")
+        by_incident: dict[str, list[Any]] = {}
+        for group in timeline.groups:
+            by_incident.setdefault(group[0], []).append(group)
+        for (_job, o), told in zip(final, outcomes):     # a batch holds at most one delivery per incident
+            o["timeline"] = by_incident.pop(told["incident_id"], []) if told["incident_id"] else []
+        if by_incident:
+            log.error("outbox: yzt_alerts_delivered appended events to incidents with no outcome in the batch "
+                      "(%s); not written", ", ".join(sorted(by_incident)[:5]))
 
     def _settle_owed(self) -> None:
         """Record the outcomes a database failure interrupted (their deliveries are still leased to this

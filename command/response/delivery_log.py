@@ -1,11 +1,13 @@
-"""Built-in plugin: deliveries' final outcomes go into their incidents' timelines, when the outbox learns them.
+"""Built-in plugin: deliveries' final outcomes go into their incidents' timelines, with the outcomes themselves.
 
-The outbox calls ``yzt_alerts_delivered`` with each batch of deliveries it has recorded as ``sent`` or ``dead``
-(a retry in between is not final and is not written). This plugin appends one ``AlertSent`` or ``AlertFailed``
-event per outcome, at the outbox's clock (a drill's virtual clock, so a replay stays deterministic), the
-whole batch in ONE store transaction with their audit entries (``append_events_of``: the audit chain's tip
-taken once per batch, not once per delivery), each incident's in the order they were sent. Nobody polls the
-outbox for it: a retry that succeeds an hour later still reaches the timeline.
+The outbox calls ``yzt_alerts_delivered`` with each batch of deliveries it is about to record as ``sent`` or
+``dead`` (a retry in between is not final and is not written). This plugin appends one ``AlertSent`` or
+``AlertFailed`` event per outcome, at the outbox's clock (a drill's virtual clock, so a replay stays
+deterministic), each incident's in the order they were sent, to the batch's timeline the hook is given as
+``store``: they are written in the transaction that records the outcomes (the audit chain's tip taken once
+per batch, not once per delivery and not twice per batch), so an outcome is never recorded without its
+event nor its event without it. Nobody polls the outbox for it: a retry that succeeds an hour later still
+reaches the timeline.
 """
 from __future__ import annotations
 

@@ -32,47 +32,8 @@ class PostgresEventLog:
         """Several incidents' events in ONE chained transaction (the audit tip locked once, one commit): the
         events in the order given (so each incident's stay in order), their audit entries, and each
         incident's projection row; all or nothing. Returns each group's seqs."""
-        flat = [(incident_id, rec, body) for incident_id, records in groups
-                for rec, body in zip(records, event_bodies(incident_id, records))]
-        unique = self.db.errors.errors.UniqueViolation
         with chained(self.db) as (conn, tip):
-            try:
-                seqs = self._insert(conn, flat)
-            except unique as e:
-                if e.diag.constraint_name == "events_one_report":
-                    reported = [i for i, (k, *_r), _b in flat if k == "Reported"]
-                    raise IncidentExistsError(f"incident {reported[0] if len(reported) == 1 else ', '.join(reported)}"
-                                              " already exists; use update") from None
-                raise
-            chain_many(conn, tip, [(by or actor, f"event.{kind}", incident_id,
-                                    event_audit_detail(seq, at, body, actor, by), source, seq)
-                                   for seq, (incident_id, (kind, _p, at, actor), body) in zip(seqs, flat)])
-            kept: dict[str, list[tuple[int, str, str, str]]] = {}
-            for seq, (incident_id, (kind, _p, at, _a), body) in zip(seqs, flat):
-                kept.setdefault(incident_id, []).append((seq, kind, body, at))
-            summary_sql.keep_many(conn, "%s", list(kept.items()))   # the list's rows, in the same transaction
-        out, i = [], 0
-        for _incident_id, records in groups:
-            out.append(seqs[i:i + len(records)])
-            i += len(records)
-        return out
-
-    @staticmethod
-    def _insert(conn: Any, flat: list[tuple[str, EventRecord, str]]) -> list[int]:
-        """Insert the events in the order given (the audit tip is held: seqs follow commit order); their seqs."""
-        if len(flat) == 1:
-            incident_id, (kind, _p, at, actor), body = flat[0]
-            return [int(conn.execute(
-                "INSERT INTO events (incident_id, kind, at, payload, actor) VALUES (%s, %s, %s, %s, %s)"
-                " RETURNING seq", (incident_id, kind, at, body, actor)).fetchone()["seq"])]
-        if not flat:
-            return []
-        cols = list(zip(*[(i, k, at, body, actor) for i, (k, _p, at, actor), body in flat]))
-        rows = conn.execute(
-            "INSERT INTO events (incident_id, kind, at, payload, actor) SELECT i, k, a, p, ac FROM"
-            " unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[]) WITH ORDINALITY AS t(i, k, a, p, ac, o)"
-            " ORDER BY o RETURNING seq", [list(c) for c in cols]).fetchall()
-        return sorted(int(r["seq"]) for r in rows)     # identities are drawn in insert order
+            return write_events(self.db, conn, tip, [(i, records, source, by) for i, records in groups])
 
     def events(self, incident_id: str | None = None, since_seq: int = 0) -> list[StoredEvent]:
         """Only events whose audit entry holds (HMAC, digest): see ``sqlite_events.vouched_events``."""
@@ -107,3 +68,50 @@ class PostgresEventLog:
     def incident_count(self, **filters: Any) -> int:
         sql, args = summary_sql.count("%s", sqlite=False, **filters)
         return int(self.db.rows(sql, args)[0]["n"])
+
+
+def write_events(db: Any, conn: Any, tip: dict[str, Any],
+                 groups: list[tuple[str, list[EventRecord], str, str | None]]) -> list[list[int]]:
+    """Write events inside the caller's ``chained`` transaction (the tip held, so seqs follow commit order):
+    ``groups`` are (incident_id, records, source, by), written in the order given, each event with its audit
+    entry, and each incident's projection row. Each group's seqs. The outbox's batch finish writes its
+    outcomes' timeline events with it, in the transaction that records them."""
+    flat = [(incident_id, rec, body, source, by) for incident_id, records, source, by in groups
+            for rec, body in zip(records, event_bodies(incident_id, records))]
+    try:
+        seqs = _insert(conn, [(i, rec, body) for i, rec, body, _s, _b in flat])
+    except db.errors.errors.UniqueViolation as e:
+        if e.diag.constraint_name == "events_one_report":
+            reported = [i for i, (k, *_r), *_x in flat if k == "Reported"]
+            raise IncidentExistsError(f"incident {reported[0] if len(reported) == 1 else ', '.join(reported)}"
+                                      " already exists; use update") from None
+        raise
+    chain_many(conn, tip, [(by or actor, f"event.{kind}", incident_id, event_audit_detail(seq, at, body, actor, by),
+                            source, seq)
+                           for seq, (incident_id, (kind, _p, at, actor), body, source, by) in zip(seqs, flat)])
+    kept: dict[str, list[tuple[int, str, str, str]]] = {}
+    for seq, (incident_id, (kind, _p, at, _a), body, _s, _b) in zip(seqs, flat):
+        kept.setdefault(incident_id, []).append((seq, kind, body, at))
+    summary_sql.keep_many(conn, "%s", list(kept.items()))   # the list's rows, in the same transaction
+    out, i = [], 0
+    for _incident_id, records, _s, _b in groups:
+        out.append(seqs[i:i + len(records)])
+        i += len(records)
+    return out
+
+
+def _insert(conn: Any, flat: list[tuple[str, EventRecord, str]]) -> list[int]:
+    """Insert the events in the order given (the audit tip is held: seqs follow commit order); their seqs."""
+    if len(flat) == 1:
+        incident_id, (kind, _p, at, actor), body = flat[0]
+        return [int(conn.execute(
+            "INSERT INTO events (incident_id, kind, at, payload, actor) VALUES (%s, %s, %s, %s, %s)"
+            " RETURNING seq", (incident_id, kind, at, body, actor)).fetchone()["seq"])]
+    if not flat:
+        return []
+    cols = list(zip(*[(i, k, at, body, actor) for i, (k, _p, at, actor), body in flat]))
+    rows = conn.execute(
+        "INSERT INTO events (incident_id, kind, at, payload, actor) SELECT i, k, a, p, ac FROM"
+        " unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[]) WITH ORDINALITY AS t(i, k, a, p, ac, o)"
+        " ORDER BY o RETURNING seq", [list(c) for c in cols]).fetchall()
+    return sorted(int(r["seq"]) for r in rows)     # identities are drawn in insert order

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from command.errors import StoreError
 import json
 
+from command.errors import StoreError
 from command.security.audit import FINAL_DELIVERY, row_digest
+from command.store import outcome_timeline, postgres_events
 from command.store._records import ALERT_COLUMNS, DELIVERY_COLUMNS, check_finish_status, utc_now
-from command.store.postgres_audit import chain, chained
+from command.store.postgres_audit import chain, chain_many, chained
 
 
 def _vouch_queued(conn: Any, tip: dict[str, Any], identifier: str, delivery_ids: list[int]) -> None:
@@ -167,10 +168,12 @@ class PostgresDeliveryQueue:
                                            owner=owner, now=now))
 
     def finish_deliveries(self, outcomes: list[dict[str, Any]], *, owner: str, now: float) -> set[int]:
-        """Record outcomes ({id, status, receipt?, last_error?, next_attempt_at?}) of deliveries leased to
-        ``owner`` in one transaction (status ``released``: not sent after all, its claim undone, attempts
-        back as they were); returns the ids recorded (the others' lease was lost). Final ones (sent,
-        dead) get one audit entry each with their row's digest, the chain's lock taken once for them all."""
+        """Record outcomes ({id, status, receipt?, last_error?, next_attempt_at?, timeline?}) of deliveries
+        leased to ``owner`` in one transaction (status ``released``: not sent after all, its claim undone,
+        attempts back as they were); returns the ids recorded (the others' lease was lost). Final ones (sent,
+        dead) get one audit entry each with their row's digest, and the timeline events attached to them
+        (``command.store.outcome_timeline``) are written in the same transaction: the chain's lock taken
+        once for the whole batch."""
         for o in outcomes:
             if o["status"] != RELEASED:
                 check_finish_status(o["id"], o["status"])
@@ -185,12 +188,29 @@ class PostgresDeliveryQueue:
                 return {int(r["id"]) for r in conn.execute(_FINISH_SQL, args).fetchall()}
         with chained(self.db) as (conn, tip):          # a final outcome is audited with its row's digest
             rows = sorted(conn.execute(_FINISH_SQL, args).fetchall(), key=lambda r: r["id"])
-            for row in rows:
-                if row["status"] in FINAL_DELIVERY:
-                    chain(conn, tip, "outbox", f"deliveries.{row['status']}", str(row["id"]),
-                          {"table": "deliveries", "key": str(row["id"]),
-                           "row": row_digest("deliveries", dict(row))}, "outbox")
-        return {int(r["id"]) for r in rows}
+            entries = [("outbox", f"deliveries.{row['status']}", str(row["id"]),
+                        {"table": "deliveries", "key": str(row["id"]), "row": row_digest("deliveries", dict(row))},
+                        "outbox", None) for row in rows if row["status"] in FINAL_DELIVERY]
+            if entries:
+                chain_many(conn, tip, entries)
+            recorded = {int(r["id"]) for r in rows}
+            groups = outcome_timeline.timeline_of(outcomes, recorded)
+            if groups:
+                self._write_timeline(conn, tip, groups)
+        return recorded
+
+    def _write_timeline(self, conn: Any, tip: dict[str, Any], groups: list[Any]) -> None:
+        """The outcomes' timeline events, under a savepoint (see ``command.store.outcome_timeline``)."""
+        before = dict(tip)
+        try:
+            with conn.transaction():             # a savepoint inside the finish's transaction
+                postgres_events.write_events(self.db, conn, tip, groups)
+        except self.db.errors.OperationalError:
+            raise                                # the database went away: the whole batch is owed
+        except Exception:
+            tip.clear()
+            tip.update(before)
+            outcome_timeline.refused(groups)
 
     def sending_owners(self) -> list[str]:
         rows = self.db.rows(f"SELECT DISTINCT owner FROM deliveries WHERE status IN {_OPEN}"

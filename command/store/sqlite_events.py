@@ -49,30 +49,8 @@ class SQLiteEventLog:
                          by: str | None = None) -> list[list[int]]:
         """Several incidents' events in ONE transaction (one write lock, one commit), in the order given, each
         with its audit entry, and each incident's projection row; all or nothing. Each group's seqs."""
-        bodies = [event_bodies(incident_id, records) for incident_id, records in groups]
-        out: list[list[int]] = []
-        tip: dict[str, Any] = {}
-        kept: dict[str, list[tuple[int, str, str, str]]] = {}
         with self.db.tx() as conn:
-            for (incident_id, records), texts in zip(groups, bodies):
-                seqs: list[int] = []
-                for (kind, _payload, at, actor), body in zip(records, texts):
-                    try:
-                        cur = conn.execute(
-                            "INSERT INTO events (incident_id, kind, at, payload, actor) VALUES (?, ?, ?, ?, ?)",
-                            (incident_id, kind, at, body, actor))
-                    except sqlite3.IntegrityError as e:
-                        if kind == "Reported" and "events.incident_id" in str(e):
-                            raise IncidentExistsError(f"incident {incident_id} already exists; use update") from None
-                        raise
-                    seq = int(cur.lastrowid)
-                    chain(self.db, conn, by or actor, f"event.{kind}", incident_id,
-                          event_audit_detail(seq, at, body, actor, by), source, tip, event_seq=seq)
-                    seqs.append(seq)
-                    kept.setdefault(incident_id, []).append((seq, kind, body, at))
-                out.append(seqs)
-            summary_sql.keep_many(conn, "?", list(kept.items()))     # the list's rows, in the same transaction
-        return out
+            return write_events(self.db, conn, [(i, records, source, by) for i, records in groups], {})
 
     def events(self, incident_id: str | None = None, since_seq: int = 0) -> list[StoredEvent]:
         """Only events whose audit entry holds (its HMAC with this database's key, its payload digest): one
@@ -111,3 +89,32 @@ class SQLiteEventLog:
     def incident_count(self, **filters: Any) -> int:
         sql, args = summary_sql.count("?", sqlite=True, **filters)
         return int(self.db.conn().execute(sql, args).fetchone()[0])
+
+
+def write_events(db: Any, conn: sqlite3.Connection, groups: list[tuple[str, list[EventRecord], str, str | None]],
+                 tip: dict[str, Any]) -> list[list[int]]:
+    """Write events inside the caller's transaction: ``groups`` are (incident_id, records, source, by), in the
+    order given, each event with its audit entry (chained after ``tip``, the chain's last entry as this
+    transaction left it; ``{}``: read it), and each incident's projection row. Each group's seqs. The
+    outbox's batch finish writes its outcomes' timeline events with it, in the transaction that records them."""
+    bodies = [event_bodies(incident_id, records) for incident_id, records, _s, _b in groups]
+    out: list[list[int]] = []
+    kept: dict[str, list[tuple[int, str, str, str]]] = {}
+    for (incident_id, records, source, by), texts in zip(groups, bodies):
+        seqs: list[int] = []
+        for (kind, _payload, at, actor), body in zip(records, texts):
+            try:
+                cur = conn.execute("INSERT INTO events (incident_id, kind, at, payload, actor) VALUES (?, ?, ?, ?, ?)",
+                                   (incident_id, kind, at, body, actor))
+            except sqlite3.IntegrityError as e:
+                if kind == "Reported" and "events.incident_id" in str(e):
+                    raise IncidentExistsError(f"incident {incident_id} already exists; use update") from None
+                raise
+            seq = int(cur.lastrowid)
+            chain(db, conn, by or actor, f"event.{kind}", incident_id, event_audit_detail(seq, at, body, actor, by),
+                  source, tip, event_seq=seq)
+            seqs.append(seq)
+            kept.setdefault(incident_id, []).append((seq, kind, body, at))
+        out.append(seqs)
+    summary_sql.keep_many(conn, "?", list(kept.items()))     # the list's rows, in the same transaction
+    return out

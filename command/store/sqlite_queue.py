@@ -7,6 +7,7 @@ from typing import Any
 
 from command.errors import StoreError
 from command.security.audit import FINAL_DELIVERY, row_digest
+from command.store import outcome_timeline, sqlite_events
 from command.store._records import ALERT_COLUMNS, DELIVERY_COLUMNS, check_finish_status, utc_now
 from command.store.sqlite_audit import alert_as_queued, chain, vouch_alert
 
@@ -118,17 +119,19 @@ class SQLiteDeliveryQueue:
                                            owner=owner, now=now))
 
     def finish_deliveries(self, outcomes: list[dict[str, Any]], *, owner: str, now: float) -> set[int]:
-        """Record outcomes ({id, status, receipt?, last_error?, next_attempt_at?}) of deliveries leased to
-        ``owner`` in one transaction, not fsync'd (status ``released``: not sent after all, its claim undone,
-        attempts back as they were); returns the ids recorded (the others' lease was lost). A
-        final outcome (sent, dead) and its audit entry are in that transaction: a delivery marked sent by hand
-        has no entry, and verify says so."""
+        """Record outcomes ({id, status, receipt?, last_error?, next_attempt_at?, timeline?}) of deliveries
+        leased to ``owner`` in one transaction, not fsync'd (status ``released``: not sent after all, its claim
+        undone, attempts back as they were); returns the ids recorded (the others' lease was lost). A final
+        outcome (sent, dead), its audit entry and the timeline events attached to it
+        (``command.store.outcome_timeline``) are in that transaction: a delivery marked sent by hand has no
+        entry, and verify says so. A power loss can roll them back together (sent again, same key)."""
         for o in outcomes:
             if o["status"] != RELEASED:
                 check_finish_status(o["id"], o["status"])
         if not outcomes:
             return set()
         done = set()
+        tip: dict[str, Any] = {}          # the chain's last entry as this transaction leaves it (read once)
         with self.db.tx(fsync=False) as conn:
             for o in outcomes:
                 rows = conn.execute(
@@ -146,8 +149,28 @@ class SQLiteDeliveryQueue:
                 if o["status"] in FINAL_DELIVERY:
                     chain(self.db, conn, "outbox", f"deliveries.{o['status']}", str(o["id"]),
                           {"table": "deliveries", "key": str(o["id"]), "row": row_digest("deliveries", dict(rows[0]))},
-                          "outbox")
+                          "outbox", tip)
+            groups = outcome_timeline.timeline_of(outcomes, done)
+            if groups:
+                self._write_timeline(conn, tip, groups)
         return done
+
+    def _write_timeline(self, conn: sqlite3.Connection, tip: dict[str, Any], groups: list[Any]) -> None:
+        """The outcomes' timeline events, under a savepoint (see ``command.store.outcome_timeline``)."""
+        before = dict(tip)
+        conn.execute("SAVEPOINT timeline")
+        try:
+            sqlite_events.write_events(self.db, conn, groups, tip)
+        except sqlite3.OperationalError:
+            raise                                # the transaction is rolled back whole: the batch is owed
+        except Exception:
+            conn.execute("ROLLBACK TO timeline")
+            tip.clear()
+            tip.update(before)
+            at = conn.execute("SELECT at FROM audit WHERE id = ?", (before["id"],)).fetchone()[0]
+            self.db.note_tip(before["id"], before["mac"], at)     # the anchor gets the tip that stays
+            outcome_timeline.refused(groups)
+        conn.execute("RELEASE timeline")
 
     def sending_owners(self) -> list[str]:
         rows = self.db.conn().execute(

@@ -223,9 +223,10 @@ class _Failing:
 
 @pytest.mark.parametrize("broken", ["observer", "store"])
 def test_a_failing_outcome_hook_never_loses_or_repeats_a_delivery(store, monkeypatch, broken):
-    """The hook raising (a plugin's bug, or the timeline's write refused by the database) after the batch was
-    recorded: every delivery is still sent exactly once and recorded sent; another run sends nothing again."""
+    """The hook raising (a plugin's bug), or the timeline's write refused by the database inside the batch's
+    finish: every delivery is still sent exactly once and recorded sent; another run sends nothing again."""
     from command.plugins import make_plugin_manager
+    from command.store import postgres_events, sqlite_events
     failing = _Failing()
     if broken == "observer":
         pm = make_plugin_manager([failing], entry_points=False)
@@ -233,8 +234,9 @@ def test_a_failing_outcome_hook_never_loses_or_repeats_a_delivery(store, monkeyp
         pm = make_plugin_manager([], entry_points=False)       # the built-ins: delivery_log among them
 
         def refused(*a, **k):
-            raise StoreUnavailableError("the database went away")
-        monkeypatch.setattr(store, "append_events_of", refused)
+            raise ValueError("the events table refused the row")
+        for module in (sqlite_events, postgres_events):
+            monkeypatch.setattr(module, "write_events", refused)
     with Receiver() as rx:
         ob = outbox(store, [webhook("hook", rx.url)], pm=pm, batch_size=8)
         order = enqueue_incidents(ob, 6)

@@ -85,6 +85,9 @@ def test_kill_9_mid_delivery_loses_nothing_and_duplicates_nothing(tmp_path):
     assert counts == {"pending": 0, "sent": N_ALERTS * len(CHANNELS), "failed": 0, "dead": 0,
                       "total": N_ALERTS * len(CHANNELS)}
     assert all(r["status"] == "sent" for r in store.deliveries())
+    # the timeline is written with the outcomes (one transaction): one AlertSent per delivery, none lost or doubled
+    told = sorted((e.payload["identifier"], e.payload["channel"]) for e in store.events() if e.kind == "AlertSent")
+    assert told == sorted((f"44010620240501{i:06d}", c) for i in range(N_ALERTS) for c in CHANNELS)
     store.close()
     # repeats (sent again after the kill, ignored by the receiver) are allowed; report them
     print(f"\ncrash test: {accepted_at_kill} accepted before kill -9, {rx.repeats} repeat(s) ignored by the "
