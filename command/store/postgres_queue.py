@@ -28,9 +28,13 @@ def _vouch_queued(conn: Any, tip: dict[str, Any], identifier: str, delivery_ids:
 
 RELEASED = "released"      # a finish that undoes the claim of a delivery not sent (the rest of a batch)
 _OPEN = "('pending', 'sending', 'failed')"
-_HEAD_OF_ITS_INCIDENT = f"""NOT EXISTS (
-    SELECT 1 FROM deliveries e
-    WHERE e.channel = d.channel AND e.incident_id = d.incident_id AND e.id < d.id AND e.status IN {_OPEN})"""
+# The oldest open delivery of its incident on its channel: a correlated subquery (a seek of the partial index
+# deliveries_open_incident per candidate), not NOT EXISTS (...e.id < d.id): the planner turned that anti-join
+# into a rescan of every open delivery of the channel per candidate once the claim's LIMIT was above 1
+# (EXPLAIN ANALYZE, 2,000 queued: 20 ms per batch claim of 32, 0.9 ms this way).
+_HEAD_OF_ITS_INCIDENT = f"""(d.incident_id IS NULL OR d.id = (
+    SELECT min(e.id) FROM deliveries e
+    WHERE e.channel = d.channel AND e.incident_id = d.incident_id AND e.status IN {_OPEN}))"""
 _CLAIM_SQL = f"""
 WITH claimed AS (
   UPDATE deliveries SET status = 'sending', attempts = attempts + 1, lease_until = %(lease)s, owner = %(owner)s,
