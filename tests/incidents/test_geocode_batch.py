@@ -216,3 +216,32 @@ def test_the_chain_walk_answers_as_answer_does_on_names_in_any_order():
             walked += 1
             assert a == want, text
     assert walked > 1000
+
+
+def test_the_district_tables_numpy_pass_gives_the_walks_place():
+    """_simple_chains (numpy over the batch's matches) gives, wherever it answers, the very place _chain_best's walk
+    gives: on the tests' real addresses and on random strings of names (shared names, road words after them)."""
+    g = gazetteer()
+    rng = np.random.default_rng(20261204)
+    names = list(g.index)
+    shared = [a for a, hits in g.index.items() if len(hits) > 1]
+    tails = ["", "路", "街道", "大道", "东路", "12号", "小区", "中街", "东"]
+    rand = []
+    for _ in range(20000):
+        parts = []
+        for _ in range(int(rng.integers(1, 5))):
+            pool = shared if rng.random() < 0.3 else names
+            parts.append(pool[int(rng.integers(0, len(pool)))]
+                         + (tails[int(rng.integers(0, len(tails)))] if rng.random() < 0.3 else ""))
+        rand.append("".join(parts))
+    texts = [t for t in dict.fromkeys(normalise(x) for x in _real_addresses(4000, seed=8) + rand if x) if t]
+    matched = g.matches_many(texts)
+    slots = _batch._simple_chains(texts, matched, g)
+    places = _batch._pattern_arrays(g)["place"]
+    info = _batch._info(g)
+    answered = 0
+    for text, ms, slot in zip(texts, matched, slots.tolist()):
+        if slot >= 0:
+            answered += 1
+            assert places[slot] is _batch._chain_best(text, ms, info, g), text
+    assert answered > len(texts) // 5
