@@ -9,19 +9,16 @@ holds it to that, on thousands of real addresses); what is saved is the work aro
 - a line said twice is normalised once, and a batch's lines in one NFKC and one translate (normalise_many);
 - an address that reads the same once normalised is answered once per batch (a batch repeats its districts and
   estates), and each answer is handed out as an independent copy;
-- names are matched as the automaton's own (pattern, start, end) tuples (Gazetteer.matches_many); an address
-  whose names form a plain chain (coarse to fine, agreeing, a level each: the usual shape; a name that means
-  places of several levels, such as a township that is a GeoNames place elsewhere, counts at the one level that
-  agrees; one that agrees nowhere drops out; a chain said twice counts once) is answered by a direct walk over
-  them (_chain: answer's own steps, no Mention or grouping per name), any other by incidents.geocode.answer in
-  full;
+- names are matched as the automaton's own (pattern, start, end) tuples (Gazetteer.matches_many); the plain
+  chains of one-place names (the finest may be a shared name of which one place agrees: 9,354 of the bench's
+  10,698 distinct addresses) are read in one numpy pass over the batch's matches (_simple_chains); any other
+  plain chain (coarse to fine, agreeing, a level each; a name of places of several levels counts at the one
+  level that agrees; one that agrees nowhere drops out; a chain said twice counts once) by a walk (_walk:
+  answer's own steps, no Mention or grouping per name); the rest by incidents.geocode.answer in full;
 - an answer is kept (the batch's memo) as an _entry: a tuple of the place's part of the dict, the candidates'
   dicts (shared, holding no container) and the notes, and each line's dict is made from it in the shape of
   Location.as_dict, without the Location, Point and Candidate objects between; a chain ending in one place is
-  scored directly (_chain_entry), without the ranking of several.
-The district table (locate_districts) reads the plain chains of one-place names (the finest may be a shared name
-of which one place agrees) in one numpy pass over the batch's matches (_simple_chains: 9,354 of the bench's
-10,698 distinct addresses), the others by the walk.
+  scored directly (_one_place_entry), without the ranking of several.
 Refusals (empty, too long, outside Guangdong, no place recognised) are asked of locate_offline itself, line by
 line, so their message names the line as written.
 """
@@ -157,9 +154,12 @@ def _pattern_arrays(g: Gazetteer) -> dict:
         (rank if len(hs) == 1 else multi)[i] = _RANK[level]
         strong[i] = any(st for _, st in hs)
         first[i], count[i] = len(places), len(hs)
-        places.extend(p for p, _ in hs)
+        places.extend(hs)
+    slot_strong = np.array([st for _, st in places], dtype=bool)
+    places = [p for p, _ in places]
     slot = {f: np.array([-1 if getattr(p, f) is None else ids.setdefault(getattr(p, f), len(ids)) for p in places],
                         dtype=np.int64) for f in ("city_adcode", "district_adcode", "code", "township_code")}
+    slot["slot_strong"] = slot_strong
     slot["own"] = np.where(slot["code"] == slot["city_adcode"], slot["city_adcode"], -1)
     slot["valid"] = np.array([-180.0 <= p.lon <= 180.0 and -90.0 <= p.lat <= 90.0 for p in places], dtype=bool)
     for f in ("city_name", "district_name", "district_adcode"):
@@ -185,11 +185,14 @@ def _longer(texts: list[str], tid: np.ndarray, end: np.ndarray) -> np.ndarray:
     return has0 & np.where(named, ~jiedao, has1 & np.isin(c0, _DIRS) & np.isin(c1, _DIR_NEXT))
 
 
-def _simple_chains(texts: list[str], matched: list[list[tuple[int, int, int]]], g: Gazetteer) -> np.ndarray:
+def _simple_chains(texts: list[str], matched: list[list[tuple[int, int, int]]], g: Gazetteer,
+                   facts: bool = False):
     """For each text, the slot (_pattern_arrays) of the place _chain_best gives, for the texts whose usable names
     are one-place names in strictly finer levels as said, each agreeing with the coarser ones (none drops out,
     none said twice), the finest possibly a name of several places of which exactly one agrees; -1 for any other
-    text (_chain_best reads it). One pass of numpy over the batch's matches instead of a walk per text."""
+    text (_chain_best reads it). One pass of numpy over the batch's matches instead of a walk per text.
+    ``facts``: also, per text, the rank of the finest name, its end, and whether a city or district was named
+    (what _walk gives besides the place)."""
     a = _pattern_arrays(g)
     n = len(texts)
     counts = np.fromiter(map(len, matched), dtype=np.int64, count=n)
@@ -229,7 +232,11 @@ def _simple_chains(texts: list[str], matched: list[list[tuple[int, int, int]]], 
         bad[tu[many][agreeing != 1]] = True                      # none agrees (drops out) or several (_rank)
         out[tu[k[ok]]] = slots[ok]
     out[bad[:n]] = -1
-    return out
+    if not facts:
+        return out
+    rank, end = np.full(n, -1, dtype=np.int64), np.full(n, -1, dtype=np.int64)
+    rank[tu[last]], end[tu[last]] = r[last], flat[usable, 2][last]
+    return out, rank, end, (ctx["cities"] >= 0) | (ctx["district"] >= 0)
 
 
 def _agree(a: dict, slots: np.ndarray, r: np.ndarray, t: np.ndarray, ctx: dict) -> np.ndarray:
@@ -248,10 +255,14 @@ def _answers(texts: list[str], g: Gazetteer) -> dict[str, tuple | None]:
     ``answer``."""
     parts = _parts(g)
     matched = g.matches_many(texts)                 # first: a gazetteer frozen on its first scan is so now
-    info = _info(g)
-    names, hits = g.names, g.hits
+    info, a = _info(g), _pattern_arrays(g)
+    names, hits, places, strong = g.names, g.hits, a["place"], a["slot_strong"]
     out: dict[str, tuple | None] = {}
-    for norm, found in zip(texts, matched):
+    for norm, found, slot, rank, end, context in zip(texts, matched, *(
+            x.tolist() for x in _simple_chains(texts, matched, g, facts=True))):
+        if slot >= 0:
+            out[norm] = _one_place_entry(norm, _ORDER[rank], places[slot], strong[slot], end, context, parts)
+            continue
         entry = _chain_entry(norm, found, info, g, parts) if found else False
         if entry is False:
             try:
@@ -346,9 +357,14 @@ def _chain_entry(norm: str, found: list[tuple[int, int, int]], info: list, g: Ga
     if len(ok) != 1 or level == "province":
         a = _chain(norm, found, info, g)
         return _entry(a.best, a.level, a.ranked, a.confidence, a.notes, parts)
-    best, strong = ok[0]
+    return _one_place_entry(norm, level, ok[0][0], ok[0][1], end, context, parts)
+
+
+def _one_place_entry(norm: str, level: str, best: Place, strong: bool, end: int, context: bool,
+                     parts: dict) -> tuple | None:
+    """_entry of _chain's answer when its finest name keeps one place: scored as _rank scores one place."""
     score = BASE_CONFIDENCE[level] * (1.0 if strong else WEAK_FACTOR)
-    notes, factor = _notes(norm, level, best, end, ok)         # one place: _notes reads only its count
+    notes, factor = _notes(norm, level, best, end, (best,))    # one place: _notes reads only their count
     if level in ("township", "place", "community", "road") and not context:
         factor *= NO_CONTEXT_FACTOR
     return _entry(best, level, ((best, score, None),), max(0.0, min(1.0, score * factor)), notes, parts)
