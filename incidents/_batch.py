@@ -144,15 +144,15 @@ def _pattern_arrays(g: Gazetteer) -> dict:
     n, ids, places = len(g.names), {}, []
     rank, multi, first, count = (np.full(n, -1, dtype=np.int64) for _ in range(4))
     strong = np.zeros(n, dtype=bool)
+    generic = {g.names.index(a) for a in _GENERIC_DISTRICTS if a in g.index}
     for i, hs in enumerate(g.hits):
-        levels = {p.level for p, _ in hs}
         level = hs[0][0].level
-        if len(levels) != 1 or g.names[i] in _GENERIC_DISTRICTS or level not in _RANK or level == "province":
+        if level not in _RANK or level == "province" or i in generic:
             continue
-        if len(hs) > 1 and level not in _FILTERED:
+        if len(hs) > 1 and (level not in _FILTERED or any(p.level != level for p, _ in hs)):
             continue
         (rank if len(hs) == 1 else multi)[i] = _RANK[level]
-        strong[i] = any(st for _, st in hs)
+        strong[i] = hs[0][1] if len(hs) == 1 else any(st for _, st in hs)
         first[i], count[i] = len(places), len(hs)
         places.extend(hs)
     slot_strong = np.array([st for _, st in places], dtype=bool)
