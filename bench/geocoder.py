@@ -6,8 +6,8 @@ avoids: test every gazetteer name as a substring of the address (no index).
 
 Batch (``batch_vs_cpca``): ``locate_batch`` on 20,000 such addresses (repeats included, as a real batch has
 them) beside cpca's batch ``transform`` on the same list in the same process, best of a few alternating runs
-each. cpca (pip cpca, the bench extra) answers province/city/district and an adcode only; ours gives the
-point, precision, uncertainty and candidates too. Both keep every answer (a list of dicts / a DataFrame).
+each, and each round's own ratios (their spread on a shared machine). cpca (pip cpca, the bench extra) answers
+province/city/district and an adcode only; ours gives the point, precision, uncertainty and candidates too. Both keep every answer (a list of dicts / a DataFrame).
 Like for like beside them: ``locate_districts`` (the same resolution as locate_batch, in cpca's shape: a
 DataFrame of province/city/district/adcode, no point), labelled ``ours_district_table``. The held-out metro-station
 figures come from bench/eval_geocoder.py (run as a subprocess; it owns the held-out file).
@@ -130,14 +130,18 @@ def batch_vs_cpca(n: int = 20_000, repeats: int = 3) -> dict:
     locate_districts(texts[:500])
     inf = float("inf")
     ours_s = ours_cpu = cpca_s = cpca_cpu = dist_s = dist_cpu = inf
+    rounds: list[dict] = []
     for _ in range(repeats):                              # alternate, so all see the same machine load
         w, c = _best(lambda: list(locate_batch(texts)), 1)
         ours_s, ours_cpu = min(ours_s, w), min(ours_cpu, c)
-        w, c = _best(lambda: locate_districts(texts), 1)
-        dist_s, dist_cpu = min(dist_s, w), min(dist_cpu, c)
+        dw, dc = _best(lambda: locate_districts(texts), 1)
+        dist_s, dist_cpu = min(dist_s, dw), min(dist_cpu, dc)
         if cpca is not None:
-            w, c = _best(lambda: cpca.transform(texts), 1)
-            cpca_s, cpca_cpu = min(cpca_s, w), min(cpca_cpu, c)
+            cw, cc = _best(lambda: cpca.transform(texts), 1)
+            cpca_s, cpca_cpu = min(cpca_s, cw), min(cpca_cpu, cc)
+            # each round's own ratios (one alternation: ours, then cpca right after it), to show their spread
+            rounds.append({"district_table_wall": round(cw / dw, 2), "district_table_cpu": round(cc / dc, 2),
+                           "batch_wall": round(cw / w, 2), "batch_cpu": round(cc / c, 2)})
 
     def one(t: str) -> None:
         try:
@@ -163,6 +167,7 @@ def batch_vs_cpca(n: int = 20_000, repeats: int = 3) -> dict:
                 "ratio_ours_district_table_vs_cpca": round(cpca_s / dist_s, 2),
                 "ratio_ours_district_table_vs_cpca_cpu": round(cpca_cpu / dist_cpu, 2),
                 "target_district_table>=cpca": dist_s <= cpca_s,
+                "ratios_per_round_vs_cpca": rounds,
                 "compared": "ours_batch_*: every answer in full (point + datum, precision, uncertainty_m, "
                             "candidates, notes) as dicts; ours_district_table_*: locate_districts, the same "
                             "resolution in cpca's shape (DataFrame of province/city/district/adcode); cpca: "
@@ -194,7 +199,7 @@ def run(results: Results, *, n: int = 5000, min_s: float = 2.0, with_held_out: b
     section = {"addresses": len(texts), "refused": refused, "addresses_per_s": round(rate),
                "naive_substring_scan_per_s": round(naive_rate, 1), "ratio_vs_naive": round(rate / naive_rate, 1),
                "target_per_s>=5000": rate >= 5000, "startup_fresh_process": startup(2 if n < 1000 else 3)}
-    section["batch"] = batch_vs_cpca(batch_n or (20_000 if n >= 100 else 2_000), repeats=3 if n >= 1000 else 2)
+    section["batch"] = batch_vs_cpca(batch_n or (20_000 if n >= 100 else 2_000), repeats=5 if n >= 1000 else 2)
     if with_held_out:
         section["held_out_metro"] = held_out()
     results.add("geocoder", section)
