@@ -141,6 +141,11 @@ def test_webhook_maps_http_statuses(status, error):
         assert e.value.retry_after == 7
 
 
+def test_webhook_refuses_a_url_that_does_not_parse_when_it_is_built():
+    with pytest.raises(ChannelError, match=r"test-webhook.*'http://\[::1' is not a URL"):
+        WebhookChannel(cfg("webhook", url="http://[::1", secret="s"))
+
+
 def test_webhook_unreachable_receiver_is_retryable(client):
     with Receiver() as r:
         url = r.url  # a port that was just freed

@@ -124,7 +124,7 @@ class BaseChannel:
             raise ChannelError(f"channel {self.name!r} (kind {self.kind}): option {key!r} is required")
         return value
 
-    def post(self, url: str, **kwargs: Any) -> httpx.Response:
+    def post(self, url: str | httpx.URL, **kwargs: Any) -> httpx.Response:
         """POST and map the outcome: 2xx returned; 408/429/5xx/network retryable; other statuses permanent."""
         try:
             resp = self.client.post(url, **kwargs)
