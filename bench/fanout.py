@@ -16,6 +16,7 @@ to last key accepted.
 """
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -155,11 +156,41 @@ def slow_gateway(alerts: int, tmp: Path, *, delay_ms: int = 20, concurrency: tup
     return out
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            fields = fh.read().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _server_cpu_s(folder: Path) -> dict[int, float]:
+    """CPU seconds of each PostgreSQL server process of the cluster in ``folder`` (children of its postmaster)."""
+    try:
+        postmaster = (folder / "data" / "postmaster.pid").read_text().split()[0]
+    except (OSError, IndexError):
+        return {}
+    out = {}
+    for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+                if fh.read().rpartition(")")[2].split()[1] == postmaster:
+                    out[pid] = _cpu_s(pid)
+        except (OSError, IndexError):
+            continue
+    return out
+
+
 def two_processes_postgres(alerts: int, channels: int, tmp: Path, *, processes: int = 2, concurrency: int = 2,
                            timeout_s: float = 300, profile_s: float = 0) -> dict:
     """``processes`` x ``yzt outbox work`` on one PostgreSQL, ``channels`` webhook channels of ``concurrency``
     workers each; ``alerts`` alerts, each on its own incident, queued before the workers start. ``profile_s``:
-    py-spy samples the first process that long (``profile``: where a delivery's time goes)."""
+    py-spy samples the first process that long (``profile``: where a delivery's time goes). CPU per delivery
+    (less at the mercy of a shared machine than the rate): the outbox processes' from their first request on
+    (their start-up not counted), PostgreSQL's server processes' and the receiver's over the same window;
+    ``audit_transactions_per_delivery``: the chained transactions the deliveries cost (anchor lines)."""
     from bench.load import PgCluster, Stack, _profile_end, _profile_start, until
     from bench.receiver import ReceiverProcess
     from tests.helpers_http import make_alert
@@ -176,11 +207,19 @@ def two_processes_postgres(alerts: int, channels: int, tmp: Path, *, processes: 
             want = alerts * channels
             workers = [stack.outbox_worker(poll_s=0.2) for _ in range(processes)]
             prof = None
+            until(lambda: rx.stats()["requests"] > 0, 120, every_s=0.01)   # the processes' imports are done
+            cpu0 = {w.pid: _cpu_s(w.pid) for w in workers}
+            pg0, rx0, sent0 = _server_cpu_s(pg.folder), _cpu_s(rx.proc.pid), rx.stats()["accepted"]
+            anchors0 = _anchor_lines(stack.var)
             if profile_s:       # once deliveries flow: the processes' start (imports) is not what is measured
-                until(lambda: rx.stats()["requests"] > 0, 120, every_s=0.02)
                 prof = _profile_start([workers[0].pid], profile_s, tmp / "profile")
             got = until(lambda: rx.stats()["accepted"] >= want, timeout_s, every_s=0.1)
             stats = rx.stats()
+            window = max(stats["accepted"] - sent0, 1)
+            cpu = {"outbox_processes": sum(_cpu_s(w.pid) - c for w, c in zip(workers, cpu0.values())),
+                   "postgresql": sum(c - pg0.get(pid, 0.0) for pid, c in _server_cpu_s(pg.folder).items()),
+                   "receiver": _cpu_s(rx.proc.pid) - rx0}
+            audit_tx = _anchor_lines(stack.var) - anchors0
             counts = until(lambda: (c := app.outbox.counts())["sent"] == want and c, 30) or app.outbox.counts()
             alive = sum(w.poll() is None for w in workers)
             profile = _profile_end(prof) if prof else None
@@ -195,7 +234,20 @@ def two_processes_postgres(alerts: int, channels: int, tmp: Path, *, processes: 
             "repeats": stats["repeats"], "workers_alive": alive,
             "nothing_lost": bool(got) and stats["accepted"] == want and counts.get("sent") == want,
             "floor_plain_httpx_posts_per_s": round(floor_rate), "outbox_over_plain_httpx": round(rate / floor_rate, 2),
-            "target_per_s>=2000": rate >= 2000, **({"profile": profile} if profile else {})}
+            "target_per_s>=2000": rate >= 2000,
+            "cpu_ms_per_delivery": {k: round(1000 * v / window, 3) for k, v in cpu.items()},
+            "audit_transactions_per_delivery": round(audit_tx / window, 3), "load_average": os.getloadavg(),
+            **({"profile": profile} if profile else {})}
+
+
+def _anchor_lines(var: Path) -> int:
+    """Lines of the audit anchor files under ``var``: one per committed chained transaction."""
+    n = 0
+    for f in var.rglob("*anchor*"):
+        if f.is_file():
+            with open(f, "rb") as fh:
+                n += sum(1 for _ in fh)
+    return n
 
 
 def run(results: Results, *, alerts: int = 2000, channels: int = 2) -> dict:
