@@ -56,7 +56,7 @@ class Loaded(Gazetteer):
             if state is None:
                 state = _BY_INDEX.setdefault(self, [sorted({len(a) for a in self.index}, reverse=True), 0])
             if state[1] < DICT_SCANS:
-                state[1] += 1        # unlocked: racing threads may answer a few more scans this way, as rightly
+                state[1] += 1        # unlocked: racing threads may each answer one more this way, the same answer
                 return _index_scan(text, self.index, state[0])
         self._frozen()
         return super().scan(text)
