@@ -2,24 +2,24 @@
 state and district in the store's projection, so a year of history costs what a day does; a click selects it
 (map flies there, the right-hand panels follow; the click is
 handled in the browser, assets/yzt.js). After each newer seq the browser gets only the rows that changed, as a
-Dash Patch (``command.dashboard.live``).
+Dash Patch (``command.dashboard.live``), in the answer of the sync poll (command.dashboard.sync), which also
+answers a filter change or a selection at once.
 
     list_panel()                          # filters + the list container
     incident_rows(states, selected)       # the rows, newest first (more=True: says older ones are not shown);
     row_items(states, selected)           # the same as (key, digest, build), what live.answer diffs;
                                           # states: IncidentStates or command.response.listing.Listed rows
+    list_answer(selected, level, state, district, shown, tick=...)   # (seq, children, token, focus)
 """
 from __future__ import annotations
 
 from typing import Any
 
-from dash import Input, Output, State, callback, ctx, dcc, html, no_update
-from dash.exceptions import PreventUpdate
+from dash import dcc, html, no_update
 
 from command.dashboard import live, runtime
 from command.dashboard.common import badge, short_time
 from command.dashboard.i18n import LL, L, T
-from command.dashboard.security import guarded
 
 LIST_LIMIT = 200                # the newest incidents shown; the filters reach the older ones
 LEVEL_OPTIONS = [{"label": f"{lv}", "value": lv} for lv in ("I", "II", "III", "IV")]
@@ -83,16 +83,13 @@ def incident_rows(states: list, selected: str | None, *, more: bool = False) -> 
     return [build() for _, _, build in row_items(states, selected, more=more)]
 
 
-@callback(Output("list-items", "children"), Output("list-shown", "data"), Output("focus-seq", "data"),
-          Input("sync-seq", "data"), Input("app-bump", "data"), Input("incident-selected", "data"),
-          Input("list-level", "value"), Input("list-state", "value"), Input("list-district", "value"),
-          State("list-shown", "data"))
-@guarded("view")
-def refresh_list(_seq: Any, _bump: Any, selected: str | None, level: str | None, state: str | None,
-                 district: str | None, shown: Any):
-    """The list as a Patch of what the browser shows (``command.dashboard.live``): the projection's rows are
-    read once per worker per store, filters, scope and seq; only the rows that changed are sent. The
-    selected incident's panels follow ``focus-seq``, set here only while one is selected."""
+def list_answer(selected: str | None, level: str | None, state: str | None, district: str | None, shown: Any,
+                *, tick: bool) -> tuple[int, Any, Any, Any]:
+    """(seq, children, token, focus): the list as a Patch of what the browser shows (``command.dashboard.live``;
+    the projection's rows are read once per worker per store, filters, scope and seq; only the rows that
+    changed are sent), part of the sync poll's answer (command.dashboard.sync). ``tick``: asked because the
+    store's seq moved, so a token already made at this seq for this view gets ``no_update``. The selected
+    incident's panels follow ``focus``, the seq while one is selected (``no_update`` otherwise)."""
     from command.dashboard.security import principal
     from command.response import listing
     rt = runtime.current()
@@ -103,9 +100,7 @@ def refresh_list(_seq: Any, _bump: Any, selected: str | None, level: str | None,
         limit=LIST_LIMIT + 1))                                        # the projection's rows: nothing folded
     view = live.view_of(skey, asked, selected)
     focus = seq if selected else no_update
-    if ctx.triggered_id == "sync-seq" and live.unchanged(shown, seq, view):
-        if not selected:
-            raise PreventUpdate
-        return no_update, no_update, focus
-    return (*live.answer(row_items(items[:LIST_LIMIT], selected, more=len(items) > LIST_LIMIT), shown, seq, view),
-            focus)
+    if tick and live.unchanged(shown, seq, view):
+        return seq, no_update, no_update, focus
+    return (seq, *live.answer(row_items(items[:LIST_LIMIT], selected, more=len(items) > LIST_LIMIT), shown, seq,
+                              view), focus)

@@ -60,9 +60,11 @@ def _tabs() -> dcc.Tabs:
 
 def layout() -> html.Div:
     settings = runtime.current().settings
-    if trainer.is_trainer(principal()):          # the trainer's page: start, control, report, playback
-        return html.Div([trainer.page(settings, _header(settings)), sync.sync_components(),
-                         html.Div(id="app-alert")], id="app-root", className="lang-zh", style={"display": "block"})
+    if trainer.is_trainer(principal()):          # the trainer's page: start, control, report, playback (its own
+        # ticks; no sync poll: that callback draws the list and the markers this page has not, and a callback
+        # whose inputs are missing is a renderer error on every tick)
+        return html.Div([trainer.page(settings, _header(settings)), html.Div(id="app-alert")],
+                        id="app-root", className="lang-zh", style={"display": "block"})
     played = runtime.current().exercise()        # a player of a live exercise: the banner on every view
     return html.Div([
         trainer.banner(played) if played is not None else None,

@@ -1,7 +1,7 @@
-"""Cheap follow-ups of the sync poll: the incident list and the map's markers answered as a Dash ``Patch`` of
-what the browser already shows, from a small per-worker cache.
+"""The cheap part of the sync poll's answer (command.dashboard.sync): the incident list and the map's markers
+as a Dash ``Patch`` of what the browser already shows, from a small per-worker cache.
 
-At 20 reports/s the store's seq moves every second, so every open browser asks for its list and markers every
+At 20 reports/s the store's seq moves every second, so every open browser gets its list and markers every
 second. Built whole, that is ~200 rows and ~200 markers (~400 KB of JSON, ~90 ms of a worker) per browser per
 second. Here:
 
@@ -31,8 +31,7 @@ from typing import Any
 
 from dash import Patch, no_update
 
-from command.dashboard.sync import SEQ_MAX_AGE_S
-
+SEQ_MAX_AGE_S = 0.25      # a worker's polls share one read of the newest seq per quarter second
 ROWS_KEPT = 64            # (store, filters, seq) entries per worker
 PARTS_KEPT = 4000         # built components per worker
 MAX_ITEMS = 2000          # a token with more items than this is not trusted to diff against

@@ -8,8 +8,10 @@ their level badge and a circle of their uncertainty, the focus (rings, warned ar
     incident_markers(states)       # DivMarkers, one per incident, with the level in the badge
     focus_layer(state, draft)      # warning ring, warned area preview, nearby resources
 
+    markers_answer(shown, tick=...)  # (seq, children, token): the sync poll's markers (command.dashboard.sync)
+
 Callbacks: incidents redraw on every sync tick that brought events (as a Patch of the markers that changed,
-``command.dashboard.live``); a click on a marker selects it (in the browser, assets/yzt.js); a click on the map
+``command.dashboard.live``, in the sync poll's answer); a click on a marker selects it (in the browser, assets/yzt.js); a click on the map
 fills the report form's coordinates (WGS84); selecting an incident flies there.
 """
 from __future__ import annotations
@@ -233,12 +235,10 @@ def _draft_area(draft: dict | None) -> list:
     return []
 
 
-@callback(Output("map-incidents", "children"), Output("map-shown", "data"),
-          Input("sync-seq", "data"), Input("app-bump", "data"), State("map-shown", "data"))
-@guarded("view")
-def draw_incidents(_seq: Any, _bump: Any, shown: Any):
-    """The markers of the newest incidents the user may see, as a Patch of what the map shows
-    (``command.dashboard.live``; the rows are the list's when no filter is set)."""
+def markers_answer(shown: Any, *, tick: bool) -> tuple[int, Any, Any]:
+    """(seq, children, token): the markers of the newest incidents the user may see, as a Patch of what the
+    map shows (``command.dashboard.live``; the rows are the list's when no filter is set), part of the sync
+    poll's answer (command.dashboard.sync). ``tick``: a token made at this seq gets ``no_update``."""
     from command.dashboard.security import principal
     from command.dashboard.incidents_list import LIST_LIMIT      # the markers of the incidents the list shows
     from command.response import listing
@@ -248,9 +248,9 @@ def draw_incidents(_seq: Any, _bump: Any, shown: Any):
     seq, rows = live.rows(svc, skey, asked, LIST_LIMIT + 1, lambda: listing.listed(
         svc, viewer=principal(), newest_first=True, limit=LIST_LIMIT + 1))
     view = live.view_of(skey, asked)
-    if ctx.triggered_id == "sync-seq" and live.unchanged(shown, seq, view):
-        raise PreventUpdate
-    return live.answer(marker_items(rows[:LIST_LIMIT]), shown, seq, view)
+    if tick and live.unchanged(shown, seq, view):
+        return seq, no_update, no_update
+    return (seq, *live.answer(marker_items(rows[:LIST_LIMIT]), shown, seq, view))
 
 
 @callback(Output("map-focus", "children"),
@@ -361,5 +361,5 @@ def set_candidate(clicks: list, items: list | None):
     return f"{it['lon']:.6f},{it['lat']:.6f}", "wgs84", it["name"], pin, view
 
 
-__all__ = ["map_panel", "incident_markers", "marker_items", "focus_layer", "legend", "click_latlng", "zoom_for",
+__all__ = ["map_panel", "incident_markers", "marker_items", "markers_answer", "focus_layer", "legend", "click_latlng", "zoom_for",
            "uncertainty_circle", "search_box"]

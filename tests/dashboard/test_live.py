@@ -14,7 +14,7 @@ import yaml
 import settings as settings_mod
 from command.dashboard import live, runtime
 from command.security import auth
-from helpers_dash import PASSWORD, body, csrf_of, sign_in
+from helpers_dash import PASSWORD, body, csrf_of, name_of, sign_in
 from incidents.model import IncidentReport
 from settings import load_settings
 
@@ -76,8 +76,11 @@ def dash_app(tmp_path, monkeypatch):
     live.clear()
 
 
-def _post(client, dash_app, name, trigger, given):
-    resp = client.post("/_dash-update-component", json=body(dash_app, name, trigger, given),
+POLL = "sync.poll"          # the one callback of a page's second: the seq, the list and the markers
+
+
+def _post(client, dash_app, trigger, given):
+    resp = client.post("/_dash-update-component", json=body(dash_app, POLL, trigger, given),
                        headers={"X-CSRF-Token": csrf_of(client)})
     return resp.status_code, (resp.get_json() or {}).get("response", {}) if resp.status_code == 200 else {}
 
@@ -88,49 +91,67 @@ def _signed_in(dash_app, name: str = "officer1"):
     return client
 
 
-def _whole(client, dash_app, name: str, bump: int = 1) -> dict:
-    """What a page gets when it draws ``name`` afresh (app-bump: no token of what it shows yet)."""
-    return _post(client, dash_app, name, "app-bump", {"app-bump": bump})[1]
+def _whole(client, dash_app, bump: int = 1) -> dict:
+    """What a page gets when it draws afresh (app-bump: no token of what it shows yet)."""
+    return _post(client, dash_app, "app-bump", {"app-bump": bump})[1]
+
+
+def _tick(client, dash_app, got: dict, seq: int = 0) -> tuple[int, dict]:
+    """The page's poll with what it holds from ``got`` (the tokens) and ``seq`` as its sync-seq."""
+    return _post(client, dash_app, "sync-interval", {"sync-interval": 5, "sync-seq": seq,
+                                                     "list-shown": got["list-shown"]["data"],
+                                                     "map-shown": got["map-shown"]["data"]})
 
 
 def _rows(children: list) -> list[str]:
     return [c["props"].get("data-incident") or c["props"]["className"] for c in children]
 
 
+def test_no_callback_follows_sync_seq_so_a_page_posts_once_a_second(dash_app):
+    """The list and the markers are the poll's own outputs: nothing else fires because the seq moved."""
+    following = [k for k, cb in dash_app.callback_map.items()
+                 if any(d["id"] in ("sync-seq", "sync-interval") for d in cb["inputs"])]
+    assert [name_of(dash_app.callback_map[k]) for k in following] == [POLL]
+    outputs = following[0]
+    assert all(f"{o}." in outputs for o in ("sync-seq", "list-items", "list-shown", "focus-seq", "map-incidents"))
+
+
 def test_an_older_token_gets_the_new_and_the_changed_rows_and_ends_where_a_whole_render_does(dash_app):
     svc = runtime.current().service()
     first = svc.report(IncidentReport(type="fire", address="广州市天河区天河路"), actor="值班员")
     client = _signed_in(dash_app)
-    got = _whole(client, dash_app, "incidents_list.refresh_list")
-    shown, token = got["list-items"]["children"], got["list-shown"]["data"]
-    assert _rows(shown) == [first.id]
+    got = _whole(client, dash_app)
+    shown, seq = got["list-items"]["children"], got["sync-seq"]["data"]
+    assert _rows(shown) == [first.id] and seq == runtime.current().store().last_seq()
     second = svc.report(IncidentReport(type="traffic", address="深圳市福田区深南大道"), actor="值班员")
     svc.close(first.id, actor="值班员", reason="done")
-    status, got = _post(client, dash_app, "incidents_list.refresh_list", "sync-seq",
-                        {"sync-seq": 2, "list-shown": token})
-    assert status == 200
-    patch = got["list-items"]["children"]
-    assert patch.get("__dash_patch_update")
+    status, ticked = _tick(client, dash_app, got, seq)
+    assert status == 200 and ticked["sync-seq"]["data"] == runtime.current().store().last_seq()
+    patch = ticked["list-items"]["children"]
+    assert patch.get("__dash_patch_update") and ticked["map-incidents"]["children"].get("__dash_patch_update")
     patched = apply(shown, patch["operations"])
-    whole = _whole(client, dash_app, "incidents_list.refresh_list", 2)
+    whole = _whole(client, dash_app, 2)
     assert patched == whole["list-items"]["children"]
     assert _rows(patched) == [second.id, first.id] and "closed" in json.dumps(patched[1], ensure_ascii=False)
-    # the same token again at the same seq: nothing to send
-    token = got["list-shown"]["data"]
-    status, _ = _post(client, dash_app, "incidents_list.refresh_list", "sync-seq", {"sync-seq": 3, "list-shown": token})
+    # the same tokens again at the same seq: nothing to send
+    held = {**got, **ticked}
+    status, _ = _tick(client, dash_app, held, ticked["sync-seq"]["data"])
     assert status == 204
+    # a poll whose sync-seq is older but whose tokens are current: only the seq moves
+    status, again = _tick(client, dash_app, held, seq)
+    assert status == 200 and set(again) == {"sync-seq"}
 
 
 def test_the_markers_patch_the_same_way(dash_app):
     svc = runtime.current().service()
     client = _signed_in(dash_app)
     a = svc.report(IncidentReport(type="fire", address="广州市天河区天河路"), actor="值班员")
-    got = _whole(client, dash_app, "mapview.draw_incidents")
-    shown, token = got["map-incidents"]["children"], got["map-shown"]["data"]
+    got = _whole(client, dash_app)
+    shown = got["map-incidents"]["children"]
     b = svc.report(IncidentReport(type="traffic", address="深圳市福田区深南大道"), actor="值班员")
-    _, got = _post(client, dash_app, "mapview.draw_incidents", "sync-seq", {"sync-seq": 2, "map-shown": token})
-    patched = apply(shown, got["map-incidents"]["children"]["operations"])
-    whole = _whole(client, dash_app, "mapview.draw_incidents", 2)
+    _, ticked = _tick(client, dash_app, got, got["sync-seq"]["data"])
+    patched = apply(shown, ticked["map-incidents"]["children"]["operations"])
+    whole = _whole(client, dash_app, 2)
     assert patched == whole["map-incidents"]["children"]
     text = json.dumps(patched, ensure_ascii=False)
     assert a.id in text and b.id in text
@@ -141,15 +162,16 @@ def test_the_cache_keeps_scopes_and_filters_apart_at_the_same_seq(dash_app):
     th = svc.report(IncidentReport(type="fire", address="广州市天河区天河路"), actor="值班员")
     ft = svc.report(IncidentReport(type="traffic", address="深圳市福田区深南大道"), actor="值班员")
     province, futian = _signed_in(dash_app), _signed_in(dash_app, "futian1")
-    p = _whole(province, dash_app, "incidents_list.refresh_list")
-    f = _whole(futian, dash_app, "incidents_list.refresh_list")
+    p = _whole(province, dash_app)
+    f = _whole(futian, dash_app)
     assert _rows(p["list-items"]["children"]) == [ft.id, th.id]
     assert _rows(f["list-items"]["children"]) == [ft.id]          # the same seq, the other scope's rows
-    m = _whole(futian, dash_app, "mapview.draw_incidents")
-    assert th.id not in json.dumps(m)
+    assert th.id not in json.dumps(f["map-incidents"]) and th.id in json.dumps(p["map-incidents"])
     level = svc.get(th.id).grade.level
-    _, p2 = _post(province, dash_app, "incidents_list.refresh_list", "list-level",
-                  {"list-level": level, "list-shown": p["list-shown"]["data"]})
+    _, p2 = _post(province, dash_app, "list-level",
+                  {"list-level": level, "sync-seq": p["sync-seq"]["data"], "list-shown": p["list-shown"]["data"],
+                   "map-shown": p["map-shown"]["data"]})
+    assert not {"map-incidents", "map-shown", "sync-seq"} & set(p2)     # a filter answers the list only
     before = p["list-items"]["children"]
     if "list-items" not in p2:                  # the same rows under the filter: nothing to send
         full = before
@@ -161,13 +183,32 @@ def test_the_cache_keeps_scopes_and_filters_apart_at_the_same_seq(dash_app):
     assert th.id in ids and all(svc.get(i).grade.level == level for i in ids)
 
 
+def test_a_tick_with_nothing_new_reads_no_rows(dash_app, monkeypatch):
+    svc = runtime.current().service()
+    svc.report(IncidentReport(type="fire", address="广州市天河区天河路"), actor="值班员")
+    client = _signed_in(dash_app)
+    got = _whole(client, dash_app)
+    monkeypatch.setattr(live, "rows", lambda *a, **kw: pytest.fail("a poll with nothing new read the rows"))
+    status, _ = _tick(client, dash_app, got, got["sync-seq"]["data"])
+    assert status == 204
+
+
 def test_the_selected_panels_follow_the_seq_only_while_one_is_selected(dash_app):
     svc = runtime.current().service()
     a = svc.report(IncidentReport(type="fire", address="广州市天河区天河路"), actor="值班员")
     client = _signed_in(dash_app)
-    got = _whole(client, dash_app, "incidents_list.refresh_list")
+    got = _whole(client, dash_app)
     assert "focus-seq" not in got
-    _, got = _post(client, dash_app, "incidents_list.refresh_list", "incident-selected",
-                   {"incident-selected": a.id, "list-shown": got["list-shown"]["data"]})
-    assert got["focus-seq"]["data"] == runtime.current().store().last_seq()
-    assert "selected" in json.dumps(got["list-items"], ensure_ascii=False)
+    seq = got["sync-seq"]["data"]
+    _, chose = _post(client, dash_app, "incident-selected",
+                     {"incident-selected": a.id, "sync-seq": seq, "list-shown": got["list-shown"]["data"],
+                      "map-shown": got["map-shown"]["data"]})
+    assert chose["focus-seq"]["data"] == runtime.current().store().last_seq()
+    assert "selected" in json.dumps(chose["list-items"], ensure_ascii=False) and "map-incidents" not in chose
+    svc.report(IncidentReport(type="traffic", address="深圳市福田区深南大道"), actor="值班员")
+    given = {"sync-interval": 6, "sync-seq": seq, "incident-selected": a.id,
+             "list-shown": chose["list-shown"]["data"], "map-shown": got["map-shown"]["data"]}
+    _, ticked = _post(client, dash_app, "sync-interval", given)
+    assert ticked["focus-seq"]["data"] == runtime.current().store().last_seq() > seq
+    _, unselected = _tick(client, dash_app, got, seq)           # nothing selected: no focus follows
+    assert "focus-seq" not in unselected

@@ -107,6 +107,6 @@ def test_dashboard_user_of_futian_cannot_report_or_see_tianhe(dash_app):
                        {"group-task-add": 1, "incident-selected": iid, "group-task-role": "消防",
                         "group-task-text": "越界"}), headers={"X-CSRF-Token": csrf_of(client)})
     assert svc.get(iid).tasks == ()
-    resp = client.post("/_dash-update-component", json=body(dash_app, "incidents_list.refresh_list", "app-bump",
+    resp = client.post("/_dash-update-component", json=body(dash_app, "sync.poll", "app-bump",
                                                             {"app-bump": 1}), headers={"X-CSRF-Token": csrf_of(client)})
     assert iid not in resp.data.decode()
