@@ -2,14 +2,16 @@
 SQLite and on a throwaway PostgreSQL cluster (scripts/pg_test_cluster.sh), each figure beside its baseline
 measured in the same run:
 
-- ``officers``: 200 signed-in dashboard browsers posting the sync callback once a second (and the
-  seq-driven list and map callbacks after each newer seq, as the page does) while dispatch systems post
-  20 reports/s; baseline: ``GET /api/v1/health`` paced the same way under the same load.
+- ``officers``: 200 signed-in dashboard browsers posting the page's sync callback once a second (its answer
+  carries the list's and the markers' Patches, as the page's does) while dispatch systems post 20
+  reports/s; baseline: ``GET /api/v1/health`` paced the same way under the same load. py-spy samples one web
+  worker meanwhile (``profile``).
 - ``reports``: dispatch systems posting ``POST /api/v1/incidents`` as fast as they can (reports/s, p50/p99);
   baseline: the health GET as fast as the same number of users can, right after. py-spy samples one web
   worker while the reports run: where a report's time goes (``profile``).
 
-    .venv/bin/python -m bench.load [--quick] [--backends sqlite,postgres] [--out results-load.json]
+    .venv/bin/python -m bench.load [--quick] [--backends sqlite,postgres] [--scenarios officers,reports]
+                                   [--out results-load.json]
     from bench import load; load.run(results, mode="full")          # bench/__main__.py's entry
 
 The servers, databases and clusters are made in a temporary folder and removed after; nothing listens
@@ -320,19 +322,31 @@ def warm_up(host: str, seed: dict, n: int = 8) -> float:
     return time.perf_counter() - t0
 
 
-def officers(host: str, seed: dict, size: dict, out: Path) -> dict:
-    """200 officers syncing once a second while dispatch posts ``report_rate``/s; health as the baseline."""
+def officers(host: str, seed: dict, size: dict, out: Path, server: Server | None = None) -> dict:
+    """200 officers syncing once a second while dispatch posts ``report_rate``/s; health as the baseline.
+    py-spy samples one web worker for ``profile_s`` once every user has started (``profile``)."""
     plan = {"officers": seed["officers"], "token": seed["token"], "officer_users": size["officers"],
             "dispatch_users": max(1, size["report_rate"] // 5), "report_rate": size["report_rate"],
-            "health_users": max(2, size["officers"] // 20), "health_rate": 1.0, "follow": True}
+            "health_users": max(2, size["officers"] // 20), "health_rate": 1.0}
+    users = plan["officer_users"] + plan["dispatch_users"] + plan["health_users"]
+    prof = None
+    if server is not None and size["profile_s"]:      # started when the ramp is over, beside the measured window
+        import threading
+        holder: dict[str, Any] = {}
+        timer = threading.Timer(users / 20.0 + 5, lambda: holder.update(
+            p=_profile_start(server.web_workers(), size["profile_s"], out / "profile")))
+        timer.start()
     run = locust(host, plan, seconds=size["seconds"], out=out)
+    if server is not None and size["profile_s"]:
+        timer.cancel()
+        prof = holder.get("p")
+        run["profile"] = _profile_end(prof) if prof else {"skipped": "the run ended before the profile started"}
     by = run["by_name"]
     sync, health, report = by.get("sync", {}), by.get("health", {}), by.get("report", {})
     errors = sum(v.get("failures", 0) for k, v in by.items() if k != "Aggregated")
     run.update({
         "sync_p99_ms": sync.get("p99_ms"), "health_p99_ms": health.get("p99_ms"),
         "sync_p99_over_health_p99": _ratio(sync.get("p99_ms"), health.get("p99_ms")),
-        "refresh_list_p99_ms": by.get("sync.refresh_list", {}).get("p99_ms"),
         "reports_per_s": report.get("per_s"), "errors": errors,
         "target_sync_p99<=300ms_0_errors": bool(sync.get("p99_ms") is not None and sync["p99_ms"] <= 300
                                                  and errors == 0)})
@@ -421,8 +435,11 @@ def _frame_name(frame: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- entry
-def one_backend(backend: str, size: dict, tmp: Path) -> dict:
-    """Both scenarios against ``yzt serve --workers 2`` on ``backend`` ("sqlite" or "postgres")."""
+SCENARIOS = ("officers", "reports")
+
+
+def one_backend(backend: str, size: dict, tmp: Path, scenarios: tuple[str, ...] = SCENARIOS) -> dict:
+    """The scenarios against ``yzt serve --workers 2`` on ``backend`` ("sqlite" or "postgres")."""
     cluster = PgCluster(tmp / "pg") if backend == "postgres" else None
     try:
         url = cluster.__enter__().url if cluster else None
@@ -430,8 +447,11 @@ def one_backend(backend: str, size: dict, tmp: Path) -> dict:
             seed = stack.seed(officers=min(size["officers"], 20))
             server = stack.serve(workers=2)
             out = {"backend": backend, "workers": 2, "warm_up_s": round(warm_up(server.url, seed), 2)}
-            out["officers"] = officers(server.url, seed, size, tmp / "officers")
-            out["reports"] = reports(server.url, seed, size, tmp / "reports", server)
+            out["load_at_start"] = os.getloadavg()
+            if "officers" in scenarios:
+                out["officers"] = officers(server.url, seed, size, tmp / "officers", server)
+            if "reports" in scenarios:
+                out["reports"] = reports(server.url, seed, size, tmp / "reports", server)
             return out
     finally:
         if cluster:
@@ -439,7 +459,7 @@ def one_backend(backend: str, size: dict, tmp: Path) -> dict:
 
 
 def run(results: Results, *, mode: str = "full", backends: tuple[str, ...] | None = None,
-        keep: Path | None = None) -> dict:
+        keep: Path | None = None, scenarios: tuple[str, ...] = SCENARIOS) -> dict:
     """The ``load`` section: every scenario on every backend; ``keep``: a folder to copy the profiles to.
     ``tiny`` (the bench's smoke test) runs the code paths once, on SQLite only unless ``backends`` says: the
     PostgreSQL run is the same code on a PgCluster, which tests/e2e drives, and two servers' warm-up would
@@ -451,13 +471,14 @@ def run(results: Results, *, mode: str = "full", backends: tuple[str, ...] | Non
     for backend in backends:
         with tempfile.TemporaryDirectory(prefix=f"yzt-bench-load-{backend}-") as d:
             try:
-                section[backend] = one_backend(backend, size, Path(d))
+                section[backend] = one_backend(backend, size, Path(d), scenarios)
             except (RuntimeError, subprocess.SubprocessError, OSError) as e:
                 section[backend] = {"skipped": f"{type(e).__name__}: {str(e)[:400]}"}
             if keep is not None:
-                for f in Path(d).glob("reports/worker-*.txt"):     # one sampled worker per backend
-                    keep.mkdir(parents=True, exist_ok=True)            # a fixed name: a run replaces the last
-                    shutil.copy(f, keep / f"load-{backend}-worker.txt")
+                for scenario, name in (("reports", "worker"), ("officers/profile", "officers-worker")):
+                    for f in Path(d).glob(f"{scenario}/worker-*.txt"):     # one sampled worker per backend
+                        keep.mkdir(parents=True, exist_ok=True)            # a fixed name: a run replaces the last
+                        shutil.copy(f, keep / f"load-{backend}-{name}.txt")
     results.add("load", section)
     return section
 
@@ -468,12 +489,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--tiny", action="store_true")
     ap.add_argument("--backends", default="sqlite,postgres")
+    ap.add_argument("--scenarios", default=",".join(SCENARIOS), help="which of officers,reports to run")
     ap.add_argument("--out", type=Path, default=None, help="write the section's JSON here")
     args = ap.parse_args(argv)
+    scenarios = tuple(s for s in args.scenarios.split(",") if s)
+    if not scenarios or set(scenarios) - set(SCENARIOS):
+        ap.error(f"--scenarios: choose from {','.join(SCENARIOS)}")
     results = Results()
     mode = "tiny" if args.tiny else "quick" if args.quick else "full"
     section = run(results, mode=mode, backends=tuple(b for b in args.backends.split(",") if b),
-                  keep=ROOT / "bench" / "profiles")
+                  keep=ROOT / "bench" / "profiles", scenarios=scenarios)
     if args.out:
         args.out.write_text(json.dumps(section, ensure_ascii=False, indent=2), encoding="utf-8")
 

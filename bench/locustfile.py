@@ -1,15 +1,15 @@
 """Locust users of 粤政图 (bench/load.py runs them headless against ``yzt serve`` on 127.0.0.1):
 
 - ``Officer``: a dashboard browser. Signs in as a browser does (GET /login for the form's CSRF token, POST
-  /login, then the session cookie and the ``yzt_csrf`` cookie), then once a second posts the sync callback
-  (``sync.poll``) to ``/_dash-update-component`` with the JSON body Dash's renderer sends and the
-  X-CSRF-Token header ``assets/csrf.js`` adds. When the poll answers a newer seq (200; 204 when nothing
-  moved), the page's seq-driven callbacks follow as the browser fires them (``follow``): the incident list
-  (``incidents_list.refresh_list``) and the map's markers (``mapview.draw_incidents``), each with the token of
-  what the page shows, kept from the last answer as the page's dcc.Store keeps it (their answers are Patches
-  of the rows that changed; 204 when none did). That is all a page with no incident selected posts: a real
-  chromium page, counted (the selected incident's panels follow only while one is selected, the warn tab's
-  poll runs only while that tab is open, a row or marker click is handled in the browser).
+  /login, then the session cookie and the ``yzt_csrf`` cookie), then once a second posts the page's one
+  callback (``sync.poll``) to ``/_dash-update-component`` with the JSON body Dash's renderer sends
+  (``poll_body``) and the X-CSRF-Token header ``assets/csrf.js`` adds. Its answer carries the newest seq and,
+  when it moved, the list's and the markers' Patches and the tokens of what the page now shows, which the
+  officer keeps as the page's dcc.Stores do and sends back with the next poll (204: nothing moved). That is
+  all a page with no incident selected posts: a real chromium page, recorded (tests/dashboard/browser: the
+  selected incident's panels follow only while one is selected, the warn tab's poll runs only while that
+  tab is open, a row or marker click is handled in the browser). The renderer also puts ``?endId=`` (a
+  signed id of the page load) on the URL; the server reads it for background callbacks only, none here.
 - ``Dispatch``: a 110/119/120 dispatch system posting ``POST /api/v1/incidents`` with its bearer token, each
   with a new external_id, at ``report_rate`` reports/s shared by the dispatch users (0: as fast as they can).
 - ``Health``: the baseline, ``GET /api/v1/health`` with the same token, paced like an officer's poll
@@ -17,9 +17,8 @@
 
 The plan comes from the environment as JSON (``YZT_LOAD_PLAN``, written by bench/load.py):
 ``{"officers": [[name, password], ...], "officer_users": 200, "dispatch_users": 4, "report_rate": 20,
-"health_users": 10, "health_rate": 1, "token": "...", "follow": true, "seed": 1}``; users of a class whose
-count is 0 are not started. Request names: ``sync``, ``sync.refresh_list``, ``sync.draw_incidents``,
-``report``, ``health``, ``login``.
+"health_users": 10, "health_rate": 1, "token": "...", "seed": 1}``; users of a class whose
+count is 0 are not started. Request names: ``sync``, ``report``, ``health``, ``login``.
 """
 from __future__ import annotations
 
@@ -32,6 +31,8 @@ import uuid
 
 from locust import constant, constant_throughput, task
 from locust.contrib.fasthttp import FastHttpUser
+
+from bench.dash_page import poll_body
 
 PLAN = json.loads(os.environ.get("YZT_LOAD_PLAN") or "{}")
 _CSRF_FIELD = re.compile(r'name="csrf" value="([^"]+)"')
@@ -49,43 +50,6 @@ ADDRESSES = ["广州市天河区天河路", "广州市越秀区中山五路", "�
 TYPES = ["gas_explosion", "fire", "traffic", "waterlogging", "building_collapse"]
 
 
-def sync_body(n: int, seq: int) -> dict:
-    """The body Dash's renderer posts for sync.poll (Input sync-interval.n_intervals, State sync-seq.data)."""
-    return {"output": "sync-seq.data", "outputs": {"id": "sync-seq", "property": "data"},
-            "inputs": [{"id": "sync-interval", "property": "n_intervals", "value": n}],
-            "state": [{"id": "sync-seq", "property": "data", "value": seq}],
-            "changedPropIds": ["sync-interval.n_intervals"]}
-
-
-def _seq_input(seq: int) -> dict:
-    return {"id": "sync-seq", "property": "data", "value": seq}
-
-
-def refresh_bodies(seq: int, shown: dict[str, object] | None = None) -> dict[str, dict]:
-    """What the page posts after sync-seq moved: the incident list and the map's incident markers, each with
-    the token of what the browser shows (``shown``: {"list-shown": ..., "map-shown": ...}, None at first),
-    so the answer is a Patch of the rows that changed (command.dashboard.live)."""
-    none = lambda ident, prop="value": {"id": ident, "property": prop, "value": None}  # noqa: E731
-    held = shown or {}
-    return {
-        "sync.refresh_list": {
-            "output": "..list-items.children...list-shown.data...focus-seq.data..",
-            "outputs": [{"id": "list-items", "property": "children"}, {"id": "list-shown", "property": "data"},
-                        {"id": "focus-seq", "property": "data"}],
-            "inputs": [_seq_input(seq), {"id": "app-bump", "property": "data", "value": 0},
-                       none("incident-selected", "data"), none("list-level"), none("list-state"),
-                       none("list-district")],
-            "state": [{"id": "list-shown", "property": "data", "value": held.get("list-shown")}],
-            "changedPropIds": ["sync-seq.data"]},
-        "sync.draw_incidents": {
-            "output": "..map-incidents.children...map-shown.data..",
-            "outputs": [{"id": "map-incidents", "property": "children"}, {"id": "map-shown", "property": "data"}],
-            "inputs": [_seq_input(seq), {"id": "app-bump", "property": "data", "value": 0}],
-            "state": [{"id": "map-shown", "property": "data", "value": held.get("map-shown")}],
-            "changedPropIds": ["sync-seq.data"]},
-    }
-
-
 def report_body(rng: random.Random) -> dict:
     return {"external_id": f"LOAD-{uuid.uuid4().hex[:20]}", "type": rng.choice(TYPES),
             "address": rng.choice(ADDRESSES), "casualties": {"serious_injuries": rng.randint(0, 4)},
@@ -100,8 +64,7 @@ class Officer(FastHttpUser):
 
     def on_start(self) -> None:
         self.n = 0
-        self.seq = 0
-        self.shown: dict[str, object] = {}
+        self.held: dict[str, object] = {}
         self.csrf = ""
         self.headers: dict[str, str] = {}
         self._sign_in()
@@ -137,35 +100,24 @@ class Officer(FastHttpUser):
     @task
     def sync(self) -> None:
         self.n += 1
-        with self._post("sync", sync_body(self.n, self.seq)) as r:
+        with self._post("sync", poll_body(self.n, self.held)) as r:
             if r.status_code == 204:          # PreventUpdate: nothing new since this page's seq
                 return
             if r.status_code != 200:
-                r.failure(f"sync answered {r.status_code}: {(r.text or '')[:120]}")
+                why = r.text or repr(getattr(r, "error", None) or "")      # 0: no answer (the connection's error)
+                r.failure(f"sync answered {r.status_code}: {why[:160]}")
                 return
-            try:
-                self.seq = int(r.json()["response"]["sync-seq"]["data"])
-            except (ValueError, KeyError, TypeError):
-                r.failure(f"sync answered an unexpected body: {(r.text or '')[:120]}")
-                return
-        if PLAN.get("follow", True):
-            for name, body in refresh_bodies(self.seq, self.shown).items():
-                with self._post(name, body) as r:
-                    if r.status_code == 204:      # the rows this page shows are the current ones
-                        continue
-                    if r.status_code != 200:
-                        r.failure(f"{name} answered {r.status_code}: {(r.text or '')[:120]}")
-                        continue
-                    self._keep_token(r)
+            self._keep(r)
 
-    def _keep_token(self, r) -> None:
-        """The new token of what the page shows (list-shown / map-shown), as the browser's dcc.Store keeps it."""
+    def _keep(self, r) -> None:
+        """What the page's dcc.Stores hold after the answer (sync-seq, list-shown, map-shown); the Patches
+        themselves change only the page's children."""
         try:
             for ident, props in r.json()["response"].items():
-                if ident in ("list-shown", "map-shown"):
-                    self.shown[ident] = props["data"]
+                if ident in ("sync-seq", "list-shown", "map-shown"):
+                    self.held[ident] = props["data"]
         except (ValueError, KeyError, TypeError, AttributeError):
-            r.failure(f"a follow-up answered an unexpected body: {(r.text or '')[:120]}")
+            r.failure(f"sync answered an unexpected body: {(r.text or '')[:120]}")
 
 
 class Dispatch(FastHttpUser):

@@ -131,6 +131,33 @@ def test_report_shows_marker_and_badge_and_second_officer_sees_it(server, browse
     ctx_b.close()
 
 
+def test_a_page_posts_one_callback_a_tick_and_the_load_bench_posts_the_same(server, browser):
+    """While another officer's report arrives, a page with nothing selected posts only sync.poll (its answer
+    carries the list and the markers), and bench/load.py's officers post exactly its body."""
+    from bench.dash_page import poll_body
+    expect = playwright_api.expect
+    ctx_a, a = _open(browser, server)
+    ctx_b, b = _open(browser, server, "officer2")
+    rows = b.locator("#list-items .yzt-inc-row[data-incident]")
+    expect(b.locator("#list-items > *").first).to_be_attached(timeout=10_000)
+    before = rows.count()
+    posts: list[dict] = []
+    b.on("request", lambda r: posts.append(r.post_data_json) if "/_dash-update-component" in r.url else None)
+    _report(a, "深圳市福田区深南大道", "Fire", 1)
+    expect(rows).to_have_count(before + 1, timeout=10_000)
+    n = len(posts)
+    expect(b.locator(".yzt-inc-marker")).to_have_count(before + 1, timeout=5_000)
+    b.wait_for_function("() => true")            # let the page's request events reach us
+    ticks = [p for p in posts if p["changedPropIds"] == ["sync-interval.n_intervals"]]
+    assert n and len(ticks) == len(posts), [p["output"] for p in posts if p not in ticks]
+    last = ticks[-1]
+    held = {s["id"]: s["value"] for s in last["state"] if "value" in s}
+    assert set(held) == {"sync-seq", "list-shown", "map-shown"}
+    assert poll_body(last["inputs"][0]["value"], held) == last
+    ctx_a.close()
+    ctx_b.close()
+
+
 def _screenshot(page, path: Path) -> None:
     """docs/dashboard.png once the fly-to has landed and the clusters have redrawn (not an assertion)."""
     page.wait_for_function("() => !document.querySelector('#map .leaflet-zoom-anim')", timeout=15_000)
