@@ -147,8 +147,15 @@ def new_store(path: Path | str, **kwargs: Any) -> Any:
     if BACKEND == "sqlite":
         from command.store.sqlite import Store
         return Store(path, **kwargs)
+    from command.security.audit import Anchor
     from command.store.postgres import PostgresStore
-    store = PostgresStore(_current.url_for(Path(path)))
+    # the tip's anchor beside ``path``, as SQLite keeps it beside its file: a slot's database is emptied and
+    # used again by later tests, and PostgresStore's default (a file per database name under ~/.config/yzt)
+    # would still hold an earlier test's tip. The key stays the default one: a child process opening the
+    # same database by its URL (target_for) must read the same HMACs.
+    path = Path(path)
+    store = PostgresStore(_current.url_for(path),
+                          anchor=Anchor(path.with_name(path.name + ".audit-anchor"), database=str(path)))
     _current.opened.append(store)
     return store
 
