@@ -1,7 +1,7 @@
 """The database going away between a send and its record: the worker keeps the outcome and records it once the
 database is back, so the delivery is neither sent again nor left 'sending' until its lease runs out.
 
-A store whose ``finish_delivery`` fails as an unreachable PostgreSQL does (StoreUnavailableError) the first
+A store whose finish fails as an unreachable PostgreSQL does (StoreUnavailableError) the first
 times it is called, under a background outbox whose lease is far longer than the test: without the owed
 outcome, the delivery would wait out the lease and go again.
 """
@@ -20,17 +20,26 @@ from settings import load_settings
 
 
 class _FinishFails:
-    """The store, except that ``finish_delivery`` raises for its first ``times`` calls (the database away)."""
+    """The store, except that recording outcomes (``finish_deliveries``, which the outbox uses for one outcome
+    too, since the outcome carries its timeline events; or ``finish_delivery``) raises for the first ``times``
+    calls between them (the database away)."""
 
     def __init__(self, store, times: int) -> None:
         self._store, self.left, self.refused = store, times, 0
 
-    def finish_delivery(self, *args, **kw):
+    def _away(self) -> None:
         if self.left > 0:
             self.left -= 1
             self.refused += 1
             raise StoreUnavailableError("database test: unavailable (server closed the connection unexpectedly)")
+
+    def finish_delivery(self, *args, **kw):
+        self._away()
         return self._store.finish_delivery(*args, **kw)
+
+    def finish_deliveries(self, *args, **kw):
+        self._away()
+        return self._store.finish_deliveries(*args, **kw)
 
     def __getattr__(self, name):
         return getattr(self._store, name)
@@ -59,3 +68,6 @@ def test_an_outcome_the_database_missed_is_recorded_when_it_is_back(tmp_path, ne
     assert took < 20 and all(r["attempts"] == 1 for r in rows.values()), rows   # recorded, not sent again
     assert len(rx.requests) == 2 and rx.repeats == 0
     assert set(rx.accepted_keys) == {idempotency_key(f"44010600000_outage_{i}", "hook") for i in (1, 2)}
+    # the owed outcomes kept their timeline events: recorded with them, once
+    told = sorted(e.payload["identifier"] for e in store.events() if e.kind == "AlertSent")
+    assert told == ["44010600000_outage_1", "44010600000_outage_2"]
