@@ -221,15 +221,35 @@ def _session_user(sid: str, name: str) -> dict | None:
     return user
 
 
-def session_principal() -> Any:
+RECENT_SESSION_S = 2.0      # how old a worker's read of a session may be for the read-only sync poll
+_RECENT_OK: set[str] = set()  # the Dash output keys of the callbacks that may run on such a read
+
+
+def recent_session_for(outputs: list[Any]) -> None:
+    """Let the callback of these Outputs (read-only, polled every second) run on a read of the session up to
+    RECENT_SESSION_S old: an end coming from another worker or an account change is seen that much later by
+    it; any other request, any action, reads the session row. Dash runs the callback its payload's output
+    key names, so a payload claiming this key runs this callback and no other."""
+    _RECENT_OK.add(".." + "...".join(f"{o.component_id}.{o.component_property}" for o in outputs) + "..")
+
+
+def _session_max_age() -> float:
+    if request.method != "POST" or not request.path.endswith("/_dash-update-component"):
+        return 0.0
+    payload = request.get_json(silent=True)
+    return RECENT_SESSION_S if isinstance(payload, dict) and payload.get("output") in _RECENT_OK else 0.0
+
+
+def session_principal(max_age_s: float = 0.0) -> Any:
     """The Principal of this session when the server still holds it (not signed out, not timed out, not
-    ended by a password, role or scope change) and its user is enabled; else None (the cookie is cleared)."""
+    ended by a password, role or scope change) and its user is enabled; else None (the cookie is cleared).
+    ``max_age_s``: a read of the session that recent may answer (``recent_session_for``)."""
     sid = session.get("sid")
     if not sid:
         if session.get("user"):     # a cookie from before server-side sessions: sign in again
             session.clear()
         return None
-    name = sessions().check(sid)
+    name = sessions().check(sid, max_age_s=max_age_s)
     user = _session_user(sid, name) if name else None
     if user is None or user.get("disabled"):
         session.clear()
@@ -283,6 +303,8 @@ def _gate():
     from command.dashboard.public_warning import is_public
     if request.path in PUBLIC_PATHS or (request.method == "GET" and is_public(request.path)):
         return None          # sign-in, and the public page of a sent warning (/warnings/<identifier>)
+    if "yzt_principal" not in g:
+        g.yzt_principal = session_principal(_session_max_age())
     if principal() is None:
         if request.method == "GET" and not request.path.startswith("/_dash-"):
             return redirect("/login?next=" + _safe_next(request.full_path))

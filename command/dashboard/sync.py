@@ -23,7 +23,7 @@ from dash.exceptions import PreventUpdate
 
 from command.dashboard import incidents_list, mapview, runtime
 from command.dashboard.live import SEQ_MAX_AGE_S
-from command.dashboard.security import guarded
+from command.dashboard.security import guarded, recent_session_for
 
 POLL_MS = 1000
 TICK = "sync-interval"
@@ -46,9 +46,12 @@ def _triggers() -> set[str]:
     return {p.rsplit(".", 1)[0] for p in ctx.triggered_prop_ids} if ctx.triggered_id is not None else set()
 
 
-@callback(Output("sync-seq", "data"), Output("list-items", "children"), Output("list-shown", "data"),
-          Output("focus-seq", "data"), Output("map-incidents", "children"), Output("map-shown", "data"),
-          Input(TICK, "n_intervals"), Input("app-bump", "data"), Input("incident-selected", "data"),
+OUTPUTS = [Output("sync-seq", "data"), Output("list-items", "children"), Output("list-shown", "data"),
+           Output("focus-seq", "data"), Output("map-incidents", "children"), Output("map-shown", "data")]
+recent_session_for(OUTPUTS)       # read-only, every second: a worker's read of the session up to 2 s old may do
+
+
+@callback(*OUTPUTS, Input(TICK, "n_intervals"), Input("app-bump", "data"), Input("incident-selected", "data"),
           Input("list-level", "value"), Input("list-state", "value"), Input("list-district", "value"),
           State("sync-seq", "data"), State("list-shown", "data"), State("map-shown", "data"))
 @guarded("view")
