@@ -322,10 +322,32 @@ def warm_up(host: str, seed: dict, n: int = 8) -> float:
     return time.perf_counter() - t0
 
 
+def sign_in_all(host: str, seed: dict, n: int) -> list[list[str]]:
+    """``n`` sessions, one per officer (the accounts in turn), signed in through /login before the run:
+    [[Cookie header, CSRF token], ...]. Each officer's session is its own, as 200 browsers' are, without
+    200 password hashes inside the measured window."""
+    import re
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(i: int) -> list[str]:
+        name, password = seed["officers"][i % len(seed["officers"])]
+        with httpx.Client(base_url=host, timeout=120) as c:
+            form = re.search(r'name="csrf" value="([^"]+)"', c.get("/login").text).group(1)
+            r = c.post("/login", data={"name": name, "password": password, "csrf": form, "next": "/"})
+            if r.status_code != 302:
+                raise RuntimeError(f"sign-in of {name} answered {r.status_code}")
+            jar = {ck.name: ck.value for ck in c.cookies.jar if ck.path == "/"}   # not the device cookie of /login
+            return ["; ".join(f"{k}={v}" for k, v in jar.items()), jar["yzt_csrf"]]
+    with ThreadPoolExecutor(2) as pool:
+        return list(pool.map(one, range(n)))
+
+
 def officers(host: str, seed: dict, size: dict, out: Path, server: Server | None = None) -> dict:
     """200 officers syncing once a second while dispatch posts ``report_rate``/s; health as the baseline.
-    py-spy samples one web worker for ``profile_s`` once every user has started (``profile``)."""
+    Every officer has its own session (``sign_in_all``). py-spy samples one web worker for ``profile_s``
+    once every user has started (``profile``)."""
     plan = {"officers": seed["officers"], "token": seed["token"], "officer_users": size["officers"],
+            "sessions": sign_in_all(host, seed, size["officers"]),
             "dispatch_users": max(1, size["report_rate"] // 5), "report_rate": size["report_rate"],
             "health_users": max(2, size["officers"] // 20), "health_rate": 1.0}
     users = plan["officer_users"] + plan["dispatch_users"] + plan["health_users"]
@@ -450,6 +472,8 @@ def one_backend(backend: str, size: dict, tmp: Path, scenarios: tuple[str, ...] 
             out["load_at_start"] = os.getloadavg()
             if "officers" in scenarios:
                 out["officers"] = officers(server.url, seed, size, tmp / "officers", server)
+                if out["officers"]["errors"]:          # what the server said meanwhile (a worker restarted?)
+                    out["officers"]["server_log_tail"] = server.log.read_text(errors="replace")[-2000:]
             if "reports" in scenarios:
                 out["reports"] = reports(server.url, seed, size, tmp / "reports", server)
             return out
