@@ -472,7 +472,7 @@ class ResponseService:
         identifier). Every check runs before anything is queued, and a refusal is written to the timeline
         (AlertRefused) and raised as one line. Returns at once: the outbox's workers (the server's, or
         ``outbox.run_until_idle`` at the CLI and in drills) deliver; final outcomes reach the timeline through
-        the ``yzt_alerts_delivered`` hook (one call per recorded batch)."""
+        the ``yzt_alerts_delivered`` hook, written in the same transaction as the outcomes they tell of."""
         who = require(as_principal(actor), "alert.send")
         identifier = getattr(identifier, "identifier", identifier)
         state = self._open(incident_id)

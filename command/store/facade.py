@@ -123,7 +123,11 @@ class ComposedStore:
         return self.queue.claim_deliveries(channel, owner=owner, now=now, lease_s=lease_s, limit=limit)
 
     def finish_deliveries(self, outcomes: list[dict[str, Any]], *, owner: str, now: float) -> set[int]:
-        return self.queue.finish_deliveries(outcomes, owner=owner, now=now)
+        try:
+            return self.queue.finish_deliveries(outcomes, owner=owner, now=now)
+        finally:
+            if any(o.get("timeline") for o in outcomes):   # their AlertSent/AlertFailed events: an append
+                self._seq_moved()
 
     def sending_owners(self) -> list[str]:
         return self.queue.sending_owners()

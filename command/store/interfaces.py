@@ -102,7 +102,9 @@ class DeliveryQueue(Protocol):
         """Lease up to ``limit`` due deliveries of ``channel`` to ``owner`` (at most one per incident)."""
 
     def finish_deliveries(self, outcomes: list[dict[str, Any]], *, owner: str, now: float) -> set[int]:
-        """Record claimed sends' outcomes in one transaction; the ids recorded (others lost their lease)."""
+        """Record claimed sends' outcomes in one transaction; the ids recorded (others lost their lease). An
+        outcome's ``timeline`` (events of its incident, from the ``yzt_alerts_delivered`` hook) is written in
+        the same transaction, only with an outcome that is recorded (see the hook's spec)."""
 
     def sending_owners(self) -> list[str]:
         """Owners currently holding a 'sending' lease."""

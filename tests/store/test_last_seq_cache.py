@@ -32,3 +32,28 @@ def test_a_failed_append_still_drops_the_cached_seq(tmp_path, new_store):
     except Exception:   # noqa: BLE001 - the refusal's type is the backend's; only the cache matters here
         pass
     assert store._seq_seen is None
+
+
+def test_outcomes_recorded_with_their_timeline_drop_the_cached_seq(tmp_path, new_store):
+    """The outbox writes AlertSent events inside finish_deliveries: a dashboard running its own outbox sees
+    them at its next poll, not up to max_age_s later."""
+    import time
+
+    from command.alerts.outbox import Outbox
+    from command.response.timeline import AlertSent, to_record
+    from helpers_http import make_alert
+    from settings import load_settings
+    store = new_store(tmp_path / "db" / "yzt.db")
+    channels = [{"name": "hook", "kind": "webhook", "mode": "live", "url": "http://127.0.0.1:9/", "secret": "s"}]
+    ob = Outbox(store, load_settings(channels=channels))
+    ob.enqueue(make_alert("GD-S1", "Actual", incident_id="GD-INC-S1"))
+    job = store.claim_deliveries("hook", owner="host:1:a", now=time.time(), lease_s=60, limit=1)[0]
+    before = store.last_seq(max_age_s=3600)
+    kind, payload = to_record(AlertSent(at=AT, actor="outbox", identifier="GD-S1", channel="hook", mode="live",
+                                        receipt="r"))
+    done = [{"id": job["id"], "status": "sent", "receipt": "r",
+             "timeline": [("GD-INC-S1", [(kind, payload, AT, "outbox")], "outbox", "outbox")]}]
+    assert store.finish_deliveries(done, owner="host:1:a", now=time.time()) == {job["id"]}
+    assert store.last_seq(max_age_s=3600) == before + 1 == store.last_seq()
+    ob.close()
+    store.close()
