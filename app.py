@@ -120,7 +120,9 @@ def preload(log: Any = None) -> Any:
     Nothing that must not cross a fork is left open: building the app opens the store (Dash checks the layout,
     which lists the layers), so the runtime is closed again here, and each worker opens its own SQLite
     connections or PostgreSQL pool on its first request. The master runs no thread of its own (no outbox is
-    started: deliver=False; the delivery process sends)."""
+    started: deliver=False; the delivery process sends). Last, everything loaded is frozen out of the cyclic
+    collector (``gc.freeze``, the standard step before a pre-fork server forks): a worker's full collections
+    neither walk those hundreds of thousands of objects nor write their headers, which would copy the shared pages."""
     import threading
     from command.dashboard import runtime
     from settings import get_settings
@@ -139,6 +141,8 @@ def preload(log: Any = None) -> Any:
     others = [t.name for t in threading.enumerate() if t is not threading.current_thread()]
     if others:                           # a thread does not survive fork(): whatever it guarded would hang
         raise RuntimeError(f"threads running before the fork: {others}")
+    import gc
+    gc.freeze()    # what is loaded leaves the collector's passes: no worker's collection walks (and so copies) it
     return wsgi
 
 

@@ -149,7 +149,9 @@ class RoadGraph:
         import networkx as nx
         g = nx.DiGraph()
         g.add_edges_from((u, v, {"time_s": t, "length_m": m}) for (u, v), (t, m) in edges.items())
-        return cls(g, xy, source=str(path))
+        graph = cls(g, xy, source=str(path))
+        cache.loaded()                # its nodes and edges live as long as the process (road_graph keeps it)
+        return graph
 
     def snap(self, point: Point) -> Snap | None:
         """The nearest well-connected drive node, or None outside coverage / beyond MAX_SNAP_M."""

@@ -50,6 +50,33 @@ def test_second_load_is_answered_from_the_cache_and_equals_the_build(tmp_path):
     assert len(calls) == 1 and len(_entries(folder)) == 1
 
 
+@pytest.fixture
+def unfrozen():
+    import gc
+    gc.unfreeze()
+    yield gc
+    cache.freeze_loaded(False)
+    gc.unfreeze()
+
+
+def test_a_process_that_keeps_what_it_loads_freezes_each_artefact_built_or_read(tmp_path, unfrozen):
+    """freeze_loaded: what cached() returns (built, then read back) is moved out of the cyclic collector's
+    generations, and stays whole and usable; off (the default), nothing is frozen."""
+    src, folder, calls = tmp_path / "n.txt", tmp_path / "cache", []
+    src.write_text("1 2 3 40")
+    _load(src, folder, calls)
+    assert unfrozen.get_freeze_count() == 0
+    cache.freeze_loaded()
+    built = _load(tmp_path / "n.txt", tmp_path / "other", calls)
+    assert unfrozen.get_freeze_count() > 0 and unfrozen.is_tracked(built["values"])
+    unfrozen.unfreeze()
+    read = _load(src, folder, calls)
+    assert unfrozen.get_freeze_count() > 0 and read == built == {"values": [1, 2, 3, 40], "total": 46}
+    assert len(calls) == 2
+    unfrozen.collect()                 # a full pass with them frozen frees nothing that is still referenced
+    assert read["values"] == [1, 2, 3, 40]
+
+
 def test_one_changed_byte_is_never_answered_from_the_cache_even_with_size_and_mtime_kept(tmp_path):
     src, folder, calls = tmp_path / "n.txt", tmp_path / "cache", []
     src.write_text("1 2 3 40")

@@ -262,7 +262,12 @@ _register_response_commands()
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: runs a command and turns every refusal into one line and an exit status."""
+    """Entry point: runs a command and turns every refusal into one line and an exit status. Run as its own
+    process (``argv`` None), what the command loads lives until it exits: the loaded data is frozen out of
+    the collector's passes (``incidents.cache.freeze_loaded``)."""
+    if argv is None:
+        from incidents import cache
+        cache.freeze_loaded()
     code = out.run_guarded(typer.main.get_command(app), argv)
     if argv is None:
         sys.exit(code)

@@ -136,3 +136,28 @@ def test_console_script_is_installed_and_answers_help():
     assert exe.exists(), "pip install -e . must install the yzt console command"
     r = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "locate" in r.stdout
+
+
+FROZEN_AT_EXIT = r"""
+import atexit, gc, os, sys
+atexit.register(lambda: os.write(2, f"frozen={gc.get_freeze_count()}\n".encode()))
+sys.argv[0] = "yzt"
+from command.cli.main import main
+main()
+"""
+
+
+def test_a_command_run_as_its_own_process_freezes_what_it_loaded_and_in_process_nothing(capsys, tmp_path):
+    """`yzt` as a process keeps its loaded data out of the collector's passes (incidents.cache.freeze_loaded)
+    and answers as before; main(argv) inside another program (these tests) leaves the collector alone."""
+    import gc
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "YZT_VAR_DIR": str(tmp_path / "var"),
+           "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([sys.executable, "-c", FROZEN_AT_EXIT, "locate", "广州市天河区天河路", "--json"], cwd=ROOT,
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads(r.stdout)["district_adcode"] == "440106"
+    assert int(r.stderr.rsplit("frozen=", 1)[1]) > 100_000
+    before = gc.get_freeze_count()
+    code, body, _ = run(capsys, "locate", "广州市天河区天河路", "--json")
+    assert code == 0 and body["district_adcode"] == "440106" and gc.get_freeze_count() == before
