@@ -17,7 +17,7 @@ from typing import Any
 
 from dash import dcc, html, no_update
 
-from command.dashboard import live, runtime
+from command.dashboard import live
 from command.dashboard.common import badge, short_time
 from command.dashboard.i18n import LL, L, T
 
@@ -92,8 +92,7 @@ def list_answer(selected: str | None, level: str | None, state: str | None, dist
     incident's panels follow ``focus``, the seq while one is selected (``no_update`` otherwise)."""
     from command.dashboard.security import principal
     from command.response import listing
-    rt = runtime.current()
-    skey, svc = live.store_key(rt.exercise()), rt.service()
+    skey, svc = live.where()
     asked = listing.filters(svc, level=level, state=state, district=district, viewer=principal())  # user's scope
     seq, items = live.rows(svc, skey, asked, LIST_LIMIT + 1, lambda: listing.listed(
         svc, level=level, state=state, district=district, viewer=principal(), newest_first=True,

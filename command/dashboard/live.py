@@ -17,7 +17,8 @@ second. Here:
   and inserts, usually a few rows. A token that does not match (a new page, a filter change, too many edits,
   a shape we do not expect) gets the whole list. The token only ever describes the browser's own view.
 
-    seq, rows = live.rows(svc, store_key, asked, limit, fetch)   # cached projection rows at the store's seq
+    skey, svc = live.where()                             # this request's store key and service
+    seq, rows = live.rows(svc, skey, asked, limit, fetch)   # cached projection rows at the store's seq
     out, token = live.answer(items, token, seq, view)    # Patch (or the whole list) and the new token
 """
 from __future__ import annotations
@@ -61,6 +62,20 @@ def _get(cache: OrderedDict, key: tuple, limit: int, make: Callable[[], Any]) ->
         while len(cache) > limit:
             cache.popitem(last=False)
     return value
+
+
+def where() -> tuple[str, Any]:
+    """(store key, service) of this request's viewer, once per request (the poll's list and markers both ask;
+    finding a viewer's exercise resolves the var dir's path each time)."""
+    from flask import g, has_request_context
+    from command.dashboard import runtime
+    if has_request_context() and "yzt_live_where" in g:
+        return g.yzt_live_where
+    rt = runtime.current()
+    found = (store_key(rt.exercise()), rt.service())
+    if has_request_context():
+        g.yzt_live_where = found
+    return found
 
 
 def store_key(exercise: Any) -> str:

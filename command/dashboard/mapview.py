@@ -242,8 +242,7 @@ def markers_answer(shown: Any, *, tick: bool) -> tuple[int, Any, Any]:
     from command.dashboard.security import principal
     from command.dashboard.incidents_list import LIST_LIMIT      # the markers of the incidents the list shows
     from command.response import listing
-    rt = runtime.current()
-    skey, svc = live.store_key(rt.exercise()), rt.service()
+    skey, svc = live.where()
     asked = listing.filters(svc, viewer=principal())             # the user's scope
     seq, rows = live.rows(svc, skey, asked, LIST_LIMIT + 1, lambda: listing.listed(
         svc, viewer=principal(), newest_first=True, limit=LIST_LIMIT + 1))
