@@ -69,6 +69,15 @@ def entry_mac(key: bytes, prev_mac: str, entry: Mapping[str, Any]) -> str:
     return hmac.new(key, (prev_mac + _body(entry)).encode("utf-8"), hashlib.sha256).hexdigest()
 
 
+def entry_seal(key: bytes, prev_hash: str, prev_mac: str, entry: Mapping[str, Any]) -> tuple[str, str]:
+    """(``entry_hash``, ``entry_mac``) of one new entry over its canonical JSON spelled and encoded once:
+    the same bytes as the two apart (the previous hash and mac are hex, so they encode alone as they do
+    joined to the body)."""
+    body = _body(entry).encode("utf-8")
+    return (hashlib.sha256(prev_hash.encode("utf-8") + body).hexdigest(),
+            hmac.new(key, prev_mac.encode("utf-8") + body, hashlib.sha256).hexdigest())
+
+
 def payload_digest(body: str) -> str:
     """The sha256 of an event's stored payload text, kept in the event's audit entry."""
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
@@ -244,9 +253,9 @@ class AuditLog:
     def _chain(self, rows: list[dict[str, Any]]) -> list[tuple[int | None, str]]:
         prev, prev_mac, expected_id = GENESIS, GENESIS, 1
         for row in rows:
-            bad = _check(row, prev, expected_id)
+            bad, body = _check(row, prev, expected_id)
             if not bad and self.key is not None:
-                bad = _check_mac(self.key, row, prev_mac)
+                bad = _check_mac(self.key, row, prev_mac, body)
             if bad:
                 return [(row["id"], bad)]
             prev, prev_mac, expected_id = row["hash"], row.get("mac") or GENESIS, row["id"] + 1
@@ -327,30 +336,30 @@ class AuditLog:
         return out
 
 
-def _check(row: dict[str, Any], prev: str, expected_id: int) -> str:
+def _check(row: dict[str, Any], prev: str, expected_id: int) -> tuple[str, bytes]:
+    """What is wrong with the row's place and hash ("" when nothing), and its canonical body (UTF-8)."""
     if row["id"] != expected_id:
         missing = f"entry {expected_id}" if row["id"] == expected_id + 1 else \
             f"entries {expected_id}..{row['id'] - 1}"
-        return f"{missing} before it is missing (deleted)"
+        return f"{missing} before it is missing (deleted)", b""
     if row["prev_hash"] != prev:
-        return "it does not hold the hash of the entry before it (chain broken)"
+        return "it does not hold the hash of the entry before it (chain broken)", b""
     try:
-        entry = dict(row, detail=json.loads(row["detail"]))
+        body = _body(dict(row, detail=json.loads(row["detail"]))).encode("utf-8")
     except ValueError:
-        return "its detail is not JSON (edited)"
-    if entry_hash(prev, entry) != row["hash"]:
-        return "its content does not match its hash (edited)"
-    return ""
+        return "its detail is not JSON (edited)", b""
+    if hashlib.sha256(prev.encode("utf-8") + body).hexdigest() != row["hash"]:   # = entry_hash
+        return "its content does not match its hash (edited)", body
+    return "", body
 
 
-def _check_mac(key: bytes, row: dict[str, Any], prev_mac: str) -> str:
+def _check_mac(key: bytes, row: dict[str, Any], prev_mac: str, body: bytes) -> str:
     mac = row.get("mac")
     if not mac:
         return "it has no HMAC (written behind the product's back)"
     if row.get("prev_mac", prev_mac) != prev_mac:
         return "it does not hold the HMAC of the entry before it (chain broken)"
-    entry = dict(row, detail=json.loads(row["detail"]))
-    if not hmac.compare_digest(entry_mac(key, prev_mac, entry), mac):
+    if not hmac.compare_digest(hmac.new(key, prev_mac.encode("utf-8") + body, hashlib.sha256).hexdigest(), mac):
         return "its HMAC does not match (edited, or the chain was recomputed without the key)"
     return ""
 

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from command.errors import StoreError
-from command.security.audit import entry_hash, payload_digest
+from command.security.audit import entry_hash, entry_seal, payload_digest
 
 EventRecord = tuple[str, dict[str, Any], str, str]
 ALERT_COLUMNS = ("identifier", "incident_id", "status", "msg_type", "cap_xml", "headline_zh", "text_zh",
@@ -46,11 +46,26 @@ def event_audit_detail(seq: int, at: str, body: str, actor: str, by: str | None)
 def audit_entry(prev_id: int, prev_hash: str, actor: str, action: str, target: str, detail: dict[str, Any],
                 source: str) -> tuple[dict[str, Any], str, str]:
     """The next entry after ``(prev_id, prev_hash)``: (its fields, its hash, its detail as stored text)."""
+    entry, detail_text = _entry(prev_id, actor, action, target, detail, source)
+    return entry, entry_hash(prev_hash, entry), detail_text
+
+
+def sealed_entry(prev_id: int, prev_hash: str, prev_mac: str, key: bytes, actor: str, action: str, target: str,
+                 detail: dict[str, Any], source: str) -> tuple[dict[str, Any], str, str, str]:
+    """The next entry after ``(prev_id, prev_hash, prev_mac)`` with its HMAC under ``key``: (its fields, its
+    hash, its mac, its detail as stored text); the same as ``audit_entry`` and ``entry_mac``, with the entry's
+    canonical JSON made once for both."""
+    entry, detail_text = _entry(prev_id, actor, action, target, detail, source)
+    digest, mac = entry_seal(key, prev_hash, prev_mac, entry)
+    return entry, digest, mac, detail_text
+
+
+def _entry(prev_id: int, actor: str, action: str, target: str, detail: dict[str, Any],
+           source: str) -> tuple[dict[str, Any], str]:
     entry = {"id": prev_id + 1, "at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
              "actor": actor, "action": action, "target": target,
              "detail": json.loads(json.dumps(detail, ensure_ascii=False)), "source": source or "local"}
-    digest = entry_hash(prev_hash, entry)
-    return entry, digest, json.dumps(entry["detail"], ensure_ascii=False, sort_keys=True)
+    return entry, json.dumps(entry["detail"], ensure_ascii=False, sort_keys=True)
 
 
 def check_finish_status(delivery_id: int, status: str) -> None:

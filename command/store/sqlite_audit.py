@@ -8,7 +8,7 @@ import sqlite3
 from typing import Any
 
 from command.security.audit import GENESIS, entry_mac
-from command.store._records import audit_entry
+from command.store._records import sealed_entry
 
 
 def chain(db: Any, conn: sqlite3.Connection, actor: str, action: str, target: str, detail: dict[str, Any],
@@ -24,8 +24,8 @@ def chain(db: Any, conn: sqlite3.Connection, actor: str, action: str, target: st
         seqrow = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit'").fetchone()
         last_id = seqrow[0] if seqrow else 0
         prev, prev_mac = (last["hash"], last["mac"] or GENESIS) if last else (GENESIS, GENESIS)
-    entry, digest, detail_text = audit_entry(last_id, prev, actor, action, target, detail, source)
-    mac = entry_mac(db.audit_key, prev_mac, entry)
+    entry, digest, mac, detail_text = sealed_entry(last_id, prev, prev_mac, db.audit_key, actor, action, target,
+                                                   detail, source)
     conn.execute(
         "INSERT INTO audit (id, at, actor, action, target, detail, source, prev_hash, hash, prev_mac, mac, event_seq) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

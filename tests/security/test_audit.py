@@ -189,3 +189,20 @@ def test_a_version_1_database_is_upgraded(tmp_path):
     store.append_event("GD-1", "NoteAdded", {"text": "x"}, at="t", actor="甲")
     assert AuditLog(store).verify().ok and json.loads(json.dumps(store.audit_entries()))[0]["actor"] == "甲"
     store.close()
+
+
+@pytest.mark.parametrize("detail", [{"seq": 7, "at": "2026-03-14T09:00:00+08:00", "sha256": "ab" * 32},
+                                    {"table": "users", "key": "王五", "row": None, "rows": {"3": "x", "10": "y"}},
+                                    {"说明": "燃气爆炸 \u2028 \"引号\"", "n": [1, 2.5, -0.0, 1e21], "t": (1, "二")}])
+def test_an_entry_sealed_at_once_has_the_hash_and_hmac_of_the_two_made_apart(detail):
+    """sealed_entry (one canonical body for both chains) writes exactly what audit_entry + entry_mac did."""
+    from command.security.audit import entry_mac, entry_seal
+    from command.store._records import audit_entry, sealed_entry
+    key, prev_hash, prev_mac = b"k" * 32, "1f" * 32, "e0" * 32
+    entry, digest, mac, text = sealed_entry(41, prev_hash, prev_mac, key, "王五", "event.reported", "GD-1", detail,
+                                            "cli")
+    assert entry["id"] == 42 and (digest, mac) == (entry_hash(prev_hash, entry), entry_mac(key, prev_mac, entry))
+    assert (digest, mac) == entry_seal(key, prev_hash, prev_mac, dict(entry, detail=json.loads(text)))
+    old, old_digest, old_text = audit_entry(41, prev_hash, "王五", "event.reported", "GD-1", detail, "cli")
+    assert old_text == text and old["detail"] == entry["detail"]
+    assert old_digest == entry_hash(prev_hash, dict(entry, at=old["at"]))
