@@ -206,3 +206,18 @@ def test_an_entry_sealed_at_once_has_the_hash_and_hmac_of_the_two_made_apart(det
     old, old_digest, old_text = audit_entry(41, prev_hash, "王五", "event.reported", "GD-1", detail, "cli")
     assert old_text == text and old["detail"] == entry["detail"]
     assert old_digest == entry_hash(prev_hash, dict(entry, at=old["at"]))
+
+
+def test_the_anchor_makes_its_folder_when_it_is_missing_and_appends_every_tip(tmp_path, caplog):
+    """The anchor's folder is made on the first tip, and again if it is removed later; tips are only added."""
+    import shutil
+    from command.security.audit import Anchor
+    seen = []
+    anchor = Anchor(tmp_path / "a" / "b" / "tips", hook=lambda **kw: seen.append(kw["entry_id"]), database="x")
+    anchor.write(1, "m1", "t1")
+    anchor.write(2, "m2", "t2")
+    assert [t["id"] for t in anchor.tips()] == [1, 2] and (anchor.path.stat().st_mode & 0o777) == 0o600
+    shutil.rmtree(tmp_path / "a")
+    anchor.write(3, "m3", "t3")
+    assert anchor.tips() == [{"id": 3, "mac": "m3", "at": "t3"}] and seen == [1, 2, 3]
+    assert "not written" not in caplog.text
