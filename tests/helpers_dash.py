@@ -17,6 +17,23 @@ import re
 PASSWORD = "correct-horse-battery"
 
 
+def exercise_box_app(tmp_path, monkeypatch):
+    """The Dash app on this test's settings with one exercise outbox channel (``drill-box``): a fresh
+    settings cache and an empty live-answer cache. The caller adds its users and closes the runtime."""
+    import yaml
+
+    import app
+    import settings as settings_mod
+    from command.dashboard import live
+    from settings import load_settings
+    cfg = tmp_path / "yzt.yaml"
+    cfg.write_text(yaml.safe_dump({"channels": [{"name": "drill-box", "kind": "outbox", "mode": "exercise"}]}))
+    monkeypatch.setenv("YZT_CONFIG", str(cfg))
+    settings_mod.reset_settings_cache()
+    live.clear()
+    return app.create_app(load_settings())
+
+
 def sign_in(client, name: str, password: str = PASSWORD, *, next_url: str = "/", **kw):
     page = client.get(f"/login?next={next_url}", **kw).data.decode()
     token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)

@@ -6,24 +6,15 @@ from __future__ import annotations
 import time
 
 import pytest
-import yaml
 
-import settings as settings_mod
 from command.dashboard import live, runtime, security
 from command.security import auth
-from helpers_dash import PASSWORD, body, csrf_of, sign_in
-from settings import load_settings
+from helpers_dash import PASSWORD, body, csrf_of, exercise_box_app, sign_in
 
 
 @pytest.fixture
 def dash_app(tmp_path, monkeypatch):
-    import app
-    cfg = tmp_path / "yzt.yaml"
-    cfg.write_text(yaml.safe_dump({"channels": [{"name": "drill-box", "kind": "outbox", "mode": "exercise"}]}))
-    monkeypatch.setenv("YZT_CONFIG", str(cfg))
-    settings_mod.reset_settings_cache()
-    live.clear()
-    a = app.create_app(load_settings())
+    a = exercise_box_app(tmp_path, monkeypatch)
     now = [time.time()]
     security.set_clock(a.server, lambda: now[0])
     a.now = now

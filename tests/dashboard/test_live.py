@@ -9,14 +9,11 @@ import json
 import random
 
 import pytest
-import yaml
 
-import settings as settings_mod
 from command.dashboard import live, runtime
 from command.security import auth
-from helpers_dash import PASSWORD, body, csrf_of, name_of, sign_in
+from helpers_dash import PASSWORD, body, csrf_of, exercise_box_app, name_of, sign_in
 from incidents.model import IncidentReport
-from settings import load_settings
 
 
 def apply(children: list, ops: list[dict]) -> list:
@@ -61,13 +58,7 @@ def test_a_token_naming_an_item_twice_or_of_another_shape_gets_the_whole_list():
 
 @pytest.fixture
 def dash_app(tmp_path, monkeypatch):
-    import app
-    cfg = tmp_path / "yzt.yaml"
-    cfg.write_text(yaml.safe_dump({"channels": [{"name": "drill-box", "kind": "outbox", "mode": "exercise"}]}))
-    monkeypatch.setenv("YZT_CONFIG", str(cfg))
-    settings_mod.reset_settings_cache()
-    live.clear()
-    a = app.create_app(load_settings())
+    a = exercise_box_app(tmp_path, monkeypatch)
     users = auth.Users(runtime.current().store())
     users.add("officer1", "officer", PASSWORD)
     users.add("futian1", "officer", PASSWORD, scope="440304")
