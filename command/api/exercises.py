@@ -25,7 +25,7 @@ import re
 from typing import Any
 
 import flask
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from command.api import gate
 from command.api import schema as S
@@ -93,16 +93,7 @@ def _raw() -> bytes:
 
 
 def _body(model: type[BaseModel]) -> Any:
-    try:
-        return model.model_validate_json(_raw())
-    except ValidationError as e:
-        err = e.errors(include_url=False)[0]
-        if err["type"] == "json_invalid":
-            raise ApiRefusal(400, f"the body is not valid JSON ({err['msg']})") from None
-        where = ".".join(str(p) for p in err["loc"]) or None
-        msg = {"extra_forbidden": f"unknown field {where!r}", "missing": f"field {where!r} is required"}.get(
-            err["type"], f"{where}: {err['msg']}")
-        raise ApiRefusal(422, msg, where) from None
+    return gate.read_model(model, MAX_BODY)
 
 
 def _refuse_scenario(e: Exception) -> ApiRefusal:

@@ -19,7 +19,7 @@ import logging
 from typing import Any, Callable
 
 import flask
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 
 from command.api import schema as S
@@ -110,6 +110,21 @@ def read_json(limit: int) -> bytes:
     if req.mimetype != "application/json":
         raise ApiRefusal(400, f"send the body as application/json, not {req.mimetype or 'no content type'}")
     return raw
+
+
+def read_model(model: type[BaseModel], limit: int) -> Any:
+    """The body read as ``read_json`` does and validated by ``model``: 400 for JSON that does not parse, 422
+    naming the first field that is wrong in the one wording of every file and form (settings.field_message)."""
+    from settings import field_message, field_path
+    try:
+        return model.model_validate_json(read_json(limit))
+    except ValidationError as e:
+        err = e.errors(include_url=False)[0]
+        if err["type"] == "json_invalid":
+            raise ApiRefusal(400, f"the body is not valid JSON ({err['msg']})") from None
+        where = field_path(tuple(err["loc"])) or None
+        msg = f"{where}: {field_message(err)}" if where else field_message(err)
+        raise ApiRefusal(422, msg, where) from None
 
 
 # ------------------------------------------------------------------------------------------ error answers

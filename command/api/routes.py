@@ -29,7 +29,7 @@ import threading
 from typing import Any, Callable
 
 import flask
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from command.api import exercises, gate
 from command.api import schema as S
@@ -38,7 +38,6 @@ from command.api.gate import json_answer as _json
 from command.api.gate import service as _service
 from command.errors import IncidentExistsError, SessionError
 from incidents.errors import IncidentError
-from settings import field_message, field_path
 
 _SYSTEM_NAME = re.compile(r"^[A-Za-z0-9_.]{1,40}$")
 
@@ -50,16 +49,7 @@ def _actor(principal) -> Any:
 
 # ------------------------------------------------------------------------------------------ bodies
 def _body(model: type[BaseModel]) -> Any:
-    raw = gate.read_json(S.MAX_BODY_BYTES)
-    try:
-        return model.model_validate_json(raw)
-    except ValidationError as e:
-        err = e.errors(include_url=False)[0]
-        if err["type"] == "json_invalid":
-            raise ApiRefusal(400, f"the body is not valid JSON ({err['msg']})") from None
-        where = field_path(tuple(err["loc"])) or None      # the one wording of every file and form
-        msg = f"{where}: {field_message(err)}" if where else field_message(err)
-        raise ApiRefusal(422, msg, where) from None
+    return gate.read_model(model, S.MAX_BODY_BYTES)
 
 
 def _incident_or_404(svc, incident_id: str):

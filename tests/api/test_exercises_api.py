@@ -133,7 +133,11 @@ def test_refusals(env):
     refusal(env.call("GET", "/exercises", env.viewer), 403)      # a viewer: not a trainer
     refusal(env.call("GET", "/exercises/nope", None), 401)
     assert refusal(env.call("GET", "/exercises/ex-none", env.trainer), 404)["field"] == "id"
-    refusal(env.call("POST", "/exercises", env.trainer, json={"scenario": tianhe(), "surprise": 1}), 422)
+    # the same wording as the dispatch routes (gate.read_model): field path, then the rule in words
+    odd = refusal(env.call("POST", "/exercises", env.trainer, json={"scenario": tianhe(), "surprise": 1}), 422)
+    assert odd == {"error": "surprise: unknown key", "field": "surprise"}
+    assert refusal(env.call("POST", "/exercises", env.trainer, json={"speed": 60}), 422) == {
+        "error": "scenario: required", "field": "scenario"}
     # a trainer's token takes no response action
     refusal(env.call("POST", "/incidents", env.trainer, json={"external_id": "X1", "type": "fire",
                                                               "address": "广州市天河区天河路"}), 403)
