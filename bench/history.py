@@ -124,12 +124,10 @@ class Chain:
         self.key, self.id, self.hash, self.mac, self.at = key, last_id, prev_hash, prev_mac, ""
 
     def entry(self, seq: int, incident_id: str, kind: str, at: str, body: str, actor: str) -> tuple:
-        from command.security.audit import entry_mac
-        from command.store._records import audit_entry, event_audit_detail
+        from command.store._records import event_audit_detail, sealed_entry
         detail = event_audit_detail(seq, at, body, actor, None)
-        entry, digest, detail_text = audit_entry(self.id, self.hash, actor, f"event.{kind}", incident_id, detail,
-                                                 "bench")
-        mac = entry_mac(self.key, self.mac, entry)
+        entry, digest, mac, detail_text = sealed_entry(self.id, self.hash, self.mac, self.key, actor,
+                                                       f"event.{kind}", incident_id, detail, "bench")
         row = (entry["id"], entry["at"], actor, f"event.{kind}", incident_id, detail_text, entry["source"],
                self.hash, digest, self.mac, mac, seq)
         self.id, self.hash, self.mac, self.at = entry["id"], digest, mac, entry["at"]

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from command.security.audit import GENESIS, entry_mac
-from command.store._records import audit_entry
+from command.store._records import sealed_entry
 
 
 @contextmanager
@@ -30,9 +30,9 @@ def chain(conn: Any, tip: dict[str, Any], actor: str, action: str, target: str, 
           source: str, *, event_seq: int | None = None) -> int:
     """Chain one audit entry after ``tip`` inside the caller's ``chained`` transaction (hash and HMAC with
     the tip's key); moves the tip. ``event_seq``: the event the entry vouches for."""
-    entry, digest, detail_text = audit_entry(tip["id"], tip["hash"], actor, action, target, detail, source)
     prev_mac = tip.get("mac") or GENESIS
-    mac = entry_mac(tip["key"], prev_mac, entry)
+    entry, digest, mac, detail_text = sealed_entry(tip["id"], tip["hash"], prev_mac, tip["key"], actor, action,
+                                                   target, detail, source)
     conn.execute(
         "INSERT INTO audit (id, at, actor, action, target, detail, source, prev_hash, hash, prev_mac, mac, event_seq) "
         "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
@@ -52,9 +52,9 @@ def chain_many(conn: Any, tip: dict[str, Any], entries: list[tuple[str, str, str
         return
     rows = []
     for actor, action, target, detail, source, seq in entries:
-        entry, digest, detail_text = audit_entry(tip["id"], tip["hash"], actor, action, target, detail, source)
         prev_mac = tip.get("mac") or GENESIS
-        mac = entry_mac(tip["key"], prev_mac, entry)
+        entry, digest, mac, detail_text = sealed_entry(tip["id"], tip["hash"], prev_mac, tip["key"], actor, action,
+                                                       target, detail, source)
         rows.append((entry["id"], entry["at"], actor, action, target, detail_text, entry["source"], tip["hash"], digest,
                      prev_mac, mac, seq))
         tip.update(id=entry["id"], hash=digest, mac=mac, at=entry["at"])
