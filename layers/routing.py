@@ -38,10 +38,11 @@ from __future__ import annotations
 import ast
 import functools
 import math
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import shapely
@@ -120,19 +121,21 @@ class Snap:
 
 
 class RoadGraph:
-    """A directed drive graph with travel times, its node index and its coverage."""
+    """A directed drive graph with travel times, its node index and its coverage.
 
-    def __init__(self, graph: nx.DiGraph, xy: dict[str, tuple[float, float]], *, source: str = "") -> None:
-        import networkx as nx     # here, not at import: only a command that routes pays its ~0.2 s import
-        self.graph = graph
-        self.source = source
-        self._reverse = graph.reverse(copy=False)
-        if graph.number_of_nodes() == 0:
+    The coverage (the convex hull of the drive nodes) is made at once; the networkx graph, its largest
+    strongly connected component and the snapping index only when first needed (a point inside the coverage,
+    or ``graph`` asked for), so a process whose points all lie outside the graph never imports networkx."""
+
+    def __init__(self, graph: nx.DiGraph | None, xy: dict[str, tuple[float, float]], *, source: str = "",
+                 edges: dict[tuple[str, str], tuple[float, float]] | None = None) -> None:
+        """``graph``, or (None and) ``edges`` (u, v) -> (seconds, metres) to build it from when first used."""
+        if graph is not None and graph.number_of_nodes() == 0 or graph is None and not edges:
             raise LayerError(f"road graph {source}: no drivable edge")
-        core = max(nx.strongly_connected_components(graph), key=len)
-        self._nodes = sorted(core)
-        pts = shapely.points(np.array([xy[n] for n in self._nodes], dtype=float))
-        self._tree = shapely.STRtree(pts)
+        self.source = source
+        self._graph, self._edges, self._xy = graph, edges, xy
+        self._lock = threading.Lock()
+        self._core: tuple[list[str], shapely.STRtree, Any] | None = None
         self.coverage = shapely.MultiPoint(shapely.points(np.array(list(xy.values())))).convex_hull
         shapely.prepare(self.coverage)
 
@@ -146,12 +149,34 @@ class RoadGraph:
             raise LayerError(f"road graph {path}: file not found")
         edges, xy = cache.cached("road-graph", inputs=[path], code=[__file__], build=lambda: _drive_edges(path),
                                  encode=_encode_edges, decode=_decode_edges)
-        import networkx as nx
-        g = nx.DiGraph()
-        g.add_edges_from((u, v, {"time_s": t, "length_m": m}) for (u, v), (t, m) in edges.items())
-        graph = cls(g, xy, source=str(path))
+        graph = cls(None, xy, source=str(path), edges=edges)
         cache.loaded()                # its nodes and edges live as long as the process (road_graph keeps it)
         return graph
+
+    @property
+    def graph(self) -> nx.DiGraph:
+        """The networkx drive graph (edge attributes time_s, length_m), built on first use."""
+        return self._built()[2]
+
+    def _built(self) -> tuple[list[str], shapely.STRtree, Any]:
+        """(the nodes of the largest strongly connected component, sorted; their STRtree; the graph and its
+        reverse), made once (thread-safe)."""
+        core = self._core
+        if core is not None:
+            return core
+        with self._lock:
+            if self._core is None:
+                import networkx as nx     # here, not at import: only a command that routes pays its import
+                g = self._graph
+                if g is None:
+                    g = nx.DiGraph()
+                    g.add_edges_from((u, v, {"time_s": t, "length_m": m}) for (u, v), (t, m) in self._edges.items())
+                nodes = sorted(max(nx.strongly_connected_components(g), key=len))
+                tree = shapely.STRtree(shapely.points(np.array([self._xy[n] for n in nodes], dtype=float)))
+                self._graph, self._reverse = g, g.reverse(copy=False)
+                self._core = (nodes, tree, g)
+                cache.loaded()
+            return self._core
 
     def snap(self, point: Point) -> Snap | None:
         """The nearest well-connected drive node, or None outside coverage / beyond MAX_SNAP_M."""
@@ -159,14 +184,16 @@ class RoadGraph:
         q = shapely.Point(x, y)
         if not self.coverage.covers(q):
             return None
-        idx, dist = self._tree.query_nearest(q, max_distance=MAX_SNAP_M, return_distance=True)
+        nodes, tree, _g = self._built()
+        idx, dist = tree.query_nearest(q, max_distance=MAX_SNAP_M, return_distance=True)
         if len(idx) == 0:
             return None
-        return Snap(self._nodes[int(idx[0])], float(dist[0]))
+        return Snap(nodes[int(idx[0])], float(dist[0]))
 
     def tree_to(self, node: str) -> tuple[dict[str, float], dict[str, list[str]]]:
         """Shortest times from every node TO ``node`` (and the paths, incident first)."""
         import networkx as nx
+        self._built()
         return nx.single_source_dijkstra(self._reverse, node, weight="time_s")
 
     def route_length_m(self, reversed_path: list[str]) -> float:

@@ -154,3 +154,26 @@ def test_candidate_without_coordinates_is_refused(tiny):
 def test_missing_graph_file_is_refused(tmp_path):
     with pytest.raises(LayerError, match="not found"):
         RoadGraph.from_graphml(tmp_path / "none.graphml")
+
+
+def test_graph_is_built_only_when_a_point_lies_inside_its_coverage():
+    # a fresh graph answers a point outside its hull from the hull alone (no networkx graph, no snap index);
+    # the first point inside builds them, and the answers are those of a graph built at once
+    lazy, eager = RoadGraph.from_graphml(TINY), RoadGraph(routing.road_graph(TINY).graph, _xy(TINY), source="x")
+    far = Point(113.2, 23.1)
+    assert lazy.snap(far) is None and lazy._core is None
+    [outside] = drive_times(far, [at("1")], graph=lazy)
+    assert outside["drive_time_method"] == STRAIGHT_LINE and lazy._core is None
+    for node in NODE:
+        assert drive_times(Point(*NODE[node]), [at(n) for n in NODE], graph=lazy) == \
+            drive_times(Point(*NODE[node]), [at(n) for n in NODE], graph=eager)
+    assert lazy._core is not None and list(lazy.graph.edges(data=True)) == list(eager.graph.edges(data=True))
+
+
+def _xy(path: Path) -> dict:
+    return routing._drive_edges(path)[1]
+
+
+def test_a_graph_without_drivable_edges_is_refused():
+    with pytest.raises(LayerError, match="no drivable edge"):
+        RoadGraph(None, {"1": (0.0, 0.0)}, source="empty", edges={})
