@@ -60,8 +60,8 @@ import httpx
 import pluggy
 from lxml import etree
 
-from command.alerts.channels import (GuardedChannel, build_channel, OutgoingAlert, PermanentError, RateLimiter, RetryableError,
-                              check_drill_guard, idempotency_key)
+from command.alerts.channels import (GuardedChannel, build_channel, OutgoingAlert, PermanentError, PlainClient,
+                                     RateLimiter, RetryableError, check_drill_guard, idempotency_key)
 from command.errors import AlertError, ChannelError, CommandError
 from command.store.sqlite import Store
 from command.store.sqlite_queue import RELEASED
@@ -212,7 +212,7 @@ class Outbox:
         self.settings = settings
         self.clock = clock                  # the response's clock (a drill's virtual one), for timeline times
         self._own_client = client is None
-        self.client = client if client is not None else httpx.Client(timeout=10.0)
+        self.client = client if client is not None else PlainClient()   # channels POST past it, see there
         self.backoff_base_s, self.backoff_cap_s = backoff_base_s, backoff_cap_s
         self.lease_s, self.poll_s = lease_s, poll_s
         self.batch_size = max(1, int(batch_size))
@@ -550,8 +550,13 @@ class Outbox:
         self._bg_stop, self._bg_threads = None, []
 
     def close(self) -> None:
-        """Stop, close the HTTP client if this outbox made it, and let other processes take over its leases."""
+        """Stop, close the channels and the HTTP client if this outbox made it, and let other processes take
+        over its leases."""
         self.stop()
+        with self._lock:
+            channels, self._channels = list(self._channels.values()), {}
+        for ch in channels:
+            ch.close()
         if self._own_client:
             self.client.close()
         _LIVE_OWNERS.discard(self.owner)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+import urllib.request
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -104,6 +105,20 @@ def idempotency_key(identifier: str, channel: str) -> str:
     return hashlib.sha256(f"{identifier}\n{channel}".encode()).hexdigest()
 
 
+class PlainClient(httpx.Client):
+    """An ``httpx.Client`` as httpx makes it (no auth, event hooks, base URL, cookies or redirects followed)
+    with a timeout: what the outbox and a channel built without a client use. A ``BaseChannel`` given one
+    POSTs past the client's per-request machinery, through an ``httpx.HTTPTransport`` of its own (``post``),
+    unless the environment names a proxy (then through the client, which honours it). Any other client a
+    caller hands a channel (a mock transport, a proxy, auth) is used as it is."""
+
+    def __init__(self, *, timeout: float = 10.0) -> None:
+        super().__init__(timeout=timeout)
+
+
+_DIRECT_ARGS = frozenset(("content", "data", "json", "headers"))
+
+
 class BaseChannel:
     """Common construction: keeps the config, the HTTP client and the settings; reads options."""
 
@@ -115,8 +130,23 @@ class BaseChannel:
         self.name: str = cfg.name
         self.mode: str = cfg.mode
         self.options: dict[str, Any] = cfg.options
-        self.client = client if client is not None else httpx.Client(timeout=10.0)
+        self._own_client = client is None
+        self.client = client if client is not None else PlainClient()
         self.settings = settings
+        self._transport: httpx.HTTPTransport | None = None
+        if type(self.client) is PlainClient and not urllib.request.getproxies():
+            # what the client's own transport is (same TLS verification, limits, SSL_CERT_FILE/DIR), and what
+            # its send adds to every request: its default headers and its timeout
+            self._transport = httpx.HTTPTransport(verify=True, trust_env=True)
+            self._headers = self.client.headers
+            self._extensions = {"timeout": self.client.timeout.as_dict()}
+
+    def close(self) -> None:
+        """Close this channel's transport, and its client if it made it."""
+        if self._transport is not None:
+            self._transport.close()
+        if self._own_client:
+            self.client.close()
 
     def option(self, key: str, *, required: bool = False, default: Any = None) -> Any:
         value = self.options.get(key, default)
@@ -127,7 +157,10 @@ class BaseChannel:
     def post(self, url: str | httpx.URL, **kwargs: Any) -> httpx.Response:
         """POST and map the outcome: 2xx returned; 408/429/5xx/network retryable; other statuses permanent."""
         try:
-            resp = self.client.post(url, **kwargs)
+            if self._transport is None or not kwargs.keys() <= _DIRECT_ARGS:
+                resp = self.client.post(url, **kwargs)
+            else:
+                resp = self._post_direct(url, **kwargs)
         except httpx.TimeoutException as e:
             raise RetryableError(f"{self.kind} {self.name}: timeout ({type(e).__name__})") from None
         except httpx.TransportError as e:
@@ -139,6 +172,24 @@ class BaseChannel:
         if code in (408, 429) or code >= 500:
             raise RetryableError(detail, retry_after=retry_after_s(resp))
         raise PermanentError(detail)
+
+    def _post_direct(self, url: str | httpx.URL, *, headers: Any = None, **body: Any) -> httpx.Response:
+        """The POST that ``PlainClient.post`` makes (its headers and timeout, body read, connection back to the
+        pool), through this channel's transport: httpx's exceptions are the same (``HTTPTransport`` maps
+        httpcore's, for the body too); only the client's auth, redirect, hook and cookie steps, which a
+        PlainClient has nothing for, are skipped."""
+        merged = self._headers.copy()
+        if headers:
+            merged.update(headers)
+        request = httpx.Request("POST", url, headers=merged, extensions=self._extensions, **body)
+        response = self._transport.handle_request(request)          # type: ignore[union-attr]
+        response.request = request
+        try:
+            response.read()
+        except BaseException:
+            response.close()
+            raise
+        return response
 
 
 def retry_after_s(resp: httpx.Response) -> float | None:
@@ -192,6 +243,12 @@ class GuardedChannel:
     def send(self, alert: OutgoingAlert, *, idempotency_key: str) -> str:
         check_drill_guard(alert.status, self.mode, self.name, alert.identifier)
         return self.inner.send(alert, idempotency_key=idempotency_key)
+
+    def close(self) -> None:
+        """Close the wrapped channel, if it has anything to close."""
+        close = getattr(self.inner, "close", None)
+        if callable(close):
+            close()
 
 
 def check_drill_guard(status: str, mode: str, channel: str, identifier: str) -> None:
