@@ -52,6 +52,9 @@ class Runtime:
         played = self.exercise()
         if played is not None:
             return played.service.outbox
+        return self._live_outbox()
+
+    def _live_outbox(self):
         with self._lock:
             app = self.app()
             if self.deliver and not self._started:
@@ -60,10 +63,14 @@ class Runtime:
             return app.outbox
 
     def service(self, exercise: bool = False):
-        played = self.exercise()
+        return self.service_of(self.exercise(), exercise=exercise)
+
+    def service_of(self, played: Any, *, exercise: bool = False):
+        """``service()`` for a viewer whose exercise (``self.exercise()``, None: the live world) the caller
+        already found: the sync poll needs both and finds the exercise once."""
         if played is not None:      # a player of a live exercise: its own store, Exercise CAP, exercise channels
             return played.service
-        self.outbox()
+        self._live_outbox()
         return self.app().service(exercise=exercise)
 
     def exercise(self):

@@ -179,12 +179,27 @@ class Exercises:
 
 
 _registries: dict[str, Exercises] = {}
+_keys: dict[str, str] = {}         # a var_dir as the settings give it -> its resolved path, resolved once
 _guard = threading.Lock()
+
+
+def _key(settings: Any) -> str:
+    """The registry's key for ``settings.var_dir``: its resolved path, so two spellings of one folder share one
+    registry. Resolved the first time a spelling is seen, not on every look-up (a dashboard finds a viewer's
+    exercise on every request, and realpath's lstat of each part of the path was ~10% of a web worker's poll).
+    A relative spelling depends on the working directory, so it is resolved every time."""
+    raw = str(settings.var_dir)
+    key = _keys.get(raw)
+    if key is None:
+        key = str(Path(raw).resolve())
+        if Path(raw).is_absolute():
+            _keys[raw] = key
+    return key
 
 
 def registry(settings: Any) -> Exercises:
     """The exercises of ``settings.var_dir`` in this process (made on first use)."""
-    key = str(Path(settings.var_dir).resolve())
+    key = _key(settings)
     with _guard:
         book = _registries.get(key)
         if book is None:
@@ -194,7 +209,7 @@ def registry(settings: Any) -> Exercises:
 
 def forget(settings: Any) -> None:
     """Close and drop the registry of ``settings.var_dir`` (tests, a closing server)."""
-    key = str(Path(settings.var_dir).resolve())
+    key = _key(settings)
     with _guard:
         book = _registries.pop(key, None)
     if book is not None:
