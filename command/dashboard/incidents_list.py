@@ -101,5 +101,6 @@ def list_answer(selected: str | None, level: str | None, state: str | None, dist
     focus = seq if selected else no_update
     if tick and live.unchanged(shown, seq, view):
         return seq, no_update, no_update, focus
-    return (seq, *live.answer(row_items(items[:LIST_LIMIT], selected, more=len(items) > LIST_LIMIT), shown, seq,
-                              view), focus)
+    now = live.made(("list", view, seq),                              # made once per view and seq
+                    lambda: row_items(items[:LIST_LIMIT], selected, more=len(items) > LIST_LIMIT))
+    return (seq, *live.answer(now, shown, seq, view), focus)

@@ -249,7 +249,8 @@ def markers_answer(shown: Any, *, tick: bool) -> tuple[int, Any, Any]:
     view = live.view_of(skey, asked)
     if tick and live.unchanged(shown, seq, view):
         return seq, no_update, no_update
-    return (seq, *live.answer(marker_items(rows[:LIST_LIMIT]), shown, seq, view))
+    now = live.made(("mark", view, seq), lambda: marker_items(rows[:LIST_LIMIT]))    # once per view and seq
+    return (seq, *live.answer(now, shown, seq, view))
 
 
 @callback(Output("map-focus", "children"),

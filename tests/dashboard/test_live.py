@@ -50,10 +50,24 @@ def test_edits_turn_any_old_list_into_the_new_one(seed):
 
 def test_a_token_naming_an_item_twice_or_of_another_shape_gets_the_whole_list():
     items = [("row:a", "1", lambda: "A"), ("row:b", "2", lambda: "B")]
-    whole, _ = live.answer(items, {"items": [["row:a", "1"], ["row:a", "1"]]}, 5, "v")
-    assert whole == ["A", "B"]
-    whole, _ = live.answer(items, {"items": "row:a"}, 5, "v")
-    assert whole == ["A", "B"]
+    twice = live.mark("row:a", "1") * 2
+    for token in ({"r": twice}, {"items": [["row:a", "1"], ["row:b", "2"]]}, {"r": "row:a"}, {"r": 5}, "r", None,
+                  {"r": live.mark("row:a", "1")[:-1] + live.mark("row:b", "2")}):
+        whole, fresh = live.answer(items, token, 5, "v")
+        assert whole == ["A", "B"], token
+        assert fresh == {"seq": 5, "view": "v", "r": live.mark("row:a", "1") + live.mark("row:b", "2")}
+
+
+def test_a_changed_row_is_never_kept_and_the_answer_is_shared():
+    """A row whose digest changed is deleted and inserted again; the same held list gets the same answer."""
+    old = [("row:a", "1", lambda: "A"), ("row:b", "2", lambda: "B")]
+    new = [("row:c", "3", lambda: "C"), ("row:a", "1x", lambda: "A2"), ("row:b", "2", lambda: "B")]
+    _, token = live.answer(old, None, 1, "v")
+    patch, fresh = live.answer(new, token, 2, "v")
+    assert apply(["A", "B"], patch["operations"]) == ["C", "A2", "B"]
+    assert live.answer(new, token, 2, "v")[0] is patch
+    assert live.answer(new, fresh, 2, "v") == (live.no_update, live.no_update)
+    live.clear()
 
 
 @pytest.fixture
