@@ -60,11 +60,18 @@ def sealed_entry(prev_id: int, prev_hash: str, prev_mac: str, key: bytes, actor:
     return entry, digest, mac, detail_text
 
 
+_PLAIN = (str, int, bool, type(None))
+
+
 def _entry(prev_id: int, actor: str, action: str, target: str, detail: dict[str, Any],
            source: str) -> tuple[dict[str, Any], str]:
+    # the detail as JSON reads it back (tuples as lists...); a flat dict of strings, whole numbers, booleans and
+    # nulls (every event's entry) already is, and skips the round trip
+    plain = type(detail) is dict and all(type(k) is str and type(v) in _PLAIN for k, v in detail.items())
     entry = {"id": prev_id + 1, "at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
              "actor": actor, "action": action, "target": target,
-             "detail": json.loads(json.dumps(detail, ensure_ascii=False)), "source": source or "local"}
+             "detail": dict(detail) if plain else json.loads(json.dumps(detail, ensure_ascii=False)),
+             "source": source or "local"}
     return entry, json.dumps(entry["detail"], ensure_ascii=False, sort_keys=True)
 
 

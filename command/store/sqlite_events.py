@@ -16,18 +16,23 @@ from command.store.sqlite_audit import chain
 
 def vouched_events(key: bytes, rows: Any) -> list[StoredEvent]:
     """The events of joined (event, audit entry) rows whose entry's HMAC holds and names this payload."""
-    from command.security.audit import mac_ok
+    from command.security.audit import parsed_mac_ok
     out: list[StoredEvent] = []
     for r in rows:
         if out and out[-1].seq == r["seq"]:
             continue
-        entry = {"id": r["a_id"], "at": r["a_at"], "actor": r["a_actor"], "action": r["a_action"],
-                 "target": r["a_target"], "detail": r["a_detail"], "source": r["a_source"],
-                 "prev_mac": r["a_prev_mac"], "mac": r["a_mac"]}
-        if not mac_ok(key, entry) or r["a_action"] != f"event.{r['kind']}" or r["a_target"] != r["incident_id"]:
+        try:
+            detail = json.loads(r["a_detail"])     # once, for the HMAC and the checks below
+        except (TypeError, ValueError):
             continue
-        detail = json.loads(r["a_detail"])
-        if detail.get("seq") != r["seq"] or detail.get("sha256") != payload_digest(r["payload"]):
+        entry = {"id": r["a_id"], "at": r["a_at"], "actor": r["a_actor"], "action": r["a_action"],
+                 "target": r["a_target"], "detail": detail, "source": r["a_source"],
+                 "prev_mac": r["a_prev_mac"], "mac": r["a_mac"]}
+        if not parsed_mac_ok(key, entry) or r["a_action"] != f"event.{r['kind']}" \
+                or r["a_target"] != r["incident_id"]:
+            continue
+        if not isinstance(detail, dict) or detail.get("seq") != r["seq"] \
+                or detail.get("sha256") != payload_digest(r["payload"]):
             continue
         out.append(StoredEvent(r["seq"], r["incident_id"], r["kind"], r["at"], json.loads(r["payload"]), r["actor"]))
     return out

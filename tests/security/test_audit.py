@@ -208,6 +208,40 @@ def test_an_entry_sealed_at_once_has_the_hash_and_hmac_of_the_two_made_apart(det
     assert old_digest == entry_hash(prev_hash, dict(entry, at=old["at"]))
 
 
+TRICKY = ["", "王五", 'quote " backslash \\ slash /', "\u2028\u2029 \x00\x1f\x7f tab\t nl\n", "\ud800 lone",
+          "emoji 🚒", "</script>"]
+
+
+@pytest.mark.parametrize("text", TRICKY)
+@pytest.mark.parametrize("detail", [{}, {"seq": 7, "at": "t", "sha256": "ab" * 32, "event_actor": "甲"},
+                                    {"n": [1, 2.5, -0.0, 1e21, None, True], "d": {"z": 1, "a": {"b": "二"}}}])
+def test_an_entry_body_spelled_from_its_parts_is_its_canonical_json(text, detail):
+    """_body's plain-field spelling is canonical's text exactly (the bytes every hash and HMAC is over); an
+    entry with a field of another type goes through canonical itself."""
+    from command.security.audit import ENTRY_FIELDS, _body
+    for i in (0, 1, 42, -3, 10 ** 20):
+        entry = {"id": i, "at": text + "2026-03-14T01:00:00.000+00:00", "actor": text, "action": "event." + text,
+                 "target": text + "GD-1", "detail": dict(detail, x=text), "source": text or "local"}
+        assert _body(entry) == canonical({k: entry[k] for k in ENTRY_FIELDS})
+    for odd in ({"id": True}, {"id": 1.5}, {"actor": None}, {"target": 7}, {"source": ["a"]}):
+        entry = dict({"id": 1, "at": "t", "actor": "a", "action": "x", "target": "y", "detail": detail,
+                      "source": "cli"}, **odd)
+        assert _body(entry) == canonical({k: entry[k] for k in ENTRY_FIELDS})
+
+
+@pytest.mark.parametrize("detail", [{"seq": 7, "at": "t", "sha256": "ab", "event_actor": "甲", "ok": True,
+                                     "none": None},
+                                    {"t": (1, "二")}, {"nested": {"a": [1]}}, {1: "int key"}, {"f": 2.5}])
+def test_an_entry_detail_is_what_json_reads_back_with_or_without_the_round_trip(detail):
+    """A flat detail of plain values skips the JSON round trip; every detail is stored as the round trip
+    would have made it (tuples as lists, int keys as strings), and the entry holds its own copy."""
+    from command.store._records import sealed_entry
+    entry, _digest, _mac, text = sealed_entry(1, GENESIS, GENESIS, b"k" * 32, "甲", "event.x", "GD-1", detail, "cli")
+    trip = json.loads(json.dumps(detail, ensure_ascii=False))
+    assert entry["detail"] == trip and text == json.dumps(trip, ensure_ascii=False, sort_keys=True)
+    assert entry["detail"] is not detail
+
+
 def test_the_anchor_makes_its_folder_when_it_is_missing_and_appends_every_tip(tmp_path, caplog):
     """The anchor's folder is made on the first tip, and again if it is removed later; tips are only added."""
     import shutil
