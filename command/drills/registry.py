@@ -11,6 +11,7 @@ import logging
 import json
 import re
 import secrets
+import stat
 import threading
 import time
 from datetime import datetime
@@ -22,6 +23,7 @@ from command.errors import CommandError, ScenarioError
 from command.drills.exercise import scenario_from_text, DEFAULT_TOLERANCE_S, Exercise, ExerciseNotFound, MAX_PLAYERS, MAX_TOLERANCE_S, _ID
 
 log = logging.getLogger("command.drills.exercise")
+RACY_NS = 2_000_000_000      # a listing this soon after the folder's last change is not trusted to be whole
 
 
 # ---------------------------------------------------------------------- the registry
@@ -38,6 +40,8 @@ class Exercises:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._conduct = conduct
+        self._scan: tuple[int, int] | None = None   # (the folder's mtime, when it was listed), both ns
+        self._pending: set[str] = set()            # folders listed before their meta.json was written
         self._load()
 
     # -- opening
@@ -85,10 +89,19 @@ class Exercises:
     def _load(self) -> None:
         """Exercises in the var_dir that this process does not hold yet (started by another process, or
         before a restart): their control logs folded, their clocks where the logs say."""
-        if not self.root.is_dir():
+        try:
+            st = self.root.stat()
+        except OSError:
             return
+        if not stat.S_ISDIR(st.st_mode):
+            return
+        mtime = st.st_mtime_ns
+        self._pending.clear()
         for folder in sorted(self.root.iterdir()):
-            if folder.name in self._all or not _ID.match(folder.name) or not (folder / "meta.json").exists():
+            if folder.name in self._all or not _ID.match(folder.name):
+                continue
+            if not (folder / "meta.json").exists():
+                self._pending.add(folder.name)          # mid-start in another process: look again next time
                 continue
             try:
                 meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
@@ -98,8 +111,23 @@ class Exercises:
                 self._all[ex.id] = ex
             except (CommandError, OSError, ValueError, KeyError) as e:
                 log.warning("exercise folder %s not loaded: %s", folder, e)
+        self._scan = (mtime, time.time_ns())
         if any(ex.phase == "running" for ex in self._all.values()):
             self._ensure_thread()
+
+    def _listed(self) -> bool:
+        """Whether the last listing of the folder still stands: the folder's mtime has not moved since, the
+        listing came more than RACY_NS after that mtime (a folder made in the same clock tick as an earlier
+        change would not move it: git's "racy" rule) and no folder was waiting for its meta.json. One stat
+        instead of a listing, and no lock, for what every dashboard request asks: "which exercise is this?"."""
+        scan = self._scan
+        if scan is None or self._pending:
+            return False
+        try:
+            mtime = self.root.stat().st_mtime_ns
+        except OSError:
+            return False
+        return mtime == scan[0] and scan[1] - mtime > RACY_NS
 
     # -- finding
     def get(self, ex_id: str) -> Exercise:
@@ -114,24 +142,43 @@ class Exercises:
 
     def all(self) -> list[Exercise]:
         """Every exercise, newest first, each as its log stands now (other processes' changes included)."""
-        with self._lock:
-            self._load()
-            out = sorted(self._all.values(), key=lambda e: e.id, reverse=True)
+        out = self._known()
         for ex in out:
             ex.refresh()
         return out
 
+    def _known(self) -> list[Exercise]:
+        """Every exercise this process knows, with the folder listed again first if it may have changed."""
+        if not self._listed():
+            with self._lock:
+                self._load()
+        return sorted(list(self._all.values()), key=lambda e: e.id, reverse=True)
+
+    def _unfinished(self) -> list[Exercise]:
+        """The unfinished exercises, newest first, each as its log stands now. Finished is final, so a
+        finished exercise's log is not read again for this (its ratings and notes are the report's business)."""
+        out = []
+        for ex in self._known():
+            if not ex.finished:
+                ex.refresh()
+                if not ex.finished:
+                    out.append(ex)
+        return out
+
     def playing(self, name: str) -> Exercise | None:
         """The unfinished exercise ``name`` plays in, if any."""
-        return next((e for e in self.all() if not e.finished and name in e.players), None)
+        return next((e for e in self._unfinished() if name in e.players), None)
 
     def watching(self, name: str) -> Exercise | None:
         """The latest unfinished exercise ``name`` runs as its trainer."""
-        return next((e for e in self.all() if not e.finished and e.trainer == name), None)
+        return next((e for e in self._unfinished() if e.trainer == name), None)
 
     def of_user(self, name: str) -> Exercise | None:
-        """The exercise whose world ``name`` sees on the dashboard: the one they play, or run."""
-        return self.playing(name) or self.watching(name)
+        """The exercise whose world ``name`` sees on the dashboard: the one they play, or else the one they run
+        (one read of the unfinished exercises for both)."""
+        open_ = self._unfinished()
+        return next((e for e in open_ if name in e.players), None) or \
+            next((e for e in open_ if e.trainer == name), None)
 
     # -- the conductor
     def _ensure_thread(self) -> None:
