@@ -384,10 +384,11 @@ def build_alert(*, identifier: str, sender: str, sent: datetime, status: str, ms
         head.append(_E.incidents(incident_id))
     root = _E.alert(*head, _info(msg, "zh-CN", it, grade, area), _info(msg, "en-US", it, grade, area))
     xml = etree.tostring(root, encoding="UTF-8", xml_declaration=True, pretty_print=True).decode("utf-8")
-    validate(xml, data_dir=profile.data_dir)
     if profile.signer is not None:
+        # the message as sent is validated, once: the signature only adds ds:Signature at the end of <alert>
+        # (which the XSD takes), so the signed text is valid exactly when the unsigned one is
         xml = profile.signer.sign(xml)
-        validate(xml, data_dir=profile.data_dir)      # the XSD takes ds:Signature at the end of <alert>
+    validate(xml, data_dir=profile.data_dir)
     return xml
 
 

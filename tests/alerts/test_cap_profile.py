@@ -137,3 +137,21 @@ def test_references_name_every_message_still_in_force(itypes, area):
     cancel = make(itypes, area, msg_type="Cancel", references=cap.references_in_force([a, b, c], now),
                   identifier=ident(40), sent=now + timedelta(minutes=10))
     assert cap.references_in_force([a, b, c, cancel], now + timedelta(minutes=11)) == []
+
+
+def test_a_signed_message_is_validated_as_it_is_sent(itypes, area, profile):
+    """The message is validated once, as sent (signed): what signing gives back is what is checked, so a
+    signed text the XSD or CAP's rules refuse is never returned."""
+    from dataclasses import replace
+    from command.errors import CapValidationError
+
+    class Mangling(signing.Signer):
+        def sign(self, xml):
+            return super().sign(xml).replace("+08:00</sent>", "Z</sent>", 1)
+
+    bad = replace(profile, signer=Mangling(profile.signer.key_pem, profile.signer.cert_pem))
+    with pytest.raises(CapValidationError, match="<sent>"):
+        make(itypes, area, bad)
+    xml = make(itypes, area, profile)
+    cap.validate(xml)
+    signing.verify(xml, trusted=[profile.signer.cert_pem])
